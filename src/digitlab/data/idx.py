@@ -1,0 +1,131 @@
+"""IDX file format (the format of MNIST and Fashion-MNIST): read, write, validate.
+
+Layout: 2 zero bytes, a dtype code byte, a byte with the number of dimensions, then one
+big-endian uint32 per dimension, then the data in C order (big-endian for multi-byte types).
+Files may be gzip-compressed (detected from the magic bytes, not the name).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.errors import DatasetError
+
+# dtype code -> numpy dtype (big-endian where it matters)
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODES = {v.newbyteorder("="): k for k, v in IDX_DTYPES.items()}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """Return the (decompressed) bytes of an IDX file, gzip or raw."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found; check the path or run `digitlab data list` to see where datasets are looked for")
+    raw = path.read_bytes()
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{path}: gzip stream is corrupt or truncated ({exc}); replace the file with a fresh copy") from None
+    return raw
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes into an array, validating magic, dtype code, dimensions and length."""
+    if len(data) < 4:
+        raise DatasetError(f"{name}: only {len(data)} bytes, too short for an IDX header; replace the file with a fresh copy")
+    if data[0] != 0 or data[1] != 0:
+        raise DatasetError(f"{name}: bad magic number {data[:4].hex()} (IDX files start with two zero bytes); this is not an IDX file")
+    code, ndim = data[2], data[3]
+    if code not in IDX_DTYPES:
+        raise DatasetError(f"{name}: unknown IDX dtype code 0x{code:02x} (expected one of {', '.join(hex(c) for c in IDX_DTYPES)}); the file is corrupt")
+    if ndim == 0:
+        raise DatasetError(f"{name}: IDX header declares 0 dimensions; the file is corrupt")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DatasetError(f"{name}: truncated header ({len(data)} bytes, need {header}); replace the file with a fresh copy")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_DTYPES[code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DatasetError(f"{name}: file {problem}: {len(data)} bytes but header shape {shape} needs {expected}; replace the file with a fresh copy")
+    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzip or raw) into a native-endian numpy array."""
+    return parse_idx(read_bytes(path), name=str(path))
+
+
+def encode_idx(arr: np.ndarray) -> bytes:
+    """Encode an array as IDX bytes."""
+    arr = np.asarray(arr)
+    key = arr.dtype.newbyteorder("=")
+    if key not in _CODES:
+        raise DatasetError(f"dtype {arr.dtype}: cannot be written as IDX; convert to uint8, int8, int16, int32, float32 or float64")
+    if arr.ndim == 0 or arr.ndim > 255:
+        raise DatasetError(f"array with {arr.ndim} dimensions: IDX needs 1 to 255; reshape the array")
+    code = _CODES[key]
+    header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+    return header + np.ascontiguousarray(arr, dtype=IDX_DTYPES[code]).tobytes()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes via a temporary file in the same folder, then rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_idx(path: str | os.PathLike, arr: np.ndarray, compress: bool | None = None) -> Path:
+    """Write an array as an IDX file; gzip when ``compress`` or when the name ends in .gz."""
+    path = Path(path)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    data = encode_idx(arr)
+    if compress:
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def md5_of_content(path: str | os.PathLike) -> str:
+    """MD5 of the decompressed content (the canonical checksum published for MNIST)."""
+    return hashlib.md5(read_bytes(path)).hexdigest()
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, name: str, n_classes: int | None = None) -> None:
+    """Validate that an images/labels pair agree in count and labels are in range."""
+    if images.ndim != 3:
+        raise DatasetError(f"{name}: images have shape {images.shape}, expected (n, height, width); wrong file for images?")
+    if labels.ndim != 1:
+        raise DatasetError(f"{name}: labels have shape {labels.shape}, expected (n,); wrong file for labels?")
+    if len(images) != len(labels):
+        raise DatasetError(f"{name}: {len(images)} images but {len(labels)} labels; the image and label files do not belong together")
+    if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DatasetError(f"{name}: labels range {labels.min()}..{labels.max()}, expected 0..{n_classes - 1}; the label file is corrupt or from another dataset")
