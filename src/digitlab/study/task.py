@@ -68,3 +68,13 @@ class TaskResult:
     notes: list[str] = field(default_factory=list)  # explanatory text (definitions, method notes)
     metrics: dict[str, Any] = field(default_factory=dict)  # headline numbers (JSON-serialisable)
     seconds: float = 0.0  # wall time of run(), filled in by the runner
+
+
+def save_png(fig, out_dir: Path, name: str, dpi: int = 110) -> str:
+    """Save a matplotlib figure as ``<name>.png`` in ``out_dir``, close it, return the file name."""
+    import matplotlib.pyplot as plt
+
+    file = f"{name}.png"
+    fig.savefig(Path(out_dir) / file, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return file

@@ -1,0 +1,1 @@
+"""Study tasks; each module follows the contract in :mod:`digitlab.study.task`."""
