@@ -1,0 +1,131 @@
+"""Command line: ``digitlab run | report | data | config``. Thin: parses, calls the library, prints.
+
+Any :class:`~digitlab.errors.DigitlabError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from digitlab.errors import DigitlabError
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="TOML config file (see configs/)")
+    p.add_argument("--profile", "-p", choices=["quick", "standard", "full"], help="size of the study (default: standard)")
+    p.add_argument("--dataset", "-d", help="dataset name: mnist (default), fashion-mnist, digits")
+    p.add_argument("--data-dir", help="folder holding the dataset's files")
+    p.add_argument("--tasks", help="comma-separated tasks to run, in order (default: all)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. --set classify.n_train=5000 (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--jobs", "-j", type=int, dest="n_jobs", help="parallel jobs (-1 = all cores)")
+    p.add_argument("--name", help="run name (default: <dataset>-<profile>)")
+    p.add_argument("--output", dest="output_dir", help="folder for run folders (default: runs)")
+    p.add_argument("--cache-dir", help="folder of cached task results (default: .digitlab-cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (reusable by scripts)."""
+    parser = argparse.ArgumentParser(prog="digitlab", description="Run a complete image-classification study and write HTML + PDF reports.")
+    parser.add_argument("--version", action="version", version=f"digitlab {__import__('digitlab').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a study and write its reports")
+    _study_args(run)
+    run.add_argument("--no-cache", action="store_true", help="recompute every task (results are still stored)")
+    run.add_argument("--no-pdf", action="store_true", help="skip report.pdf")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    cfg = sub.add_parser("config", help="print the resolved config as TOML")
+    _study_args(cfg)
+
+    rep = sub.add_parser("report", help="rebuild the reports of a run folder from its stored results")
+    rep.add_argument("run_dir")
+    rep.add_argument("--no-pdf", action="store_true")
+
+    data = sub.add_parser("data", help="datasets: list, info, verify")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="registered datasets")
+    for name in ("info", "verify"):
+        d = dsub.add_parser(name, help="sizes, class counts, pixel statistics" if name == "info" else "check checksums")
+        d.add_argument("name", nargs="?" if name == "verify" else None, default="mnist")
+        d.add_argument("--data-dir")
+    return parser
+
+
+def _resolve(args: argparse.Namespace):
+    from digitlab.study.config import load_toml, resolve
+
+    data = load_toml(args.config) if args.config else {}
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    return resolve(data, args.overrides, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
+                   tasks=tasks, seed=args.seed, device=args.device, n_jobs=args.n_jobs, name=args.name,
+                   output_dir=args.output_dir, cache_dir=args.cache_dir)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from digitlab.study.runner import run_study
+
+    cfg = _resolve(args)
+    if args.no_cache:
+        cfg.study.use_cache = False
+    if args.no_pdf:
+        cfg.study.pdf = False
+    out = run_study(cfg, quiet=args.quiet)
+    print(f"run folder: {out.run_dir}")
+    print(f"HTML report: {out.html}")
+    if out.pdf:
+        print(f"PDF report: {out.pdf}")
+    print(f"total: {out.seconds:.1f} s ({sum(out.cached.values())} of {len(out.cached)} tasks from cache)")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from digitlab.data.registry import DESCRIPTIONS, load_dataset
+
+    if args.data_command == "list":
+        for name, desc in DESCRIPTIONS.items():
+            print(f"{name:15s} {desc}")
+        return 0
+    ds = load_dataset(args.name, args.data_dir)
+    if args.data_command == "verify":
+        for part, status in ds.checksums.items():
+            print(f"{part:14s} {status}")
+        print(f"{ds.name}: all files verified" if all(v == "ok" for v in ds.checksums.values()) else f"{ds.name}: loaded (no published checksums to verify)")
+        return 0
+    print(json.dumps(ds.summary(), indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "config":
+            from digitlab.study.config import to_toml
+
+            print(to_toml(_resolve(args)))
+            return 0
+        if args.command == "report":
+            from digitlab.report.build import build_reports
+
+            html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf)
+            print(f"HTML report: {html}" + (f"\nPDF report: {pdf}" if pdf else ""))
+            return 0
+        return cmd_data(args)
+    except DigitlabError as exc:
+        print(f"digitlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digitlab: interrupted; finished tasks are kept in the cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Study configuration: a TOML file plus CLI overrides, resolved against profiles, validated once.
+
+Resolution order (later wins): the task's ``Config`` defaults (= the ``standard`` profile) ->
+the task's ``PROFILES[profile]`` overrides -> the TOML file's section -> ``--set`` overrides.
+Unknown sections or keys and values of the wrong type are :class:`ConfigError`\\ s naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from digitlab.errors import ConfigError
+
+PROFILES = ("quick", "standard", "full")
+TASK_ORDER = ("overview", "features", "embed", "augment", "classify", "cnn_sweeps")
+
+
+@dataclass
+class StudyConfig:
+    """The ``[study]`` section: what to run and where."""
+
+    name: str = ""  # run name; defaults to "<dataset>-<profile>"
+    dataset: str = "mnist"  # a registry name: mnist, fashion-mnist, digits
+    data_dir: str = ""  # folder with the dataset's files (for datasets not bundled)
+    profile: str = "standard"  # quick | standard | full
+    seed: int = 0  # every task derives its randomness from this
+    tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
+    device: str = "auto"  # auto | cpu | cuda | mps
+    n_jobs: int = 1  # parallel jobs (joblib / scikit-learn); -1 = all cores
+    output_dir: str = "runs"  # run folders land in <output_dir>/<timestamp>-<name>/
+    cache_dir: str = ".digitlab-cache"  # content-addressed task results
+    use_cache: bool = True
+    pdf: bool = True  # also write report.pdf
+
+
+@dataclass
+class ResolvedConfig:
+    study: StudyConfig
+    tasks: dict[str, Any]  # task NAME -> its Config instance, in run order
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"study": dataclasses.asdict(self.study)}
+        out.update({k: dataclasses.asdict(v) for k, v in self.tasks.items()})
+        return out
+
+
+def task_module(name: str) -> types.ModuleType:
+    """Import the module of task ``name``; unknown names are a ConfigError listing the choices."""
+    if name not in TASK_ORDER:
+        raise ConfigError(f"task {name!r}: unknown task; choose from {', '.join(TASK_ORDER)}")
+    return importlib.import_module(f"digitlab.study.tasks.{name}")
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """Check (and gently coerce int->float) one value against a dataclass field's type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arm in typing.get_args(hint):
+            if arm is type(None) and value is None:
+                return None
+            try:
+                return _check_type(key, value, arm)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key}: expected a list, got {value!r}; write it as [a, b, ...]")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"config key {key}: expected {name}, got {value!r}; fix the value in the config or --set")
+    return value
+
+
+def _apply(obj: Any, section: str, values: dict[str, Any]) -> Any:
+    """Return a copy of dataclass ``obj`` with ``values`` applied, each key and type checked."""
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    clean = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"config key {section}.{key}: unknown key; valid keys are {', '.join(names)}")
+        clean[key] = _check_type(f"{section}.{key}", value, hints[key])
+    new = dataclasses.replace(obj, **clean)
+    check = getattr(new, "validate", None)
+    if callable(check):
+        check()  # a task's own range checks raise ConfigError
+    return new
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value`` (value in TOML syntax; bare words are strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. --set classify.n_train=5000")
+    lhs, raw = text.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: not found; check the path (examples are in configs/)")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc}); fix the syntax") from None
+
+
+def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = None, **study_overrides: Any) -> ResolvedConfig:
+    """Resolve a config dict (from TOML), ``--set`` overrides and study-level keyword overrides."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    for text in overrides or []:
+        section, key, value = parse_override(text)
+        data.setdefault(section, {})[key] = value
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"config key {section}: top-level keys must be sections like [study] or [classify]; move it into a section")
+    study_values = {**data.pop("study", {}), **{k: v for k, v in study_overrides.items() if v is not None}}
+    study = _apply(StudyConfig(), "study", study_values)
+    if study.profile not in PROFILES:
+        raise ConfigError(f"config key study.profile: {study.profile!r} is not a profile; choose quick, standard or full")
+    if study.device not in ("auto", "cpu", "cuda", "mps"):
+        raise ConfigError(f"config key study.device: {study.device!r} is not a device; choose auto, cpu, cuda or mps")
+    if not study.tasks:
+        raise ConfigError("config key study.tasks: empty; list at least one task, e.g. [\"overview\", \"classify\"]")
+    tasks = {}
+    for name in study.tasks:
+        mod = task_module(name)
+        cfg = _apply(mod.Config(), name, getattr(mod, "PROFILES", {}).get(study.profile, {}))
+        tasks[name] = _apply(cfg, name, data.pop(name, {}))
+    for section in data:
+        task_module(section)  # unknown section -> error; a known task not in study.tasks is checked too
+        mod = task_module(section)
+        _apply(mod.Config(), section, data[section])
+    if not study.name:
+        study.name = f"{study.dataset}-{study.profile}"
+    return ResolvedConfig(study, tasks)
+
+
+def to_toml(cfg: ResolvedConfig) -> str:
+    """Write the resolved config back as TOML (for the run folder and `digitlab config show`)."""
+    lines = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if v is None:
+        return '""'
+    raise ConfigError(f"config value {v!r}: cannot be written as TOML")

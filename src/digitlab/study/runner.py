@@ -1,0 +1,161 @@
+"""Run a study: resolve config -> load data -> run (or reuse) each task -> write the run folder -> report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from digitlab.data.idx import atomic_write_bytes
+from digitlab.data.registry import Dataset, load_dataset
+from digitlab.errors import ConfigError
+from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
+from digitlab.study.config import ResolvedConfig, task_module, to_toml
+from digitlab.study.task import TaskContext, TaskResult
+
+PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
+            "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    results: dict[str, TaskResult]
+    cached: dict[str, bool]
+    seconds: float
+    html: Path | None = None
+    pdf: Path | None = None
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> cuda if available, else mps, else cpu; an explicit device must exist."""
+    import torch
+
+    cuda, mps = torch.cuda.is_available(), bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if name == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise ConfigError(f"config key study.device: {name!r} is not available on this machine; use auto or cpu")
+    return name
+
+
+def environment(device: str, seed: int, n_jobs: int) -> dict:
+    """What the run ran on: versions, device, threads, seed (written to environment.json)."""
+    import torch
+
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else ""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device + (f" ({gpu})" if gpu else ""),
+        "seed": seed,
+        "n_jobs": n_jobs,
+        "code_version": code_version(),
+        "packages": versions,
+    }
+
+
+def make_run_dir(output_dir: str | Path, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(output_dir) / f"{stamp}-{name}"
+    run_dir, i = base, 1
+    while run_dir.exists():
+        run_dir, i = Path(f"{base}-{i}"), i + 1
+    (run_dir / "results").mkdir(parents=True)
+    return run_dir
+
+
+def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
+    log = logging.getLogger("digitlab")
+    log.setLevel(logging.INFO)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    fh = logging.FileHandler(run_dir / "log.txt")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(fh)
+    if not quiet:
+        from rich.logging import RichHandler
+
+        log.addHandler(RichHandler(show_path=False, markup=False))
+    log.propagate = False
+    return log
+
+
+def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache, log: logging.Logger,
+             shared: dict, progress: bool) -> tuple[TaskResult, Path, bool]:
+    """Return (result, entry folder, cached?) for one task, computing it only on a cache miss."""
+    mod = task_module(name)
+    section = dataclasses.asdict(cfg)
+    key = cache_key(name, section, study.seed, device, dataset.fingerprint())
+    if study.use_cache:
+        hit = cache.load(name, key)
+        if hit is not None:
+            log.info("%s: reused cached result %s", name, key)
+            return hit, cache.entry(name, key), True
+    work = cache.new_workdir(name, key)
+    ctx = TaskContext(dataset=dataset, out_dir=work, profile=study.profile, seed=study.seed, device=device,
+                      n_jobs=study.n_jobs, progress=progress, log=log, shared=shared)
+    log.info("%s: running (%s profile)", name, study.profile)
+    t0 = time.perf_counter()
+    try:
+        result = mod.run(ctx, cfg)
+    except BaseException:
+        cache.discard(work)  # nothing half-written survives a failure or Ctrl-C
+        raise
+    result.seconds = round(time.perf_counter() - t0, 2)
+    log.info("%s: done in %.1f s", name, result.seconds)
+    return result, cache.commit(name, key, work, result), False
+
+
+def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = True) -> RunOutcome:
+    """Run every task of a resolved config and write the run folder (and the reports)."""
+    t0 = time.perf_counter()
+    study = cfg.study
+    dataset = load_dataset(study.dataset, study.data_dir or None)
+    device = resolve_device(study.device)
+    run_dir = make_run_dir(study.output_dir, study.name)
+    log = _logger(run_dir, quiet)
+    atomic_write_bytes(run_dir / "config.toml", to_toml(cfg).encode())
+    env = environment(device, study.seed, study.n_jobs)
+    atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=1).encode())
+    log.info("run folder %s; dataset %s (%d train / %d test); device %s", run_dir, dataset.name,
+             len(dataset.y_train), len(dataset.y_test), device)
+    cache = Cache(study.cache_dir)
+    results, cached, shared = {}, {}, {}
+    for name, task_cfg in cfg.tasks.items():
+        result, entry, hit = run_task(name, task_cfg, dataset, study, device, cache, log, shared, not quiet)
+        shutil.copytree(entry, run_dir / "results" / name)
+        results[name], cached[name] = result, hit
+        shared[name] = {"result": result, "dir": run_dir / "results" / name}
+    seconds = round(time.perf_counter() - t0, 2)
+    summary = {"name": study.name, "dataset": dataset.summary(), "profile": study.profile, "seconds": seconds,
+               "finished": datetime.now().isoformat(timespec="seconds"),
+               "tasks": [{"task": n, "seconds": results[n].seconds, "cached": cached[n]} for n in results]}
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=1).encode())
+    outcome = RunOutcome(run_dir, results, cached, seconds)
+    if build_report:
+        from digitlab.report.build import build_reports
+
+        outcome.html, outcome.pdf = build_reports(run_dir, pdf=study.pdf)
+    log.info("study finished in %.1f s: %s", time.perf_counter() - t0, run_dir)
+    return outcome
+
+
+__all__ = ["run_study", "run_task", "RunOutcome", "resolve_device", "environment", "result_to_json"]

@@ -1,0 +1,83 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from digitlab.data import load_dataset, stratified_subset, write_idx
+from digitlab.data.registry import bundled_mnist_dir, load_idx_folder
+from digitlab.errors import ConfigError, DatasetError
+
+
+def test_mnist_shapes_and_checksums(mnist):
+    assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_train.dtype == np.uint8
+    assert mnist.x_test.shape == (10000, 28, 28)
+    assert mnist.y_train.dtype == np.int64 and set(np.unique(mnist.y_train)) == set(range(10))
+    assert all(v == "ok" for v in mnist.checksums.values())
+    # published class counts of the MNIST test set
+    assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_loading_refuses_altered_file(tmp_path):
+    for f in bundled_mnist_dir().glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    labels = load_dataset("mnist").y_test.astype(np.uint8).copy()
+    labels[0] = (labels[0] + 1) % 10  # a valid IDX file whose content is not the official one
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(DatasetError, match="MD5"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_mismatched_and_out_of_range(tmp_path):
+    x = np.zeros((5, 4, 4), np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", x)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", x)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(5, np.uint8))
+    with pytest.raises(DatasetError, match="5 images but 4 labels"):
+        load_idx_folder(tmp_path, "tiny", ["a", "b"])
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.array([0, 1, 0, 1, 7], np.uint8))
+    with pytest.raises(DatasetError, match="labels range"):
+        load_idx_folder(tmp_path, "tiny", ["a", "b"])
+
+
+def test_unknown_dataset_and_missing_folder(tmp_path):
+    with pytest.raises(DatasetError, match="unknown name"):
+        load_dataset("cifar11")
+    with pytest.raises(DatasetError, match="missing"):
+        load_idx_folder(tmp_path, "x", ["a"])
+
+
+def test_digits_dataset():
+    ds = load_dataset("digits")
+    assert ds.x_train.shape[1:] == (8, 8) and ds.x_train.max() == 255
+    assert len(ds.y_train) + len(ds.y_test) == 1797
+
+
+@pytest.mark.parametrize("per_class", [1, 10, 100])
+def test_subset_per_class_exact(mnist, per_class):
+    idx = stratified_subset(mnist.y_train, per_class=per_class, seed=3)
+    assert np.bincount(mnist.y_train[idx], minlength=10).tolist() == [per_class] * 10
+    assert len(np.unique(idx)) == len(idx)
+
+
+@pytest.mark.parametrize("total", [1000, 1234, 10000])
+def test_subset_total_exact_and_proportional(mnist, total):
+    idx = stratified_subset(mnist.y_train, total=total, seed=0)
+    counts = np.bincount(mnist.y_train[idx], minlength=10)
+    assert counts.sum() == total
+    expected = np.bincount(mnist.y_train) / len(mnist.y_train) * total
+    assert np.all(np.abs(counts - expected) < 1)
+
+
+def test_subset_seeded(mnist):
+    a = stratified_subset(mnist.y_train, per_class=50, seed=1)
+    b = stratified_subset(mnist.y_train, per_class=50, seed=1)
+    c = stratified_subset(mnist.y_train, per_class=50, seed=2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_subset_bad_sizes(mnist):
+    with pytest.raises(ConfigError):
+        stratified_subset(mnist.y_train, per_class=10**6)
+    with pytest.raises(ConfigError):
+        stratified_subset(mnist.y_train, total=0)
