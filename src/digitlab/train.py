@@ -1,0 +1,583 @@
+"""The PyTorch training engine: in-memory tensors, seeded shuffling, schedulers, best checkpoint.
+
+The whole training set lives as one float tensor on the device (MNIST is 188 MB as float32), so a
+batch is an index into it: no per-sample Python, no DataLoader workers. One call trains a model::
+
+    net = build_net("cnn", seed=0)
+    result = fit(net, ds.x_train, ds.y_train, TrainConfig(epochs=2))
+    proba = predict_proba(result.model, ds.x_test, norm=result.norm)
+
+``fit`` carves a stratified validation split from the training images (``val_fraction``), keeps the
+checkpoint with the best validation accuracy and restores it at the end, records one history row
+per epoch, and stops early on a patience or a wall-time budget. :class:`CNNClassifier` wraps it as
+a scikit-learn estimator; :func:`cross_validate` runs k stratified folds.
+
+Recipes (``(net_name, net_params, TrainConfig)``), measured with ``benchmarks/bench_train.py``:
+see :data:`FAST_RECIPE` and :data:`STRONG_RECIPE`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+
+from digitlab.errors import ConfigError, ModelError
+from digitlab.models.nets import build_net
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+# =============================================================================================
+# Configuration
+# =============================================================================================
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults are the fast recipe's (see :data:`FAST_RECIPE`)."""
+
+    epochs: int = 2  # passes over the training split
+    batch_size: int = 128  # images per optimiser step
+    lr: float = 0.01  # base learning rate (one-cycle: the peak)
+    optimizer: str = "adamw"  # "sgd" | "momentum" (SGD with momentum) | "adam" | "adamw"
+    momentum: float = 0.9  # for "momentum" (and SGD-based one-cycle cycling)
+    nesterov: bool = False  # Nesterov momentum for "momentum"
+    weight_decay: float = 5e-4  # L2 (sgd/momentum/adam) or decoupled decay (adamw)
+    l1: float = 0.0  # coefficient of the L1 penalty sum |w| over weight matrices/kernels
+    scheduler: str = "onecycle"  # one of SCHEDULERS; onecycle steps per batch, the others per epoch
+    step_size: int = 1  # "step": epochs between decays
+    gamma: float = 0.5  # "step"/"multistep"/"exponential": decay factor; "plateau": factor
+    milestones: list[int] = field(default_factory=lambda: [2, 4])  # "multistep": epochs of decay
+    min_lr: float = 0.0  # "cosine": final learning rate
+    pct_start: float = 0.25  # "onecycle": fraction of steps spent warming up
+    plateau_patience: int = 1  # "plateau": epochs without val-loss improvement before decaying
+    val_fraction: float = 0.1  # stratified validation split carved from train (0 = none)
+    early_stopping_patience: int = 0  # epochs without val-accuracy improvement before stopping (0 = off)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    seed: int = 0  # seeds shuffling, augmentation, dropout and the validation split
+    device: str = "auto"  # "auto" (cuda > mps > cpu) | "cpu" | "cuda" | "mps"
+    max_seconds: float = 0.0  # wall-time budget of the training loop (0 = none)
+    channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU and GPU)
+    num_threads: int = 0  # torch CPU threads during fit (0 = leave torch's setting)
+    eval_batch_size: int = 1024  # images per forward pass when evaluating
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on a bad value (called by :func:`fit`)."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer {self.optimizer!r}: unknown; use one of {list(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler {self.scheduler!r}: unknown; use one of {list(SCHEDULERS)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device {self.device!r}: unknown; use one of {list(DEVICES)}")
+        for key in ("epochs", "batch_size", "eval_batch_size", "step_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train {key} = {getattr(self, key)}: must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"train val_fraction = {self.val_fraction}: must be in [0, 1); e.g. 0.1")
+        if self.lr <= 0:
+            raise ConfigError(f"train lr = {self.lr}: must be positive; e.g. 0.01")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train label_smoothing = {self.label_smoothing}: must be in [0, 1)")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns. ``model`` holds the best checkpoint by validation accuracy."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    train_seconds: float
+    n_train_images_seen: int
+    norm: tuple[float, float]
+    stopped_early: str = ""  # "", "patience" or "time"
+
+
+def resolve_device(name: str = "auto") -> str:
+    """Turn ``"auto"`` into the best available device; check that a named one exists."""
+    if name not in DEVICES:
+        raise ConfigError(f"device {name!r}: unknown; use one of {list(DEVICES)}")
+    has_mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda': no CUDA GPU is visible to torch; use device = 'auto' or 'cpu'")
+    if name == "mps" and not has_mps:
+        raise ConfigError("device 'mps': Apple MPS is not available; use device = 'auto' or 'cpu'")
+    return name
+
+
+# =============================================================================================
+# Data: uint8 arrays -> float tensors on the device, stratified split, batched augmentation
+# =============================================================================================
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """Images as ``(n, H, W)`` uint8: accepts ``(n, H, W)``, ``(n, 1, H, W)`` or square ``(n, H*W)``.
+
+    Non-uint8 input is taken to be on the 0..255 scale, or on 0..1 when its maximum is at most 1.
+    """
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
+            raise ModelError(f"images of {x.shape[1]} features: not a square image; pass (n, H, W) arrays")
+        x = x.reshape(len(x), side, side)
+    if x.ndim != 3:
+        raise ModelError(f"images of shape {x.shape}: expected (n, H, W) uint8 (or (n, H*W)); reshape them")
+    if x.dtype != np.uint8:
+        scale = 255.0 if x.size and float(np.max(x)) <= 1.0 else 1.0
+        x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    return x
+
+
+def to_tensor(x: np.ndarray, device: str) -> torch.Tensor:
+    """uint8 ``(n, H, W)`` -> float ``(n, 1, H, W)`` in [0, 1] on ``device``."""
+    return torch.from_numpy(as_images(x)).to(device).unsqueeze(1).float().div_(255.0)
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)`` with ``fraction`` of every class in ``val`` (at least one each)."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        val.append(idx[:k])
+    val_idx = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Translate every image by its own random integer offset in ``[-max_shift, max_shift]`` (zero fill).
+
+    One gather on the padded batch: no per-sample Python.
+    """
+    b, c, h, w = x.shape
+    m = max_shift
+    shifts = torch.randint(-m, m + 1, (2, b), generator=generator, device=generator.device).to(x.device)
+    padded = F.pad(x, (m, m, m, m))
+    rows = (torch.arange(h, device=x.device)[None, :] + m - shifts[0][:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=x.device)[None, :] + m - shifts[1][:, None])[:, None, None, :]
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows, cols]
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, translate: float = 0.1,
+                  scale: float = 0.1) -> torch.Tensor:  # fmt: skip
+    """Random rotation (+-``degrees``), scaling (1 +- ``scale``) and translation (+- ``translate`` of
+    the size) per image, by one ``affine_grid``/``grid_sample`` call on the batch."""
+    b = x.shape[0]
+    u = torch.rand(4, b, generator=generator, device=generator.device).to(x.device) * 2 - 1
+    angle = u[0] * math.radians(degrees)
+    s = 1 + u[1] * scale
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos, -sin, u[2] * translate * 2], 1), torch.stack([sin, cos, u[3] * translate * 2], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+BUILTIN_AUGMENTATIONS: dict[str, Augment] = {"shift": random_shift, "affine": random_affine}
+
+
+def resolve_augment(augment: str | Augment | None) -> Augment | None:
+    """A callable from a name: the built-ins ("shift", "affine"), else :mod:`digitlab.augment`."""
+    if augment is None or callable(augment):
+        return augment
+    if augment in ("", "none"):
+        return None
+    if augment in BUILTIN_AUGMENTATIONS:
+        return BUILTIN_AUGMENTATIONS[augment]
+    try:
+        from digitlab.augment import get_augmentation
+    except ImportError:
+        raise ConfigError(f"augment {augment!r}: unknown; use one of {sorted(BUILTIN_AUGMENTATIONS)} or a callable") from None
+    return get_augmentation(augment)
+
+
+# =============================================================================================
+# Optimiser, scheduler, loss
+# =============================================================================================
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``cfg.optimizer``."""
+    params, lr, wd = model.parameters(), cfg.lr, cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if cfg.optimizer == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The learning-rate scheduler named by ``cfg.scheduler`` (``None`` for "none")."""
+    s = cfg.scheduler
+    if s == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if s == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    if s == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    if s == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
+    if s == "onecycle":
+        cycle = cfg.optimizer == "momentum"  # cycle momentum only where there is one to cycle
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                                                   pct_start=cfg.pct_start, cycle_momentum=cycle)  # fmt: skip
+    if s == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=cfg.plateau_patience)
+    return None
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of |w| over weight matrices and kernels (biases and norm parameters excluded)."""
+    return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)
+
+
+# =============================================================================================
+# Training loop
+# =============================================================================================
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Use ``n`` torch CPU threads inside the block (0 = unchanged), restoring the old value."""
+    old = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: tuple[float, float], batch_size: int = 1024,
+             channels_last: bool = False) -> tuple[float, float]:  # fmt: skip
+    """Mean cross-entropy and accuracy of ``model`` on float images ``x`` in [0, 1] (eval mode)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        logits = model(_layout((x[i : i + batch_size] - norm[0]) / norm[1], channels_last))
+        yb = y[i : i + batch_size]
+        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    model.train(was_training)
+    return loss_sum / max(len(x), 1), correct / max(len(x), 1)
+
+
+@dataclass
+class _Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def _prepare(x_train, y_train, x_val, y_val, cfg: TrainConfig, device: str) -> tuple[_Split, _Split | None]:
+    y_train = np.asarray(y_train, dtype=np.int64)
+    x_train = as_images(x_train)
+    if x_val is None and cfg.val_fraction > 0:
+        tr, va = stratified_split(y_train, cfg.val_fraction, cfg.seed)
+        x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
+    train = _Split(to_tensor(x_train, device), torch.as_tensor(y_train, device=device))
+    val = None
+    if x_val is not None:
+        val = _Split(to_tensor(x_val, device), torch.as_tensor(np.asarray(y_val, dtype=np.int64), device=device))
+    return train, val
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), transient=True)  # fmt: skip
+
+
+def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, augment, deadline, bar) -> dict[str, Any]:
+    """One pass over a seeded permutation of the training tensor. Returns sums and a time-out flag."""
+    model.train()
+    n = len(train.x)
+    perm = torch.randperm(n, generator=gen, device=gen.device).to(train.x.device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    timed_out = False
+    for i in range(0, n, cfg.batch_size):
+        idx = perm[i : i + cfg.batch_size]
+        xb, yb = train.x[idx], train.y[idx]
+        if augment is not None:
+            xb = augment(xb, gen)
+        logits = model(_layout((xb - norm[0]) / norm[1], cfg.channels_last))
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        total = loss + cfg.l1 * l1_penalty(model) if cfg.l1 > 0 else loss
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if cfg.scheduler == "onecycle" and sched.last_epoch + 1 < sched.total_steps:
+            sched.step()
+        loss_sum += loss.item() * len(idx)
+        correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(idx)
+        if bar is not None:
+            bar[0].update(bar[1], advance=1)
+        if deadline and time.perf_counter() > deadline:
+            timed_out = True
+            break
+    return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1), "seen": seen, "timed_out": timed_out}
+
+
+def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainConfig | None = None, *,
+        x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, augment: str | Augment | None = None,
+        progress: bool = False) -> TrainResult:  # fmt: skip
+    """Train ``model`` on uint8 images and return the best checkpoint by validation accuracy.
+
+    Parameters
+    ----------
+    model : a network taking normalised ``(B, 1, H, W)`` floats; moved to the device and trained in place.
+    x_train, y_train : uint8 images ``(n, H, W)`` and integer labels ``0..n_classes-1``.
+    cfg : :class:`TrainConfig` (defaults to the fast recipe's settings).
+    x_val, y_val : a validation set; if absent, ``cfg.val_fraction`` of each class is carved from train.
+        With neither, the last epoch is kept and the history's val columns are NaN.
+    augment : ``augment(x, generator) -> x`` on float ``(B, 1, H, W)`` in [0, 1], applied per batch
+        before normalisation; or a name ("shift", "affine", or one of :mod:`digitlab.augment`).
+    progress : show a rich progress bar per epoch.
+
+    Returns
+    -------
+    TrainResult : the model (best checkpoint restored), per-epoch history, timings and the
+        normalisation ``(mean, std)`` of the training split to reuse in :func:`predict_proba`.
+    """
+    cfg = cfg or TrainConfig()
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    augment = resolve_augment(augment)
+    with _threads(cfg.num_threads):
+        torch.manual_seed(cfg.seed)  # dropout masks; the weights were drawn when the model was built
+        train, val = _prepare(x_train, y_train, x_val, y_val, cfg, device)
+        norm = (float(train.x.mean()), float(train.x.std()) or 1.0)
+        model.to(device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return _loop(model, train, val, norm, cfg, device, augment, progress)
+
+
+def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, device: str, augment, progress: bool) -> TrainResult:
+    gen = torch.Generator(device="cuda" if device == "cuda" else "cpu").manual_seed(cfg.seed)
+    steps = math.ceil(len(train.x) / cfg.batch_size)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg, steps)
+    history: list[dict[str, float]] = []
+    best = (-1.0, math.inf, 0, None)  # (val acc, val loss, epoch, state)
+    seen, stop, since_best = 0, "", 0
+    start = time.perf_counter()
+    deadline = start + cfg.max_seconds if cfg.max_seconds > 0 else 0.0
+    bar = _progress(progress)
+    if bar is not None:
+        bar.start()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            lr = opt.param_groups[0]["lr"]
+            task = (bar, bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps, info="")) if bar is not None else None
+            stats = _train_epoch(model, opt, sched, train, norm, cfg, gen, augment, deadline, task)
+            seen += stats["seen"]
+            val_loss, val_acc = evaluate(model, val.x, val.y, norm, cfg.eval_batch_size, cfg.channels_last) if val else (math.nan, math.nan)
+            _step_epoch_scheduler(sched, cfg, val_loss if val else stats["train_loss"])
+            row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], "val_loss": val_loss,
+                   "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - t0, "elapsed": time.perf_counter() - start}  # fmt: skip
+            history.append(row)
+            if task is not None:
+                bar.update(task[1], info=f"loss {row['train_loss']:.4f} val acc {val_acc:.4f}")
+            if val is None or (val_acc, -val_loss) > (best[0], -best[1]):
+                best, since_best = (val_acc, val_loss, epoch, _snapshot(model)), 0
+            else:
+                since_best += 1
+            if stats["timed_out"]:
+                stop = "time"
+                break
+            if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
+                stop = "patience"
+                break
+    finally:
+        if bar is not None:
+            bar.stop()
+    train_seconds = time.perf_counter() - start
+    model.load_state_dict(best[3])
+    model.eval()
+    return TrainResult(model, history, best[2], train_seconds, seen, norm, stop)
+
+
+def _step_epoch_scheduler(sched, cfg: TrainConfig, monitored_loss: float) -> None:
+    if sched is None or cfg.scheduler == "onecycle":
+        return
+    if cfg.scheduler == "plateau":
+        sched.step(monitored_loss)
+    else:
+        sched.step()
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# =============================================================================================
+# Prediction
+# =============================================================================================
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: tuple[float, float], batch_size: int = 1024,
+                  device: str = "auto") -> np.ndarray:  # fmt: skip
+    """Class probabilities ``(n, n_classes)`` of uint8 images under ``model`` (eval mode).
+
+    ``device="auto"`` runs where the model's parameters already are; a named device moves the model.
+    """
+    if device == "auto":
+        dev = next(model.parameters()).device
+    else:
+        dev = torch.device(resolve_device(device))
+        model.to(dev)
+    was_training = model.training
+    model.eval()
+    x = as_images(x_uint8)
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = to_tensor(x[i : i + batch_size], str(dev))
+        out.append(torch.softmax(model((xb - norm[0]) / norm[1]).float(), 1).cpu())
+    model.train(was_training)
+    n_out = out[0].shape[1] if out else 0
+    return torch.cat(out).numpy() if out else np.zeros((0, n_out), dtype=np.float32)
+
+
+# =============================================================================================
+# Cross-validation
+# =============================================================================================
+
+
+def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.ndarray, cfg: TrainConfig | None = None,
+                   k: int = 5, *, augment: str | Augment | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Stratified k-fold cross-validation: train a fresh network per fold, test on the held-out fold.
+
+    Each fold's training part still carves its own validation split (``cfg.val_fraction``) for
+    checkpoint selection, so the held-out fold is never seen before it is scored.
+
+    Returns
+    -------
+    list of dict : per fold ``fold``, ``accuracy``, ``loss``, ``best_epoch``, ``train_seconds``,
+        ``n_train``, ``n_test``, ``history``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    cfg = cfg or TrainConfig()
+    x, y = as_images(x), np.asarray(y, dtype=np.int64)
+    n_classes = int(y.max()) + 1
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y)
+    results = []
+    for fold, (tr, te) in enumerate(folds):
+        net = build_net(net_name, (1, *x.shape[1:]), n_classes, seed=cfg.seed + fold, **(net_params or {}))
+        res = fit(net, x[tr], y[tr], replace(cfg, seed=cfg.seed + fold), augment=augment)
+        proba = predict_proba(res.model, x[te], norm=res.norm)
+        loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(te)), y[te]], 1e-12, None))))
+        acc = float(np.mean(proba.argmax(1) == y[te]))
+        results.append({"fold": fold, "accuracy": acc, "loss": loss, "best_epoch": res.best_epoch,
+                        "train_seconds": res.train_seconds, "n_train": len(tr), "n_test": len(te), "history": res.history})  # fmt: skip
+    return results
+
+
+# =============================================================================================
+# Recipes
+# =============================================================================================
+
+# Measured by benchmarks/bench_train.py (see the README there).
+FAST_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {}, TrainConfig())
+STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {}, TrainConfig(epochs=6))
+
+
+# =============================================================================================
+# scikit-learn estimator
+# =============================================================================================
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """A scikit-learn classifier that trains a network from :mod:`digitlab.models.nets` with :func:`fit`.
+
+    ``X`` is uint8 images ``(n, H, W)`` (or square ``(n, H*W)``). Defaults are the fast recipe.
+    Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``.
+    """
+
+    def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 128,
+                 lr: float = 0.01, optimizer: str = "adamw", scheduler: str = "onecycle", weight_decay: float = 5e-4,
+                 val_fraction: float = 0.1, max_seconds: float = 0.0, device: str = "auto", random_state: int = 0,
+                 progress: bool = False, augment: str | Augment | None = None):  # fmt: skip
+        self.net = net
+        self.net_params = net_params
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.max_seconds = max_seconds
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+        self.augment = augment
+
+    def _config(self) -> TrainConfig:
+        return replace(TrainConfig(), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                       scheduler=self.scheduler, weight_decay=self.weight_decay, val_fraction=self.val_fraction,
+                       max_seconds=self.max_seconds, device=self.device, seed=int(self.random_state or 0))  # fmt: skip
+
+    def fit(self, X, y) -> "CNNClassifier":
+        """Train on images ``X`` with labels ``y`` (any hashable labels; encoded internally)."""
+        X = as_images(X)
+        self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
+        cfg = self._config()
+        net = build_net(self.net, (1, *X.shape[1:]), len(self.classes_), seed=cfg.seed, **(self.net_params or {}))
+        self.train_result_ = fit(net, X, y_idx, cfg, augment=self.augment, progress=self.progress)
+        self.model_ = self.train_result_.model
+        self.history_ = self.train_result_.history
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` in the order of ``classes_``."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "model_")
+        return predict_proba(self.model_, X, norm=self.train_result_.norm)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class label per image."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """A JSON-serialisable copy of ``cfg`` (to store next to results)."""
+    return asdict(cfg)
+
+
+__all__ = ["TrainConfig", "TrainResult", "fit", "predict_proba", "evaluate", "resolve_device", "cross_validate",
+           "CNNClassifier", "FAST_RECIPE", "STRONG_RECIPE", "random_shift", "random_affine", "resolve_augment"]
