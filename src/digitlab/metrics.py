@@ -1,0 +1,402 @@
+"""The metrics suite: classification scores, calibration, model size and significance tests.
+
+Everything is written with NumPy from the formulas in :data:`METRIC_DEFINITIONS` (the report
+prints those definitions), and the tests check each function against scikit-learn's or SciPy's
+implementation. Labels are integers ``0..n_classes-1``; probabilities / scores are arrays of
+shape ``(n, n_classes)``.
+
+Sections: confusion-matrix based scores, ranking and probability scores, calibration,
+the one-call :func:`classification_metrics`, model size, bootstrap and McNemar tests,
+and the metric definitions used by the report.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+# ---------------------------------------------------------------------------------------------
+# Confusion-matrix based scores
+# ---------------------------------------------------------------------------------------------
+
+
+def _labels(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}; pass predictions for the same samples")
+    if n_classes is None:
+        n_classes = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
+    return y_true, y_pred, n_classes
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den == 0 (scikit-learn's ``zero_division=0``)."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int | None = None, normalize: str | None = None) -> np.ndarray:
+    """Confusion matrix ``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
+
+    ``normalize="true"`` divides each row by its total (row-normalised: the diagonal is per-class
+    recall); rows of absent classes stay 0.
+    """
+    y_true, y_pred, k = _labels(y_true, y_pred, n_classes)
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    if normalize is None:
+        return cm
+    if normalize != "true":
+        raise ValueError(f"normalize={normalize!r}: only None or 'true' (row-normalised) are supported")
+    return _safe_div(cm, cm.sum(axis=1, keepdims=True))
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of samples whose predicted label equals the true label."""
+    y_true, y_pred, _ = _labels(y_true, y_pred, None)
+    return float(np.mean(y_true == y_pred))
+
+
+def balanced_accuracy(y_true, y_pred, n_classes: int | None = None) -> float:
+    """Mean of per-class recall over the classes present in ``y_true``."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def precision_recall_f1(y_true, y_pred, n_classes: int | None = None, average: str | None = None):
+    """Precision, recall, F1 and support per class, or averaged.
+
+    Parameters
+    ----------
+    average : None | "macro" | "micro" | "weighted"
+        ``None`` returns per-class arrays; ``macro`` is the unweighted mean over classes,
+        ``weighted`` weights classes by support, ``micro`` pools all true/false positives.
+
+    Returns
+    -------
+    (precision, recall, f1, support) : arrays per class, or floats (support = total) when averaged.
+    A ratio with a zero denominator counts as 0.
+    """
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    tp = np.diag(cm).astype(float)
+    pred_pos, support = cm.sum(axis=0), cm.sum(axis=1)
+    if average == "micro":
+        tp, pred_pos, support_ = tp.sum(), pred_pos.sum(), support.sum()
+        p, r = float(_safe_div(tp, pred_pos)), float(_safe_div(tp, support_))
+        return p, r, float(_safe_div(2 * tp, pred_pos + support_)), int(support_)
+    p, r = _safe_div(tp, pred_pos), _safe_div(tp, support)
+    f = _safe_div(2 * tp, pred_pos + support)  # = harmonic mean of p and r, 0 when both are 0
+    if average is None:
+        return p, r, f, support
+    if average == "macro":
+        w = np.full(len(tp), 1.0 / len(tp))
+    elif average == "weighted":
+        w = _safe_div(support, support.sum())
+    else:
+        raise ValueError(f"average={average!r}: choose None, 'macro', 'micro' or 'weighted'")
+    return float(w @ p), float(w @ r), float(w @ f), int(support.sum())
+
+
+def cohen_kappa(y_true, y_pred, n_classes: int | None = None) -> float:
+    """Agreement beyond chance: ``(p_o - p_e) / (1 - p_e)`` from the confusion matrix."""
+    cm = confusion_matrix(y_true, y_pred, n_classes).astype(float)
+    n = cm.sum()
+    p_o = np.trace(cm) / n
+    p_e = (cm.sum(axis=1) @ cm.sum(axis=0)) / n**2
+    return float(_safe_div(p_o - p_e, 1 - p_e))
+
+
+def matthews_corrcoef(y_true, y_pred, n_classes: int | None = None) -> float:
+    """Multi-class Matthews correlation (Gorodkin's R_K), 0 when undefined."""
+    cm = confusion_matrix(y_true, y_pred, n_classes).astype(float)
+    t, p = cm.sum(axis=1), cm.sum(axis=0)
+    c, s = np.trace(cm), cm.sum()
+    cov = c * s - t @ p
+    den = np.sqrt((s**2 - p @ p) * (s**2 - t @ t))
+    return float(_safe_div(cov, den))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking and probability scores
+# ---------------------------------------------------------------------------------------------
+
+
+def binary_roc_auc(is_pos: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic: P(score of a positive > score of a negative), ties 1/2."""
+    is_pos = np.asarray(is_pos, bool)
+    n_pos, n_neg = is_pos.sum(), (~is_pos).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(score)  # average ranks handle ties
+    return float((ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_average_precision(is_pos: np.ndarray, score: np.ndarray) -> float:
+    """Average precision: ``sum_k (R_k - R_{k-1}) P_k`` over distinct score thresholds, high to low."""
+    is_pos = np.asarray(is_pos, bool)
+    if not is_pos.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(score), kind="stable")
+    s, pos = np.asarray(score)[order], is_pos[order]
+    # the last index of each run of equal scores is where a threshold takes effect
+    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(pos)[ends]
+    precision = tp / (ends + 1)
+    recall = tp / is_pos.sum()
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def roc_auc_ovr(y_true, scores: np.ndarray, average: str = "macro") -> float | np.ndarray:
+    """One-vs-rest ROC-AUC per class (``average=None``) or its unweighted mean (absent classes skipped)."""
+    y_true = np.asarray(y_true)
+    per = np.array([binary_roc_auc(y_true == k, scores[:, k]) for k in range(scores.shape[1])])
+    return per if average is None else float(np.nanmean(per))
+
+
+def pr_auc_ovr(y_true, scores: np.ndarray, average: str = "macro") -> float | np.ndarray:
+    """One-vs-rest average precision (area under the precision-recall curve), per class or mean."""
+    y_true = np.asarray(y_true)
+    per = np.array([binary_average_precision(y_true == k, scores[:, k]) for k in range(scores.shape[1])])
+    return per if average is None else float(np.nanmean(per))
+
+
+def log_loss(y_true, proba: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (probabilities clipped to [eps, 1-eps])."""
+    proba = np.asarray(proba, float)
+    eps = np.finfo(proba.dtype).eps
+    p = np.clip(proba[np.arange(len(proba)), np.asarray(y_true)], eps, 1 - eps)
+    return float(-np.mean(np.log(p)))
+
+
+def brier_score(y_true, proba: np.ndarray) -> float:
+    """Multi-class Brier score: mean over samples of ``sum_k (p_k - 1[y = k])^2``."""
+    proba = np.asarray(proba, float)
+    onehot = np.eye(proba.shape[1])[np.asarray(y_true)]
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
+def top_k_accuracy(y_true, scores: np.ndarray, k: int = 2) -> float:
+    """Fraction of samples whose true class is among the ``k`` highest scores.
+
+    Ties count against the model: a true class tied with others is ranked behind all of them
+    (a tree's 0/1 probabilities would otherwise get a free top-2 hit on every error).
+    """
+    y_true = np.asarray(y_true)
+    true_score = scores[np.arange(len(y_true)), y_true]
+    ahead = (scores >= true_score[:, None]).sum(axis=1) - 1  # other classes scoring at least as high
+    return float(np.mean(ahead < k))
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------------------------
+
+
+def calibration_bins(y_true, proba: np.ndarray, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-width confidence bins: per bin the count, mean confidence and accuracy.
+
+    Confidence is the top probability; bin ``b`` holds confidences in ``(b/n_bins, (b+1)/n_bins]``
+    (the first bin also holds 0).
+    """
+    proba = np.asarray(proba, float)
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == np.asarray(y_true)).astype(float)
+    idx = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins).astype(float)
+    mean_conf = _safe_div(np.bincount(idx, conf, minlength=n_bins), count)
+    acc = _safe_div(np.bincount(idx, correct, minlength=n_bins), count)
+    return {"edges": np.linspace(0, 1, n_bins + 1), "count": count, "confidence": mean_conf, "accuracy": acc}
+
+
+def expected_calibration_error(y_true, proba: np.ndarray, n_bins: int = 15) -> float:
+    """ECE = ``sum_b (n_b / n) |acc_b - conf_b|`` over equal-width confidence bins."""
+    b = calibration_bins(y_true, proba, n_bins)
+    return float(np.sum(b["count"] / b["count"].sum() * np.abs(b["accuracy"] - b["confidence"])))
+
+
+def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=None, label: str | None = None):
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
+
+    Bars show accuracy per bin; the gap to the diagonal is the miscalibration that ECE averages.
+    Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    b = calibration_bins(y_true, proba, n_bins)
+    width = 1.0 / n_bins
+    centers = b["edges"][:-1] + width / 2
+    filled = b["count"] > 0
+    ax.bar(centers[filled], b["accuracy"][filled], width=width * 0.95, color="tab:blue", alpha=0.75, label="accuracy")
+    ax.bar(centers[filled], b["confidence"][filled] - b["accuracy"][filled], bottom=b["accuracy"][filled],
+           width=width * 0.95, color="tab:red", alpha=0.35, label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ece = expected_calibration_error(y_true, proba, n_bins)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+           title=f"{label + ': ' if label else ''}ECE {ece:.3f}")
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+# ---------------------------------------------------------------------------------------------
+
+
+def classification_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: int | None = None,
+                           scores: np.ndarray | None = None, n_bins: int = 15) -> dict[str, Any]:
+    """Every metric of the suite for one model's predictions.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) integer labels.
+    proba : (n, n_classes) class probabilities, or None. Enables all probability metrics.
+    n_classes : number of classes (default: inferred from the labels / proba).
+    scores : (n, n_classes) uncalibrated decision scores used when ``proba`` is None; they
+        enable the ranking metrics (ROC-AUC, PR-AUC, top-2) but not log loss, Brier or ECE.
+    n_bins : equal-width bins of the expected calibration error.
+
+    Returns
+    -------
+    dict of floats plus per-class arrays (``precision``, ``recall``, ``f1``, ``support``) and
+    ``confusion_matrix`` / ``confusion_matrix_normalized``. Probability metrics are ``None`` when
+    neither proba nor scores are given.
+    """
+    if n_classes is None and proba is not None:
+        n_classes = proba.shape[1]
+    y_true, y_pred, k = _labels(y_true, y_pred, n_classes)
+    p, r, f, support = precision_recall_f1(y_true, y_pred, k)
+    out: dict[str, Any] = {"accuracy": accuracy(y_true, y_pred), "balanced_accuracy": balanced_accuracy(y_true, y_pred, k)}
+    for avg in ("macro", "micro", "weighted"):
+        ap, ar, af, _ = precision_recall_f1(y_true, y_pred, k, average=avg)
+        out.update({f"precision_{avg}": ap, f"recall_{avg}": ar, f"f1_{avg}": af})
+    out.update(cohen_kappa=cohen_kappa(y_true, y_pred, k), mcc=matthews_corrcoef(y_true, y_pred, k),
+               precision=p, recall=r, f1=f, support=support,
+               confusion_matrix=confusion_matrix(y_true, y_pred, k),
+               confusion_matrix_normalized=confusion_matrix(y_true, y_pred, k, normalize="true"))
+    rank = proba if proba is not None else scores
+    out.update(roc_auc_ovr=None, pr_auc=None, top2_accuracy=None, log_loss=None, brier=None, ece=None)
+    if rank is not None:
+        out.update(roc_auc_ovr=roc_auc_ovr(y_true, rank), pr_auc=pr_auc_ovr(y_true, rank),
+                   top2_accuracy=top_k_accuracy(y_true, rank, 2))
+    if proba is not None:
+        out.update(log_loss=log_loss(y_true, proba), brier=brier_score(y_true, proba),
+                   ece=expected_calibration_error(y_true, proba, n_bins))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Model size
+# ---------------------------------------------------------------------------------------------
+
+
+def _count_array_numbers(obj: Any, seen: dict[int, Any], depth: int = 0) -> int:
+    """Numbers held in numeric NumPy arrays reachable from ``obj`` (fitted attributes, tree nodes)."""
+    if id(obj) in seen or depth > 30:
+        return 0
+    seen[id(obj)] = obj  # keep temporaries (``__getstate__`` dicts) alive so their ids are not reused
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.fields:  # structured arrays (tree nodes): count every field
+            return obj.size * len(obj.dtype.fields)
+        return obj.size if obj.dtype.kind in "biufc" else sum(_count_array_numbers(o, seen, depth + 1) for o in obj.ravel()) if obj.dtype == object else 0
+    if isinstance(obj, dict):
+        return sum(_count_array_numbers(v, seen, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_count_array_numbers(v, seen, depth + 1) for v in obj)
+    state = getattr(obj, "__dict__", None)
+    if state is None and hasattr(obj, "__getstate__") and type(obj).__module__.startswith("sklearn"):
+        state = obj.__getstate__()  # Cython objects such as sklearn's Tree expose their arrays here
+    return _count_array_numbers(state, seen, depth + 1) if isinstance(state, dict) else 0
+
+
+def model_size(model: Any) -> dict[str, int]:
+    """Size of a fitted model: ``{"parameters": n, "bytes": b}``.
+
+    * torch ``nn.Module``: trainable parameter count and their bytes in memory.
+    * anything else (scikit-learn, the NumPy MLP): the numbers stored in its fitted arrays
+      (coefficients, support vectors, tree nodes, stored training data for k-NN) and the size
+      of the pickled model.
+    """
+    try:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            ps = [p for p in model.parameters() if p.requires_grad]
+            return {"parameters": int(sum(p.numel() for p in ps)), "bytes": int(sum(p.numel() * p.element_size() for p in ps))}
+    except ImportError:  # torch is optional for scikit-learn-only use
+        pass
+    buf = io.BytesIO()
+    pickle.dump(model, buf, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"parameters": int(_count_array_numbers(model, {})), "bytes": buf.getbuffer().nbytes}
+
+
+# ---------------------------------------------------------------------------------------------
+# Uncertainty and significance
+# ---------------------------------------------------------------------------------------------
+
+
+def bootstrap_ci(values, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0, chunk: int = 250) -> dict[str, float]:
+    """Percentile bootstrap confidence interval of the mean of per-sample ``values``.
+
+    For accuracy pass ``values = (y_pred == y_true)``. Resamples are drawn in chunks of
+    ``chunk`` x n indices (vectorised, bounded memory) from ``np.random.default_rng(seed)``.
+
+    Returns ``{"estimate", "low", "high", "std"}``.
+    """
+    v = np.asarray(values, float).ravel()
+    n = len(v)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        means[start:stop] = v[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return {"estimate": float(v.mean()), "low": float(low), "high": float(high), "std": float(means.std(ddof=1))}
+
+
+def accuracy_ci(y_true, y_pred, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Bootstrap confidence interval of accuracy (see :func:`bootstrap_ci`)."""
+    return bootstrap_ci(np.asarray(y_true) == np.asarray(y_pred), n_boot, confidence, seed)
+
+
+def mcnemar(y_true, pred_a, pred_b, exact: bool | None = None, exact_below: int = 25) -> dict[str, Any]:
+    """McNemar's test of equal error rates of two classifiers on the same test samples.
+
+    ``b`` = samples A gets right and B wrong, ``c`` = A wrong and B right. Under the null
+    hypothesis each discordant sample is a fair coin flip. ``exact=None`` uses the exact
+    two-sided binomial test when ``b + c < exact_below`` and otherwise the chi-square statistic
+    with continuity correction ``(|b - c| - 1)^2 / (b + c)`` on 1 degree of freedom.
+
+    Returns ``{"b", "c", "statistic", "p_value", "method"}``.
+    """
+    y = np.asarray(y_true)
+    ok_a, ok_b = np.asarray(pred_a) == y, np.asarray(pred_b) == y
+    b, c = int(np.sum(ok_a & ~ok_b)), int(np.sum(~ok_a & ok_b))
+    n = b + c
+    if exact is None:
+        exact = n < exact_below
+    if n == 0:
+        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact binomial" if exact else "chi-square (cc)"}
+    if exact:
+        p = min(1.0, 2.0 * stats.binom.cdf(min(b, c), n, 0.5))
+        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p), "method": "exact binomial"}
+    stat = (abs(b - c) - 1.0) ** 2 / n
+    return {"b": b, "c": c, "statistic": float(stat), "p_value": float(stats.chi2.sf(stat, 1)), "method": "chi-square (cc)"}
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (family-wise error control for many pairwise tests)."""
+    p = np.asarray(p_values, float)
+    m = len(p)
+    order = np.argsort(p)
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out

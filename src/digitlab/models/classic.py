@@ -1,0 +1,216 @@
+"""The classic-model zoo: scikit-learn pipelines (and the NumPy MLP) tuned for 28x28 digit images.
+
+Every model is a scikit-learn estimator that takes uint8 images ``(n, H, W)`` (or already
+flattened ``(n, H*W)``) and does its own scaling (pixels / 255, plus PCA where that makes the
+model fast or better). ``make_model(name)`` builds one; :data:`CLASSIC_MODELS` lists them with
+a one-line description of what the model is and how it is set up.
+
+Defaults are chosen to give each model class a fair showing on MNIST at a cost this 2-core
+machine can afford on the full 60k training set (see each entry's description).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.decomposition import PCA
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import ParameterGrid, train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import SVC, LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.metaestimators import available_if
+
+from digitlab.errors import ModelError
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def unit_pixels(x: np.ndarray) -> np.ndarray:
+    """Flatten images to rows and scale uint8 pixels to float32 in [0, 1]."""
+    x = np.asarray(x)
+    return x.reshape(len(x), -1).astype(np.float32) / 255.0
+
+
+def pixels_step() -> tuple[str, FunctionTransformer]:
+    """The pipeline step every model starts with (a module-level function keeps it picklable)."""
+    return ("pixels", FunctionTransformer(unit_pixels))
+
+
+def pca_step(n_components: int, random_state: int) -> tuple[str, PCA]:
+    """PCA front end: randomized SVD is fast on 60k x 784 and seeded for reproducibility."""
+    return ("pca", PCA(n_components=n_components, svd_solver="randomized", whiten=False, random_state=random_state))
+
+
+def _delegate_has(attr: str) -> Callable[[Any], bool]:
+    """True when the (refitted, else template) estimator offers ``attr`` (for ``available_if``)."""
+    return lambda self: hasattr(getattr(self, "best_estimator_", self.estimator), attr)
+
+
+class ValidationSearch(ClassifierMixin, BaseEstimator):
+    """Pick hyper-parameters on a held-out validation subset, then refit on all the data.
+
+    A cheap, seeded alternative to cross-validated grid search: each grid point is fitted on a
+    stratified subset of ``search_size`` training images and scored on ``val_size`` other ones;
+    the best setting is refitted on the full training set.
+
+    Attributes
+    ----------
+    best_params_ : dict, the chosen setting.
+    search_results_ : list of dicts (params and validation accuracy) for every grid point.
+    best_estimator_ : the refitted estimator.
+    """
+
+    def __init__(self, estimator=None, param_grid=None, search_size: int = 4000, val_size: int = 2000, random_state: int = 0):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.search_size = search_size
+        self.val_size = val_size
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        n_search = min(self.search_size, int(0.7 * len(y)))
+        n_val = min(self.val_size, len(y) - n_search)
+        xs, xv, ys, yv = train_test_split(X, y, train_size=n_search, test_size=n_val, stratify=y, random_state=self.random_state)
+        self.search_results_ = []
+        for params in ParameterGrid(self.param_grid or {}):
+            est = clone(self.estimator).set_params(**params).fit(xs, ys)
+            self.search_results_.append({**params, "val_accuracy": float(np.mean(est.predict(xv) == yv))})
+        best = max(self.search_results_, key=lambda r: r["val_accuracy"])
+        self.best_params_ = {k: v for k, v in best.items() if k != "val_accuracy"}
+        self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_).fit(X, y)
+        self.classes_ = self.best_estimator_.classes_
+        return self
+
+    def predict(self, X):
+        return self.best_estimator_.predict(X)
+
+    @available_if(_delegate_has("decision_function"))
+    def decision_function(self, X):
+        return self.best_estimator_.decision_function(X)
+
+    @available_if(_delegate_has("predict_proba"))
+    def predict_proba(self, X):
+        return self.best_estimator_.predict_proba(X)
+
+
+# ---------------------------------------------------------------------------------------------
+# The zoo
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: how to build the model and what it is."""
+
+    build: Callable[..., Any]  # build(random_state, n_jobs, **params) -> estimator
+    description: str  # one line for tables: model, front end, key settings
+    family: str  # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural"
+
+
+def _logreg(random_state: int, n_jobs: int, C: float = 0.1, max_iter: int = 200, tol: float = 1e-4) -> Pipeline:
+    # multinomial softmax regression; mild L2 (C=0.1) helps a little on 784 raw pixels
+    return Pipeline([pixels_step(), ("clf", LogisticRegression(C=C, max_iter=max_iter, tol=tol, random_state=random_state))])
+
+
+def _linear_svm(random_state: int, n_jobs: int, C: float = 0.05, max_iter: int = 2000) -> Pipeline:
+    # squared-hinge one-vs-rest, primal solver: fast when n_samples >> n_features
+    return Pipeline([pixels_step(), ("clf", LinearSVC(C=C, dual=False, max_iter=max_iter, random_state=random_state))])
+
+
+def _rbf_svm(random_state: int, n_jobs: int, pca: int = 50, C: list | float = (2.0, 5.0, 10.0),
+             gamma: list | float = (0.01, 0.02, 0.04), search_size: int = 4000, val_size: int = 2000) -> Any:
+    steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else []) + [("clf", SVC(kernel="rbf", cache_size=1000))]
+    base = Pipeline(steps)
+    grid = {"clf__C": [float(c) for c in np.atleast_1d(C)], "clf__gamma": [float(g) for g in np.atleast_1d(gamma)]}
+    if len(grid["clf__C"]) * len(grid["clf__gamma"]) == 1:
+        return base.set_params(clf__C=grid["clf__C"][0], clf__gamma=grid["clf__gamma"][0])
+    return ValidationSearch(base, grid, search_size=search_size, val_size=val_size, random_state=random_state)
+
+
+def _knn(random_state: int, n_jobs: int, k: int = 3, pca: int = 50, weights: str = "distance") -> Pipeline:
+    # PCA-50 keeps ~83 % of the pixel variance, removes noise and makes distances 15x cheaper
+    steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else [])
+    return Pipeline(steps + [("clf", KNeighborsClassifier(n_neighbors=k, weights=weights, n_jobs=n_jobs))])
+
+
+def _tree(random_state: int, n_jobs: int, max_depth: int | None = None, min_samples_leaf: int = 1, criterion: str = "entropy") -> Pipeline:
+    return Pipeline([pixels_step(), ("clf", DecisionTreeClassifier(criterion=criterion, max_depth=max_depth,
+                                                                   min_samples_leaf=min_samples_leaf, random_state=random_state))])
+
+
+def _forest(random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt") -> Pipeline:
+    return Pipeline([pixels_step(), ("clf", RandomForestClassifier(n_estimators=n_estimators, max_features=max_features,
+                                                                   n_jobs=n_jobs, random_state=random_state))])
+
+
+def _extra_trees(random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt") -> Pipeline:
+    return Pipeline([pixels_step(), ("clf", ExtraTreesClassifier(n_estimators=n_estimators, max_features=max_features,
+                                                                 n_jobs=n_jobs, random_state=random_state))])
+
+
+def _hgb(random_state: int, n_jobs: int, max_iter: int = 200, learning_rate: float = 0.2, max_leaf_nodes: int = 31,
+         pca: int = 0, l2_regularization: float = 1.0) -> Pipeline:
+    # early stopping on a 10 % validation split stops when 10 rounds bring no improvement
+    steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else [])
+    return Pipeline(steps + [("clf", HistGradientBoostingClassifier(
+        max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, l2_regularization=l2_regularization,
+        early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=random_state))])
+
+
+def _gnb(random_state: int, n_jobs: int, var_smoothing: float = 0.1) -> Pipeline:
+    # var_smoothing adds a fraction of the largest pixel variance to every variance; the
+    # default 1e-9 lets near-constant border pixels dominate the likelihood (~56 % accuracy)
+    return Pipeline([pixels_step(), ("clf", GaussianNB(var_smoothing=var_smoothing))])
+
+
+def _numpy_mlp(random_state: int, n_jobs: int, **params) -> Pipeline:
+    from digitlab.models.numpy_mlp import NumpyMLPClassifier
+
+    return Pipeline([pixels_step(), ("clf", NumpyMLPClassifier(random_state=random_state, **params))])
+
+
+CLASSIC_MODELS: dict[str, ModelSpec] = {
+    "logreg": ModelSpec(_logreg, "multinomial logistic regression (lbfgs, C=0.1) on pixels/255", "linear"),
+    "linear_svm": ModelSpec(_linear_svm, "linear SVM (squared hinge, one-vs-rest, C=0.05) on pixels/255", "linear"),
+    "rbf_svm": ModelSpec(_rbf_svm, "RBF-kernel SVM on PCA-50, C and gamma picked on a validation subset", "kernel"),
+    "knn": ModelSpec(_knn, "k-NN, k=3, distance-weighted, on PCA-50", "neighbours"),
+    "tree": ModelSpec(_tree, "decision tree (entropy, grown to purity) on pixels/255", "tree"),
+    "random_forest": ModelSpec(_forest, "random forest, 300 trees, sqrt(784) features per split", "ensemble"),
+    "extra_trees": ModelSpec(_extra_trees, "extremely randomised trees, 300 trees", "ensemble"),
+    "hgb": ModelSpec(_hgb, "histogram gradient boosting, early stopping, lr 0.2, 31 leaves", "ensemble"),
+    "gnb": ModelSpec(_gnb, "Gaussian naive Bayes on pixels/255 (var_smoothing 0.1)", "probabilistic"),
+    "numpy_mlp": ModelSpec(_numpy_mlp, "from-scratch NumPy MLP 784-256-128-10, SGD+momentum", "neural"),
+}
+
+
+def make_model(name: str, random_state: int = 0, n_jobs: int = 1, **params) -> Any:
+    """Build an unfitted model of the zoo.
+
+    Parameters
+    ----------
+    name : a key of :data:`CLASSIC_MODELS`.
+    random_state : seed of every random step (PCA, trees, search split, initialisation).
+    n_jobs : parallel jobs for models that support them (forests, k-NN).
+    **params : overrides of the builder's keyword arguments (e.g. ``n_estimators=50``).
+
+    Returns
+    -------
+    A scikit-learn estimator taking uint8 images ``(n, H, W)`` or ``(n, H*W)``.
+    """
+    if name not in CLASSIC_MODELS:
+        raise ModelError(f"model {name!r}: unknown name; choose one of {', '.join(CLASSIC_MODELS)}")
+    try:
+        return CLASSIC_MODELS[name].build(random_state, n_jobs, **params)
+    except TypeError as exc:
+        raise ModelError(f"model {name!r}: bad parameter ({exc}); see digitlab.models.classic for its settings") from None

@@ -1,0 +1,490 @@
+"""Model comparison on the official train/test split: the classic zoo against a CNN.
+
+Every model is trained on the same (optionally stratified-subsampled) training images and scored
+on the official test set with the whole metrics suite: accuracy with a bootstrap confidence
+interval, balanced accuracy, macro/micro/weighted precision, recall and F1, Cohen's kappa,
+Matthews correlation, one-vs-rest ROC-AUC and PR-AUC, top-2 accuracy, log loss, Brier score and
+expected calibration error, plus fit/predict time and model size. Pairwise McNemar tests say which
+accuracy differences are real. Per-model test predictions are stored in ``predictions.npz`` so
+other tasks can study the images every model gets wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from digitlab import metrics as M
+from digitlab.data import stratified_subset
+from digitlab.errors import ConfigError
+from digitlab.models.classic import CLASSIC_MODELS, make_model
+from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
+
+NAME = "classify"
+TITLE = "Model comparison: classic models and a CNN"
+
+DEFAULT_MODELS = ["logreg", "linear_svm", "gnb", "tree", "knn", "random_forest", "extra_trees", "rbf_svm", "cnn"]
+
+
+@dataclass
+class Config:
+    """Settings of the classify task; defaults are the standard profile."""
+
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))  # keys of CLASSIC_MODELS, or "cnn"
+    train_size: int = 0  # training images (stratified subset); 0 = the full official training set
+    test_size: int = 0  # test images (stratified subset); 0 = the full official test set
+    svm_train_size: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
+    svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
+    n_estimators: int = 300  # trees of the random forest and extra trees
+    hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
+    mlp_epochs: int = 20  # epochs of the NumPy MLP
+    cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE) or "fast" (FAST_RECIPE)
+    cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
+    cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
+    n_boot: int = 2000  # bootstrap resamples of the accuracy confidence interval
+    ece_bins: int = 15  # equal-width confidence bins of the calibration error
+    alpha: float = 0.05  # significance level of the pairwise McNemar tests (Holm-corrected)
+
+
+PROFILES = {
+    "quick": {"train_size": 5000, "n_estimators": 60, "hgb_max_iter": 40, "svm_search_size": 1500, "mlp_epochs": 8,
+              "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_max_seconds": 15.0, "n_boot": 500},
+    "full": {"svm_train_size": 0, "n_estimators": 500, "hgb_max_iter": 500, "mlp_epochs": 40, "n_boot": 5000},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and running the models
+# ---------------------------------------------------------------------------------------------
+
+
+def build_model(name: str, cfg: Config, seed: int, n_jobs: int, device: str) -> Any:
+    """The estimator for model ``name`` with this config's size settings."""
+    if name == "cnn":
+        return make_cnn(cfg, seed, device)
+    params: dict[str, Any] = {}
+    if name in ("random_forest", "extra_trees"):
+        params["n_estimators"] = cfg.n_estimators
+    elif name == "hgb":
+        params["max_iter"] = cfg.hgb_max_iter
+    elif name == "rbf_svm":
+        params["search_size"] = cfg.svm_search_size
+    elif name == "numpy_mlp":
+        params["epochs"] = cfg.mlp_epochs
+    return make_model(name, random_state=seed, n_jobs=n_jobs, **params)
+
+
+def make_cnn(cfg: Config, seed: int, device: str):
+    """A :class:`digitlab.train.CNNClassifier` set up from the engine's fast or strong recipe."""
+    from digitlab.train import FAST_RECIPE, STRONG_RECIPE, CNNClassifier
+
+    recipes = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}
+    if cfg.cnn_recipe not in recipes:
+        raise ConfigError(f"classify.cnn_recipe {cfg.cnn_recipe!r}: unknown; use 'fast' or 'strong'")
+    net, net_params, tc = recipes[cfg.cnn_recipe]
+    return CNNClassifier(net=net, net_params=dict(net_params), epochs=cfg.cnn_epochs or tc.epochs, batch_size=tc.batch_size,
+                         lr=tc.lr, optimizer=tc.optimizer, scheduler=tc.scheduler, weight_decay=tc.weight_decay,
+                         val_fraction=tc.val_fraction, max_seconds=cfg.cnn_max_seconds or tc.max_seconds,
+                         device=device, random_state=seed)
+
+
+def model_description(name: str, cfg: Config) -> str:
+    """One line for the table: what the model is and how it was set up."""
+    if name == "cnn":
+        return f"PyTorch CNN, digitlab.train {cfg.cnn_recipe} recipe"
+    return CLASSIC_MODELS[name].description
+
+
+def probabilities(model: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(proba, scores): class probabilities when the model has them, else decision scores."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(x), dtype=np.float64), None
+    if hasattr(model, "decision_function"):
+        return None, np.asarray(model.decision_function(x), dtype=np.float64)
+    return None, None
+
+
+def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test) -> dict[str, Any]:
+    """Fit one model, predict the test set, time both; return predictions and the fitted model."""
+    x_fit, y_fit = x_train, y_train
+    if name == "rbf_svm" and cfg.svm_train_size and cfg.svm_train_size < len(y_train):
+        idx = stratified_subset(y_train, total=cfg.svm_train_size, seed=ctx.seed)
+        x_fit, y_fit = x_train[idx], y_train[idx]
+    model = build_model(name, cfg, ctx.seed, ctx.n_jobs, ctx.device)
+    # BLAS threads beyond n_jobs oversubscribe a shared machine (lbfgs slowed ~5x in a busy run)
+    with threadpool_limits(limits=max(1, ctx.n_jobs)):
+        t0 = time.perf_counter()
+        model.fit(x_fit, y_fit)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        proba, scores = probabilities(model, x_test)
+        y_pred = proba.argmax(1) if proba is not None else scores.argmax(1) if scores is not None else model.predict(x_test)
+        predict_s = time.perf_counter() - t0
+    size = M.model_size(getattr(model, "model_", model))  # the torch module for the CNN
+    return {"name": name, "model": model, "y_pred": np.asarray(y_pred, np.int64), "proba": proba, "scores": scores,
+            "fit_s": fit_s, "predict_s": predict_s, "n_train": int(len(y_fit)), "size": size}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def score_rows(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict]) -> list[dict]:
+    """The label-based scores per model, best accuracy first."""
+    rows = []
+    for r in runs:
+        m, ci = mets[r["name"]], cis[r["name"]]
+        rows.append({"model": r["name"], "accuracy": _r(m["accuracy"]), "acc_ci_low": _r(ci["low"]), "acc_ci_high": _r(ci["high"]),
+                     "error_%": _r(100 * (1 - m["accuracy"]), 2), "balanced_acc": _r(m["balanced_accuracy"]),
+                     "precision_macro": _r(m["precision_macro"]), "recall_macro": _r(m["recall_macro"]),
+                     "f1_macro": _r(m["f1_macro"]), "f1_micro": _r(m["f1_micro"]), "f1_weighted": _r(m["f1_weighted"]),
+                     "kappa": _r(m["cohen_kappa"]), "mcc": _r(m["mcc"])})
+    return sorted(rows, key=lambda row: -row["accuracy"])
+
+
+def probability_rows(runs: list[dict], mets: dict[str, dict]) -> list[dict]:
+    """Ranking and probability scores per model (None where the model gives no probabilities)."""
+    rows = []
+    for r in runs:
+        m = mets[r["name"]]
+        rows.append({"model": r["name"], "outputs": "probabilities" if r["proba"] is not None else "decision scores",
+                     "roc_auc_ovr": _r(m["roc_auc_ovr"], 5), "pr_auc": _r(m["pr_auc"], 5), "top2_accuracy": _r(m["top2_accuracy"]),
+                     "log_loss": _r(m["log_loss"]), "brier": _r(m["brier"]), "ece": _r(m["ece"])})
+    return rows
+
+
+def cost_rows(runs: list[dict], cfg: Config) -> list[dict]:
+    """Training size, input, fit and predict time, and model size per model."""
+    return [{"model": r["name"], "setup": model_description(r["name"], cfg), "n_train": r["n_train"],
+             "fit_s": _r(r["fit_s"], 2), "predict_s": _r(r["predict_s"], 2), "parameters": r["size"]["parameters"],
+             "size_kb": _r(r["size"]["bytes"] / 1024, 1), "chosen": _chosen_params(r["model"])} for r in runs]
+
+
+def _chosen_params(model: Any) -> str:
+    best = getattr(model, "best_params_", None)
+    return ", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in best.items()) if best else ""
+
+
+def mcnemar_rows(runs: list[dict], y_test: np.ndarray, alpha: float) -> list[dict]:
+    """McNemar's test for every pair of models, with Holm-adjusted p-values."""
+    rows = []
+    for a, b in itertools.combinations(runs, 2):
+        t = M.mcnemar(y_test, a["y_pred"], b["y_pred"])
+        rows.append({"model_a": a["name"], "model_b": b["name"], "acc_a": _r(np.mean(a["y_pred"] == y_test)),
+                     "acc_b": _r(np.mean(b["y_pred"] == y_test)), "a_only_right": t["b"], "b_only_right": t["c"],
+                     "method": t["method"], "p_value": float(f"{t['p_value']:.3g}")})
+    if rows:
+        adj = M.holm_adjust([row["p_value"] for row in rows])
+        for row, p in zip(rows, adj):
+            row["p_holm"] = float(f"{p:.3g}")
+            row["significant"] = bool(p < alpha)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def fig_accuracy(rows: list[dict], out_dir) -> str:
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["accuracy"])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    acc = np.array([r["accuracy"] for r in rows])
+    err = np.array([[r["accuracy"] - r["acc_ci_low"], r["acc_ci_high"] - r["accuracy"]] for r in rows]).T
+    ax.barh([r["model"] for r in rows], 100 * (1 - acc), xerr=100 * err[::-1], color="tab:blue", alpha=0.8, capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("test error % (log scale), bars: bootstrap 95 % CI")
+    for i, a in enumerate(acc):
+        ax.text(100 * (1 - a), i, f"  {100 * a:.2f} %", va="center", fontsize=8)
+    return save_png(fig, out_dir, "accuracy")
+
+
+def fig_confusion(cm: np.ndarray, classes: list[str], model: str, out_dir) -> str:
+    import matplotlib.pyplot as plt
+
+    norm = M._safe_div(cm, cm.sum(axis=1, keepdims=True))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, mat, title, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "row-normalised (recall on the diagonal)", ".3f")):
+        shown = mat.astype(float).copy()
+        np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
+        im = ax.imshow(shown, cmap="Reds")
+        for i, j in np.ndindex(mat.shape):
+            ax.text(j, i, format(mat[i, j], fmt) if fmt == "d" else f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if i != j else "tab:blue")
+        ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+               xlabel="predicted", ylabel="true", title=f"{model}: {title}")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="off-diagonal")
+    return save_png(fig, out_dir, "confusion_best")
+
+
+def fig_per_class_f1(runs: list[dict], mets: dict[str, dict], classes: list[str], out_dir) -> str:
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in runs]
+    f1 = np.array([mets[n]["f1"] for n in names])
+    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2.5, 0.4 * len(names) + 1.5))
+    im = ax.imshow(f1, cmap="viridis", aspect="auto", vmin=max(0.0, f1.min()), vmax=1.0)
+    for i, j in np.ndindex(f1.shape):
+        ax.text(j, i, f"{f1[i, j]:.3f}", ha="center", va="center", fontsize=7, color="white" if f1[i, j] < f1.mean() else "black")
+    ax.set(xticks=range(len(classes)), xticklabels=classes, yticks=range(len(names)), yticklabels=names, xlabel="class",
+           title="per-class F1")
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return save_png(fig, out_dir, "per_class_f1")
+
+
+def fig_reliability(runs: list[dict], y_test: np.ndarray, n_bins: int, out_dir) -> str | None:
+    import matplotlib.pyplot as plt
+
+    prob_runs = [r for r in runs if r["proba"] is not None]
+    if not prob_runs:
+        return None
+    cols = min(4, len(prob_runs))
+    rows = int(np.ceil(len(prob_runs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, r in zip(axes.ravel(), prob_runs):
+        M.plot_reliability_diagram(y_test, r["proba"], n_bins, ax=ax, label=r["name"])
+        ax.legend().remove() if ax.get_legend() else None
+    for ax in axes.ravel()[len(prob_runs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return save_png(fig, out_dir, "reliability")
+
+
+def fig_mcnemar(runs: list[dict], rows: list[dict], out_dir) -> str | None:
+    import matplotlib.pyplot as plt
+
+    if len(runs) < 2:
+        return None
+    names = [r["name"] for r in runs]
+    pos = {n: i for i, n in enumerate(names)}
+    mat = np.full((len(names), len(names)), np.nan)
+    for row in rows:
+        i, j = pos[row["model_a"]], pos[row["model_b"]]
+        mat[i, j] = mat[j, i] = np.log10(max(row["p_holm"], 1e-300))
+    fig, ax = plt.subplots(figsize=(0.55 * len(names) + 2.5, 0.5 * len(names) + 1.5))
+    im = ax.imshow(np.maximum(mat, -10), cmap="magma", vmin=-10, vmax=0)
+    for i, j in np.ndindex(mat.shape):
+        if i != j:
+            ax.text(j, i, f"{mat[i, j]:.0f}" if mat[i, j] > -10 else "<-10", ha="center", va="center", fontsize=6,
+                    color="white" if mat[i, j] < -5 else "black")
+    ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
+           title="McNemar: log10 Holm-adjusted p-value")
+    ax.tick_params(axis="x", rotation=60)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return save_png(fig, out_dir, "mcnemar")
+
+
+def fig_cost(cost: list[dict], scores: list[dict], out_dir) -> str:
+    import matplotlib.pyplot as plt
+
+    acc = {r["model"]: r["accuracy"] for r in scores}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in cost:
+        ax.scatter(max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]]), s=30)
+        ax.annotate(r["model"], (max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]])), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", yscale="log", xlabel="fit time (s, log)", ylabel="test error % (log)", title="cost against error")
+    return save_png(fig, out_dir, "cost")
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings
+# ---------------------------------------------------------------------------------------------
+
+
+def findings(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict], mc_rows: list[dict], classes: list[str],
+             y_test: np.ndarray, alpha: float) -> list[str]:
+    """Sentences computed from the measured numbers."""
+    acc = {r["name"]: mets[r["name"]]["accuracy"] for r in runs}
+    err = {n: 1 - a for n, a in acc.items()}
+    order = sorted(acc, key=acc.get, reverse=True)
+    best, worst = order[0], order[-1]
+    out = [f"{best} is the most accurate model at {100 * acc[best]:.2f} % (95 % bootstrap CI {100 * cis[best]['low']:.2f}-"
+           f"{100 * cis[best]['high']:.2f} %); {worst} is the least accurate at {100 * acc[worst]:.2f} %, "
+           f"{err[worst] / max(err[best], 1e-9):.1f}x the error rate of {best}."]
+    family = {n: ("neural" if n == "cnn" else CLASSIC_MODELS[n].family) for n in acc}
+    out += _family_findings(acc, err, family)
+    out += _calibration_findings(runs, mets)
+    out += _significance_findings(mc_rows, alpha)
+    out += _class_findings(runs, mets, classes, best)
+    wrong_all = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
+    out.append(f"{int(wrong_all.sum())} of {len(y_test)} test images ({100 * wrong_all.mean():.2f} %) are misclassified by "
+               f"all {len(runs)} models; stored in predictions.npz for the error analysis.")
+    return out
+
+
+def _family_findings(acc: dict, err: dict, family: dict) -> list[str]:
+    out = []
+    best_of = {f: max((n for n in acc if family[n] == f), key=acc.get) for f in set(family.values())}
+    nonlinear = [best_of[f] for f in ("kernel", "neighbours", "ensemble", "neural") if f in best_of]
+    if "linear" in best_of and nonlinear:
+        lin, nl = best_of["linear"], max(nonlinear, key=acc.get)
+        out.append(f"Linear models top out at {100 * acc[lin]:.2f} % ({lin}) while the best non-linear model ({nl}) reaches "
+                   f"{100 * acc[nl]:.2f} %: a linear boundary per class in pixel space leaves {err[lin] / max(err[nl], 1e-9):.1f}x "
+                   f"as many errors, because digits vary by stroke position and thickness, which are not linear in the pixels.")
+    ensembles = [n for n in ("random_forest", "extra_trees", "hgb") if n in acc]
+    if "tree" in acc and ensembles:
+        e = max(ensembles, key=acc.get)
+        out.append(f"A single decision tree reaches {100 * acc['tree']:.2f} %; the ensemble {e} reaches {100 * acc[e]:.2f} %, "
+                   f"removing {100 * (1 - err[e] / max(err['tree'], 1e-9)):.0f} % of the tree's errors: averaging (or boosting) many "
+                   f"trees cancels the variance of one deep tree.")
+    if "cnn" in acc:
+        classic = [n for n in acc if n != "cnn"]
+        if classic:
+            c = max(classic, key=acc.get)
+            ratio = err[c] / max(err["cnn"], 1e-9)
+            out.append(f"The CNN ({100 * acc['cnn']:.2f} %) {'beats' if ratio > 1 else 'does not beat'} the best classic model "
+                       f"{c} ({100 * acc[c]:.2f} %): {max(ratio, 1 / max(ratio, 1e-9)):.1f}x {'fewer' if ratio > 1 else 'more'} errors"
+                       + (" from weights shared across positions (translation structure) and local receptive fields."
+                          if ratio > 1 else "; at this training budget its convolutional prior does not pay off."))
+    return out
+
+
+def _calibration_findings(runs: list[dict], mets: dict) -> list[str]:
+    prob = [r["name"] for r in runs if mets[r["name"]]["log_loss"] is not None]
+    if len(prob) < 2:
+        return []
+    ll = {n: mets[n]["log_loss"] for n in prob}
+    ece = {n: mets[n]["ece"] for n in prob}
+    worst_ll, best_ll = max(ll, key=ll.get), min(ll, key=ll.get)
+    out = [f"Log loss ranges from {ll[best_ll]:.3f} ({best_ll}) to {ll[worst_ll]:.3f} ({worst_ll}); expected calibration "
+           f"error from {min(ece.values()):.3f} ({min(ece, key=ece.get)}) to {max(ece.values()):.3f} ({max(ece, key=ece.get)})."]
+    if "gnb" in ll:
+        r = next(r for r in runs if r["name"] == "gnb")
+        conf = r["proba"].max(1)
+        sure = conf > 0.99
+        y_true_acc = mets["gnb"]["accuracy"]
+        others = np.median([ll[n] for n in prob if n != "gnb"])
+        out.append(f"Gaussian naive Bayes multiplies 784 per-pixel likelihoods as if pixels were independent, so correlated "
+                   f"neighbouring pixels are counted many times over: {100 * sure.mean():.1f} % of its predictions have confidence "
+                   f"above 0.99, yet its accuracy is only {100 * y_true_acc:.1f} %, giving a log loss of {ll['gnb']:.2f} against a "
+                   f"median {others:.3f} for the other probabilistic models (ECE {ece['gnb']:.3f}).")
+    return out
+
+
+def _significance_findings(rows: list[dict], alpha: float) -> list[str]:
+    if not rows:
+        return []
+    sig = [r for r in rows if r["significant"]]
+    out = [f"{len(sig)} of {len(rows)} model pairs differ significantly in accuracy (McNemar, Holm-corrected, alpha {alpha:g})."]
+    not_sig = [r for r in rows if not r["significant"]]
+    if not_sig:
+        r = max(not_sig, key=lambda r: abs(r["acc_a"] - r["acc_b"]))
+        out.append(f"The largest difference that is not significant is {r['model_a']} vs {r['model_b']} "
+                   f"({100 * abs(r['acc_a'] - r['acc_b']):.2f} points, {r['a_only_right']} vs {r['b_only_right']} discordant images, "
+                   f"adjusted p = {r['p_holm']:.3g}): such models should be treated as tied on this test set.")
+    if sig:
+        r = min(sig, key=lambda r: abs(r["acc_a"] - r["acc_b"]))
+        out.append(f"The smallest significant difference is {r['model_a']} vs {r['model_b']} "
+                   f"({100 * abs(r['acc_a'] - r['acc_b']):.2f} points, adjusted p = {r['p_holm']:.3g}).")
+    return out
+
+
+def _class_findings(runs: list[dict], mets: dict, classes: list[str], best: str) -> list[str]:
+    f1 = np.array([mets[r["name"]]["f1"] for r in runs])
+    mean_f1 = f1.mean(axis=0)
+    hard, easy = int(mean_f1.argmin()), int(mean_f1.argmax())
+    cm = mets[best]["confusion_matrix"].copy()
+    np.fill_diagonal(cm, 0)
+    i, j = np.unravel_index(cm.argmax(), cm.shape)
+    return [f"Averaged over models, class {classes[hard]} is the hardest (mean F1 {mean_f1[hard]:.3f}) and class "
+            f"{classes[easy]} the easiest ({mean_f1[easy]:.3f}); the best model's most frequent confusion is true {classes[i]} "
+            f"predicted as {classes[j]} ({int(cm[i, j])} images)."]
+
+
+# ---------------------------------------------------------------------------------------------
+# The task
+# ---------------------------------------------------------------------------------------------
+
+
+def _check(cfg: Config) -> None:
+    unknown = [m for m in cfg.models if m != "cnn" and m not in CLASSIC_MODELS]
+    if unknown or not cfg.models:
+        raise ConfigError(f"classify.models {unknown or cfg.models}: unknown or empty; choose from {', '.join([*CLASSIC_MODELS, 'cnn'])}")
+
+
+def _split(ctx: TaskContext, cfg: Config):
+    ds = ctx.dataset
+    x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if cfg.train_size and cfg.train_size < len(y_train):
+        idx = stratified_subset(y_train, total=cfg.train_size, seed=ctx.seed)
+        x_train, y_train = x_train[idx], y_train[idx]
+    if cfg.test_size and cfg.test_size < len(y_test):
+        idx = stratified_subset(y_test, total=cfg.test_size, seed=ctx.seed)
+        x_test, y_test = x_test[idx], y_test[idx]
+    return x_train, y_train, x_test, y_test
+
+
+def save_predictions(runs: list[dict], y_test: np.ndarray, out_dir) -> str:
+    """Write ``predictions.npz``: y_true, model names, and per model y_pred and proba (or scores)."""
+    arrays: dict[str, np.ndarray] = {"y_true": y_test, "models": np.array([r["name"] for r in runs])}
+    for r in runs:
+        arrays[f"y_pred__{r['name']}"] = r["y_pred"]
+        if r["proba"] is not None:
+            arrays[f"proba__{r['name']}"] = r["proba"].astype(np.float32)
+        elif r["scores"] is not None:
+            arrays[f"scores__{r['name']}"] = r["scores"].astype(np.float32)
+    np.savez_compressed(out_dir / "predictions.npz", **arrays)
+    return "predictions.npz"
+
+
+def run(ctx: TaskContext, cfg: Config) -> TaskResult:
+    """Train every configured model on the official split and compare them."""
+    _check(cfg)
+    x_train, y_train, x_test, y_test = _split(ctx, cfg)
+    classes, k = list(ctx.dataset.classes), ctx.dataset.n_classes
+    runs = []
+    for name in cfg.models:
+        ctx.log.info("classify: fitting %s on %d images", name, len(y_train))
+        runs.append(run_model(name, cfg, ctx, x_train, y_train, x_test))
+        ctx.log.info("classify: %s done in %.1f s", name, runs[-1]["fit_s"])
+    mets = {r["name"]: M.classification_metrics(y_test, r["y_pred"], r["proba"], k, scores=r["scores"], n_bins=cfg.ece_bins)
+            for r in runs}
+    cis = {r["name"]: M.accuracy_ci(y_test, r["y_pred"], n_boot=cfg.n_boot, seed=ctx.seed) for r in runs}
+    scores, probs, cost = score_rows(runs, mets, cis), probability_rows(runs, mets), cost_rows(runs, cfg)
+    mc = mcnemar_rows(runs, y_test, cfg.alpha)
+    best = scores[0]["model"]
+    out = ctx.out_dir
+    figures = [Figure("accuracy", fig_accuracy(scores, out), "Test error of every model with its 95 % bootstrap confidence interval."),
+               Figure("confusion_best", fig_confusion(mets[best]["confusion_matrix"], classes, best, out),
+                      f"Confusion matrix of the best model ({best}): counts and row-normalised; off-diagonal cells are coloured."),
+               Figure("per_class_f1", fig_per_class_f1(runs, mets, classes, out), "Per-class F1 of every model.")]
+    rel = fig_reliability(runs, y_test, cfg.ece_bins, out)
+    if rel:
+        figures.append(Figure("reliability", rel, f"Reliability diagrams ({cfg.ece_bins} equal-width confidence bins) of the models "
+                                                  "that output probabilities; the dashed diagonal is perfect calibration."))
+    mcf = fig_mcnemar(runs, mc, out)
+    if mcf:
+        figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: log10 of the Holm-adjusted p-value (dark = significant)."))
+    figures.append(Figure("cost", fig_cost(cost, scores, out), "Fit time against test error (both log scale)."))
+    pred_file = save_predictions(runs, y_test, out)
+    tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
+                                      f"{cfg.n_boot} resamples)."),
+              Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
+                                            "decision scores, and log loss / Brier / ECE are left empty for them."),
+              Table("cost", cost, "Training images, setup, fit and predict time (this machine), and model size (fitted numbers "
+                                  "and pickled size; parameters and their bytes for the CNN)."),
+              Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
+                                   "chi-square with continuity correction) with Holm-adjusted p-values.")]
+    acc = {r["name"]: round(float(mets[r["name"]]["accuracy"]), 5) for r in runs}
+    return TaskResult(
+        title=TITLE,
+        summary=(f"{len(runs)} models trained on {len(y_train):,} training images of {ctx.dataset.name} and scored on "
+                 f"{len(y_test):,} test images of the official split with the full metrics suite."),
+        findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
+        tables=tables, figures=figures, notes=M.metric_notes() if hasattr(M, "metric_notes") else [],
+        metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
+                 "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
+                 "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
+                 "fit_seconds": {r["name"]: round(r["fit_s"], 2) for r in runs}})
