@@ -400,3 +400,97 @@ def holm_adjust(p_values) -> np.ndarray:
     out = np.empty(m)
     out[order] = np.minimum(adj, 1.0)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Definitions for the report
+# ---------------------------------------------------------------------------------------------
+
+# n samples, K classes, TP_k / FP_k / FN_k counted from the confusion matrix C (rows = truth).
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"name": "Accuracy", "formula": "acc = (1/n) &sum;<sub>i</sub> 1[&ycirc;<sub>i</sub> = y<sub>i</sub>] = trace(C) / n",
+     "computed": "mean of the correct-prediction indicator on the test set",
+     "meaning": "the share of test images classified correctly",
+     "misleads": "with imbalanced classes (a majority-class guess can score high) and it hides which classes fail"},
+    {"name": "Bootstrap 95 % CI of accuracy",
+     "formula": "2.5 and 97.5 percentiles of acc over B resamples of the n test images drawn with replacement",
+     "computed": "percentile bootstrap, seeded, B x n index matrix drawn in chunks",
+     "meaning": "how much the accuracy would move on another test set of the same size from the same distribution",
+     "misleads": "it ignores variation from training (seeds, data order) and assumes test images are independent"},
+    {"name": "Balanced accuracy", "formula": "(1/K) &sum;<sub>k</sub> TP<sub>k</sub> / (TP<sub>k</sub> + FN<sub>k</sub>)",
+     "computed": "mean of per-class recall over classes present in the test set",
+     "meaning": "accuracy with every class weighted equally",
+     "misleads": "it equals accuracy on a balanced test set (MNIST's is nearly balanced), so it adds little there"},
+    {"name": "Precision, recall, F1 (per class)",
+     "formula": "P<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FP<sub>k</sub>), R<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FN<sub>k</sub>), "
+                "F1<sub>k</sub> = 2P<sub>k</sub>R<sub>k</sub>/(P<sub>k</sub>+R<sub>k</sub>) = 2TP<sub>k</sub>/(2TP<sub>k</sub>+FP<sub>k</sub>+FN<sub>k</sub>)",
+     "computed": "from the confusion matrix's diagonal, column sums (predicted) and row sums (true); 0/0 counts as 0",
+     "meaning": "precision: how trustworthy a prediction of class k is; recall: how many images of class k are found",
+     "misleads": "a class never predicted gets precision 0 by convention, which can look worse than it is"},
+    {"name": "Macro / micro / weighted averages",
+     "formula": "macro = (1/K) &sum;<sub>k</sub> m<sub>k</sub>; weighted = &sum;<sub>k</sub> (n<sub>k</sub>/n) m<sub>k</sub>; "
+                "micro pools TP, FP, FN over classes before dividing",
+     "computed": "from the per-class values and supports",
+     "meaning": "macro treats classes equally, weighted follows class frequency, micro F1 equals accuracy in single-label problems",
+     "misleads": "macro is sensitive to tiny classes; micro and weighted hide failures on rare classes"},
+    {"name": "Cohen's kappa", "formula": "&kappa; = (p<sub>o</sub> - p<sub>e</sub>) / (1 - p<sub>e</sub>), "
+                                          "p<sub>e</sub> = &sum;<sub>k</sub> (row<sub>k</sub>/n)(col<sub>k</sub>/n)",
+     "computed": "observed agreement p<sub>o</sub> = accuracy, chance agreement from the confusion matrix's margins",
+     "meaning": "agreement with the truth beyond what matching label frequencies would give by chance (1 perfect, 0 chance)",
+     "misleads": "it depends on the class marginals, so values are not comparable across datasets with different balance"},
+    {"name": "Matthews correlation (multi-class)",
+     "formula": "MCC = (c&middot;n - t&middot;p) / &radic;((n<sup>2</sup> - p&middot;p)(n<sup>2</sup> - t&middot;t)), "
+                "c = trace(C), t = row sums, p = column sums",
+     "computed": "Gorodkin's R<sub>K</sub> from the confusion matrix; 0 when undefined",
+     "meaning": "correlation between true and predicted labels, using every cell of the confusion matrix",
+     "misleads": "its scale is not a rate; it is hard to translate into 'how many errors'"},
+    {"name": "Confusion matrix", "formula": "C<sub>ij</sub> = #{i : y = i, &ycirc; = j}; row-normalised C<sub>ij</sub> / &sum;<sub>j</sub> C<sub>ij</sub>",
+     "computed": "one bincount of y&middot;K + &ycirc;",
+     "meaning": "which classes are mistaken for which; the normalised diagonal is per-class recall",
+     "misleads": "counts follow class sizes; compare normalised rows across classes"},
+    {"name": "One-vs-rest ROC-AUC",
+     "formula": "AUC<sub>k</sub> = P(s<sub>k</sub>(x<sup>+</sup>) &gt; s<sub>k</sub>(x<sup>-</sup>)) + &frac12;P(tie), macro-averaged over k",
+     "computed": "Mann-Whitney rank statistic of the class-k score of class-k images against all others",
+     "meaning": "how well each class's score ranks its own images above the rest, independent of any threshold",
+     "misleads": "near 1 for every decent model (the many easy negatives dominate); it ignores calibration"},
+    {"name": "PR-AUC (average precision)",
+     "formula": "AP<sub>k</sub> = &sum;<sub>t</sub> (R<sub>t</sub> - R<sub>t-1</sub>) P<sub>t</sub> over decreasing score thresholds, macro-averaged",
+     "computed": "step-wise area under each class's precision-recall curve",
+     "meaning": "ranking quality focused on the positives; more sensitive than ROC-AUC when positives are rare (1 in 10 here)",
+     "misleads": "its baseline is the class frequency, not 0.5, so values are not comparable across class balances"},
+    {"name": "Top-2 accuracy", "formula": "(1/n) &sum;<sub>i</sub> 1[y<sub>i</sub> among the 2 highest scores]",
+     "computed": "a tied true class is ranked behind the classes it ties with",
+     "meaning": "whether the model at least short-lists the right digit",
+     "misleads": "it flatters models whose errors are near-misses and says nothing about confidence"},
+    {"name": "Log loss", "formula": "-(1/n) &sum;<sub>i</sub> log p<sub>i,y<sub>i</sub></sub>, p clipped to [&epsilon;, 1-&epsilon;]",
+     "computed": "mean negative log-probability of the true class",
+     "meaning": "how much probability the model puts on the truth; punishes confident mistakes without bound",
+     "misleads": "a few confident errors dominate it (a tree's 0/1 probabilities give huge values); needs probabilities"},
+    {"name": "Brier score", "formula": "(1/n) &sum;<sub>i</sub> &sum;<sub>k</sub> (p<sub>ik</sub> - 1[y<sub>i</sub> = k])<sup>2</sup>",
+     "computed": "squared distance between the probability vector and the one-hot truth",
+     "meaning": "a bounded (0 to 2) proper score mixing calibration and sharpness",
+     "misleads": "it is less sensitive than log loss to rare confident mistakes"},
+    {"name": "Expected calibration error", "formula": "ECE = &sum;<sub>b</sub> (n<sub>b</sub>/n) |acc<sub>b</sub> - conf<sub>b</sub>| "
+                                                       "over equal-width bins of the top-class confidence",
+     "computed": "confidence = max probability; bins (b/B, (b+1)/B]; shown as a reliability diagram",
+     "meaning": "whether '90 % confident' means right 90 % of the time",
+     "misleads": "depends on the number of bins and is near 0 for very accurate models simply because most confidences are ~1"},
+    {"name": "McNemar's test",
+     "formula": "b = A right and B wrong, c = A wrong and B right; exact: p = min(1, 2 P(Bin(b+c, &frac12;) &le; min(b,c))); "
+                "otherwise &chi;<sup>2</sup> = (|b - c| - 1)<sup>2</sup>/(b + c), 1 d.o.f.",
+     "computed": "exact binomial test below 25 discordant images, else chi-square with continuity correction; "
+                 "Holm's step-down correction across all pairs",
+     "meaning": "whether two models' error rates differ on this test set beyond chance, using only the images they disagree on",
+     "misleads": "it tests one fixed test set and one training run each; a non-significant result is not proof of equality"},
+    {"name": "Model size", "formula": "parameters = numbers in the fitted arrays; bytes = pickled size (torch: parameter bytes)",
+     "computed": "recursive walk of the fitted estimator's arrays (coefficients, support vectors, tree nodes, stored training "
+                 "images for k-NN); torch: trainable parameter count x element size",
+     "meaning": "memory needed to keep and ship the model",
+     "misleads": "tree nodes, support vectors and stored images are not 'parameters' in the neural-network sense"},
+]
+
+
+def metric_notes() -> list[str]:
+    """One HTML paragraph per metric of :data:`METRIC_DEFINITIONS` (for a task's ``notes``)."""
+    return [f"<b>{d['name']}</b>: {d['formula']}. <i>Computed</i>: {d['computed']}. <i>Meaning</i>: {d['meaning']}. "
+            f"<i>Can mislead</i>: {d['misleads']}." for d in METRIC_DEFINITIONS]
