@@ -219,7 +219,8 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     top_idx = [names.index(r["feature"]) for r in sorted(scores, key=lambda r: r[rank_key])[: cfg.top_k]]
     lap("scores")
     acc = feature_vs_pixel_accuracy(Xtr, ytr, Xte, yte, ds.x_train[tr], ds.x_test[te], top_idx, cfg.classifiers,
-                                    seed=ctx.seed, n_jobs=ctx.n_jobs, rf_trees=cfg.rf_trees, max_iter=cfg.logreg_max_iter)
+                                    seed=ctx.seed, n_jobs=ctx.n_jobs, rf_trees=cfg.rf_trees, max_iter=cfg.logreg_max_iter,
+                                    progress=ctx.progress)
     lap("classifiers")
     shown = _plot_features(scores, cfg.n_plot)
     means, variances = class_mean_images(ds.x_train, ds.y_train, C)
