@@ -5,12 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.data.registry import Dataset
 from digitlab.errors import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import classify
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS/OpenMP thread: on a shared 2-core machine more threads spin and run several times slower."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="module")

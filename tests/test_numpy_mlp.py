@@ -2,11 +2,19 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 import torch
 
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.errors import ModelError
 from digitlab.models.numpy_mlp import MLP, Linear, NumpyMLPClassifier, ReLU, SGDMomentum, SoftmaxCrossEntropy, learning_rate
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS/OpenMP thread: on a shared 2-core machine more threads spin and run several times slower."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _t(a):

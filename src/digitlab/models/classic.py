@@ -160,8 +160,10 @@ def _extra_trees(random_state: int, n_jobs: int, n_estimators: int = 300, max_fe
 
 
 def _hgb(random_state: int, n_jobs: int, max_iter: int = 200, learning_rate: float = 0.2, max_leaf_nodes: int = 31,
-         pca: int = 0, l2_regularization: float = 1.0) -> Pipeline:
-    # early stopping on a 10 % validation split stops when 10 rounds bring no improvement
+         pca: int = 50, l2_regularization: float = 1.0) -> Pipeline:
+    # early stopping on a 10 % validation split stops when 10 rounds bring no improvement;
+    # PCA-50 front end: on the raw 784 pixels each of the 10 trees per round costs ~15x more
+    # (10k images: 420 s raw against 10 s on PCA-50 on this 2-core machine, 95.6 % vs 94.0 %)
     steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else [])
     return Pipeline(steps + [("clf", HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, l2_regularization=l2_regularization,
@@ -188,7 +190,7 @@ CLASSIC_MODELS: dict[str, ModelSpec] = {
     "tree": ModelSpec(_tree, "decision tree (entropy, grown to purity) on pixels/255", "tree"),
     "random_forest": ModelSpec(_forest, "random forest, 300 trees, sqrt(784) features per split", "ensemble"),
     "extra_trees": ModelSpec(_extra_trees, "extremely randomised trees, 300 trees", "ensemble"),
-    "hgb": ModelSpec(_hgb, "histogram gradient boosting, early stopping, lr 0.2, 31 leaves", "ensemble"),
+    "hgb": ModelSpec(_hgb, "histogram gradient boosting on PCA-50, early stopping, lr 0.2, 31 leaves", "ensemble"),
     "gnb": ModelSpec(_gnb, "Gaussian naive Bayes on pixels/255 (var_smoothing 0.1)", "probabilistic"),
     "numpy_mlp": ModelSpec(_numpy_mlp, "from-scratch NumPy MLP 784-256-128-10, SGD+momentum", "neural"),
 }

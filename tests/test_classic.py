@@ -1,0 +1,80 @@
+"""The classic-model zoo: every model learns a small MNIST subset; names and parameters are checked."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+from sklearn.base import clone
+
+from digitlab.data import load_dataset, stratified_subset
+from digitlab.errors import DigitlabError, ModelError
+from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model, unit_pixels
+
+# small-but-fair settings so the whole zoo fits in a few seconds
+FAST = {"random_forest": {"n_estimators": 40}, "extra_trees": {"n_estimators": 40}, "hgb": {"max_iter": 30},
+        "rbf_svm": {"search_size": 400, "val_size": 300}, "numpy_mlp": {"epochs": 8}}
+# accuracy floors on 1,500 training images (chance is 0.10); measured values are 5-10 points higher
+FLOOR = {"tree": 0.60, "gnb": 0.60}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS/OpenMP thread: on a shared 2-core machine more threads spin and run several times slower."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    ds = load_dataset("mnist")
+    tr = stratified_subset(ds.y_train, total=1500, seed=0)
+    te = stratified_subset(ds.y_test, total=600, seed=0)
+    return ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te]
+
+
+@pytest.mark.parametrize("name", list(CLASSIC_MODELS))
+def test_every_model_learns_mnist(name, mnist_small):
+    x, y, xt, yt = mnist_small
+    model = make_model(name, random_state=0, n_jobs=1, **FAST.get(name, {})).fit(x, y)
+    acc = np.mean(model.predict(xt) == yt)
+    assert acc > FLOOR.get(name, 0.80), f"{name}: {acc:.3f}"
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(xt[:20])
+        assert proba.shape == (20, 10)
+        np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-4)  # float32 pixels
+
+
+def test_models_accept_flat_rows_and_clone(mnist_small):
+    x, y, xt, _ = mnist_small
+    a = make_model("logreg").fit(x, y)
+    b = clone(make_model("logreg")).fit(x.reshape(len(x), -1), y)
+    np.testing.assert_array_equal(a.predict(xt), b.predict(xt.reshape(len(xt), -1)))
+    assert unit_pixels(np.full((2, 28, 28), 255, np.uint8)).max() == 1.0
+
+
+def test_validation_search_picks_the_best_setting(mnist_small):
+    x, y, xt, yt = mnist_small
+    svm = make_model("rbf_svm", C=[0.01, 5.0], gamma=[0.02], search_size=500, val_size=300).fit(x, y)
+    assert isinstance(svm, ValidationSearch)
+    assert len(svm.search_results_) == 2
+    assert svm.best_params_["clf__C"] == 5.0  # C=0.01 underfits badly
+    best = max(r["val_accuracy"] for r in svm.search_results_)
+    assert best == max(r["val_accuracy"] for r in svm.search_results_ if r["clf__C"] == 5.0)
+    assert not hasattr(svm, "predict_proba")  # an SVC without Platt scaling has no probabilities
+    assert svm.decision_function(xt[:5]).shape == (5, 10)
+
+
+def test_seeded_models_are_reproducible(mnist_small):
+    x, y, xt, _ = mnist_small
+    a = make_model("extra_trees", random_state=3, n_estimators=10).fit(x, y).predict_proba(xt)
+    b = make_model("extra_trees", random_state=3, n_estimators=10).fit(x, y).predict_proba(xt)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_model_and_bad_parameter_raise_model_error():
+    with pytest.raises(ModelError) as err:
+        make_model("xgboost")
+    msg = str(err.value)
+    assert "xgboost" in msg and "random_forest" in msg and "\n" not in msg
+    assert isinstance(err.value, DigitlabError)
+    with pytest.raises(ModelError, match="knn.*n_trees"):
+        make_model("knn", n_trees=5)
