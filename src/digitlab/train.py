@@ -49,8 +49,8 @@ class TrainConfig:
     """How to train. Defaults are the fast recipe's (see :data:`FAST_RECIPE`)."""
 
     epochs: int = 2  # passes over the training split
-    batch_size: int = 128  # images per optimiser step
-    lr: float = 0.01  # base learning rate (one-cycle: the peak)
+    batch_size: int = 256  # images per optimiser step
+    lr: float = 0.02  # base learning rate (one-cycle: the peak)
     optimizer: str = "adamw"  # "sgd" | "momentum" (SGD with momentum) | "adam" | "adamw"
     momentum: float = 0.9  # for "momentum" (and SGD-based one-cycle cycling)
     nesterov: bool = False  # Nesterov momentum for "momentum"
@@ -72,6 +72,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU and GPU)
     num_threads: int = 0  # torch CPU threads during fit (0 = leave torch's setting)
     eval_batch_size: int = 1024  # images per forward pass when evaluating
+    augment: str = ""  # augmentation by name ("shift", "affine", or digitlab.augment's); fit(augment=...) overrides
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on a bad value (called by :func:`fit`)."""
@@ -147,7 +148,10 @@ def as_images(x: np.ndarray) -> np.ndarray:
 
 def to_tensor(x: np.ndarray, device: str) -> torch.Tensor:
     """uint8 ``(n, H, W)`` -> float ``(n, 1, H, W)`` in [0, 1] on ``device``."""
-    return torch.from_numpy(as_images(x)).to(device).unsqueeze(1).float().div_(255.0)
+    x = as_images(x)
+    if not x.flags.writeable:  # joblib hands workers read-only memory maps; torch wants writable memory
+        x = x.copy()
+    return torch.from_numpy(x).to(device).unsqueeze(1).float().div_(255.0)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,9 +243,13 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     if s == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
     if s == "onecycle":
+        total = cfg.epochs * steps_per_epoch
+        if total < 3:  # no room for a warm-up and an annealing phase: train at the peak rate
+            return None
+        # Torch needs at least one step in each phase; tiny runs stretch the warm-up to fit.
+        pct = min(max(cfg.pct_start, 1.5 / total), 1 - 1.5 / total)
         cycle = cfg.optimizer == "momentum"  # cycle momentum only where there is one to cycle
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                   pct_start=cfg.pct_start, cycle_momentum=cycle)  # fmt: skip
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=pct, cycle_momentum=cycle)
     if s == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=cfg.plateau_patience)
     return None
@@ -322,8 +330,10 @@ def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, 
     model.train()
     n = len(train.x)
     perm = torch.randperm(n, generator=gen, device=gen.device).to(train.x.device)
-    loss_sum, correct, seen = 0.0, 0, 0
-    timed_out = False
+    # Sums stay on the device: a .item() per batch would stall a GPU on every step.
+    loss_sum = torch.zeros((), device=train.x.device)
+    correct = torch.zeros((), dtype=torch.long, device=train.x.device)
+    seen, timed_out = 0, False
     for i in range(0, n, cfg.batch_size):
         idx = perm[i : i + cfg.batch_size]
         xb, yb = train.x[idx], train.y[idx]
@@ -335,17 +345,17 @@ def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, 
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        if cfg.scheduler == "onecycle" and sched.last_epoch + 1 < sched.total_steps:
+        if isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.last_epoch + 1 < sched.total_steps:
             sched.step()
-        loss_sum += loss.item() * len(idx)
-        correct += (logits.argmax(1) == yb).sum().item()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
         if bar is not None:
             bar[0].update(bar[1], advance=1)
         if deadline and time.perf_counter() > deadline:
             timed_out = True
             break
-    return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1), "seen": seen, "timed_out": timed_out}
+    return {"train_loss": loss_sum.item() / max(seen, 1), "train_acc": correct.item() / max(seen, 1), "seen": seen, "timed_out": timed_out}
 
 
 def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainConfig | None = None, *,
@@ -362,6 +372,7 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
         With neither, the last epoch is kept and the history's val columns are NaN.
     augment : ``augment(x, generator) -> x`` on float ``(B, 1, H, W)`` in [0, 1], applied per batch
         before normalisation; or a name ("shift", "affine", or one of :mod:`digitlab.augment`).
+        ``None`` uses ``cfg.augment``.
     progress : show a rich progress bar per epoch.
 
     Returns
@@ -372,7 +383,7 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
     cfg = cfg or TrainConfig()
     cfg.validate()
     device = resolve_device(cfg.device)
-    augment = resolve_augment(augment)
+    augment = resolve_augment(augment if augment is not None else (cfg.augment or None))
     with _threads(cfg.num_threads):
         torch.manual_seed(cfg.seed)  # dropout masks; the weights were drawn when the model was built
         train, val = _prepare(x_train, y_train, x_val, y_val, cfg, device)
@@ -511,7 +522,7 @@ def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.
 # =============================================================================================
 
 # Measured by benchmarks/bench_train.py (see the README there).
-FAST_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {}, TrainConfig())
+FAST_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16}, TrainConfig(epochs=2, batch_size=256, lr=0.02))
 STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {}, TrainConfig(epochs=6))
 
 
@@ -527,8 +538,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``.
     """
 
-    def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 128,
-                 lr: float = 0.01, optimizer: str = "adamw", scheduler: str = "onecycle", weight_decay: float = 5e-4,
+    def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 256,
+                 lr: float = 0.02, optimizer: str = "adamw", scheduler: str = "onecycle", weight_decay: float = 5e-4,
                  val_fraction: float = 0.1, max_seconds: float = 0.0, device: str = "auto", random_state: int = 0,
                  progress: bool = False, augment: str | Augment | None = None):  # fmt: skip
         self.net = net

@@ -1,0 +1,137 @@
+"""Training throughput of digitlab's engine against the usual per-sample PIL + DataLoader pipeline,
+and the wall time of the fast recipe on the full MNIST training set.
+
+    python benchmarks/bench_train.py                 # 20,000 images x 3 alternating repeats, then FAST_RECIPE
+    python benchmarks/bench_train.py --images 5000 --repeats 1 --no-recipe
+    python benchmarks/bench_train.py --strong         # also time STRONG_RECIPE (minutes on a CPU)
+
+Both pipelines train the same network (the fast recipe's) with the same optimiser and batch size
+for one pass over the same ``--images`` training images; runs alternate (ours, theirs, ours, ...)
+so that a machine shared with other work slows both alike. The baseline is the course-notebook
+way: a ``Dataset`` whose ``__getitem__`` turns one uint8 array into a PIL image and then into a
+normalised tensor, batched by a ``DataLoader`` (``num_workers=0``, NCHW layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from digitlab.data import load_dataset, stratified_subset
+from digitlab.models.nets import build_net, count_parameters
+from digitlab.train import FAST_RECIPE, STRONG_RECIPE, fit, predict_proba
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=20_000, help="training images per throughput run (stratified subset)")
+    p.add_argument("--repeats", type=int, default=3, help="alternating runs of each pipeline")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--no-recipe", action="store_true", help="skip timing FAST_RECIPE on the full training set")
+    p.add_argument("--strong", action="store_true", help="also time STRONG_RECIPE")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline: per-sample PIL conversion and a DataLoader
+# ---------------------------------------------------------------------------------------------
+
+
+class PILDataset(torch.utils.data.Dataset):
+    """One image at a time: uint8 array -> PIL image -> float tensor, normalised."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float):
+        self.x, self.y, self.mean, self.std = x, y, mean, std
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.x[i], mode="L")
+        t = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).unsqueeze(0)
+        return (t - self.mean) / self.std, int(self.y[i])
+
+
+def baseline_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, batch_size: int, lr: float, seed: int) -> float:
+    """One epoch through the PIL + DataLoader pipeline; returns training seconds."""
+    torch.manual_seed(seed)
+    model = build_net(net_name, seed=seed, **net_params)
+    xf = x.astype(np.float32) / 255
+    loader = torch.utils.data.DataLoader(PILDataset(x, y, float(xf.mean()), float(xf.std())), batch_size=batch_size, shuffle=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    model.train()
+    t0 = time.perf_counter()
+    for xb, yb in loader:
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def engine_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, cfg, seed: int) -> float:
+    """One epoch through :func:`digitlab.train.fit` (no validation split); returns training seconds."""
+    model = build_net(net_name, seed=seed, **net_params)
+    res = fit(model, x, y, replace(cfg, epochs=1, val_fraction=0.0, seed=seed))
+    return res.train_seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+def throughput(ds, args) -> None:
+    net_name, net_params, cfg = FAST_RECIPE
+    idx = stratified_subset(ds.y_train, total=args.images, seed=0)
+    x, y = ds.x_train[idx], ds.y_train[idx]
+    print(f"throughput: {args.images:,} images, net {net_name} {net_params} ({count_parameters(build_net(net_name, **net_params)):,} "
+          f"parameters), batch {cfg.batch_size}, channels_last={cfg.channels_last} (ours), {args.repeats} alternating repeat(s)")
+    ours, theirs = [], []
+    for r in range(args.repeats):
+        ours.append(args.images / engine_epoch(x, y, net_name, net_params, cfg, seed=r))
+        theirs.append(args.images / baseline_epoch(x, y, net_name, net_params, cfg.batch_size, cfg.lr, seed=r))
+        print(f"  repeat {r + 1}: engine {ours[-1]:8.0f} img/s   PIL+DataLoader {theirs[-1]:8.0f} img/s   "
+              f"ratio {ours[-1] / theirs[-1]:.2f}x", flush=True)
+    print(f"  median: engine {np.median(ours):.0f} img/s, PIL+DataLoader {np.median(theirs):.0f} img/s, "
+          f"ratio {np.median(ours) / np.median(theirs):.2f}x")
+
+
+def recipe(ds, name: str, spec, target: float) -> None:
+    net_name, net_params, cfg = spec
+    model = build_net(net_name, seed=cfg.seed, **net_params)
+    t0 = time.perf_counter()
+    res = fit(model, ds.x_train, ds.y_train, cfg)
+    wall = time.perf_counter() - t0
+    acc = float(np.mean(predict_proba(res.model, ds.x_test, norm=res.norm).argmax(1) == ds.y_test))
+    verdict = "reached" if acc >= target else "MISSED"
+    print(f"{name}: {net_name} {net_params}, {cfg.epochs} epoch(s), batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
+          f"{cfg.scheduler}, augment {cfg.augment or 'none'}: test accuracy {acc * 100:.2f} % ({verdict} {target * 100:.1f} %), training {res.train_seconds:.1f} s "
+          f"(fit incl. data preparation {wall:.1f} s); val acc per epoch {[round(h['val_acc'] * 100, 2) for h in res.history]}")
+
+
+def main() -> None:
+    args = parser().parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"load average {load:.1f} at start")
+    ds = load_dataset("mnist")
+    throughput(ds, args)
+    if not args.no_recipe:
+        recipe(ds, "FAST_RECIPE", FAST_RECIPE, 0.99)
+    if args.strong:
+        recipe(ds, "STRONG_RECIPE", STRONG_RECIPE, 0.995)
+
+
+if __name__ == "__main__":
+    main()
