@@ -534,14 +534,16 @@ STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {}, TrainConfig(epochs=6)
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier that trains a network from :mod:`digitlab.models.nets` with :func:`fit`.
 
-    ``X`` is uint8 images ``(n, H, W)`` (or square ``(n, H*W)``). Defaults are the fast recipe.
+    ``X`` is uint8 images ``(n, H, W)`` (or square ``(n, H*W)``). Defaults are the fast recipe;
+    ``train_params`` sets any other :class:`TrainConfig` field (e.g. ``{"label_smoothing": 0.1}``),
+    and :meth:`from_recipe` builds the estimator of a recipe such as :data:`STRONG_RECIPE`.
     Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``.
     """
 
     def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 256,
                  lr: float = 0.02, optimizer: str = "adamw", scheduler: str = "onecycle", weight_decay: float = 5e-4,
                  val_fraction: float = 0.1, max_seconds: float = 0.0, device: str = "auto", random_state: int = 0,
-                 progress: bool = False, augment: str | Augment | None = None):  # fmt: skip
+                 progress: bool = False, augment: str | Augment | None = None, train_params: dict | None = None):  # fmt: skip
         self.net = net
         self.net_params = net_params
         self.epochs = epochs
@@ -556,9 +558,24 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.progress = progress
         self.augment = augment
+        self.train_params = train_params
+
+    @classmethod
+    def from_recipe(cls, recipe: tuple[str, dict, TrainConfig], **overrides) -> "CNNClassifier":
+        """An estimator that trains exactly like ``recipe`` (e.g. :data:`STRONG_RECIPE`), with ``overrides``.
+
+        Every :class:`TrainConfig` field the constructor has no argument for goes into ``train_params``.
+        """
+        net, net_params, tc = recipe
+        own = {"epochs", "batch_size", "lr", "optimizer", "scheduler", "weight_decay", "val_fraction", "max_seconds", "device"}
+        base = asdict(TrainConfig())
+        rest = {k: v for k, v in asdict(tc).items() if k not in own | {"seed"} and v != base[k]}
+        kwargs = {k: getattr(tc, k) for k in own} | {"net": net, "net_params": dict(net_params), "random_state": tc.seed}
+        return cls(**(kwargs | {"train_params": rest or None} | overrides))
 
     def _config(self) -> TrainConfig:
-        return replace(TrainConfig(), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+        cfg = replace(TrainConfig(), **(self.train_params or {}))
+        return replace(cfg, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                        scheduler=self.scheduler, weight_decay=self.weight_decay, val_fraction=self.val_fraction,
                        max_seconds=self.max_seconds, device=self.device, seed=int(self.random_state or 0))  # fmt: skip
 
