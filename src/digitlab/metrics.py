@@ -233,10 +233,12 @@ def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=Non
     b = calibration_bins(y_true, proba, n_bins)
     width = 1.0 / n_bins
     centers = b["edges"][:-1] + width / 2
-    filled = b["count"] > 0
-    ax.bar(centers[filled], b["accuracy"][filled], width=width * 0.95, color="tab:blue", alpha=0.75, label="accuracy")
-    ax.bar(centers[filled], b["confidence"][filled] - b["accuracy"][filled], bottom=b["accuracy"][filled],
-           width=width * 0.95, color="tab:red", alpha=0.35, label="gap to confidence")
+    f = b["count"] > 0
+    acc, conf = b["accuracy"][f], b["confidence"][f]
+    ax.bar(centers[f], acc, width=width * 0.95, color="tab:blue", alpha=0.8, label="accuracy")
+    # hatched gap between accuracy and mean confidence: above the bar = overconfident, inside = underconfident
+    ax.bar(centers[f], np.abs(conf - acc), bottom=np.minimum(acc, conf), width=width * 0.95, fill=False, hatch="///",
+           edgecolor="tab:red", lw=0.5, label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ece = expected_calibration_error(y_true, proba, n_bins)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",

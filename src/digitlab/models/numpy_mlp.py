@@ -28,8 +28,8 @@ class Linear:
     def __init__(self, n_in: int, n_out: int, rng: np.random.Generator, dtype=np.float32):
         self.W = (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dtype)
         self.b = np.zeros(n_out, dtype=dtype)
-        self.dW = np.zeros_like(self.W)
-        self.db = np.zeros_like(self.b)
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -45,6 +45,10 @@ class Linear:
     def params(self) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         """(parameter, gradient, decays) triples: weight decay applies to W only, not to b."""
         return [(self.W, self.dW, True), (self.b, self.db, False)]
+
+    def clear(self) -> None:
+        """Drop the cached input and gradients (memory, and a pickled model holds only W and b)."""
+        self._x = self.dW = self.db = None
 
 
 class ReLU:
@@ -62,6 +66,9 @@ class ReLU:
 
     def params(self) -> list:
         return []
+
+    def clear(self) -> None:
+        self._mask = None
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -125,6 +132,13 @@ class MLP:
 
     def params(self) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         return [p for layer in self.layers for p in layer.params()]
+
+    def clear(self) -> None:
+        """Drop every cache of the last forward/backward pass."""
+        for layer in self.layers:
+            layer.clear()
+        self.head = SoftmaxCrossEntropy()
+        self.input_grad = None
 
 
 class SGDMomentum:
@@ -218,13 +232,16 @@ class NumpyMLPClassifier(ClassifierMixin, BaseEstimator):
                 opt.step(self.net_.params(), lr)
             self.loss_curve_.append(total / len(X))
             self.lr_curve_.append(lr)
+        self.net_.clear()
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax class probabilities ``(n, n_classes)`` in the order of ``classes_``."""
         check_is_fitted(self, "net_")
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-        return np.concatenate([softmax(self.net_.forward(X[i:i + 4096]).astype(np.float64)) for i in range(0, len(X), 4096)])
+        proba = np.concatenate([softmax(self.net_.forward(X[i:i + 4096]).astype(np.float64)) for i in range(0, len(X), 4096)])
+        self.net_.clear()
+        return proba
 
     def predict(self, X) -> np.ndarray:
         """Most probable class per row."""

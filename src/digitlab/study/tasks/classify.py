@@ -28,7 +28,7 @@ from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 NAME = "classify"
 TITLE = "Model comparison: classic models and a CNN"
 
-DEFAULT_MODELS = ["logreg", "linear_svm", "gnb", "tree", "knn", "random_forest", "extra_trees", "rbf_svm", "cnn"]
+DEFAULT_MODELS = ["logreg", "linear_svm", "gnb", "tree", "knn", "random_forest", "extra_trees", "hgb", "rbf_svm", "numpy_mlp", "cnn"]
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Config:
     test_size: int = 0  # test images (stratified subset); 0 = the full official test set
     svm_train_size: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
+    svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])  # RBF SVM C candidates
+    svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates (PCA-50 of pixels/255)
     n_estimators: int = 300  # trees of the random forest and extra trees
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     mlp_epochs: int = 20  # epochs of the NumPy MLP
@@ -52,8 +54,9 @@ class Config:
 
 
 PROFILES = {
-    "quick": {"train_size": 5000, "n_estimators": 60, "hgb_max_iter": 40, "svm_search_size": 1500, "mlp_epochs": 8,
-              "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_max_seconds": 15.0, "n_boot": 500},
+    "quick": {"train_size": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
+              "svm_gamma": [0.02, 0.04], "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_max_seconds": 12.0,
+              "n_boot": 500},
     "full": {"svm_train_size": 0, "n_estimators": 500, "hgb_max_iter": 500, "mlp_epochs": 40, "n_boot": 5000},
 }
 
@@ -63,20 +66,24 @@ PROFILES = {
 # ---------------------------------------------------------------------------------------------
 
 
+def model_params(name: str, cfg: Config) -> dict[str, Any]:
+    """The zoo parameters this config overrides for model ``name``."""
+    if name in ("random_forest", "extra_trees"):
+        return {"n_estimators": cfg.n_estimators}
+    if name == "hgb":
+        return {"max_iter": cfg.hgb_max_iter}
+    if name == "rbf_svm":
+        return {"search_size": cfg.svm_search_size, "C": list(cfg.svm_C), "gamma": list(cfg.svm_gamma)}
+    if name == "numpy_mlp":
+        return {"epochs": cfg.mlp_epochs}
+    return {}
+
+
 def build_model(name: str, cfg: Config, seed: int, n_jobs: int, device: str) -> Any:
     """The estimator for model ``name`` with this config's size settings."""
     if name == "cnn":
         return make_cnn(cfg, seed, device)
-    params: dict[str, Any] = {}
-    if name in ("random_forest", "extra_trees"):
-        params["n_estimators"] = cfg.n_estimators
-    elif name == "hgb":
-        params["max_iter"] = cfg.hgb_max_iter
-    elif name == "rbf_svm":
-        params["search_size"] = cfg.svm_search_size
-    elif name == "numpy_mlp":
-        params["epochs"] = cfg.mlp_epochs
-    return make_model(name, random_state=seed, n_jobs=n_jobs, **params)
+    return make_model(name, random_state=seed, n_jobs=n_jobs, **model_params(name, cfg))
 
 
 def make_cnn(cfg: Config, seed: int, device: str):
@@ -97,7 +104,8 @@ def model_description(name: str, cfg: Config) -> str:
     """One line for the table: what the model is and how it was set up."""
     if name == "cnn":
         return f"PyTorch CNN, digitlab.train {cfg.cnn_recipe} recipe"
-    return CLASSIC_MODELS[name].description
+    params = {k: v for k, v in model_params(name, cfg).items() if k not in ("C", "gamma")}
+    return CLASSIC_MODELS[name].description + (f" (here {', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
 def probabilities(model: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -163,6 +171,11 @@ def probability_rows(runs: list[dict], mets: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def per_class_rows(runs: list[dict], mets: dict[str, dict], classes: list[str]) -> list[dict]:
+    """Per-class F1 of every model (one row per model, one column per class)."""
+    return [{"model": r["name"], **{f"F1 {c}": _r(v) for c, v in zip(classes, mets[r["name"]]["f1"])}} for r in runs]
+
+
 def cost_rows(runs: list[dict], cfg: Config) -> list[dict]:
     """Training size, input, fit and predict time, and model size per model."""
     return [{"model": r["name"], "setup": model_description(r["name"], cfg), "n_train": r["n_train"],
@@ -206,26 +219,40 @@ def fig_accuracy(rows: list[dict], out_dir) -> str:
     ax.barh([r["model"] for r in rows], 100 * (1 - acc), xerr=100 * err[::-1], color="tab:blue", alpha=0.8, capsize=3)
     ax.set_xscale("log")
     ax.set_xlabel("test error % (log scale), bars: bootstrap 95 % CI")
-    for i, a in enumerate(acc):
-        ax.text(100 * (1 - a), i, f"  {100 * a:.2f} %", va="center", fontsize=8)
+    for i, (a, hi_err) in enumerate(zip(acc, 100 * (1 - acc + err[0]))):
+        ax.text(hi_err * 1.04, i, f"{100 * a:.2f} %", va="center", fontsize=8)
+    ax.set_xlim(right=ax.get_xlim()[1] * 1.35)  # room for the labels
+    _plain_log_ticks(ax.xaxis)
     return save_png(fig, out_dir, "accuracy")
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = axis.get_view_interval()
+    ticks = [m * 10.0**e for e in range(-3, 5) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def fig_confusion(cm: np.ndarray, classes: list[str], model: str, out_dir) -> str:
     import matplotlib.pyplot as plt
 
-    norm = M._safe_div(cm, cm.sum(axis=1, keepdims=True))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
-    for ax, mat, title, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "row-normalised (recall on the diagonal)", ".3f")):
+    pct = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+    for ax, mat, title in ((axes[0], cm, "counts"), (axes[1], pct, "% of the true class (recall on the diagonal)")):
         shown = mat.astype(float).copy()
         np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
         im = ax.imshow(shown, cmap="Reds")
         for i, j in np.ndindex(mat.shape):
-            ax.text(j, i, format(mat[i, j], fmt) if fmt == "d" else f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if i != j else "tab:blue")
+            if mat[i, j] > 0:
+                ax.text(j, i, f"{mat[i, j]:.0f}" if mat is cm else f"{mat[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                        color="tab:blue" if i == j else "black")
         ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
                xlabel="predicted", ylabel="true", title=f"{model}: {title}")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="off-diagonal")
+        fig.colorbar(im, ax=ax, shrink=0.8)
     return save_png(fig, out_dir, "confusion_best")
 
 
@@ -272,15 +299,15 @@ def fig_mcnemar(runs: list[dict], rows: list[dict], out_dir) -> str | None:
     mat = np.full((len(names), len(names)), np.nan)
     for row in rows:
         i, j = pos[row["model_a"]], pos[row["model_b"]]
-        mat[i, j] = mat[j, i] = np.log10(max(row["p_holm"], 1e-300))
-    fig, ax = plt.subplots(figsize=(0.55 * len(names) + 2.5, 0.5 * len(names) + 1.5))
-    im = ax.imshow(np.maximum(mat, -10), cmap="magma", vmin=-10, vmax=0)
+        mat[i, j] = mat[j, i] = row["p_holm"]
+    fig, ax = plt.subplots(figsize=(0.6 * len(names) + 2.5, 0.55 * len(names) + 1.5))
+    im = ax.imshow(np.log10(np.clip(mat, 1e-10, 1)), cmap="magma", vmin=-10, vmax=0)
     for i, j in np.ndindex(mat.shape):
         if i != j:
-            ax.text(j, i, f"{mat[i, j]:.0f}" if mat[i, j] > -10 else "<-10", ha="center", va="center", fontsize=6,
-                    color="white" if mat[i, j] < -5 else "black")
+            ax.text(j, i, f"{mat[i, j]:.2g}" if mat[i, j] >= 1e-10 else "<1e-10", ha="center", va="center", fontsize=6,
+                    color="white" if mat[i, j] < 1e-5 else "black")
     ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
-           title="McNemar: log10 Holm-adjusted p-value")
+           title="McNemar: Holm-adjusted p-values (colour: log10)")
     ax.tick_params(axis="x", rotation=60)
     fig.colorbar(im, ax=ax, fraction=0.04)
     return save_png(fig, out_dir, "mcnemar")
@@ -295,6 +322,8 @@ def fig_cost(cost: list[dict], scores: list[dict], out_dir) -> str:
         ax.scatter(max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]]), s=30)
         ax.annotate(r["model"], (max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]])), fontsize=8, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="fit time (s, log)", ylabel="test error % (log)", title="cost against error")
+    _plain_log_ticks(ax.xaxis)
+    _plain_log_ticks(ax.yaxis)
     return save_png(fig, out_dir, "cost")
 
 
@@ -315,6 +344,7 @@ def findings(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict], mc_r
            f"{err[worst] / max(err[best], 1e-9):.1f}x the error rate of {best}."]
     family = {n: ("neural" if n == "cnn" else CLASSIC_MODELS[n].family) for n in acc}
     out += _family_findings(acc, err, family)
+    out += _model_pair_findings(runs, acc, err)
     out += _calibration_findings(runs, mets)
     out += _significance_findings(mc_rows, alpha)
     out += _class_findings(runs, mets, classes, best)
@@ -351,6 +381,36 @@ def _family_findings(acc: dict, err: dict, family: dict) -> list[str]:
     return out
 
 
+def _model_pair_findings(runs: list[dict], acc: dict, err: dict) -> list[str]:
+    """Comparisons that isolate one design choice: kernel vs neighbours, MLP vs CNN, and cost."""
+    out = []
+    by = {r["name"]: r for r in runs}
+    if "rbf_svm" in acc and "knn" in acc:
+        s, k = "rbf_svm", "knn"
+        out.append(f"On the same PCA-50 features the RBF SVM ({100 * acc[s]:.2f} %) "
+                   f"{'beats' if acc[s] > acc[k] else 'trails'} 3-nearest-neighbours ({100 * acc[k]:.2f} %): both compare an image "
+                   f"with stored training images, but the SVM keeps {by[s]['size']['parameters']:,} numbers (support vectors and "
+                   f"weights) against k-NN's {by[k]['size']['parameters']:,} and learns how much each stored image counts.")
+    if "numpy_mlp" in acc and "cnn" in acc:
+        m, c = by["numpy_mlp"], by["cnn"]
+        ratio = err["numpy_mlp"] / max(err["cnn"], 1e-9)
+        out.append(f"The fully connected NumPy MLP ({m['size']['parameters']:,} parameters) reaches {100 * acc['numpy_mlp']:.2f} % and "
+                   f"the CNN ({c['size']['parameters']:,} parameters) {100 * acc['cnn']:.2f} %: "
+                   + (f"the CNN makes {ratio:.1f}x fewer errors with {m['size']['parameters'] / max(c['size']['parameters'], 1):.1f}x "
+                      "fewer parameters, the value of local filters shared across positions (translation equivariance) over "
+                      "one weight per pixel and unit." if ratio > 1 else
+                      f"the MLP makes {1 / max(ratio, 1e-9):.1f}x fewer errors here, so the CNN's training budget, not its "
+                      "architecture, limits it at this setting."))
+    front, best_err = [], np.inf
+    for r in sorted(runs, key=lambda r: r["fit_s"]):  # Pareto front: each model faster than all more accurate ones
+        if err[r["name"]] < best_err:
+            front.append(r["name"])
+            best_err = err[r["name"]]
+    out.append("Fit time against error, the models no other model beats on both are: "
+               + ", ".join(f"{n} ({by[n]['fit_s']:.1f} s, {100 * err[n]:.2f} % error)" for n in front) + ".")
+    return out
+
+
 def _calibration_findings(runs: list[dict], mets: dict) -> list[str]:
     prob = [r["name"] for r in runs if mets[r["name"]]["log_loss"] is not None]
     if len(prob) < 2:
@@ -358,8 +418,15 @@ def _calibration_findings(runs: list[dict], mets: dict) -> list[str]:
     ll = {n: mets[n]["log_loss"] for n in prob}
     ece = {n: mets[n]["ece"] for n in prob}
     worst_ll, best_ll = max(ll, key=ll.get), min(ll, key=ll.get)
+    gap = {r["name"]: float(r["proba"].max(1).mean() - mets[r["name"]]["accuracy"]) for r in runs if r["name"] in ll}
+    over = [f"{n} (+{100 * g:.1f} points)" for n, g in sorted(gap.items(), key=lambda t: -t[1]) if g > 0.01]
+    under = [f"{n} ({100 * g:.1f} points)" for n, g in sorted(gap.items(), key=lambda t: t[1]) if g < -0.01]
     out = [f"Log loss ranges from {ll[best_ll]:.3f} ({best_ll}) to {ll[worst_ll]:.3f} ({worst_ll}); expected calibration "
-           f"error from {min(ece.values()):.3f} ({min(ece, key=ece.get)}) to {max(ece.values()):.3f} ({max(ece, key=ece.get)})."]
+           f"error from {min(ece.values()):.3f} ({min(ece, key=ece.get)}) to {max(ece.values()):.3f} ({max(ece, key=ece.get)}). "
+           f"Mean confidence minus accuracy: overconfident {', '.join(over) or 'none'}; underconfident "
+           f"{', '.join(under) or 'none'}"
+           + (" (forests average the votes of trees that disagree, which pulls their probabilities towards the middle)."
+              if any(u.split()[0] in ("random_forest", "extra_trees") for u in under) else ".")]
     if "gnb" in ll:
         r = next(r for r in runs if r["name"] == "gnb")
         conf = r["proba"].max(1)
@@ -426,6 +493,28 @@ def _split(ctx: TaskContext, cfg: Config):
     return x_train, y_train, x_test, y_test
 
 
+def method_notes(runs: list[dict], cfg: Config, n_train: int) -> list[str]:
+    """How the comparison was run: data, model set-up, searches, what the timings mean."""
+    notes = [f"Every model is trained on the same {n_train:,} training images (a seeded stratified subset when fewer than the "
+             "official 60,000) and evaluated once on the official test images; nothing is tuned on the test set. "
+             "Hyper-parameter searches use validation images carved from the training set. Times are wall-clock seconds "
+             "on the machine that ran the study, with BLAS threads limited to the study's n_jobs."]
+    for r in runs:
+        res = getattr(r["model"], "search_results_", None)
+        if res:
+            cells = "; ".join(", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in row.items() if k != "val_accuracy")
+                              + f": {100 * row['val_accuracy']:.1f} %" for row in res)
+            notes.append(f"{r['name']} validation search ({len(res)} settings, chosen {_chosen_params(r['model'])}): {cells}.")
+    if any(r["name"] == "cnn" for r in runs):
+        notes.append(f"The CNN uses digitlab.train's {cfg.cnn_recipe} recipe"
+                     + (f" with {cfg.cnn_epochs} epochs" if cfg.cnn_epochs else "")
+                     + (f", capped at {cfg.cnn_max_seconds:g} s of training" if cfg.cnn_max_seconds else "")
+                     + "; it holds out 10 % of its training images for checkpoint selection.")
+    notes.append("Models without probabilities (the SVMs) are ranked by their decision scores for ROC-AUC, PR-AUC and top-2; "
+                 "Platt scaling would cost five extra fits. predictions.npz stores y_pred and probabilities or scores per model.")
+    return notes
+
+
 def save_predictions(runs: list[dict], y_test: np.ndarray, out_dir) -> str:
     """Write ``predictions.npz``: y_true, model names, and per model y_pred and proba (or scores)."""
     arrays: dict[str, np.ndarray] = {"y_true": y_test, "models": np.array([r["name"] for r in runs])}
@@ -466,13 +555,14 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                                                   "that output probabilities; the dashed diagonal is perfect calibration."))
     mcf = fig_mcnemar(runs, mc, out)
     if mcf:
-        figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: log10 of the Holm-adjusted p-value (dark = significant)."))
+        figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: Holm-adjusted p-values (dark = significant)."))
     figures.append(Figure("cost", fig_cost(cost, scores, out), "Fit time against test error (both log scale)."))
     pred_file = save_predictions(runs, y_test, out)
     tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
                                       f"{cfg.n_boot} resamples)."),
               Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
                                             "decision scores, and log loss / Brier / ECE are left empty for them."),
+              Table("per_class_f1", per_class_rows(runs, mets, classes), "F1 per class and model (the heatmap's numbers)."),
               Table("cost", cost, "Training images, setup, fit and predict time (this machine), and model size (fitted numbers "
                                   "and pickled size; parameters and their bytes for the CNN)."),
               Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
@@ -483,7 +573,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         summary=(f"{len(runs)} models trained on {len(y_train):,} training images of {ctx.dataset.name} and scored on "
                  f"{len(y_test):,} test images of the official split with the full metrics suite."),
         findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
-        tables=tables, figures=figures, notes=M.metric_notes() if hasattr(M, "metric_notes") else [],
+        tables=tables, figures=figures, notes=method_notes(runs, cfg, len(y_train)) + M.metric_notes(),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
                  "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
