@@ -46,10 +46,10 @@ class Config:
     augmentations: list[str] = field(default_factory=lambda: list(ALL_AUGMENTATIONS))  # catalogue names compared
     n_train: int = 10000  # stratified training subset for every CNN (0 = the whole training set)
     n_test: int = 0  # stratified test subset for clean accuracy and the flip analysis (0 = all)
-    n_test_corrupt: int = 2000  # stratified test subset for the corruption suite (0 = all)
+    n_test_corrupt: int = 1000  # stratified test subset for the corruption suite (0 = all)
     train_p: float = 0.5  # probability that a training image is augmented (the same for every augmentation)
     net: str = "cnn"  # network family (digitlab.models.nets)
-    width: int = 16  # channels of the first block ("cnn"/"resnet") - a small, fast net
+    width: int = 8  # channels of the first block ("cnn"/"resnet"): a small, fast net (~97.5% after 2 epochs on 10k)
     n_blocks: int = 3  # conv blocks ("cnn" only)
     epochs: int = 2  # passes over the training subset per run
     batch_size: int = 128  # images per step
@@ -57,8 +57,8 @@ class Config:
     n_seeds: int = 2  # training seeds per augmentation (study seed, +1, ...)
     max_seconds: float = 0.0  # wall-time cap per training run (0 = none)
     shift_n: int = 1000  # images per distribution-shift measurement (half clean, half augmented)
-    embed_n: int = 300  # images in the shared-embedding figure (each shown clean and augmented)
-    embed_method: str = "pca"  # "pca" | "tsne" | "umap" for the shared 2-D embedding
+    embed_n: int = 200  # images in the shared-embedding figure (each shown clean and under every augmentation)
+    embed_method: str = "tsne"  # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
     gallery_n: int = 8  # digits per gallery row
 
     def validate(self) -> None:
@@ -82,8 +82,8 @@ class Config:
 
 PROFILES: dict[str, dict] = {
     "quick": {"augmentations": ["hflip", "rotate_small", "rotate_large", "elastic", "gaussian_noise"], "n_train": 2000,
-              "n_test": 2000, "n_test_corrupt": 500, "width": 8, "n_blocks": 2, "epochs": 1, "batch_size": 64, "n_seeds": 1,
-              "shift_n": 400, "embed_n": 150},  # fmt: skip
+              "n_test": 1000, "n_test_corrupt": 500, "width": 8, "n_blocks": 2, "epochs": 1, "batch_size": 64, "n_seeds": 1,
+              "shift_n": 300, "embed_n": 150, "embed_method": "pca"},  # fmt: skip
     "full": {"n_train": 0, "n_test": 0, "n_test_corrupt": 0, "width": 32, "epochs": 3, "n_seeds": 3, "shift_n": 4000,
              "embed_n": 1000, "embed_method": "tsne"},  # fmt: skip
 }
