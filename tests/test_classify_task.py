@@ -42,7 +42,7 @@ def result(tiny, tmp_path_factory):
 def test_tables_and_figures(result):
     res, out, ds = result
     names = {t.name: t for t in res.tables}
-    assert {"scores", "probabilistic", "cost", "mcnemar"} <= set(names)
+    assert {"scores", "probabilistic", "per_class_f1", "cost", "mcnemar"} <= set(names)
     assert len(names["scores"].rows) == 6
     assert len(names["mcnemar"].rows) == 15  # every pair of 6 models
     accs = [r["accuracy"] for r in names["scores"].rows]
@@ -67,12 +67,16 @@ def test_predictions_artifact_and_metrics(result):
     assert res.metrics["best_model"] == res.tables[0].rows[0]["model"]
 
 
-def test_findings_are_computed(result):
+def test_findings_and_notes(result):
     res, _, _ = result
     text = " ".join(res.findings)
     best = res.metrics["best_model"]
     assert f"{100 * res.metrics['accuracy'][best]:.2f} %" in text
     assert "McNemar" in text and "naive Bayes" in text
+    n_sig = sum(r["significant"] for r in next(t for t in res.tables if t.name == "mcnemar").rows)
+    assert f"{n_sig} of 15 model pairs differ significantly" in text
+    notes = " ".join(res.notes)
+    assert "Expected calibration error" in notes and "rbf_svm validation search" in notes
 
 
 def test_unknown_model_is_a_config_error(tiny, tmp_path):

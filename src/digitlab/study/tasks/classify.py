@@ -12,9 +12,11 @@ other tasks can study the images every model gets wrong.
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -44,7 +46,7 @@ class Config:
     svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates (PCA-50 of pixels/255)
     n_estimators: int = 300  # trees of the random forest and extra trees
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
-    mlp_epochs: int = 20  # epochs of the NumPy MLP
+    mlp_epochs: int = 15  # epochs of the NumPy MLP (learning rate halves every 5)
     cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE) or "fast" (FAST_RECIPE)
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
@@ -117,6 +119,11 @@ def probabilities(model: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndar
     return None, None
 
 
+def _threads(n_jobs: int) -> int:
+    """joblib's convention: n_jobs = -1 means all cores, -2 all but one, and so on."""
+    return max(1, n_jobs if n_jobs > 0 else (os.cpu_count() or 1) + 1 + n_jobs)
+
+
 def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test) -> dict[str, Any]:
     """Fit one model, predict the test set, time both; return predictions and the fitted model."""
     x_fit, y_fit = x_train, y_train
@@ -125,7 +132,7 @@ def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test
         x_fit, y_fit = x_train[idx], y_train[idx]
     model = build_model(name, cfg, ctx.seed, ctx.n_jobs, ctx.device)
     # BLAS threads beyond n_jobs oversubscribe a shared machine (lbfgs slowed ~5x in a busy run)
-    with threadpool_limits(limits=max(1, ctx.n_jobs)):
+    with threadpool_limits(limits=_threads(ctx.n_jobs)):
         t0 = time.perf_counter()
         model.fit(x_fit, y_fit)
         fit_s = time.perf_counter() - t0
@@ -475,6 +482,18 @@ def _class_findings(runs: list[dict], mets: dict, classes: list[str], best: str)
 # ---------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A transient rich progress bar over the models, or None when progress is off."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+        yield bar
+
+
 def _check(cfg: Config) -> None:
     unknown = [m for m in cfg.models if m != "cnn" and m not in CLASSIC_MODELS]
     if unknown or not cfg.models:
@@ -493,10 +512,12 @@ def _split(ctx: TaskContext, cfg: Config):
     return x_train, y_train, x_test, y_test
 
 
-def method_notes(runs: list[dict], cfg: Config, n_train: int) -> list[str]:
+def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -> list[str]:
     """How the comparison was run: data, model set-up, searches, what the timings mean."""
-    notes = [f"Every model is trained on the same {n_train:,} training images (a seeded stratified subset when fewer than the "
-             "official 60,000) and evaluated once on the official test images; nothing is tuned on the test set. "
+    subset = lambda n, total: f" (a seeded stratified subset of the official {total:,})" if n < total else ""  # noqa: E731
+    notes = [f"Every model is trained on the same {n_train:,} training images{subset(n_train, len(ds.y_train))} and evaluated "
+             f"once on {n_test:,} test images{subset(n_test, len(ds.y_test))} of {ds.name}'s official split; nothing is tuned on "
+             "the test set. "
              "Hyper-parameter searches use validation images carved from the training set. Times are wall-clock seconds "
              "on the machine that ran the study, with BLAS threads limited to the study's n_jobs."]
     for r in runs:
@@ -534,10 +555,16 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     x_train, y_train, x_test, y_test = _split(ctx, cfg)
     classes, k = list(ctx.dataset.classes), ctx.dataset.n_classes
     runs = []
-    for name in cfg.models:
-        ctx.log.info("classify: fitting %s on %d images", name, len(y_train))
-        runs.append(run_model(name, cfg, ctx, x_train, y_train, x_test))
-        ctx.log.info("classify: %s done in %.1f s", name, runs[-1]["fit_s"])
+    with _progress(ctx.progress) as bar:
+        task = bar.add_task("classify", total=len(cfg.models)) if bar else None
+        for name in cfg.models:
+            if bar:
+                bar.update(task, description=f"classify: {name}")
+            ctx.log.info("classify: fitting %s on %d images", name, len(y_train))
+            runs.append(run_model(name, cfg, ctx, x_train, y_train, x_test))
+            ctx.log.info("classify: %s fitted in %.1f s", name, runs[-1]["fit_s"])
+            if bar:
+                bar.advance(task)
     mets = {r["name"]: M.classification_metrics(y_test, r["y_pred"], r["proba"], k, scores=r["scores"], n_bins=cfg.ece_bins)
             for r in runs}
     cis = {r["name"]: M.accuracy_ci(y_test, r["y_pred"], n_boot=cfg.n_boot, seed=ctx.seed) for r in runs}
@@ -573,7 +600,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         summary=(f"{len(runs)} models trained on {len(y_train):,} training images of {ctx.dataset.name} and scored on "
                  f"{len(y_test):,} test images of the official split with the full metrics suite."),
         findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
-        tables=tables, figures=figures, notes=method_notes(runs, cfg, len(y_train)) + M.metric_notes(),
+        tables=tables, figures=figures, notes=method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
                  "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
