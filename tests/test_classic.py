@@ -78,3 +78,11 @@ def test_unknown_model_and_bad_parameter_raise_model_error():
     assert isinstance(err.value, DigitlabError)
     with pytest.raises(ModelError, match="knn.*n_trees"):
         make_model("knn", n_trees=5)
+
+
+def test_descriptions_follow_the_settings():
+    from digitlab.models.classic import describe
+
+    assert all(describe(name) for name in CLASSIC_MODELS)
+    assert "40 trees" in describe("random_forest", n_estimators=40)
+    assert "PCA-50" in describe("hgb") and "pixels/255" in describe("hgb", pca=0)

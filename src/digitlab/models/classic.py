@@ -11,6 +11,7 @@ machine can afford on the full 60k training set (see each entry's description).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -183,18 +184,37 @@ def _numpy_mlp(random_state: int, n_jobs: int, **params) -> Pipeline:
     return Pipeline([pixels_step(), ("clf", NumpyMLPClassifier(random_state=random_state, **params))])
 
 
+# descriptions are templates filled with the builder's settings by describe()
 CLASSIC_MODELS: dict[str, ModelSpec] = {
-    "logreg": ModelSpec(_logreg, "multinomial logistic regression (lbfgs, C=0.1) on pixels/255", "linear"),
-    "linear_svm": ModelSpec(_linear_svm, "linear SVM (squared hinge, one-vs-rest, C=0.05) on pixels/255", "linear"),
-    "rbf_svm": ModelSpec(_rbf_svm, "RBF-kernel SVM on PCA-50, C and gamma picked on a validation subset", "kernel"),
-    "knn": ModelSpec(_knn, "k-NN, k=3, distance-weighted, on PCA-50", "neighbours"),
-    "tree": ModelSpec(_tree, "decision tree (entropy, grown to purity) on pixels/255", "tree"),
-    "random_forest": ModelSpec(_forest, "random forest, 300 trees, sqrt(784) features per split", "ensemble"),
-    "extra_trees": ModelSpec(_extra_trees, "extremely randomised trees, 300 trees", "ensemble"),
-    "hgb": ModelSpec(_hgb, "histogram gradient boosting on PCA-50, early stopping, lr 0.2, 31 leaves", "ensemble"),
-    "gnb": ModelSpec(_gnb, "Gaussian naive Bayes on pixels/255 (var_smoothing 0.1)", "probabilistic"),
-    "numpy_mlp": ModelSpec(_numpy_mlp, "from-scratch NumPy MLP 784-256-128-10, SGD+momentum", "neural"),
+    "logreg": ModelSpec(_logreg, "multinomial logistic regression (lbfgs, C={C}) on pixels/255", "linear"),
+    "linear_svm": ModelSpec(_linear_svm, "linear SVM (squared hinge, one-vs-rest, C={C}) on pixels/255", "linear"),
+    "rbf_svm": ModelSpec(_rbf_svm, "RBF-kernel SVM on {input}, C and gamma picked on a {search_size}-image validation search",
+                         "kernel"),
+    "knn": ModelSpec(_knn, "k-NN, k={k}, {weights}-weighted, on {input}", "neighbours"),
+    "tree": ModelSpec(_tree, "decision tree ({criterion}, max_depth={max_depth}) on pixels/255", "tree"),
+    "random_forest": ModelSpec(_forest, "random forest, {n_estimators} trees, {max_features} of the pixels per split", "ensemble"),
+    "extra_trees": ModelSpec(_extra_trees, "extremely randomised trees, {n_estimators} trees, {max_features} of the pixels per split",
+                             "ensemble"),
+    "hgb": ModelSpec(_hgb, "histogram gradient boosting on {input}, up to {max_iter} rounds with early stopping, "
+                           "lr {learning_rate}, {max_leaf_nodes} leaves", "ensemble"),
+    "gnb": ModelSpec(_gnb, "Gaussian naive Bayes on pixels/255, var_smoothing {var_smoothing}", "probabilistic"),
+    "numpy_mlp": ModelSpec(_numpy_mlp, "from-scratch NumPy MLP, hidden {hidden}, SGD momentum {momentum}, lr {lr} "
+                                       "({lr_decay} decay), {epochs} epochs", "neural"),
 }
+
+
+def describe(name: str, **params) -> str:
+    """One line saying what model ``name`` is with these parameter overrides (for tables)."""
+    spec = CLASSIC_MODELS[name]
+    if name == "numpy_mlp":
+        from digitlab.models.numpy_mlp import NumpyMLPClassifier
+
+        values = NumpyMLPClassifier().get_params()
+    else:
+        values = {k: p.default for k, p in inspect.signature(spec.build).parameters.items() if p.default is not inspect.Parameter.empty}
+    values.update(params)
+    values["input"] = f"PCA-{values['pca']}" if values.get("pca") else "pixels/255"
+    return spec.description.format(**values)
 
 
 def make_model(name: str, random_state: int = 0, n_jobs: int = 1, **params) -> Any:
