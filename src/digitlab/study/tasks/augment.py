@@ -150,6 +150,7 @@ def plot_shift_map(rows: list[dict]):
 
 def corruption_suite(x: np.ndarray, names: list[str], seed: int) -> dict[str, np.ndarray]:
     """Each augmentation applied with p=1 to the test images, seeded (shared by every model)."""
+    # An offset seed so the corruption draws are not the ones the gallery and shift measures used.
     return {name: augment_images(x, name, seed=seed + 7919, p=1.0) for name in names}
 
 
@@ -386,9 +387,12 @@ def effect_findings(summary: list[dict], verdicts: dict, names: list[str], n_tes
         for n in names:
             best = max(summary[1:], key=lambda r: r[n])
             gains.append((best[n] - base[n], n, best["train_augmentation"], base[n], best[n]))
-        gains.sort(reverse=True)
-        out.append("Largest robustness gains over 'none': " + "; ".join(
-            f"on {n}, training with {a} lifts accuracy from {_pct(b0)} to {_pct(b1)}" for _, n, a, b0, b1 in gains[:4]) + ".")
+        gains = sorted((g for g in gains if g[0] > 0), reverse=True)
+        if gains:
+            out.append("Largest robustness gains over 'none': " + "; ".join(
+                f"on {n}, training with {a} lifts accuracy from {_pct(b0)} to {_pct(b1)}" for _, n, a, b0, b1 in gains[:4]) + ".")
+        else:
+            out.append("No training augmentation raised accuracy on any corruption above the un-augmented model's.")
         best_mean = max(summary[1:], key=lambda r: r["mean_corrupted_acc"])
         out.append(f"Best mean accuracy over the corruption suite: training with {best_mean['train_augmentation']} "
                    f"({_pct(best_mean['mean_corrupted_acc'])} vs {_pct(base['mean_corrupted_acc'])} without augmentation; "
@@ -422,41 +426,40 @@ def flip_findings(per_transform: list[dict], cms: dict[str, np.ndarray], classes
 # =============================================================================================
 
 
-def run(ctx: TaskContext, cfg: Config) -> TaskResult:
-    cfg.validate()
-    ds = ctx.dataset
-    names = list(cfg.augmentations)
-    classes = list(ds.classes)
-    figures, tables = [], []
-
-    # -- 1. catalogue and gallery
-    catalogue = [{"augmentation": n, "parameters": ", ".join(f"{k}={v}" for k, v in AUGMENTATIONS[n].defaults.items() if k != "p") or "-",
-                  "default_p": AUGMENTATIONS[n].defaults["p"], "description": AUGMENTATIONS[n].description}
+def _gallery_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> None:
+    ds, names = ctx.dataset, list(cfg.augmentations)
+    catalogue = [{"augmentation": n, "description": AUGMENTATIONS[n].description, "default_p": AUGMENTATIONS[n].defaults["p"],
+                  "parameters": ", ".join(f"{k}={v}" for k, v in AUGMENTATIONS[n].defaults.items() if k != "p") or "-"}
                  for n in names]  # fmt: skip
-    tables.append(Table("catalogue", catalogue, "The augmentations compared, with their default parameters."))
-    gal_idx = _subset(ds.y_test, cfg.gallery_n, ctx.seed)
-    figures.append(Figure("gallery", save_png(plot_gallery(ds.x_test[gal_idx], names, seed=ctx.seed), ctx.out_dir, "gallery"),
+    tables.append(Table("catalogue", catalogue, f"The augmentations compared, with their default parameters. Training applies "
+                                                f"each with p={cfg.train_p}; the gallery, shift measures and corruptions with p=1.",
+                        ["augmentation", "parameters", "default_p", "description"]))  # fmt: skip
+    idx = _subset(ds.y_test, cfg.gallery_n, ctx.seed)
+    figures.append(Figure("gallery", save_png(plot_gallery(ds.x_test[idx], names, seed=ctx.seed), ctx.out_dir, "gallery"),
                           "The same test digits under each augmentation (p=1), original in the first row."))
 
-    # -- 2. distribution shift
-    t0 = time.perf_counter()
-    shift_rows = measure_shift(ctx, cfg)
-    emb_idx = _subset(ds.y_test, cfg.embed_n, ctx.seed)
-    clean_2d, aug_2d = shift_embedding(ds.x_test[emb_idx], names, seed=ctx.seed, method=cfg.embed_method, n_jobs=ctx.n_jobs)
-    stats = {r["augmentation"]: r for r in shift_rows}
-    figures.append(Figure("shift_embedding", save_png(plot_shift_embedding(clean_2d, aug_2d, ds.y_test[emb_idx], stats=stats),
-                                                      ctx.out_dir, "shift_embedding"),
+
+def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> list[dict]:
+    ds, names = ctx.dataset, list(cfg.augmentations)
+    rows = measure_shift(ctx, cfg)
+    idx = _subset(ds.y_test, cfg.embed_n, ctx.seed)
+    clean_2d, aug_2d = shift_embedding(ds.x_test[idx], names, seed=ctx.seed, method=cfg.embed_method, n_jobs=ctx.n_jobs)
+    fig = plot_shift_embedding(clean_2d, aug_2d, ds.y_test[idx], stats={r["augmentation"]: r for r in rows})
+    figures.append(Figure("shift_embedding", save_png(fig, ctx.out_dir, "shift_embedding"),
                           f"Clean test images (grey) and their augmented versions (coloured by digit) in one shared "
                           f"{cfg.embed_method.upper()} embedding of PCA-50 features fitted on all of them."))  # fmt: skip
-    figures.append(Figure("shift_map", save_png(plot_shift_map(shift_rows), ctx.out_dir, "shift_map"),
+    figures.append(Figure("shift_map", save_png(plot_shift_map(rows), ctx.out_dir, "shift_map"),
                           "Where each augmentation lands: detectability (domain AUC) against label consistency (k-NN)."))
-    tables.append(Table("distribution_shift", shift_rows,
+    tables.append(Table("distribution_shift", rows,
                         f"Distribution shift per augmentation (p=1) on {cfg.shift_n} training images: half clean, half augmented.",
                         ["augmentation", "domain_auc", "mmd2", "knn_consistency", "knn_consistency_clean",
                          "mean_abs_pixel_change"]))  # fmt: skip
-    shift_seconds = time.perf_counter() - t0
+    return rows
 
-    # -- 3. effectiveness
+
+def _effect_part(ctx: TaskContext, cfg: Config, tables: list, figures: list):
+    """Train every configuration, score it; returns (runs, summary, verdicts, preds, y_te, n_train)."""
+    ds, names = ctx.dataset, list(cfg.augmentations)
     tr = _subset(ds.y_train, cfg.n_train, ctx.seed)
     te = _subset(ds.y_test, cfg.n_test, ctx.seed)
     tc = _subset(ds.y_test[te], cfg.n_test_corrupt, ctx.seed)  # corruption subset, inside the clean test subset
@@ -464,8 +467,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     suite = corruption_suite(x_te[tc], names, ctx.seed)
     flips = {k: augment_images(x_te, n, seed=ctx.seed, **p) for k, (n, p) in FLIP_TRANSFORMS.items()}
     runs, preds = train_runs(ctx, cfg, ds.x_train[tr], ds.y_train[tr], x_te, y_te, suite, y_te[tc], flips)
-    order = ["none"] + names
-    summary = summarise_runs(runs, names, order)
+    summary = summarise_runs(runs, names, ["none"] + names)
     verdicts = clean_verdicts(summary, len(te))
     key = [n for n in KEY_CORRUPTIONS if n in names][:4]
     eff_rows = [{"train_augmentation": r["train_augmentation"], "clean_acc": r["clean_acc"], "clean_acc_sd": r["clean_acc_sd"],
@@ -485,10 +487,13 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                           "Clean test accuracy of each training augmentation minus that of training without augmentation."))
     figures.append(Figure("robustness_heatmap", save_png(plot_robustness_heatmap(summary, names), ctx.out_dir, "robustness_heatmap"),
                           "Accuracy (%) by training augmentation (rows) and test corruption (columns)."))
+    return runs, summary, verdicts, preds, y_te, len(tr)
 
-    # -- 4. flips and rotations, explained by the un-augmented model's answers
-    none_pred = preds[("none", ctx.seed)]
-    cms = {k: flip_confusions(y_te, none_pred[k], ds.n_classes) for k in flips}
+
+def _flip_part(ctx: TaskContext, cfg: Config, preds: dict, y_te: np.ndarray, tables: list, figures: list) -> list[str]:
+    classes = list(ctx.dataset.classes)
+    ref = preds[("none", ctx.seed)]
+    cms = {k: flip_confusions(y_te, ref[k], len(classes)) for k in FLIP_TRANSFORMS}
     per_transform, per_digit = flip_tables(cms, classes)
     tables.append(Table("flip_confusions", per_transform,
                         "How the model trained without augmentation labels flipped / 180-degree-rotated test digits."))
@@ -499,20 +504,33 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cm69 = {}
     if "6" in classes and "9" in classes:
         i6, i9 = classes.index("6"), classes.index("9")
-        for a in order:
+        for a in ["none"] + [n for n in cfg.augmentations if n in ("rotate_large", "vflip", "hflip", "rotate_small")]:
             p = preds[(a, ctx.seed)]["clean"]
             cm69[a] = int(np.sum((y_te == i6) & (p == i9)) + np.sum((y_te == i9) & (p == i6)))
-        cm69 = {a: cm69[a] for a in order if a in ("none", "rotate_large", "vflip", "hflip", "rotate_small")}
+    return flip_findings(per_transform, cms, classes, cm69)
 
-    findings = shift_findings(shift_rows) + effect_findings(summary, verdicts, names, len(te)) \
-        + flip_findings(per_transform, cms, classes, cm69)
+
+def run(ctx: TaskContext, cfg: Config) -> TaskResult:
+    cfg.validate()
+    tables: list[Table] = []
+    figures: list[Figure] = []
+    _gallery_part(ctx, cfg, tables, figures)
+    t0 = time.perf_counter()
+    shift_rows = _shift_part(ctx, cfg, tables, figures)
+    shift_seconds = time.perf_counter() - t0
+    runs, summary, verdicts, preds, y_te, n_train = _effect_part(ctx, cfg, tables, figures)
+    flip_text = _flip_part(ctx, cfg, preds, y_te, tables, figures)
+    findings = shift_findings(shift_rows) + effect_findings(summary, verdicts, list(cfg.augmentations), len(y_te)) + flip_text
     base = summary[0]
     best = max(summary[1:], key=lambda r: r["clean_acc"])
+    from digitlab.train import TrainConfig
+
+    _engine = TrainConfig()  # the engine's defaults this task leaves untouched (optimizer, schedule)
     return TaskResult(
         title=TITLE,
-        summary=(f"{len(names)} augmentations from a batched catalogue: what they look like, how far they move the data "
-                 f"(domain classifier, MMD, k-NN label consistency), and how each changes the clean and corrupted test "
-                 f"accuracy of the same small CNN trained on {len(tr):,} images with {cfg.n_seeds} seed(s)."),
+        summary=(f"{len(cfg.augmentations)} augmentations from a batched catalogue: what they look like, how far they move "
+                 f"the data (domain classifier, MMD, k-NN label consistency), and how each changes the clean and corrupted "
+                 f"test accuracy of the same small CNN trained on {n_train:,} images with {cfg.n_seeds} seed(s)."),
         findings=findings,
         tables=tables,
         figures=figures,
@@ -522,7 +540,8 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
             "(AUC about 0.5). MMD: unbiased squared maximum mean discrepancy with an RBF kernel whose width is the median "
             "pairwise distance. k-NN label consistency: share of augmented images whose 5 nearest clean neighbours vote for "
             "their true label.",
-            f"Training: {cfg.net} via digitlab.train.fit (AdamW, one-cycle, lr {cfg.lr}, batch {cfg.batch_size}), the same "
+            f"Training: {cfg.net} via digitlab.train.fit ({_engine.optimizer}, {_engine.scheduler} schedule, lr {cfg.lr}, "
+            f"batch {cfg.batch_size}), the same "
             f"stratified subset, epochs and seeds for every augmentation; each training image is augmented with probability "
             f"{cfg.train_p}. Corruptions apply each augmentation to the test images with p=1 and a fixed seed.",
             "Helps/hurts: the accuracy difference to 'none' exceeds twice the larger of the seed-based standard error of the "
