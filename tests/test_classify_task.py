@@ -58,6 +58,9 @@ def test_predictions_artifact_and_metrics(result):
     res, out, ds = result
     pred = np.load(Path(out) / res.metrics["predictions_file"])
     np.testing.assert_array_equal(pred["y_true"], ds.y_test)
+    np.testing.assert_array_equal(pred["test_index"], np.arange(len(ds.y_test)))
+    wrong = np.all([pred[f"y_pred__{n}"] != ds.y_test for n in res.metrics["models"]], axis=0)
+    assert res.metrics["all_models_wrong_index"] == np.flatnonzero(wrong).tolist()
     for name in res.metrics["models"]:
         acc = np.mean(pred[f"y_pred__{name}"] == ds.y_test)
         assert acc == pytest.approx(res.metrics["accuracy"][name], abs=1e-4)

@@ -502,15 +502,17 @@ def _check(cfg: Config) -> None:
 
 
 def _split(ctx: TaskContext, cfg: Config):
+    """Training and test arrays (stratified subsets when configured) and the test images' official indices."""
     ds = ctx.dataset
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    test_index = np.arange(len(y_test))
     if cfg.train_size and cfg.train_size < len(y_train):
         idx = stratified_subset(y_train, total=cfg.train_size, seed=ctx.seed)
         x_train, y_train = x_train[idx], y_train[idx]
     if cfg.test_size and cfg.test_size < len(y_test):
-        idx = stratified_subset(y_test, total=cfg.test_size, seed=ctx.seed)
-        x_test, y_test = x_test[idx], y_test[idx]
-    return x_train, y_train, x_test, y_test
+        test_index = stratified_subset(y_test, total=cfg.test_size, seed=ctx.seed)
+        x_test, y_test = x_test[test_index], y_test[test_index]
+    return x_train, y_train, x_test, y_test, test_index
 
 
 def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -> list[str]:
@@ -537,9 +539,10 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
     return notes
 
 
-def save_predictions(runs: list[dict], y_test: np.ndarray, out_dir) -> str:
-    """Write ``predictions.npz``: y_true, model names, and per model y_pred and proba (or scores)."""
-    arrays: dict[str, np.ndarray] = {"y_true": y_test, "models": np.array([r["name"] for r in runs])}
+def save_predictions(runs: list[dict], y_test: np.ndarray, test_index: np.ndarray, out_dir) -> str:
+    """Write ``predictions.npz``: y_true, test_index (rows of the official test set), model names, and per
+    model ``y_pred__<name>`` plus ``proba__<name>`` (or ``scores__<name>`` for models without probabilities)."""
+    arrays: dict[str, np.ndarray] = {"y_true": y_test, "test_index": test_index, "models": np.array([r["name"] for r in runs])}
     for r in runs:
         arrays[f"y_pred__{r['name']}"] = r["y_pred"]
         if r["proba"] is not None:
@@ -553,7 +556,7 @@ def save_predictions(runs: list[dict], y_test: np.ndarray, out_dir) -> str:
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     """Train every configured model on the official split and compare them."""
     _check(cfg)
-    x_train, y_train, x_test, y_test = _split(ctx, cfg)
+    x_train, y_train, x_test, y_test, test_index = _split(ctx, cfg)
     classes, k = list(ctx.dataset.classes), ctx.dataset.n_classes
     runs = []
     with _progress(ctx.progress) as bar:
@@ -585,7 +588,8 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     if mcf:
         figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: Holm-adjusted p-values (dark = significant)."))
     figures.append(Figure("cost", fig_cost(cost, scores, out), "Fit time against test error (both log scale)."))
-    pred_file = save_predictions(runs, y_test, out)
+    pred_file = save_predictions(runs, y_test, test_index, out)
+    all_wrong = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
     tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
                                       f"{cfg.n_boot} resamples)."),
               Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
@@ -604,5 +608,6 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         tables=tables, figures=figures, notes=method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
+                 "all_models_wrong": int(all_wrong.sum()), "all_models_wrong_index": test_index[all_wrong].tolist(),
                  "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
                  "fit_seconds": {r["name"]: round(r["fit_s"], 2) for r in runs}})
