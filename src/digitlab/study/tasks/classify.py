@@ -107,7 +107,12 @@ def make_cnn(cfg: Config, seed: int, device: str):
 def model_description(name: str, cfg: Config) -> str:
     """One line for the table: what the model is and how it was set up."""
     if name == "cnn":
-        return f"PyTorch CNN, digitlab.train {cfg.cnn_recipe} recipe"
+        from digitlab.train import FAST_RECIPE, STRONG_RECIPE
+
+        net, _, tc = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}[cfg.cnn_recipe]
+        cap = f", capped at {cfg.cnn_max_seconds:g} s" if cfg.cnn_max_seconds else ""
+        return (f"PyTorch {net} net, {cfg.cnn_recipe} recipe: {cfg.cnn_epochs or tc.epochs} epochs, {tc.optimizer}, "
+                f"{tc.scheduler} schedule, batch {tc.batch_size}{cap}")
     return describe(name, **model_params(name, cfg))
 
 
@@ -139,7 +144,8 @@ def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         proba, scores = probabilities(model, x_test)
-        y_pred = proba.argmax(1) if proba is not None else scores.argmax(1) if scores is not None else model.predict(x_test)
+        ranked = proba if proba is not None else scores
+        y_pred = np.asarray(model.classes_)[ranked.argmax(1)] if ranked is not None else model.predict(x_test)
         predict_s = time.perf_counter() - t0
     size = M.model_size(getattr(model, "model_", model))  # the torch module for the CNN
     return {"name": name, "model": model, "y_pred": np.asarray(y_pred, np.int64), "proba": proba, "scores": scores,
@@ -198,17 +204,16 @@ def _chosen_params(model: Any) -> str:
 
 def mcnemar_rows(runs: list[dict], y_test: np.ndarray, alpha: float) -> list[dict]:
     """McNemar's test for every pair of models, with Holm-adjusted p-values."""
-    rows = []
+    rows, raw = [], []
     for a, b in itertools.combinations(runs, 2):
         t = M.mcnemar(y_test, a["y_pred"], b["y_pred"])
+        raw.append(t["p_value"])
         rows.append({"model_a": a["name"], "model_b": b["name"], "acc_a": _r(np.mean(a["y_pred"] == y_test)),
                      "acc_b": _r(np.mean(b["y_pred"] == y_test)), "a_only_right": t["b"], "b_only_right": t["c"],
                      "method": t["method"], "p_value": float(f"{t['p_value']:.3g}")})
-    if rows:
-        adj = M.holm_adjust([row["p_value"] for row in rows])
-        for row, p in zip(rows, adj):
-            row["p_holm"] = float(f"{p:.3g}")
-            row["significant"] = bool(p < alpha)
+    for row, p in zip(rows, M.holm_adjust(raw) if raw else []):
+        row["p_holm"] = float(f"{p:.3g}")
+        row["significant"] = bool(p < alpha)
     return rows
 
 
