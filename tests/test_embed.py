@@ -240,3 +240,17 @@ def test_task_profiles_resolve():
 
     assert resolve({"study": {"tasks": ["embed"], "profile": "full"}}).tasks["embed"].n_points == "all"
     assert resolve({"study": {"tasks": ["embed"], "profile": "quick"}}).tasks["embed"].n_points == 2000
+
+
+def test_best_method_finding_reports_ties_and_winners():
+    from digitlab.study.tasks.embed import _best_sentence
+
+    rows = [{"method": "PCA", "k-NN accuracy (2-D)": 0.43, "trustworthiness": 0.73, "silhouette": 0.02},
+            {"method": "t-SNE", "k-NN accuracy (2-D)": 0.9471, "trustworthiness": 0.968, "silhouette": 0.34},
+            {"method": "UMAP", "k-NN accuracy (2-D)": 0.9467, "trustworthiness": 0.952, "silhouette": 0.44}]
+    text = _best_sentence(rows)
+    assert text.startswith("The best map depends on the measure")
+    assert "t-SNE and UMAP tie (0.947/0.947; PCA 0.430)" in text
+    assert "by silhouette UMAP (0.440;" in text and "by trustworthiness t-SNE (0.968;" in text
+    rows[2]["silhouette"] = 0.30
+    assert _best_sentence(rows).startswith("t-SNE separates the classes best by all three measures")

@@ -3,7 +3,8 @@
 Layered like openTSNE: :func:`embed` is the one call; the steps under it are callable alone.
 
 * steps: :func:`to_features` (images -> pixels/255), :func:`pca_reduce` (PCA to k dimensions),
-  :func:`pca_2d`, :func:`tsne_2d` (openTSNE, FFT-accelerated gradients), :func:`umap_2d` (umap-learn);
+  :func:`pca_2d`, :func:`tsne_2d` (openTSNE: FFT-accelerated gradients from 10,000 points on,
+  Barnes-Hut below), :func:`umap_2d` (umap-learn);
 * quality: :func:`knn_accuracy_2d`, :func:`trustworthiness`, :func:`silhouette_by_class`,
   :func:`neighbour_class_fractions` and :func:`overlapping_pairs` (which classes share a region);
 * plots: :func:`plot_embedding` (static, matplotlib) and :func:`interactive_embedding_html` (plotly
@@ -13,7 +14,7 @@ Layered like openTSNE: :func:`embed` is the one call; the steps under it are cal
 t-SNE and UMAP run on a PCA-50 projection of the pixels by default: it keeps most of the
 variance, removes pixel noise and makes the neighbour search several times faster.
 
-Seeds: PCA and t-SNE are reproducible for a given seed. UMAP with a seed is reproducible too but
+Seeds: PCA and t-SNE (tested with ``n_jobs=1``) are reproducible for a given seed. UMAP with a seed is reproducible too but
 umap-learn then runs single-threaded; we choose reproducibility (results are cached and compared
 across runs) and accept the cost, which is small on a 2-core machine. Pass ``seed=None`` for the
 parallel, non-reproducible UMAP.

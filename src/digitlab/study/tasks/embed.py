@@ -112,7 +112,7 @@ def hard_samples(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def mean_image_overlap(images: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """``O[a, b]``: weighted Jaccard of the class-mean images (shared ink / combined ink), 0..1."""
-    flat = images.reshape(len(images), -1).astype(np.float64)
+    flat = images.reshape(len(images), -1)  # uint8; mean() accumulates in float64 without a float copy of all
     means = np.stack([flat[y == c].mean(0) if np.any(y == c) else np.zeros(flat.shape[1]) for c in range(n_classes)])
     lo = np.minimum(means[:, None], means[None]).sum(-1)
     hi = np.maximum(means[:, None], means[None]).sum(-1)
@@ -133,69 +133,73 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     t_reduce = time.perf_counter() - t0
     pred = hard_samples(reduced, y, cfg.k, seed)
     hard = np.flatnonzero(pred != y)
-    notes_hover = [f"{cfg.k}-NN in {reduced.shape[1]}-D predicts {ds.classes[p]}" if p != t else "" for p, t in zip(pred, y)]
     space_name = f"{reduced.shape[1]}-D PCA space" if reduced is not x else "pixel space"
     hard_label = f"misclassified by {cfg.k}-NN in {space_name}"
+    hover = [f"{cfg.k}-NN in {space_name} predicts {ds.classes[p]}" if p != t else "" for p, t in zip(pred, y)]
 
-    embs, rows, overlap_rows, fractions, files = {}, [], [], {}, {}
+    embs, rows, fractions = {}, [], {}
     for m in cfg.methods:
-        with _status(ctx, f"embed: {LABELS[m]} of {n:,} points"):
-            t0 = time.perf_counter()
-            emb = _embed_one(m, x, reduced, cfg, ctx)
-            secs = time.perf_counter() - t0 + (t_reduce if m != "pca" else 0.0)
-        ctx.log.info("embed: %s of %d points in %.1f s", m, n, secs)
-        embs[m] = emb
-        q = E.embedding_quality(x, emb, y, k=cfg.k, seed=seed, trust_points=cfg.quality_points)
+        embs[m], secs = _embed_one(m, x, reduced, cfg, ctx)
+        secs += t_reduce if m != "pca" else 0.0  # t-SNE and UMAP pay for the shared PCA step too
+        q = E.embedding_quality(x, embs[m], y, k=cfg.k, seed=seed, trust_points=cfg.quality_points)
         rows.append({"method": LABELS[m], "points": n, "k-NN accuracy (2-D)": round(q["knn_accuracy"], 4),
                      "trustworthiness": round(q["trustworthiness"], 4), "silhouette": round(q["silhouette"], 4),
                      "seconds": round(secs, 2)})
-        fractions[m] = E.neighbour_class_fractions(emb, y, cfg.k, nc)
-        overlap_rows += [{"method": LABELS[m], **r} for r in E.overlapping_pairs(fractions[m], ds.classes, cfg.top_pairs)]
-        files[m] = E.save_embedding(ctx.out_dir, m, emb, indices)[0]
+        fractions[m] = E.neighbour_class_fractions(embs[m], y, cfg.k, nc)
+        E.save_embedding(ctx.out_dir, m, embs[m], indices)
 
     ink = mean_image_overlap(images, y, nc)
-    for r in overlap_rows:
-        r["mean-image overlap %"] = round(100 * float(ink[r["a"], r["b"]]), 1)
-    figures = _figures(ctx, cfg, embs, y, images, indices, hard, hard_label, notes_hover)
-    per_class = [{"class": ds.classes[c], **{LABELS[m]: round(100 * float(fractions[m][c, c]), 1) for m in cfg.methods}}
-                 for c in range(nc)]
-    findings = _findings(cfg, ds.classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name)
-    methods_cols = ["method", "points", "k-NN accuracy (2-D)", "trustworthiness", "silhouette", "seconds"]
+    overlap_rows = [{"method": LABELS[m], **r, "mean-image overlap %": round(100 * float(ink[r["a"], r["b"]]), 1)}
+                    for m in cfg.methods for r in E.overlapping_pairs(fractions[m], ds.classes, cfg.top_pairs)]
     return TaskResult(
         title=TITLE,
         summary=(f"We embed {n:,} images ({space}) in two dimensions with {', '.join(LABELS[m] for m in cfg.methods)}, "
                  "measure how well each map keeps the classes apart and the true neighbours together, and look at "
                  "which classes share a region."),
-        findings=findings,
-        tables=[Table("methods", rows, f"Quality of each 2-D map ({n:,} points). Seconds include the PCA-{cfg.pca_dims} "
-                      "step for t-SNE and UMAP.", methods_cols),
-                Table("overlaps", [{k: v for k, v in r.items() if k not in ("a", "b")} for r in overlap_rows],
-                      f"Most-overlapping class pairs per map: overlap = share of a class's {cfg.k} nearest 2-D "
-                      "neighbours that belong to the other class (mean of both directions); mean-image overlap = "
-                      "shared ink of the two class-mean images.",
-                      ["method", "pair", "overlap %", "a->b %", "b->a %", "mean-image overlap %"]),
-                Table("own_class", per_class, f"Share (%) of each class's {cfg.k} nearest 2-D neighbours that are "
-                      "of the same class, per map.", ["class"] + [LABELS[m] for m in cfg.methods])],
-        figures=figures,
+        findings=_findings(cfg, ds.classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name),
+        tables=_tables(cfg, ds.classes, rows, overlap_rows, fractions),
+        figures=_figures(ctx, cfg, embs, y, images, indices, hard, hard_label, hover),
         notes=_notes(cfg, n, space, t_reduce),
         metrics={"n_points": n, "index_space": space, "indices": [int(i) for i in indices],
-                 "files": {**files, "indices": "embedding_indices.npy"}, "n_hard": int(len(hard)),
-                 **{f"{r['method']}_{key}": r[col] for r in rows for key, col in
+                 "files": {**{m: f"embedding_{m}.npy" for m in cfg.methods}, "indices": "embedding_indices.npy"},
+                 "n_hard": int(len(hard)),
+                 **{f"{m}_{key}": r[col] for m, r in zip(cfg.methods, rows) for key, col in
                     (("knn_accuracy", "k-NN accuracy (2-D)"), ("trustworthiness", "trustworthiness"),
                      ("silhouette", "silhouette"), ("seconds", "seconds"))}},
     )
 
 
-def _embed_one(method: str, x: np.ndarray, reduced: np.ndarray, cfg: Config, ctx: TaskContext) -> np.ndarray:
-    """One method on the shared inputs: PCA on the pixels, t-SNE and UMAP on the PCA projection."""
-    if method == "pca":
-        return E.embed(x, "pca", seed=ctx.seed)
-    params = {"perplexity": cfg.perplexity} if method == "tsne" else {"n_neighbors": cfg.n_neighbors, "min_dist": cfg.min_dist}
-    return E.embed(reduced, method, seed=ctx.seed, n_jobs=ctx.n_jobs, pca_dims=0, **params)
+def _tables(cfg: Config, classes, rows: list[dict], overlap_rows: list[dict], fractions: dict) -> list[Table]:
+    n = rows[0]["points"]
+    per_class = [{"class": classes[c], **{LABELS[m]: round(100 * float(fractions[m][c, c]), 1) for m in cfg.methods}}
+                 for c in range(len(classes))]
+    return [
+        Table("methods", rows, f"Quality of each 2-D map ({n:,} points). Seconds include the PCA-{cfg.pca_dims} step "
+              "for t-SNE and UMAP.", ["method", "points", "k-NN accuracy (2-D)", "trustworthiness", "silhouette", "seconds"]),
+        Table("overlaps", [{k: v for k, v in r.items() if k not in ("a", "b")} for r in overlap_rows],
+              f"Most-overlapping class pairs per map: overlap = share of a class's {cfg.k} nearest 2-D neighbours that "
+              "belong to the other class (mean of both directions); mean-image overlap = shared ink of the two "
+              "class-mean images.", ["method", "pair", "overlap %", "a->b %", "b->a %", "mean-image overlap %"]),
+        Table("own_class", per_class, f"Share (%) of each class's {cfg.k} nearest 2-D neighbours that are of the same "
+              "class, per map.", ["class"] + [LABELS[m] for m in cfg.methods]),
+    ]
+
+
+def _embed_one(method: str, x: np.ndarray, reduced: np.ndarray, cfg: Config, ctx: TaskContext) -> tuple[np.ndarray, float]:
+    """One method on the shared inputs (PCA on the pixels, t-SNE and UMAP on the PCA projection)
+    and its wall time in seconds."""
+    params = {"pca": {}, "tsne": {"perplexity": cfg.perplexity},
+              "umap": {"n_neighbors": cfg.n_neighbors, "min_dist": cfg.min_dist}}[method]
+    with _status(ctx, f"embed: {LABELS[method]} of {len(x):,} points"):
+        t0 = time.perf_counter()
+        emb = E.embed(x if method == "pca" else reduced, method, seed=ctx.seed, n_jobs=ctx.n_jobs, pca_dims=0, **params)
+        secs = time.perf_counter() - t0
+    ctx.log.info("embed: %s of %d points in %.1f s", method, len(x), secs)
+    return emb, secs
 
 
 def _status(ctx: TaskContext, text: str):
-    """A spinner with elapsed time for the slow steps (quiet when progress is off)."""
+    """A spinner while a slow step runs (nothing when progress is off)."""
     if not ctx.progress:
         return nullcontext()
     from rich.console import Console
@@ -219,8 +223,9 @@ def _figures(ctx, cfg, embs, y, images, indices, hard, hard_label, notes_hover) 
                                                 ctx.seed, notes_hover, div_id=f"embed-{m}")
             (ctx.out_dir / html).write_text(frag)
         shown = min(cfg.interactive_points, n)
-        figs.append(Figure(f"map_{m}", png, f"{LABELS[m]} map" + (f" (interactive: {shown:,} points, stratified sample)"
-                                                                if html else "") + ".", html))
+        caption = f"{LABELS[m]} map of the {n:,} images; black-edged points are {hard_label}." + (
+            f" The HTML report shows it interactively for a stratified sample of {shown:,} points." if html else "")
+        figs.append(Figure(f"map_{m}", png, caption, html))
     return figs
 
 
