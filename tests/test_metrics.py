@@ -156,6 +156,9 @@ def test_model_size_sklearn_and_torch():
     assert size["parameters"] >= 3 * 8 + 3 and size["bytes"] > 8 * size["parameters"] // 2
     tree = DecisionTreeClassifier(random_state=0).fit(x, y)
     assert M.model_size(tree)["parameters"] > tree.tree_.node_count  # every node stores several numbers
+    import pickle
+
+    assert M.model_size(tree)["bytes"] == len(pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
     net = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
     assert M.model_size(net) == {"parameters": 8 * 4 + 4 + 4 * 3 + 3, "bytes": 4 * (8 * 4 + 4 + 4 * 3 + 3)}
 
