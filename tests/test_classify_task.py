@@ -32,7 +32,7 @@ def tiny() -> Dataset:
 @pytest.fixture(scope="module")
 def result(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("classify")
-    cfg = replace(classify.Config(**classify.PROFILES["quick"]), train_size=0,
+    cfg = replace(classify.Config(**classify.PROFILES["quick"]), n_train=0,
                   models=["logreg", "gnb", "tree", "random_forest", "rbf_svm", "cnn"], n_estimators=20,
                   svm_search_size=300, cnn_epochs=4, cnn_max_seconds=10.0, n_boot=200)
     ctx = TaskContext(tiny, out, profile="quick", progress=False)
@@ -86,3 +86,12 @@ def test_unknown_model_is_a_config_error(tiny, tmp_path):
     ctx = TaskContext(tiny, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="resnet9000"):
         classify.run(ctx, replace(classify.Config(), models=["resnet9000"]))
+
+
+def test_subset_sizes_and_official_test_indices(tiny, tmp_path):
+    ctx = TaskContext(tiny, tmp_path, progress=False)
+    res = classify.run(ctx, replace(classify.Config(), models=["gnb", "knn"], n_train=300, n_test=200, n_boot=100))
+    assert res.metrics["n_train"] == 300 and res.metrics["n_test"] == 200
+    pred = np.load(tmp_path / "predictions.npz")
+    np.testing.assert_array_equal(pred["y_true"], tiny.y_test[pred["test_index"]])
+    np.testing.assert_array_equal(pred["test_index"], stratified_subset(tiny.y_test, total=200, seed=0))

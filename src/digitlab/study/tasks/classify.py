@@ -38,9 +38,9 @@ class Config:
     """Settings of the classify task; defaults are the standard profile."""
 
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))  # keys of CLASSIC_MODELS, or "cnn"
-    train_size: int = 0  # training images (stratified subset); 0 = the full official training set
-    test_size: int = 0  # test images (stratified subset); 0 = the full official test set
-    svm_train_size: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
+    n_train: int = 0  # training images (stratified subset); 0 = the full official training set
+    n_test: int = 0  # test images (stratified subset); 0 = the full official test set
+    svm_n_train: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
     svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])  # RBF SVM C candidates
     svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates (PCA-50 of pixels/255)
@@ -57,7 +57,7 @@ class Config:
 
 
 PROFILES = {
-    "quick": {"train_size": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
+    "quick": {"n_train": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
               "svm_gamma": [0.02, 0.04], "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_max_seconds": 12.0,
               "n_boot": 500},
     "full": {"n_estimators": 500, "hgb_max_iter": 500, "hgb_pca": 0, "svm_search_size": 10000, "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
@@ -133,8 +133,8 @@ def _threads(n_jobs: int) -> int:
 def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test) -> dict[str, Any]:
     """Fit one model, predict the test set, time both; return predictions and the fitted model."""
     x_fit, y_fit = x_train, y_train
-    if name == "rbf_svm" and cfg.svm_train_size and cfg.svm_train_size < len(y_train):
-        idx = stratified_subset(y_train, total=cfg.svm_train_size, seed=ctx.seed)
+    if name == "rbf_svm" and cfg.svm_n_train and cfg.svm_n_train < len(y_train):
+        idx = stratified_subset(y_train, total=cfg.svm_n_train, seed=ctx.seed)
         x_fit, y_fit = x_train[idx], y_train[idx]
     model = build_model(name, cfg, ctx.seed, ctx.n_jobs, ctx.device)
     # BLAS threads beyond n_jobs oversubscribe a shared machine (lbfgs slowed ~5x in a busy run)
@@ -512,11 +512,11 @@ def _split(ctx: TaskContext, cfg: Config):
     ds = ctx.dataset
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     test_index = np.arange(len(y_test))
-    if cfg.train_size and cfg.train_size < len(y_train):
-        idx = stratified_subset(y_train, total=cfg.train_size, seed=ctx.seed)
+    if cfg.n_train and cfg.n_train < len(y_train):
+        idx = stratified_subset(y_train, total=cfg.n_train, seed=ctx.seed)
         x_train, y_train = x_train[idx], y_train[idx]
-    if cfg.test_size and cfg.test_size < len(y_test):
-        test_index = stratified_subset(y_test, total=cfg.test_size, seed=ctx.seed)
+    if cfg.n_test and cfg.n_test < len(y_test):
+        test_index = stratified_subset(y_test, total=cfg.n_test, seed=ctx.seed)
         x_test, y_test = x_test[test_index], y_test[test_index]
     return x_train, y_train, x_test, y_test, test_index
 
