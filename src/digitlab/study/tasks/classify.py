@@ -167,7 +167,7 @@ def score_rows(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict]) ->
     for r in runs:
         m, ci = mets[r["name"]], cis[r["name"]]
         rows.append({"model": r["name"], "accuracy": _r(m["accuracy"]), "acc_ci_low": _r(ci["low"]), "acc_ci_high": _r(ci["high"]),
-                     "error_%": _r(100 * (1 - m["accuracy"]), 2), "balanced_acc": _r(m["balanced_accuracy"]),
+                     "balanced_acc": _r(m["balanced_accuracy"]),
                      "precision_macro": _r(m["precision_macro"]), "recall_macro": _r(m["recall_macro"]),
                      "f1_macro": _r(m["f1_macro"]), "f1_micro": _r(m["f1_micro"]), "f1_weighted": _r(m["f1_weighted"]),
                      "kappa": _r(m["cohen_kappa"]), "mcc": _r(m["mcc"])})
@@ -259,10 +259,12 @@ def fig_confusion(cm: np.ndarray, classes: list[str], model: str, out_dir) -> st
         shown = mat.astype(float).copy()
         np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
         im = ax.imshow(shown, cmap="Reds")
+        dark = 0.6 * np.nanmax(shown) if np.isfinite(shown).any() else np.inf
         for i, j in np.ndindex(mat.shape):
             if mat[i, j] > 0:
+                color = "tab:blue" if i == j else "white" if mat[i, j] > dark else "black"
                 ax.text(j, i, f"{mat[i, j]:.0f}" if mat is cm else f"{mat[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                        color="tab:blue" if i == j else "black")
+                        color=color)
         ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
                xlabel="predicted", ylabel="true", title=f"{model}: {title}")
         fig.colorbar(im, ax=ax, shrink=0.8)
