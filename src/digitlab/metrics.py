@@ -305,7 +305,9 @@ def _count_array_numbers(obj: Any, seen: dict[int, Any], depth: int = 0) -> int:
     if isinstance(obj, np.ndarray):
         if obj.dtype.fields:  # structured arrays (tree nodes): count every field
             return obj.size * len(obj.dtype.fields)
-        return obj.size if obj.dtype.kind in "biufc" else sum(_count_array_numbers(o, seen, depth + 1) for o in obj.ravel()) if obj.dtype == object else 0
+        if obj.dtype == object:  # e.g. a forest's array of fitted trees
+            return sum(_count_array_numbers(o, seen, depth + 1) for o in obj.ravel())
+        return obj.size if obj.dtype.kind in "biufc" else 0
     if isinstance(obj, dict):
         return sum(_count_array_numbers(v, seen, depth + 1) for v in obj.values())
     if isinstance(obj, (list, tuple)):
