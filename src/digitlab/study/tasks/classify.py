@@ -90,29 +90,36 @@ def build_model(name: str, cfg: Config, seed: int, n_jobs: int, device: str) -> 
     return make_model(name, random_state=seed, n_jobs=n_jobs, **model_params(name, cfg))
 
 
-def make_cnn(cfg: Config, seed: int, device: str):
-    """A :class:`digitlab.train.CNNClassifier` set up from the engine's fast or strong recipe."""
-    from digitlab.train import FAST_RECIPE, STRONG_RECIPE, CNNClassifier
+def _recipe(cfg: Config) -> tuple:
+    from digitlab.train import FAST_RECIPE, STRONG_RECIPE
 
     recipes = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}
     if cfg.cnn_recipe not in recipes:
         raise ConfigError(f"classify.cnn_recipe {cfg.cnn_recipe!r}: unknown; use 'fast' or 'strong'")
-    net, net_params, tc = recipes[cfg.cnn_recipe]
-    return CNNClassifier(net=net, net_params=dict(net_params), epochs=cfg.cnn_epochs or tc.epochs, batch_size=tc.batch_size,
-                         lr=tc.lr, optimizer=tc.optimizer, scheduler=tc.scheduler, weight_decay=tc.weight_decay,
-                         val_fraction=tc.val_fraction, max_seconds=cfg.cnn_max_seconds or tc.max_seconds,
-                         device=device, random_state=seed)
+    return recipes[cfg.cnn_recipe]
+
+
+def make_cnn(cfg: Config, seed: int, device: str):
+    """A :class:`digitlab.train.CNNClassifier` that trains exactly like the engine's fast or strong recipe."""
+    from digitlab.train import CNNClassifier
+
+    recipe = _recipe(cfg)
+    overrides: dict[str, Any] = {"random_state": seed, "device": device}
+    if cfg.cnn_epochs:
+        overrides["epochs"] = cfg.cnn_epochs
+    if cfg.cnn_max_seconds:
+        overrides["max_seconds"] = cfg.cnn_max_seconds
+    return CNNClassifier.from_recipe(recipe, **overrides)
 
 
 def model_description(name: str, cfg: Config) -> str:
     """One line for the table: what the model is and how it was set up."""
     if name == "cnn":
-        from digitlab.train import FAST_RECIPE, STRONG_RECIPE
-
-        net, _, tc = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}[cfg.cnn_recipe]
+        net, _, tc = _recipe(cfg)
+        aug = f", {tc.augment} augmentation" if getattr(tc, "augment", None) else ""
         cap = f", capped at {cfg.cnn_max_seconds:g} s" if cfg.cnn_max_seconds else ""
         return (f"PyTorch {net} net, {cfg.cnn_recipe} recipe: {cfg.cnn_epochs or tc.epochs} epochs, {tc.optimizer}, "
-                f"{tc.scheduler} schedule, batch {tc.batch_size}{cap}")
+                f"{tc.scheduler} schedule, batch {tc.batch_size}{aug}{cap}")
     return describe(name, **model_params(name, cfg))
 
 
@@ -541,7 +548,8 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
         notes.append(f"The CNN uses digitlab.train's {cfg.cnn_recipe} recipe"
                      + (f" with {cfg.cnn_epochs} epochs" if cfg.cnn_epochs else "")
                      + (f", capped at {cfg.cnn_max_seconds:g} s of training" if cfg.cnn_max_seconds else "")
-                     + "; it holds out 10 % of its training images for checkpoint selection.")
+                     + f"; it holds out {100 * _recipe(cfg)[2].val_fraction:g} % of its training images to pick the best "
+                     "epoch's checkpoint, so it fits on fewer images than the classic models.")
     notes.append("Models without probabilities (the SVMs) are ranked by their decision scores for ROC-AUC, PR-AUC and top-2; "
                  "Platt scaling would cost five extra fits. predictions.npz stores y_pred and probabilities or scores per model.")
     return notes
