@@ -108,14 +108,14 @@ def throughput(ds, args) -> None:
 def recipe(ds, name: str, spec, target: float) -> None:
     net_name, net_params, cfg = spec
     model = build_net(net_name, seed=cfg.seed, **net_params)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fit(model, ds.x_train, ds.y_train, cfg)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     acc = float(np.mean(predict_proba(res.model, ds.x_test, norm=res.norm).argmax(1) == ds.y_test))
     verdict = "reached" if acc >= target else "MISSED"
     print(f"{name}: {net_name} {net_params}, {cfg.epochs} epoch(s), batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
           f"{cfg.scheduler}, augment {cfg.augment or 'none'}: test accuracy {acc * 100:.2f} % ({verdict} {target * 100:.1f} %), training {res.train_seconds:.1f} s "
-          f"(fit incl. data preparation {wall:.1f} s); val acc per epoch {[round(h['val_acc'] * 100, 2) for h in res.history]}")
+          f"(fit incl. data preparation {wall:.1f} s, {cpu:.1f} CPU s, load average now {os.getloadavg()[0]:.1f}); val acc per epoch {[round(h['val_acc'] * 100, 2) for h in res.history]}")
 
 
 def main() -> None:
