@@ -36,6 +36,7 @@ LABELS = {"lr": "learning rate", "batch_size": "batch size", "optimizer": "optim
           "scheduler": "lr schedule", "depth": "conv blocks", "width": "width (channels of block 1)",
           "kernel_size": "kernel size", "batch_norm": "batch norm", "family": "architecture"}  # fmt: skip
 LOG_AXIS = {"lr", "batch_size", "width"}
+ARCH_SWEEPS = ("depth", "width", "kernel_size", "batch_norm", "family")  # sweeps that change the parameter count
 
 
 # =============================================================================================
@@ -98,8 +99,9 @@ class Config:
 
 
 PROFILES: dict[str, dict] = {
+    # Quick: batch 64 so that 1,800 images still give ~30 optimiser steps.
     "quick": {"sweeps": ["lr", "depth"], "lr_values": [0.003, 0.03], "depth_values": [1, 3], "train_size": 2000,
-              "test_size": 2000, "epochs": 1, "seeds": 2},
+              "test_size": 1000, "epochs": 1, "batch_size": 64, "seeds": 2},
     "full": {"train_size": 0, "test_size": 0, "seeds": 3, "epochs": 3, "epochs_values": [1, 2, 3, 5, 8],
              "lr_values": [0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3], "width_values": [4, 8, 16, 32, 64],
              "batch_size_values": [16, 32, 64, 128, 256, 512, 1024], "kernel_size_values": [3, 5, 7, 9]},
@@ -284,9 +286,11 @@ def sweep_table(sweep: str, rows: list[dict], cfg: Config) -> Table:
 
 
 def params_rows(cfg: Config, sweeps: list[str], results: dict, seed0: int) -> list[dict[str, Any]]:
-    """Every distinct trained point: parameters and mean test accuracy, sorted by size."""
+    """Every distinct architecture trained (training-setting sweeps left out, as they share one
+    parameter count; all sweeps if no architectural one ran): parameters and mean test accuracy."""
+    arch = [s for s in sweeps if s in ARCH_SWEEPS] or sweeps
     seen: dict[Point, dict] = {}
-    for sweep in sweeps:
+    for sweep in arch:
         for value in sweep_values(cfg, sweep):
             point = sweep_point(cfg, sweep, value)
             if point in seen:
@@ -302,14 +306,14 @@ def params_finding(rows: list[dict]) -> str:
     from scipy.stats import spearmanr
 
     if len(rows) < 3:
-        return f"Only {len(rows)} distinct configurations: too few to relate parameter count and accuracy."
+        return f"Only {len(rows)} distinct architectures: too few to relate parameter count and accuracy."
     p = np.array([r["params"] for r in rows], float)
     a = np.array([r["test_acc_mean"] for r in rows])
     rho = float(spearmanr(p, a).statistic)
     best = rows[int(np.argmax(a))]
     near = min((r for r in rows if r["test_acc_mean"] >= a.max() - 0.2), key=lambda r: r["params"])
     near = near if near["params"] < best["params"] else best
-    text = (f"Across {len(rows)} distinct configurations, parameter count and test accuracy have a Spearman rank correlation "
+    text = (f"Across {len(rows)} distinct architectures, parameter count and test accuracy have a Spearman rank correlation "
             f"of {rho:+.2f}; the best ({best['config']}, {best['test_acc_mean']:.2f} %) has {best['params']:,} parameters")  # fmt: skip
     if near is best:
         return text + ", and no configuration with fewer parameters comes within 0.2 points of it."
@@ -393,19 +397,21 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                                      "per epoch, mean over seeds."))  # fmt: skip
         result.findings.append(sweep_finding(sweep, rows))
     prow = params_rows(cfg, sweeps, results, ctx.seed)
-    result.tables.append(Table("params_vs_accuracy", prow, "Every distinct configuration trained: parameters and mean test accuracy.",
+    result.tables.append(Table("params_vs_accuracy", prow, "Every distinct architecture trained: parameters and mean test accuracy.",
                                ["config", "net", "params", "test_acc_mean"]))  # fmt: skip
     result.figures.append(Figure("params_vs_accuracy", save_png(plot_params(prow), ctx.out_dir, "params_vs_accuracy"),
-                                 "Mean test accuracy against the number of trainable parameters, per distinct configuration."))
+                                 "Mean test accuracy against the number of trainable parameters, per distinct architecture."))
     result.findings.append(params_finding(prow))
     cpu = sum(r["cpu_seconds"] for r in results.values())
     result.notes += [
         "Seeds change the initial weights, the order of the mini-batches and the validation split; the seed spread is the "
         "standard deviation of test accuracy across seeds (with two seeds, a rough estimate). A difference smaller than about "
         "twice that spread is not evidence that one setting is better.",
-        "The learning-rate, batch-size and epoch sweeps keep the one-cycle schedule, whose peak is the learning rate; the "
-        "optimiser sweep gives each optimiser a learning rate that suits it (value name:lr). Widths double at every "
-        "downsampling, and blocks beyond the third keep the 3x3 resolution.",
+        f"All sweeps but the schedule sweep use the {cfg.scheduler} schedule"
+        + (" (its peak is the learning rate)" if cfg.scheduler == "onecycle" else "")
+        + "; the optimiser sweep gives each optimiser a learning rate that suits it (value name:lr) and the batch-size "
+        "sweep keeps the learning rate fixed. Widths double at every downsampling; 2x2 pooling stops once the map is "
+        "3 pixels wide, so blocks beyond the third keep that resolution and width.",
         f"{len(points)} distinct configurations x {cfg.seeds} seed(s) = {len(results)} training runs; {cpu:.0f} CPU seconds "
         f"in {wall:.0f} s of wall time.",
     ]
