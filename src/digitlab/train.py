@@ -535,9 +535,12 @@ def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.
 #
 # FAST_RECIPE: a 3-block BN CNN (16-32-64 channels, pool before BN, 29,178 parameters), AdamW
 # with one-cycle at peak lr 0.02, batch 256, 2 epochs, channels_last.
-#   test accuracy 99.35 %; 24.6 CPU s single-threaded (1 epoch: 99.07 %, 13.3 CPU s).
-#   Uncontended that is under 30 s of wall time on 2 cores; see benchmarks/bench_train.py for the
-#   wall time on the machine at hand.
+#   test accuracy 99.35 % (99.34 % in bench_train.py); 24.6 CPU s single-threaded at best, 43 CPU s
+#   when the machine was busy (1 epoch: 99.07 %, 13.3 CPU s). The engine's best measured throughput
+#   here was 4,540 images/s (2 threads), i.e. about 25 s for the recipe's 108,000 images on a quiet
+#   machine; on the busy shared machine it took 46 s with 1 thread (load 1.5) and 207 s with torch's
+#   default 2 threads (load 3.4: two threads fighting other processes for 2 cores mostly wait, so set
+#   num_threads=1 on a busy machine).
 FAST_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16}, TrainConfig(epochs=2, batch_size=256, lr=0.02))
 STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16, "convs_per_block": 2},
                                                  TrainConfig(epochs=5, batch_size=256, lr=0.02, augment="shift"))
