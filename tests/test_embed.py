@@ -239,7 +239,7 @@ def test_task_profiles_resolve():
     from digitlab.study.config import resolve
 
     assert resolve({"study": {"tasks": ["embed"], "profile": "full"}}).tasks["embed"].n_points == "all"
-    assert resolve({"study": {"tasks": ["embed"], "profile": "quick"}}).tasks["embed"].n_points == 2000
+    assert resolve({"study": {"tasks": ["embed"], "profile": "quick"}}).tasks["embed"].n_points == 1500
 
 
 def test_best_method_finding_reports_ties_and_winners():

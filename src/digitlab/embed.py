@@ -14,9 +14,11 @@ Layered like openTSNE: :func:`embed` is the one call; the steps under it are cal
 t-SNE and UMAP run on a PCA-50 projection of the pixels by default: it keeps most of the
 variance, removes pixel noise and makes the neighbour search several times faster.
 
-Seeds: PCA and t-SNE (tested with ``n_jobs=1``) are reproducible for a given seed. UMAP with a seed is reproducible too but
-umap-learn then runs single-threaded; we choose reproducibility (results are cached and compared
-across runs) and accept the cost, which is small on a 2-core machine. Pass ``seed=None`` for the
+Seeds: PCA and t-SNE (tested with ``n_jobs=1``) are reproducible for a given seed. UMAP with a
+seed is reproducible too but umap-learn then runs single-threaded; we choose reproducibility
+(results are cached and compared across runs) and accept the cost, which is small on a 2-core
+machine: unseeded UMAP on 2 threads took 75 s against 99 s seeded at 70,000 MNIST points and was
+no faster at 10,000 (``benchmarks/bench_embed.py --umap-parallel``). Pass ``seed=None`` for the
 parallel, non-reproducible UMAP.
 """
 
@@ -79,8 +81,9 @@ def tsne_2d(x: np.ndarray, perplexity: float = 30.0, seed: int | None = 0, n_job
     Defaults chosen from timings on a 2-core machine (see ``benchmarks/bench_embed.py``):
 
     * gradients: ``"fft"`` from :data:`FFT_MIN_POINTS` points on, Barnes-Hut (``"bh"``) below. The
-      FFT grid grows with the map's extent rather than with ``n``, so on 2,000 points BH was 2.6x
-      faster, while at 10,000 FFT already wins (openTSNE's own ``"auto"`` rule uses the same cut).
+      FFT grid grows with the map's extent rather than with ``n``, so on 2,000 points BH took 18 s
+      against FFT's 66 s, while at 10,000 FFT won (169 s against 213 s on a busy machine);
+      openTSNE's own ``"auto"`` rule uses the same cut.
     * neighbours: exact search up to :data:`EXACT_KNN_MAX_POINTS` points, approximate (Annoy) above.
       Brute force on the PCA-50 input is a few BLAS calls: it took 3.6 s against Annoy's 17 s at
       10,000 MNIST points and 95 s against 182 s at 60,000 (both on a busy 2-core machine).
