@@ -58,7 +58,7 @@ class Config:
 
 PROFILES = {
     "quick": {"n_train": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
-              "svm_gamma": [0.02, 0.04], "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_max_seconds": 12.0,
+              "svm_gamma": [0.02, 0.04], "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6,
               "n_boot": 500},
     "full": {"n_estimators": 500, "hgb_max_iter": 500, "hgb_pca": 0, "svm_search_size": 10000, "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
              "svm_gamma": [0.01, 0.015, 0.02, 0.03, 0.04], "mlp_epochs": 30, "n_boot": 5000},
