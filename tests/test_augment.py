@@ -13,7 +13,6 @@ from scipy import ndimage
 from digitlab.augment import (AUGMENTATIONS, _blur, augment_images, compose, distribution_shift, get_augmentation,
                               mmd_rbf, plot_gallery)  # fmt: skip
 from digitlab.data import load_dataset
-from digitlab.data.registry import Dataset
 from digitlab.errors import ConfigError
 
 NAMES = list(AUGMENTATIONS)
@@ -239,7 +238,7 @@ def test_task_runs_tiny_and_yields_tables_and_figures(mnist, tmp_path):
 
     tr = stratified_subset(mnist.y_train, total=600, seed=0)
     te = stratified_subset(mnist.y_test, total=300, seed=0)
-    ds = Dataset("mnist-tiny", mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te], mnist.classes)
+    ds = mnist.subset(tr, te, "mnist-tiny")
     cfg = task.Config(**task.PROFILES["quick"])
     cfg = dataclasses.replace(cfg, augmentations=["hflip", "rotate_large", "gaussian_noise"], n_train=500,
                               n_test_corrupt=100, width=4, n_blocks=1, shift_n=200, embed_n=40, gallery_n=4)  # fmt: skip

@@ -26,7 +26,7 @@ def tiny() -> Dataset:
     ds = load_dataset("mnist")
     tr = stratified_subset(ds.y_train, total=800, seed=0)
     te = stratified_subset(ds.y_test, total=400, seed=0)
-    return Dataset("mnist-tiny", ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], ds.classes)
+    return ds.subset(tr, te, "mnist-tiny")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from digitlab.data import stratified_subset
-from digitlab.data.registry import Dataset
 from digitlab.errors import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import cnn_sweeps
@@ -17,7 +16,7 @@ from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, sweep_
 def small_ds(mnist):
     tr = stratified_subset(mnist.y_train, total=500, seed=0)
     te = stratified_subset(mnist.y_test, total=300, seed=0)
-    return Dataset("mnist-small", mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te], mnist.classes)
+    return mnist.subset(tr, te, "mnist-small")
 
 
 def test_quick_profile_sweep_yields_tables_figures_and_findings(small_ds, tmp_path):

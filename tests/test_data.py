@@ -81,3 +81,13 @@ def test_subset_bad_sizes(mnist):
         stratified_subset(mnist.y_train, per_class=10**6)
     with pytest.raises(ConfigError):
         stratified_subset(mnist.y_train, total=0)
+
+
+def test_dataset_subset(mnist):
+    tr = stratified_subset(mnist.y_train, per_class=5, seed=0)
+    te = stratified_subset(mnist.y_test, per_class=2, seed=0)
+    small = mnist.subset(tr, te, "tiny")
+    assert small.name == "tiny" and small.classes == mnist.classes
+    assert small.x_train.shape == (50, 28, 28) and np.array_equal(small.x_train[3], mnist.x_train[tr[3]])
+    assert np.bincount(small.y_test).tolist() == [2] * 10
+    assert len(mnist.subset(tr).y_test) == len(mnist.y_test)  # test split kept whole by default

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from digitlab import embed as E
-from digitlab.data.registry import Dataset
 from digitlab.data.subsets import stratified_subset
 from digitlab.errors import ConfigError
 
@@ -192,7 +191,7 @@ def test_save_and_load_embedding(tmp_path):
 def tiny(mnist):
     tr = stratified_subset(mnist.y_train, per_class=30, seed=0)
     te = stratified_subset(mnist.y_test, per_class=10, seed=0)
-    return Dataset("mnist-tiny", mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te], mnist.classes)
+    return mnist.subset(tr, te, "mnist-tiny")
 
 
 def test_task_yields_tables_figures_and_embeddings(tiny, tmp_path):

@@ -265,7 +265,7 @@ def test_task_runs_small_and_writes_its_outputs(tmp_path, mnist):
 
     tr = stratified_subset(mnist.y_train, total=600, seed=0)
     te = stratified_subset(mnist.y_test, total=200, seed=0)
-    ds = Dataset("mnist-tiny", mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te], mnist.classes)
+    ds = mnist.subset(tr, te, "mnist-tiny")
     cfg = dataclasses.replace(task.Config(), **task.PROFILES["quick"])
     cfg = dataclasses.replace(cfg, n_train=500, n_test=0, extract_all=True, rf_trees=20, classifiers=["logreg", "rf"])
     cfg.validate()

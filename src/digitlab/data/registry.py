@@ -70,6 +70,12 @@ class Dataset:
     def image_shape(self) -> tuple[int, int]:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
+    def subset(self, train_idx: np.ndarray, test_idx: np.ndarray | None = None, name: str | None = None) -> "Dataset":
+        """A smaller dataset with the given train (and test) indices, e.g. from :func:`stratified_subset`."""
+        te = np.arange(len(self.y_test)) if test_idx is None else test_idx
+        return Dataset(name or f"{self.name}-subset", self.x_train[train_idx], self.y_train[train_idx],
+                       self.x_test[te], self.y_test[te], list(self.classes), self.source, dict(self.checksums))
+
     def fingerprint(self) -> str:
         """A short content hash of the whole dataset (keys the result cache)."""
         h = hashlib.sha256(self.name.encode())

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from digitlab.data.idx import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
-from digitlab.errors import ConfigError
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
 from digitlab.study.config import ResolvedConfig, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult
+from digitlab.train import resolve_device
 
 PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
             "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
@@ -33,18 +33,6 @@ class RunOutcome:
     seconds: float
     html: Path | None = None
     pdf: Path | None = None
-
-
-def resolve_device(name: str) -> str:
-    """'auto' -> cuda if available, else mps, else cpu; an explicit device must exist."""
-    import torch
-
-    cuda, mps = torch.cuda.is_available(), bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(f"config key study.device: {name!r} is not available on this machine; use auto or cpu")
-    return name
 
 
 def environment(device: str, seed: int, n_jobs: int) -> dict:
@@ -158,4 +146,4 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     return outcome
 
 
-__all__ = ["run_study", "run_task", "RunOutcome", "resolve_device", "environment", "result_to_json"]
+__all__ = ["run_study", "run_task", "RunOutcome", "environment", "result_to_json"]
