@@ -22,7 +22,7 @@ def small_ds(mnist):
 def test_quick_profile_sweep_yields_tables_figures_and_findings(small_ds, tmp_path):
     cfg = replace(Config(), **PROFILES["quick"])
     cfg = replace(cfg, sweeps=["depth", "optimizer"], depth_values=[1, 2], optimizer_values=["sgd:0.1", "adamw"],
-                  train_size=400, test_size=200, n_blocks=2, width=4, threads_per_job=1)  # fmt: skip
+                  n_train=400, n_test=200, n_blocks=2, width=4, threads_per_job=1)  # fmt: skip
     ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False)
     res = cnn_sweeps.run(ctx, cfg)
     assert [t.name for t in res.tables] == ["sweep_depth", "sweep_optimizer", "params_vs_accuracy"]

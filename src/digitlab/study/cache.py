@@ -2,13 +2,15 @@
 
 An entry lives in ``<cache_dir>/<task>/<key>/`` and holds ``result.json`` plus the files the task
 wrote (figures, arrays). The key hashes the task name, its resolved config section, the seed, the
-device kind, the dataset fingerprint and the code version (a hash of digitlab's source), so a rerun
-with the same inputs reuses the entry and any change recomputes. A task runs in a temporary sibling
+device kind, the dataset fingerprint, the code the task runs (its module and the digitlab modules it
+imports) and the keys of the tasks it reads, so a rerun with the same inputs reuses the entry and any
+change that can alter the result recomputes. A task runs in a temporary sibling
 folder that is renamed into place only when it finished: a killed run leaves no half entry.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -22,21 +24,79 @@ from typing import Any
 from digitlab.study.task import Figure, Table, TaskResult
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of every .py file of the installed digitlab package (changes whenever code changes)."""
-    root = Path(__file__).resolve().parents[1]
+    """Hash of every .py file of the installed digitlab package (recorded in environment.json)."""
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode())
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        h.update(str(path.relative_to(PACKAGE_ROOT)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
-def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_fingerprint: str) -> str:
+def _module_file(name: str) -> Path | None:
+    """The source file of digitlab module ``name`` (a package's ``__init__.py``), or None."""
+    parts = name.split(".")[1:]
+    if not parts:
+        return PACKAGE_ROOT / "__init__.py"
+    rel = Path(*parts)
+    for cand in (PACKAGE_ROOT / rel.with_suffix(".py"), PACKAGE_ROOT / rel / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """digitlab modules imported anywhere in ``path`` (top level or inside functions)."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "digitlab"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "digitlab" and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # "from digitlab.models import zoo"
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def module_closure(module: str) -> tuple[str, ...]:
+    """``module`` and every digitlab module it imports, transitively (sorted file paths)."""
+    todo, files = [module], {}
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or name in files:
+            continue
+        files[name] = path
+        todo.extend(_imports(path))
+        parts = name.split(".")  # importing a.b.c also runs a/__init__ and a/b/__init__
+        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))
+    return tuple(sorted({str(p.relative_to(PACKAGE_ROOT)) for p in files.values()}))
+
+
+@functools.lru_cache(maxsize=None)
+def task_code_version(task_module: str) -> str:
+    """Hash of the task's module and the digitlab modules it imports: editing the report, the CLI
+    or an unrelated task leaves it unchanged, so cached results stay valid."""
+    h = hashlib.sha256()
+    for rel in module_closure(task_module):
+        h.update(rel.encode())
+        h.update((PACKAGE_ROOT / rel).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_fingerprint: str,
+              upstream: dict[str, str] | None = None) -> str:
+    """The key of a task's result: its config section, seed, device kind, data, the code it runs and
+    the keys of the tasks it reads (so a change upstream recomputes it)."""
     payload = json.dumps(
         {"task": task, "config": section, "seed": seed, "device": device.split(":")[0],
-         "data": data_fingerprint, "code": code_version()},
+         "data": data_fingerprint, "code": task_code_version(f"digitlab.study.tasks.{task}"),
+         "upstream": upstream or {}},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]

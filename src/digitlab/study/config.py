@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
+import math
+import re
 import sys
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,8 @@ from digitlab.errors import ConfigError
 
 PROFILES = ("quick", "standard", "full")
 TASK_ORDER = ("overview", "features", "embed", "augment", "classify", "cnn_sweeps")
+# Old key names that still work, with a deprecation message: one vocabulary across every task.
+ALIASES = {"train_size": "n_train", "test_size": "n_test", "seeds": "n_seeds"}
 
 
 @dataclass
@@ -38,7 +44,8 @@ class StudyConfig:
     seed: int = 0  # every task derives its randomness from this
     tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
     device: str = "auto"  # auto | cpu | cuda | mps
-    n_jobs: int = 1  # parallel jobs (joblib / scikit-learn); -1 = all cores
+    n_jobs: int = 1  # parallel jobs (joblib / scikit-learn); -1 = all cores, -2 = all but one
+    backend: str = "loky"  # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
     output_dir: str = "runs"  # run folders land in <output_dir>/<timestamp>-<name>/
     cache_dir: str = ".digitlab-cache"  # content-addressed task results
     use_cache: bool = True
@@ -63,6 +70,32 @@ def task_module(name: str) -> types.ModuleType:
     return importlib.import_module(f"digitlab.study.tasks.{name}")
 
 
+def requirements(name: str) -> tuple[str, ...]:
+    """The tasks task ``name`` reads (its ``REQUIRES``), checked against the known tasks."""
+    req = tuple(getattr(task_module(name), "REQUIRES", ()))
+    for r in req:
+        task_module(r)
+    return req
+
+
+def with_requirements(tasks: list[str]) -> list[str]:
+    """``tasks`` plus every task they require, transitively, each required task before its readers
+    (in TASK_ORDER where the order is free)."""
+    out: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ConfigError(f"task {name!r}: its REQUIRES form a cycle ({' -> '.join(path + (name,))}); break it")
+        for r in requirements(name):
+            visit(r, path + (name,))
+        if name not in out:
+            out.append(name)
+
+    for name in tasks:
+        visit(name, ())
+    return out
+
+
 def _check_type(key: str, value: Any, hint: Any) -> Any:
     """Check (and gently coerce int->float) one value against a dataclass field's type hint."""
     origin = typing.get_origin(hint)
@@ -84,7 +117,9 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key}: {value!r} is not a finite number; give a finite value")
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         name = getattr(hint, "__name__", str(hint))
         raise ConfigError(f"config key {key}: expected {name}, got {value!r}; fix the value in the config or --set")
@@ -97,6 +132,11 @@ def _apply(obj: Any, section: str, values: dict[str, Any]) -> Any:
     names = [f.name for f in dataclasses.fields(obj)]
     clean = {}
     for key, value in values.items():
+        if key not in names and ALIASES.get(key) in names:
+            new = ALIASES[key]
+            warnings.warn(f"config key {section}.{key} is deprecated; call it {section}.{new}", DeprecationWarning, stacklevel=2)
+            logging.getLogger("digitlab").warning("config key %s.%s is deprecated; call it %s.%s", section, key, section, new)
+            key = new
         if key not in names:
             raise ConfigError(f"config key {section}.{key}: unknown key; valid keys are {', '.join(names)}")
         clean[key] = _check_type(f"{section}.{key}", value, hints[key])
@@ -130,6 +170,30 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: not valid TOML ({exc}); fix the syntax") from None
 
 
+BACKENDS = ("loky", "threading", "multiprocessing", "dask", "ray")
+NAME_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def _check_study(study: StudyConfig) -> None:
+    """Range checks of the [study] section (types were checked by _apply)."""
+    def bad(key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(f"config key study.{key}: {problem}; {fix}")
+
+    if not 0 <= study.seed < 2**32:
+        raise bad("seed", f"{study.seed} is out of range", "use an integer from 0 to 4294967295")
+    if study.n_jobs == 0 or study.n_jobs < -64:
+        raise bad("n_jobs", f"{study.n_jobs} is not a job count", "use 1, 2, ... or -1 for all cores")
+    if study.backend not in BACKENDS:
+        raise bad("backend", f"{study.backend!r} is unknown", f"use one of {', '.join(BACKENDS)}")
+    if study.name and not NAME_CHARS.match(study.name):
+        raise bad("name", f"{study.name[:40]!r} is not a safe folder name",
+                  "use up to 100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
+    for key in ("output_dir", "cache_dir"):
+        path = Path(getattr(study, key))
+        if path.exists() and not path.is_dir():
+            raise bad(key, f"{path} is a file, not a folder", "name a folder (it is created if missing)")
+
+
 def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = None, **study_overrides: Any) -> ResolvedConfig:
     """Resolve a config dict (from TOML), ``--set`` overrides and study-level keyword overrides."""
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
@@ -145,8 +209,10 @@ def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = No
         raise ConfigError(f"config key study.profile: {study.profile!r} is not a profile; choose quick, standard or full")
     if study.device not in ("auto", "cpu", "cuda", "mps"):
         raise ConfigError(f"config key study.device: {study.device!r} is not a device; choose auto, cpu, cuda or mps")
+    _check_study(study)
     if not study.tasks:
         raise ConfigError("config key study.tasks: empty; list at least one task, e.g. [\"overview\", \"classify\"]")
+    study.tasks = with_requirements(study.tasks)
     tasks = {}
     for name in study.tasks:
         mod = task_module(name)

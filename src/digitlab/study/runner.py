@@ -17,8 +17,9 @@ from pathlib import Path
 from digitlab.data.idx import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
-from digitlab.study.config import ResolvedConfig, task_module, to_toml
-from digitlab.study.task import TaskContext, TaskResult
+from digitlab.errors import ConfigError
+from digitlab.study.config import ResolvedConfig, requirements, task_module, to_toml
+from digitlab.study.task import TaskContext, TaskResult, Upstream
 from digitlab.train import resolve_device
 
 PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
@@ -87,19 +88,28 @@ def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
 
 
 def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache, log: logging.Logger,
-             shared: dict, progress: bool) -> tuple[TaskResult, Path, bool]:
-    """Return (result, entry folder, cached?) for one task, computing it only on a cache miss."""
+             done: dict[str, tuple[Upstream, str]], progress: bool) -> tuple[TaskResult, Path, bool, str]:
+    """Return (result, entry folder, cached?, cache key) for one task, computing it only on a cache miss.
+
+    ``done`` maps each finished task to (its stored result and folder, its cache key); the tasks this
+    one REQUIRES are handed to it and their keys are part of its key.
+    """
     mod = task_module(name)
     section = dataclasses.asdict(cfg)
-    key = cache_key(name, section, study.seed, device, dataset.fingerprint())
+    required = requirements(name)
+    missing = [r for r in required if r not in done]
+    if missing:
+        raise ConfigError(f"task {name!r}: needs {', '.join(missing)} first; add them to study.tasks before it")
+    key = cache_key(name, section, study.seed, device, dataset.fingerprint(), {r: done[r][1] for r in required})
     if study.use_cache:
         hit = cache.load(name, key)
         if hit is not None:
             log.info("%s: reused cached result %s", name, key)
-            return hit, cache.entry(name, key), True
+            return hit, cache.entry(name, key), True, key
     work = cache.new_workdir(name, key)
     ctx = TaskContext(dataset=dataset, out_dir=work, profile=study.profile, seed=study.seed, device=device,
-                      n_jobs=study.n_jobs, progress=progress, log=log, shared=shared)
+                      n_jobs=study.n_jobs, progress=progress, log=log, inputs={r: done[r][0] for r in required},
+                      backend=study.backend)
     log.info("%s: running (%s profile)", name, study.profile)
     t0 = time.perf_counter()
     try:
@@ -109,11 +119,14 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
         raise
     result.seconds = round(time.perf_counter() - t0, 2)
     log.info("%s: done in %.1f s", name, result.seconds)
-    return result, cache.commit(name, key, work, result), False
+    return result, cache.commit(name, key, work, result), False, key
 
 
 def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = True) -> RunOutcome:
     """Run every task of a resolved config and write the run folder (and the reports)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files; only the runner and the CLI choose the backend
     t0 = time.perf_counter()
     study = cfg.study
     dataset = load_dataset(study.dataset, study.data_dir or None)
@@ -126,12 +139,12 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     log.info("run folder %s; dataset %s (%d train / %d test); device %s", run_dir, dataset.name,
              len(dataset.y_train), len(dataset.y_test), device)
     cache = Cache(study.cache_dir)
-    results, cached, shared = {}, {}, {}
+    results, cached, done = {}, {}, {}
     for name, task_cfg in cfg.tasks.items():
-        result, entry, hit = run_task(name, task_cfg, dataset, study, device, cache, log, shared, not quiet)
+        result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
         shutil.copytree(entry, run_dir / "results" / name)
         results[name], cached[name] = result, hit
-        shared[name] = {"result": result, "dir": run_dir / "results" / name}
+        done[name] = (Upstream(result, run_dir / "results" / name), key)
     seconds = round(time.perf_counter() - t0, 2)
     summary = {"name": study.name, "dataset": dataset.summary(), "profile": study.profile, "seconds": seconds,
                "finished": datetime.now().isoformat(timespec="seconds"),

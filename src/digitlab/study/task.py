@@ -6,7 +6,12 @@ A task is a module in ``digitlab.study.tasks`` that defines
 * ``TITLE``: the report section's heading,
 * ``Config``: a dataclass of its settings, defaults = the ``standard`` profile,
 * ``PROFILES``: ``{"quick": {...}, "full": {...}}`` field overrides per profile,
-* ``run(ctx: TaskContext, cfg: Config) -> TaskResult``.
+* ``run(ctx: TaskContext, cfg: Config) -> TaskResult``,
+* optionally ``REQUIRES = ("classify", "embed")``: tasks whose stored results it reads. The runner
+  runs (or loads) them first, hands them over as ``ctx.inputs[name]`` (result and folder) and folds
+  their cache keys into this task's key, so a change upstream recomputes this task.
+
+``Config`` may define ``validate()``; it runs when the config is resolved, before any task runs.
 
 ``run`` is a pure function of the data and its config section: it reads ``ctx.dataset``, writes
 figure files into ``ctx.out_dir`` (a fresh folder that becomes the cache entry) and returns tables,
@@ -31,9 +36,36 @@ class TaskContext:
     seed: int = 0
     device: str = "cpu"  # resolved torch device string: "cpu", "cuda", "mps"
     n_jobs: int = 1  # parallel jobs for joblib / scikit-learn
+    backend: str = "loky"  # joblib backend of the experiment engine (study.backend)
     progress: bool = True  # show progress bars
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("digitlab"))
-    shared: dict[str, Any] = field(default_factory=dict)  # results of earlier tasks in this run, by NAME
+    inputs: dict[str, "Upstream"] = field(default_factory=dict)  # the tasks named in REQUIRES, by NAME
+
+    @property
+    def shared(self) -> dict[str, "Upstream"]:  # the name before REQUIRES existed
+        return self.inputs
+
+    def upstream(self, name: str) -> "Upstream":
+        """The stored result of required task ``name`` (a ConfigError if the task did not declare it)."""
+        if name not in self.inputs:
+            from digitlab.errors import ConfigError
+
+            raise ConfigError(f"task input {name!r}: not available; add {name!r} to the task's REQUIRES")
+        return self.inputs[name]
+
+
+@dataclass
+class Upstream:
+    """What a task receives of a task it REQUIRES: the stored result and the folder of its files."""
+
+    result: "TaskResult"
+    dir: Path
+
+    def __getitem__(self, key: str) -> Any:  # {"result": ..., "dir": ...} access, as before
+        return getattr(self, key)
+
+    def file(self, name: str) -> Path:
+        return self.dir / name
 
 
 @dataclass
@@ -62,6 +94,7 @@ class TaskResult:
 
     title: str
     summary: str = ""  # one paragraph: what this section does
+    headline: str = ""  # the section's one key finding for the report's summary (computed, not typed)
     findings: list[str] = field(default_factory=list)  # sentences computed from the numbers
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)

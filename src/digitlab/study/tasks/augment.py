@@ -17,9 +17,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -12,19 +12,16 @@ other tasks can study the images every model gets wrong.
 from __future__ import annotations
 
 import itertools
-import os
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from digitlab import metrics as M
-from digitlab.data import stratified_subset
 from digitlab.errors import ConfigError
-from digitlab.models.classic import CLASSIC_MODELS, describe, make_model
+from digitlab.models.classic import CLASSIC_MODELS
+from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe, run_model
+from digitlab.study.common import progress, split
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "classify"
@@ -55,6 +52,15 @@ class Config:
     ece_bins: int = 15  # equal-width confidence bins of the calibration error
     alpha: float = 0.05  # significance level of the pairwise McNemar tests (Holm-corrected)
 
+    def validate(self) -> None:
+        check_models(self.models, "classify.models")
+        recipe(settings(self))
+        for key in ("n_boot", "ece_bins", "n_estimators", "hgb_max_iter", "svm_search_size", "mlp_epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 1")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"config key classify.alpha: {self.alpha} must be in (0, 1); e.g. 0.05")
+
 
 PROFILES = {
     "quick": {"n_train": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
@@ -65,98 +71,12 @@ PROFILES = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# Building and running the models
-# ---------------------------------------------------------------------------------------------
-
-
-def model_params(name: str, cfg: Config) -> dict[str, Any]:
-    """The zoo parameters this config overrides for model ``name``."""
-    if name in ("random_forest", "extra_trees"):
-        return {"n_estimators": cfg.n_estimators}
-    if name == "hgb":
-        return {"max_iter": cfg.hgb_max_iter, "pca": cfg.hgb_pca}
-    if name == "rbf_svm":
-        return {"search_size": cfg.svm_search_size, "C": list(cfg.svm_C), "gamma": list(cfg.svm_gamma)}
-    if name == "numpy_mlp":
-        return {"epochs": cfg.mlp_epochs}
-    return {}
-
-
-def build_model(name: str, cfg: Config, seed: int, n_jobs: int, device: str) -> Any:
-    """The estimator for model ``name`` with this config's size settings."""
-    if name == "cnn":
-        return make_cnn(cfg, seed, device)
-    return make_model(name, random_state=seed, n_jobs=n_jobs, **model_params(name, cfg))
-
-
-def _recipe(cfg: Config) -> tuple:
-    from digitlab.train import FAST_RECIPE, STRONG_RECIPE
-
-    recipes = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}
-    if cfg.cnn_recipe not in recipes:
-        raise ConfigError(f"classify.cnn_recipe {cfg.cnn_recipe!r}: unknown; use 'fast' or 'strong'")
-    return recipes[cfg.cnn_recipe]
-
-
-def make_cnn(cfg: Config, seed: int, device: str):
-    """A :class:`digitlab.train.CNNClassifier` that trains exactly like the engine's fast or strong recipe."""
-    from digitlab.train import CNNClassifier
-
-    recipe = _recipe(cfg)
-    overrides: dict[str, Any] = {"random_state": seed, "device": device}
-    if cfg.cnn_epochs:
-        overrides["epochs"] = cfg.cnn_epochs
-    if cfg.cnn_max_seconds:
-        overrides["max_seconds"] = cfg.cnn_max_seconds
-    return CNNClassifier.from_recipe(recipe, **overrides)
+def settings(cfg: Config) -> ZooSettings:
+    return ZooSettings.from_config(cfg)
 
 
 def model_description(name: str, cfg: Config) -> str:
-    """One line for the table: what the model is and how it was set up."""
-    if name == "cnn":
-        net, _, tc = _recipe(cfg)
-        aug = f", {tc.augment} augmentation" if getattr(tc, "augment", None) else ""
-        cap = f", capped at {cfg.cnn_max_seconds:g} s" if cfg.cnn_max_seconds else ""
-        return (f"PyTorch {net} net, {cfg.cnn_recipe} recipe: {cfg.cnn_epochs or tc.epochs} epochs, {tc.optimizer}, "
-                f"{tc.scheduler} schedule, batch {tc.batch_size}{aug}{cap}")
-    return describe(name, **model_params(name, cfg))
-
-
-def probabilities(model: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(proba, scores): class probabilities when the model has them, else decision scores."""
-    if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(x), dtype=np.float64), None
-    if hasattr(model, "decision_function"):
-        return None, np.asarray(model.decision_function(x), dtype=np.float64)
-    return None, None
-
-
-def _threads(n_jobs: int) -> int:
-    """joblib's convention: n_jobs = -1 means all cores, -2 all but one, and so on."""
-    return max(1, n_jobs if n_jobs > 0 else (os.cpu_count() or 1) + 1 + n_jobs)
-
-
-def run_model(name: str, cfg: Config, ctx: TaskContext, x_train, y_train, x_test) -> dict[str, Any]:
-    """Fit one model, predict the test set, time both; return predictions and the fitted model."""
-    x_fit, y_fit = x_train, y_train
-    if name == "rbf_svm" and cfg.svm_n_train and cfg.svm_n_train < len(y_train):
-        idx = stratified_subset(y_train, total=cfg.svm_n_train, seed=ctx.seed)
-        x_fit, y_fit = x_train[idx], y_train[idx]
-    model = build_model(name, cfg, ctx.seed, ctx.n_jobs, ctx.device)
-    # BLAS threads beyond n_jobs oversubscribe a shared machine (lbfgs slowed ~5x in a busy run)
-    with threadpool_limits(limits=_threads(ctx.n_jobs)):
-        t0 = time.perf_counter()
-        model.fit(x_fit, y_fit)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        proba, scores = probabilities(model, x_test)
-        ranked = proba if proba is not None else scores
-        y_pred = np.asarray(model.classes_)[ranked.argmax(1)] if ranked is not None else model.predict(x_test)
-        predict_s = time.perf_counter() - t0
-    size = M.model_size(getattr(model, "model_", model))  # the torch module for the CNN
-    return {"name": name, "model": model, "y_pred": np.asarray(y_pred, np.int64), "proba": proba, "scores": scores,
-            "fit_s": fit_s, "predict_s": predict_s, "n_train": int(len(y_fit)), "size": size}
+    return describe_model(name, settings(cfg))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,38 +418,6 @@ def _class_findings(runs: list[dict], mets: dict, classes: list[str], best: str)
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A transient rich progress bar over the models, or None when progress is off."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-        yield bar
-
-
-def _check(cfg: Config) -> None:
-    unknown = [m for m in cfg.models if m != "cnn" and m not in CLASSIC_MODELS]
-    if unknown or not cfg.models:
-        raise ConfigError(f"classify.models {unknown or cfg.models}: unknown or empty; choose from {', '.join([*CLASSIC_MODELS, 'cnn'])}")
-
-
-def _split(ctx: TaskContext, cfg: Config):
-    """Training and test arrays (stratified subsets when configured) and the test images' official indices."""
-    ds = ctx.dataset
-    x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
-    test_index = np.arange(len(y_test))
-    if cfg.n_train and cfg.n_train < len(y_train):
-        idx = stratified_subset(y_train, total=cfg.n_train, seed=ctx.seed)
-        x_train, y_train = x_train[idx], y_train[idx]
-    if cfg.n_test and cfg.n_test < len(y_test):
-        test_index = stratified_subset(y_test, total=cfg.n_test, seed=ctx.seed)
-        x_test, y_test = x_test[test_index], y_test[test_index]
-    return x_train, y_train, x_test, y_test, test_index
-
-
 def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -> list[str]:
     """How the comparison was run: data, model set-up, searches, what the timings mean."""
     subset = lambda n, total: f" (a seeded stratified subset of the official {total:,})" if n < total else ""  # noqa: E731
@@ -548,7 +436,7 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
         notes.append(f"The CNN uses digitlab.train's {cfg.cnn_recipe} recipe"
                      + (f" with {cfg.cnn_epochs} epochs" if cfg.cnn_epochs else "")
                      + (f", capped at {cfg.cnn_max_seconds:g} s of training" if cfg.cnn_max_seconds else "")
-                     + f"; it holds out {100 * _recipe(cfg)[2].val_fraction:g} % of its training images to pick the best "
+                     + f"; it holds out {100 * recipe(settings(cfg))[2].val_fraction:g} % of its training images to pick the best "
                      "epoch's checkpoint, so it fits on fewer images than the classic models.")
     notes.append("Models without probabilities (the SVMs) are ranked by their decision scores for ROC-AUC, PR-AUC and top-2; "
                  "Platt scaling would cost five extra fits. predictions.npz stores y_pred and probabilities or scores per model.")
@@ -571,20 +459,18 @@ def save_predictions(runs: list[dict], y_test: np.ndarray, test_index: np.ndarra
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     """Train every configured model on the official split and compare them."""
-    _check(cfg)
-    x_train, y_train, x_test, y_test, test_index = _split(ctx, cfg)
+    cfg.validate()
+    data = split(ctx, cfg.n_train, cfg.n_test)
+    x_train, y_train, x_test, y_test, test_index = data.x_train, data.y_train, data.x_test, data.y_test, data.test_index
     classes, k = list(ctx.dataset.classes), ctx.dataset.n_classes
-    runs = []
-    with _progress(ctx.progress) as bar:
-        task = bar.add_task("classify", total=len(cfg.models)) if bar else None
+    zoo, runs = settings(cfg), []
+    with progress(ctx, "classify", len(cfg.models)) as step:
         for name in cfg.models:
-            if bar:
-                bar.update(task, description=f"classify: {name}")
+            step(0, description=f"classify: {name}")
             ctx.log.info("classify: fitting %s on %d images", name, len(y_train))
-            runs.append(run_model(name, cfg, ctx, x_train, y_train, x_test))
-            ctx.log.info("classify: %s fitted in %.1f s", name, runs[-1]["fit_s"])
-            if bar:
-                bar.advance(task)
+            runs.append(run_model(name, x_train, y_train, x_test, zoo, seed=ctx.seed, n_jobs=ctx.n_jobs, device=ctx.device))
+            ctx.log.info("classify: %s fitted in %.1f s", name, runs[-1].fit_s)
+            step()
     mets = {r["name"]: M.classification_metrics(y_test, r["y_pred"], r["proba"], k, scores=r["scores"], n_bins=cfg.ece_bins)
             for r in runs}
     cis = {r["name"]: M.accuracy_ci(y_test, r["y_pred"], n_boot=cfg.n_boot, seed=ctx.seed) for r in runs}
@@ -621,7 +507,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         summary=(f"{len(runs)} models trained on {len(y_train):,} training images of {ctx.dataset.name} and scored on "
                  f"{len(y_test):,} test images of the official split with the full metrics suite."),
         findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
-        tables=tables, figures=figures, notes=method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
+        tables=tables, figures=figures, notes=data.notes + method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
+        headline=(f"Best model: {best} at {100 * acc[best]:.2f} % test accuracy (95 % CI {100 * cis[best]['low']:.2f}-"
+                  f"{100 * cis[best]['high']:.2f}) on {len(y_test):,} test images."),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
                  "all_models_wrong": int(all_wrong.sum()), "all_models_wrong_index": test_index[all_wrong].tolist(),

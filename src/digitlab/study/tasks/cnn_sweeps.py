@@ -9,22 +9,19 @@ several sweeps (the base point appears in most) are trained once.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from digitlab.data.subsets import stratified_subset
 from digitlab.errors import ConfigError
-from digitlab.models.nets import NET_NAMES, build_net, count_parameters
+from digitlab.experiment import fit_and_score, run_grid
+from digitlab.models.nets import NET_NAMES
+from digitlab.study.common import split
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
-from digitlab.train import FAST_RECIPE, OPTIMIZERS, SCHEDULERS, TrainConfig, fit, predict_proba
+from digitlab.train import FAST_RECIPE, OPTIMIZERS, SCHEDULERS, TrainConfig
 
 NAME = "cnn_sweeps"
 TITLE = "How hyper-parameters, depth and architecture change the CNN"
@@ -49,9 +46,9 @@ class Config:
     """Settings of the sweeps; defaults are the standard profile."""
 
     sweeps: list[str] = field(default_factory=lambda: list(SWEEPS))  # which sweeps to run, in order
-    train_size: int = 10_000  # training images (stratified subset; 0 = all)
-    test_size: int = 0  # test images scored (stratified subset; 0 = all)
-    seeds: int = 2  # seeds per point (the spread in the error bars)
+    n_train: int = 10_000  # training images (stratified subset; 0 = all)
+    n_test: int = 0  # test images scored (stratified subset; 0 = all)
+    n_seeds: int = 2  # seeds per point (the spread in the error bars)
     # The base point (defaults: the fast recipe), changed one setting at a time by the sweeps.
     epochs: int = 2
     batch_size: int = _CFG.batch_size
@@ -82,8 +79,13 @@ class Config:
         bad = [s for s in self.sweeps if s not in SWEEPS]
         if bad:
             raise ConfigError(f"config key cnn_sweeps.sweeps: unknown sweep(s) {bad}; use some of {list(SWEEPS)}")
-        if self.seeds < 1 or self.train_size < 0 or self.test_size < 0:
-            raise ConfigError("config keys cnn_sweeps.seeds/train_size/test_size: must be >= 1 / >= 0 / >= 0")
+        if self.n_seeds < 1 or self.n_train < 0 or self.n_test < 0:
+            raise ConfigError("config keys cnn_sweeps.n_seeds/n_train/n_test: must be >= 1 / >= 0 / >= 0")
+        for key in ("epochs", "batch_size", "n_blocks", "width", "kernel_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key cnn_sweeps.{key}: {getattr(self, key)} must be at least 1")
+        if self.lr <= 0 or any(v <= 0 for v in self.lr_values):
+            raise ConfigError("config key cnn_sweeps.lr / lr_values: learning rates must be positive, e.g. 0.01")
         for opt in self.optimizer_values:
             if _parse_optimizer(opt)[0] not in OPTIMIZERS:
                 raise ConfigError(f"config key cnn_sweeps.optimizer_values: {opt!r} unknown; use name or name:lr with name in "
@@ -100,9 +102,9 @@ class Config:
 
 PROFILES: dict[str, dict] = {
     # Quick: batch 64 so that 1,800 images still give ~30 optimiser steps.
-    "quick": {"sweeps": ["lr", "depth"], "lr_values": [0.003, 0.03], "depth_values": [1, 3], "train_size": 2000,
-              "test_size": 1000, "epochs": 1, "batch_size": 64, "seeds": 2},
-    "full": {"train_size": 0, "test_size": 0, "seeds": 3, "epochs": 3, "epochs_values": [1, 2, 3, 5, 8],
+    "quick": {"sweeps": ["lr", "depth"], "lr_values": [0.003, 0.03], "depth_values": [1, 3], "n_train": 2000,
+              "n_test": 1000, "epochs": 1, "batch_size": 64, "n_seeds": 2},
+    "full": {"n_train": 0, "n_test": 0, "n_seeds": 3, "epochs": 3, "epochs_values": [1, 2, 3, 5, 8],
              "lr_values": [0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3], "width_values": [4, 8, 16, 32, 64],
              "batch_size_values": [16, 32, 64, 128, 256, 512, 1024], "kernel_size_values": [3, 5, 7, 9]},
 }  # fmt: skip
@@ -157,78 +159,24 @@ def sweep_values(cfg: Config, sweep: str) -> list:
     return list(getattr(cfg, f"{sweep}_values"))
 
 
-def train_point(point: Point, seed: int, data: tuple, threads: int, device: str) -> dict[str, Any]:
-    """Train one point with one seed and score it on the test images (runs in a joblib worker)."""
-    x_tr, y_tr, x_te, y_te = data
-    tcfg = replace(TrainConfig(), **dict(point.train), seed=seed, device=device, num_threads=threads)
-    cpu0 = time.process_time()
-    net = build_net(point.net, (1, *x_tr.shape[1:]), int(y_tr.max()) + 1, seed=seed, **dict(point.net_params))
-    res = fit(net, x_tr, y_tr, tcfg)
-    proba = predict_proba(res.model, x_te, norm=res.norm)
-    return {"test_acc": float(np.mean(proba.argmax(1) == y_te)),
-            "test_loss": float(-np.mean(np.log(np.clip(proba[np.arange(len(y_te)), y_te], 1e-12, None)))),
-            "params": count_parameters(net), "train_seconds": res.train_seconds, "cpu_seconds": time.process_time() - cpu0,
-            "val_curve": [h["val_acc"] for h in res.history], "best_epoch": res.best_epoch}  # fmt: skip
-
-
-# =============================================================================================
-# Running the jobs
-# =============================================================================================
-
-
-def _data(ctx: TaskContext, cfg: Config) -> tuple:
-    ds = ctx.dataset
-    tr = np.arange(len(ds.y_train)) if cfg.train_size in (0, len(ds.y_train)) else stratified_subset(ds.y_train, total=cfg.train_size, seed=ctx.seed)
-    te = np.arange(len(ds.y_test)) if cfg.test_size in (0, len(ds.y_test)) else stratified_subset(ds.y_test, total=cfg.test_size, seed=ctx.seed)
-    return ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te]
-
-
-def _jobs_and_threads(ctx: TaskContext, cfg: Config) -> tuple[int, int]:
-    """Parallel jobs and torch threads per job, so that jobs x threads <= cores."""
-    from joblib import effective_n_jobs
-
-    if ctx.device != "cpu":
-        return 1, cfg.threads_per_job  # one accelerator: jobs would only queue on it
-    cores = os.cpu_count() or 1
-    n_jobs = max(1, min(effective_n_jobs(ctx.n_jobs), cores))
-    return n_jobs, cfg.threads_per_job or max(1, cores // n_jobs)
+def train_point(grid_point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, device: str) -> dict[str, Any]:
+    """Train one point with one seed and score it on the test images (one job of the grid)."""
+    point = grid_point["point"]
+    tcfg = replace(TrainConfig(), **dict(point.train), device=device)
+    res = fit_and_score(point.net, dict(point.net_params), x_tr, y_tr, {"test": (x_te, y_te)}, tcfg, seed=seed,
+                        n_classes=int(max(y_tr.max(), y_te.max())) + 1)
+    return {"test_acc": res["test_acc"], "test_loss": res["test_loss"], "params": res["params"],
+            "train_seconds": res["train_seconds"], "val_curve": [h["val_acc"] for h in res["history"]],
+            "best_epoch": res["best_epoch"]}
 
 
 def run_points(ctx: TaskContext, cfg: Config, points: list[Point], data: tuple) -> dict[tuple[Point, int], dict]:
-    """Train every (point, seed) once, in parallel; returns results keyed by (point, seed)."""
-    from joblib import Parallel, delayed
-
-    n_jobs, threads = _jobs_and_threads(ctx, cfg)
-    keys = [(p, ctx.seed + s) for p in points for s in range(cfg.seeds)]
-    calls = (delayed(train_point)(p, seed, data, threads, ctx.device) for p, seed in keys)
-    out = Parallel(n_jobs=n_jobs, return_as="generator")(calls)
-    results = {}
-    with _bar(ctx.progress, len(keys)) as advance:
-        for key, res in zip(keys, out):
-            results[key] = res
-            advance()
-    return results
-
-
-class _bar:
-    """A rich progress bar over jobs (a no-op when progress is off)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import Progress
-
-        self.progress = Progress(transient=True)
-        self.progress.start()
-        task = self.progress.add_task("cnn sweeps", total=self.total)
-        return lambda: self.progress.update(task, advance=1)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.stop()
+    """Train every (point, seed) once through the experiment engine; results keyed by (point, seed)."""
+    seeds = [ctx.seed + s for s in range(cfg.n_seeds)]
+    grid = [{"point": p} for p in points]
+    rows = run_grid(train_point, grid, seeds, args=(*data, ctx.device), n_jobs=ctx.n_jobs, backend=ctx.backend, device=ctx.device, threads_per_job=cfg.threads_per_job,
+                    progress=ctx.progress, description="cnn sweeps")
+    return {(r["point"], r["seed"]): r for r in rows}
 
 
 # =============================================================================================
@@ -247,7 +195,7 @@ def summarise(cfg: Config, sweep: str, results: dict, seed0: int) -> list[dict[s
     rows = []
     for value in sweep_values(cfg, sweep):
         point = sweep_point(cfg, sweep, value)
-        runs = [results[(point, seed0 + s)] for s in range(cfg.seeds)]
+        runs = [results[(point, seed0 + s)] for s in range(cfg.n_seeds)]
         acc = np.array([r["test_acc"] for r in runs]) * 100
         curves = [r["val_curve"] for r in runs]
         n = min(len(c) for c in curves)
@@ -281,7 +229,7 @@ def sweep_finding(sweep: str, rows: list[dict]) -> str:
 def sweep_table(sweep: str, rows: list[dict], cfg: Config) -> Table:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     cols = ["value", "test_acc_mean", "test_acc_std", "test_acc_min", "test_acc_max", "params", "train_seconds", "seeds"]
-    return Table(f"sweep_{sweep}", public, f"{LABELS[sweep].capitalize()}: test accuracy (%) over {cfg.seeds} seed(s), "
+    return Table(f"sweep_{sweep}", public, f"{LABELS[sweep].capitalize()}: test accuracy (%) over {cfg.n_seeds} seed(s), "
                  "parameters and mean training seconds per run.", cols)  # fmt: skip
 
 
@@ -295,7 +243,7 @@ def params_rows(cfg: Config, sweeps: list[str], results: dict, seed0: int) -> li
             point = sweep_point(cfg, sweep, value)
             if point in seen:
                 continue
-            acc = [results[(point, seed0 + s)]["test_acc"] * 100 for s in range(cfg.seeds)]
+            acc = [results[(point, seed0 + s)]["test_acc"] * 100 for s in range(cfg.n_seeds)]
             seen[point] = {"config": f"{sweep}={_show(value)}", "net": point.net, "params": int(results[(point, seed0)]["params"]),
                            "test_acc_mean": round(float(np.mean(acc)), 3)}  # fmt: skip
     return sorted(seen.values(), key=lambda r: r["params"])
@@ -376,7 +324,8 @@ def plot_params(rows: list[dict]) -> plt.Figure:
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cfg.validate()
-    data = _data(ctx, cfg)
+    part = split(ctx, cfg.n_train, cfg.n_test)
+    data = (part.x_train, part.y_train, part.x_test, part.y_test)
     sweeps = list(dict.fromkeys(cfg.sweeps))
     points = list(dict.fromkeys(sweep_point(cfg, s, v) for s in sweeps for v in sweep_values(cfg, s)))
     t0 = time.perf_counter()
@@ -385,7 +334,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     result = TaskResult(title=TITLE, summary=(
         f"Each sweep changes one setting of a base CNN ({cfg.n_blocks} conv blocks, width {cfg.width}, {cfg.optimizer} at lr {cfg.lr}, "
         f"{cfg.scheduler} schedule, batch {cfg.batch_size}, {cfg.epochs} epoch(s)) and trains it from scratch on {len(data[1]):,} "
-        f"stratified training images with {cfg.seeds} seed(s); test accuracy is measured on {len(data[3]):,} test images."))  # fmt: skip
+        f"stratified training images with {cfg.n_seeds} seed(s); test accuracy is measured on {len(data[3]):,} test images."))  # fmt: skip
     summaries = {}
     for sweep in sweeps:
         rows = summarise(cfg, sweep, results, ctx.seed)
@@ -403,7 +352,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                                  "Mean test accuracy against the number of trainable parameters, per distinct architecture."))
     result.findings.append(params_finding(prow))
     cpu = sum(r["cpu_seconds"] for r in results.values())
-    result.notes += [
+    result.notes += part.notes + [
         "Seeds change the initial weights, the order of the mini-batches and the validation split; the seed spread is the "
         "standard deviation of test accuracy across seeds (with two seeds, a rough estimate). A difference smaller than about "
         "twice that spread is not evidence that one setting is better.",
@@ -412,19 +361,20 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         + "; the optimiser sweep gives each optimiser a learning rate that suits it (value name:lr) and the batch-size "
         "sweep keeps the learning rate fixed. Widths double at every downsampling; 2x2 pooling stops once the map is "
         "3 pixels wide, so blocks beyond the third keep that resolution and width.",
-        f"{len(points)} distinct configurations x {cfg.seeds} seed(s) = {len(results)} training runs; {cpu:.0f} CPU seconds "
+        f"{len(points)} distinct configurations x {cfg.n_seeds} seed(s) = {len(results)} training runs; {cpu:.0f} CPU seconds "
         f"in {wall:.0f} s of wall time.",
     ]
     result.metrics = {"runs": len(results), "distinct_configs": len(points), "cpu_seconds": round(cpu, 1),
                       "best": {s: summaries[s][int(np.argmax([r["test_acc_mean"] for r in summaries[s]]))]["value"] for s in sweeps},
                       "base_test_acc": _base_acc(cfg, results, ctx.seed)}  # fmt: skip
+    result.headline = result.findings[0] if result.findings else ""
     return result
 
 
 def _base_acc(cfg: Config, results: dict, seed0: int) -> float | None:
     net, net_params, train = base_point(cfg)
     point = Point(net, tuple(sorted(net_params.items())), tuple(sorted(train.items())))
-    runs = [results.get((point, seed0 + s)) for s in range(cfg.seeds)]
+    runs = [results.get((point, seed0 + s)) for s in range(cfg.n_seeds)]
     return None if any(r is None for r in runs) else round(float(np.mean([r["test_acc"] for r in runs])) * 100, 3)
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 
 from digitlab.data.subsets import stratified_subset
