@@ -7,7 +7,10 @@ Registered names: ``mnist`` (bundled, offline), ``fashion-mnist`` (a data dir, D
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
+import json
 import os
 import urllib.request
 from dataclasses import dataclass, field
@@ -44,13 +47,45 @@ FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
+# Dataset metadata for generic prose (see Dataset.meta).
+MNIST_META = {
+    "kind": "digits",
+    "description": "handwritten digits, white ink on a black background, size-normalised and centred",
+    "item_noun": "digit",
+    "ink_on_blank": True,
+    "canonical_orientation": True,
+    "flip_preserves_label": False,
+    "large_rotation_preserves_label": False,
+    "label_swaps_under_rotation": [("6", "9")],
+    "confusable_pairs": [("4", "9"), ("3", "5"), ("3", "8"), ("5", "8"), ("1", "7"), ("7", "9"), ("2", "7")],
+}
+FASHION_META = {
+    "kind": "clothing",
+    "description": "greyscale catalogue photographs of clothing, shoes and bags, upright and centred",
+    "item_noun": "garment",
+    "ink_on_blank": False,
+    "canonical_orientation": True,
+    "flip_preserves_label": True,
+    "large_rotation_preserves_label": True,  # an upside-down boot is still a boot, though never seen upright-trained
+    "label_swaps_under_rotation": [],
+    "confusable_pairs": [("T-shirt/top", "Shirt"), ("Pullover", "Coat"), ("Shirt", "Coat"), ("Pullover", "Shirt"),
+                         ("Sandal", "Sneaker"), ("Sneaker", "Ankle boot")],
+}
+DIGITS_META = {**MNIST_META, "description": "handwritten digits scanned at 8x8 pixels with 17 grey levels (scikit-learn)"}
+
 
 @dataclass
 class Dataset:
-    """An image-classification dataset with the official train/test split.
+    """An image-classification dataset with a train/test split.
 
-    Images are ``uint8`` arrays of shape ``(n, height, width)``; labels are ``int64`` in
-    ``0..n_classes-1``.
+    Images are ``uint8`` arrays of shape ``(n, height, width)`` (greyscale) or
+    ``(n, height, width, channels)`` (colour, e.g. RGB); they may be memory-mapped arrays
+    (image-folder datasets). Labels are ``int64`` in ``0..n_classes-1``. ``meta`` describes
+    the dataset for generic prose: ``kind`` ("digits", "clothing", "fundus", "images"),
+    ``description``, ``label_swaps_under_rotation`` (pairs of class names that a 180-degree
+    rotation turns into each other), ``label_swaps_under_flip``, ``flip_preserves_label``,
+    ``ink_on_blank`` (greyscale strokes on an empty background: binarised ink features make
+    sense), ``confusable_pairs`` (class pairs that share strokes or shapes).
     """
 
     name: str
@@ -61,6 +96,7 @@ class Dataset:
     classes: list[str]
     source: str = ""
     checksums: dict[str, str] = field(default_factory=dict)  # part -> "ok" / "unverified"
+    meta: dict = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
@@ -68,42 +104,85 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        """``(height, width)`` in pixels, for greyscale and colour alike."""
+        return tuple(self.x_train.shape[1:3])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        """1 for greyscale ``(n, H, W)`` images, C for colour ``(n, H, W, C)`` images."""
+        return 1 if self.x_train.ndim == 3 else int(self.x_train.shape[3])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)``: the shape a network sees per image."""
+        return (self.channels, *self.image_shape)  # type: ignore[return-value]
+
+    @property
+    def is_colour(self) -> bool:
+        return self.x_train.ndim == 4
 
     def subset(self, train_idx: np.ndarray, test_idx: np.ndarray | None = None, name: str | None = None) -> "Dataset":
         """A smaller dataset with the given train (and test) indices, e.g. from :func:`stratified_subset`."""
         te = np.arange(len(self.y_test)) if test_idx is None else test_idx
         return Dataset(name or f"{self.name}-subset", self.x_train[train_idx], self.y_train[train_idx],
-                       self.x_test[te], self.y_test[te], list(self.classes), self.source, dict(self.checksums))
+                       self.x_test[te], self.y_test[te], list(self.classes), self.source, dict(self.checksums),
+                       copy.deepcopy(self.meta))
 
     def fingerprint(self) -> str:
         """A short content hash of the whole dataset (keys the result cache)."""
         h = hashlib.sha256(self.name.encode())
         for a in (self.x_train, self.y_train, self.x_test, self.y_test):
             h.update(str(a.shape).encode())
-            h.update(np.ascontiguousarray(a).data)
+            for start in range(0, max(len(a), 1), _HASH_ROWS):  # in row chunks: memory-mapped arrays stay on disk
+                h.update(np.ascontiguousarray(a[start:start + _HASH_ROWS]).data)
         return h.hexdigest()[:16]
 
     def summary(self) -> dict:
         """Sizes, class counts and pixel statistics (for `data info` and the report)."""
-        xtr = self.x_train
+        stats = pixel_stats(self.x_train)
         return {
             "name": self.name,
             "source": self.source,
             "image_shape": list(self.image_shape),
+            "channels": self.channels,
+            "input_shape": list(self.input_shape),
             "n_train": int(len(self.y_train)),
             "n_test": int(len(self.y_test)),
             "n_classes": self.n_classes,
             "classes": list(self.classes),
             "train_class_counts": np.bincount(self.y_train, minlength=self.n_classes).tolist(),
             "test_class_counts": np.bincount(self.y_test, minlength=self.n_classes).tolist(),
-            "pixel_mean": float(xtr.mean()),
-            "pixel_std": float(xtr.std()),
-            "pixel_min": int(xtr.min()),
-            "pixel_max": int(xtr.max()),
-            "fraction_zero_pixels": float((xtr == 0).mean()),
+            **stats,
             "checksums": dict(self.checksums),
+            "meta": json.loads(json.dumps(self.meta, default=str)),
         }
+
+
+_HASH_ROWS = 4096  # rows per chunk when hashing or summing images
+
+
+def pixel_stats(x: np.ndarray) -> dict:
+    """Mean, std, min, max and zero fraction of uint8 images (per channel too for colour), in row chunks."""
+    n_ch = 1 if x.ndim == 3 else x.shape[3]
+    s = np.zeros(n_ch, np.int64)
+    ss = np.zeros(n_ch, np.int64)
+    zeros, lo, hi = 0, 255, 0
+    for start in range(0, len(x), _HASH_ROWS):
+        c = np.asarray(x[start:start + _HASH_ROWS]).reshape(-1, n_ch)
+        s += c.sum(axis=0, dtype=np.int64)
+        ss += (c.astype(np.int64) ** 2).sum(axis=0)
+        zeros += int(np.count_nonzero(c == 0))
+        if c.size:
+            lo, hi = min(lo, int(c.min())), max(hi, int(c.max()))
+    n = max(len(x) * int(np.prod(x.shape[1:3])), 1)
+    mean_c, sq_c = s / n, ss / n
+    mean, sq = s.sum() / (n * n_ch), ss.sum() / (n * n_ch)
+    out = {"pixel_mean": float(mean), "pixel_std": float(np.sqrt(max(sq - mean ** 2, 0.0))),
+           "pixel_min": lo, "pixel_max": hi, "fraction_zero_pixels": zeros / (n * n_ch)}
+    if n_ch > 1:
+        out["channel_mean"] = [float(m) for m in mean_c]
+        out["channel_std"] = [float(np.sqrt(max(v, 0.0))) for v in sq_c - mean_c ** 2]
+    return out
 
 
 def _find_part(folder: Path, base: str) -> Path | None:
@@ -113,7 +192,8 @@ def _find_part(folder: Path, base: str) -> Path | None:
     return None
 
 
-def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md5: dict[str, str] | None = None) -> Dataset:
+def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md5: dict[str, str] | None = None,
+                    meta: dict | None = None) -> Dataset:
     """Load the four IDX files of an MNIST-layout folder, verifying MD5s when given."""
     folder = Path(folder)
     arrays, status = {}, {}
@@ -134,7 +214,21 @@ def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md
     xte, yte = arrays["test_images"], arrays["test_labels"].astype(np.int64)
     check_pair(xtr, ytr, f"{folder} (train)", len(classes))
     check_pair(xte, yte, f"{folder} (test)", len(classes))
-    return Dataset(name, xtr, ytr, xte, yte, classes, source=str(folder), checksums=status)
+    return Dataset(name, xtr, ytr, xte, yte, classes, source=str(folder), checksums=status, meta=copy.deepcopy(meta or {}))
+
+
+def check_data_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
+    """An explicit data folder must exist and be a folder: it is used or refused, never replaced."""
+    folder = Path(data_dir).expanduser()
+    if not folder.exists():
+        raise DatasetError(f"--data-dir {folder}: does not exist (dataset {dataset!r}); check the path")
+    if not folder.is_dir():
+        raise DatasetError(f"--data-dir {folder}: is a file, not a folder (dataset {dataset!r}); pass the folder that holds the data")
+    try:
+        next(os.scandir(folder), None)
+    except OSError as exc:
+        raise DatasetError(f"--data-dir {folder}: cannot be read ({exc.strerror or exc}); fix its permissions") from None
+    return folder
 
 
 def bundled_mnist_dir() -> Path:
@@ -142,10 +236,9 @@ def bundled_mnist_dir() -> Path:
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
-    folder = Path(data_dir) if data_dir else bundled_mnist_dir()
-    if data_dir and _find_part(folder, SPLIT_FILES["train_images"]) is None:
-        folder = bundled_mnist_dir()
-    return load_idx_folder(folder, "mnist", [str(i) for i in range(10)], MNIST_MD5)
+    """MNIST from the bundled copy, or from ``data_dir`` (which must hold the four IDX files)."""
+    folder = check_data_dir(data_dir, "mnist") if data_dir else bundled_mnist_dir()
+    return load_idx_folder(folder, "mnist", [str(i) for i in range(10)], MNIST_MD5, MNIST_META)
 
 
 def _download_fashion(dest: Path) -> None:
@@ -165,23 +258,28 @@ def _download_fashion(dest: Path) -> None:
 
 
 def fashion_candidates(data_dir: str | os.PathLike | None) -> list[Path]:
-    cands = []
+    """Folders searched for Fashion-MNIST: only ``data_dir`` (and its ``fashion-mnist/``) when given."""
     if data_dir:
-        cands += [Path(data_dir), Path(data_dir) / "fashion-mnist"]
-    cands += [FASHION_DEBIAN_DIR, cache_home() / "fashion-mnist"]
-    return cands
+        return [Path(data_dir), Path(data_dir) / "fashion-mnist"]
+    return [FASHION_DEBIAN_DIR, cache_home() / "fashion-mnist"]
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
+    """Fashion-MNIST from ``data_dir`` (nothing else when it is given), else Debian's copy, the cache, or the mirror."""
+    if data_dir:
+        check_data_dir(data_dir, "fashion-mnist")
     for folder in fashion_candidates(data_dir):
         if _find_part(folder, SPLIT_FILES["train_images"]) is not None:
-            return load_idx_folder(folder, "fashion-mnist", FASHION_CLASSES, FASHION_MD5)
+            return load_idx_folder(folder, "fashion-mnist", FASHION_CLASSES, FASHION_MD5, FASHION_META)
+    if data_dir:
+        raise DatasetError(f"--data-dir {data_dir}: no Fashion-MNIST IDX files ({SPLIT_FILES['train_images']}(.gz) ...) in it "
+                           "or in its fashion-mnist/ folder; put the four official files there, or drop --data-dir")
     if not download:
         raise DatasetError("fashion-mnist: files not found in " + ", ".join(map(str, fashion_candidates(data_dir)))
                            + "; install Debian's dataset-fashion-mnist or pass --data-dir")
     dest = cache_home() / "fashion-mnist"
     _download_fashion(dest)
-    return load_idx_folder(dest, "fashion-mnist", FASHION_CLASSES, FASHION_MD5)
+    return load_idx_folder(dest, "fashion-mnist", FASHION_CLASSES, FASHION_MD5, FASHION_META)
 
 
 def load_digits(data_dir: str | os.PathLike | None = None) -> Dataset:
@@ -189,12 +287,36 @@ def load_digits(data_dir: str | os.PathLike | None = None) -> Dataset:
     from sklearn.datasets import load_digits as _ld
     from sklearn.model_selection import train_test_split
 
+    if data_dir:
+        raise DatasetError(f"--data-dir {data_dir}: dataset 'digits' is bundled with scikit-learn and reads no folder; drop --data-dir")
     d = _ld()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
     y = d.target.astype(np.int64)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
     return Dataset("digits", xtr, ytr, xte, yte, [str(i) for i in range(10)], source="sklearn.datasets.load_digits",
-                   checksums={"all": "bundled with scikit-learn"})
+                   checksums={"all": "bundled with scikit-learn"}, meta=copy.deepcopy(DIGITS_META))
+
+
+def load_ddr(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
+    """DDR diabetic-retinopathy grading photographs (see :func:`digitlab.data.fundus.load_ddr`)."""
+    from digitlab.data import fundus
+
+    if not data_dir:
+        raise DatasetError("dataset 'ddr' needs --data-dir: the folder holding DR_grading/ (or DR_grading itself); "
+                           "`digitlab data synth-fundus DIR` writes a synthetic one")
+    check_options("ddr", fundus.load_ddr, options)
+    return fundus.load_ddr(check_data_dir(data_dir, "ddr"), **options)
+
+
+def load_folder(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
+    """Any image folder, one sub-folder per class (see :func:`digitlab.data.folders.load_folder_dataset`)."""
+    from digitlab.data import folders
+
+    if not data_dir:
+        raise DatasetError("dataset 'folder' needs --data-dir: a folder with one sub-folder of images per class "
+                           "(or train/ and test/ folders laid out that way)")
+    check_options("folder", folders.load_folder_dataset, options)
+    return folders.load_folder_dataset(check_data_dir(data_dir, "folder"), **options)
 
 
 def cache_home() -> Path:
@@ -205,19 +327,42 @@ REGISTRY: dict[str, Callable[..., Dataset]] = {
     "mnist": load_mnist,
     "fashion-mnist": load_fashion_mnist,
     "digits": load_digits,
+    "ddr": load_ddr,
+    "folder": load_folder,
 }
 DESCRIPTIONS = {
     "mnist": "MNIST handwritten digits, 60k/10k 28x28 (bundled, verified by MD5)",
     "fashion-mnist": "Zalando Fashion-MNIST, 60k/10k 28x28 (Debian package, --data-dir, or official mirror)",
     "digits": "scikit-learn 8x8 digits, 1,347/450 (bundled with scikit-learn; very fast runs)",
+    "ddr": "DDR diabetic-retinopathy grading, colour fundus photographs, grades 0-4 (--data-dir: the folder holding DR_grading)",
+    "folder": "any image folder, one sub-folder per class, greyscale or colour (--data-dir)",
 }
 
 
-def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load a registered dataset by name (``mnist``, ``fashion-mnist``, ``digits``)."""
+def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None, **options) -> Dataset:
+    """Load a registered dataset by name (``mnist``, ``fashion-mnist``, ``digits``, ``ddr``, ``folder``).
+
+    An explicit ``data_dir`` is used or refused with a :class:`DatasetError`, never replaced by another
+    copy. ``options`` go to the dataset's loader (e.g. ``size=128, graham=True`` for ``ddr``).
+    """
     if name not in REGISTRY:
         raise DatasetError(f"dataset {name!r}: unknown name; choose one of {', '.join(REGISTRY)}")
-    return REGISTRY[name](data_dir)
+    loader = REGISTRY[name]
+    check_options(name, loader, options)
+    return loader(data_dir, **options)
+
+
+def check_options(name: str, func: Callable, options: dict) -> None:
+    """Refuse an option that ``func`` (a dataset loader) does not take, naming the ones it does."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # a wrapper that checks against the function it calls
+    params = {k: p for k, p in list(params.items())[1:]  # the first parameter is the data folder
+              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    bad = [k for k in options if k not in params]
+    if bad:
+        raise DatasetError(f"dataset {name!r}: unknown option {bad[0]!r}; it takes "
+                           + (", ".join(params) or "no options"))
 
 
 def verify_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> dict[str, str]:
