@@ -181,7 +181,7 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
                   augment: Any = None, n_classes: int | None = None, keep_model: bool = False,
                   keep_proba: bool = False, progress: bool = False) -> dict[str, Any]:
     """Build network ``net`` (seeded), train it with ``train_cfg`` (a :class:`~digitlab.train.TrainConfig`;
-    its seed is replaced by ``seed``) and score it on every ``eval_sets[name] = (x, y)``.
+    its seed is replaced by ``seed``) and score it on every ``eval_sets[name] = (x, y)`` (``y`` None: predictions only).
 
     Returns ``{"<name>_acc", "<name>_loss", "<name>_pred"}`` per evaluation set, plus ``params``,
     ``train_seconds``, ``best_epoch``, ``epochs_run``, ``steps``, ``history`` (per-epoch dicts),
@@ -199,12 +199,14 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
                            "steps": getattr(res, "steps", None), "history": res.history}
     for name, (x, y) in eval_sets.items():
         proba = predict_proba(res.model, x, norm=res.norm, device=cfg.device)
-        y = np.asarray(y)
         out[f"{name}_pred"] = proba.argmax(1)
-        out[f"{name}_acc"] = float(np.mean(out[f"{name}_pred"] == y))
-        out[f"{name}_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))))
         if keep_proba:
             out[f"{name}_proba"] = proba
+        if y is None:  # predictions only
+            continue
+        y = np.asarray(y)
+        out[f"{name}_acc"] = float(np.mean(out[f"{name}_pred"] == y))
+        out[f"{name}_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))))
     if keep_model:
         out["model"], out["norm"] = res.model, res.norm
     return out

@@ -22,7 +22,8 @@ import numpy as np
 
 from digitlab.augment import (AUGMENTATIONS, augment_images, distribution_shift, get_augmentation, plot_gallery,
                               plot_shift_embedding, shift_embedding)  # fmt: skip
-from digitlab.data.subsets import stratified_subset
+from digitlab.experiment import fit_and_score
+from digitlab.study.common import subset_indices
 from digitlab.errors import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
@@ -91,10 +92,6 @@ PROFILES: dict[str, dict] = {
 # =============================================================================================
 
 
-def _subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    return np.arange(len(y)) if n <= 0 or n >= len(y) else stratified_subset(y, total=n, seed=seed)
-
-
 def _net_params(cfg: Config) -> dict:
     if cfg.net == "cnn":
         return {"width": cfg.width, "n_blocks": cfg.n_blocks}
@@ -160,10 +157,8 @@ def train_runs(ctx: TaskContext, cfg: Config, x_tr: np.ndarray, y_tr: np.ndarray
     the predicted labels on the clean test images (and, for the first seed of "none", the reference
     model, on the flipped ones).
     """
-    from digitlab.models.nets import build_net
-    from digitlab.train import TrainConfig, fit, predict_proba
+    from digitlab.train import TrainConfig
 
-    shape = (1, *x_tr.shape[1:])
     names = list(suite)
     # One forward pass per model over clean + corrupted (+ flipped, for the reference model only) images.
     stacked = np.concatenate([x_te] + [suite[n] for n in names])
@@ -174,17 +169,16 @@ def train_runs(ctx: TaskContext, cfg: Config, x_tr: np.ndarray, y_tr: np.ndarray
         augment = None if aug_name == "none" else get_augmentation(aug_name, p=cfg.train_p)
         for s in range(cfg.n_seeds):
             seed = ctx.seed + s
-            net = build_net(cfg.net, shape, ctx.dataset.n_classes, seed=seed, **_net_params(cfg))
-            tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, device=ctx.device,
+            tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, device=ctx.device,
                                max_seconds=cfg.max_seconds)  # fmt: skip
-            t0 = time.perf_counter()
-            res = fit(net, x_tr, y_tr, tcfg, augment=augment, progress=ctx.progress)
-            seconds = time.perf_counter() - t0
             reference = aug_name == "none" and s == 0
-            proba = predict_proba(res.model, stacked_ref if reference else stacked, norm=res.norm)
-            pred = np.split(proba.argmax(1), np.cumsum(sizes)[: (len(sizes) if reference else 1 + len(names)) - 1])
+            t0 = time.perf_counter()
+            res = fit_and_score(cfg.net, _net_params(cfg), x_tr, y_tr, {"all": (stacked_ref if reference else stacked, None)},
+                                tcfg, seed=seed, augment=augment, n_classes=ctx.dataset.n_classes, progress=ctx.progress)
+            seconds = time.perf_counter() - t0
+            pred = np.split(res["all_pred"], np.cumsum(sizes)[: (len(sizes) if reference else 1 + len(names)) - 1])
             row = {"train_augmentation": aug_name, "seed": seed, "clean_acc": float(np.mean(pred[0] == y_te)),
-                   "train_seconds": round(seconds, 2), "best_epoch": res.best_epoch}
+                   "train_seconds": round(seconds, 2), "best_epoch": res["best_epoch"]}
             for name, p in zip(names, pred[1:1 + len(names)]):
                 row[name] = float(np.mean(p == y_suite))
             row["mean_corrupted_acc"] = float(np.mean([row[n] for n in names])) if names else float("nan")
@@ -431,7 +425,7 @@ def _gallery_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) ->
     tables.append(Table("catalogue", catalogue, f"The augmentations compared, with their default parameters. Training applies "
                                                 f"each with p={cfg.train_p}; the gallery, shift measures and corruptions with p=1.",
                         ["augmentation", "parameters", "default_p", "description"]))  # fmt: skip
-    idx = _subset(ds.y_test, cfg.gallery_n, ctx.seed)
+    idx = subset_indices(ds.y_test, cfg.gallery_n, ctx.seed)
     figures.append(Figure("gallery", save_png(plot_gallery(ds.x_test[idx], names, seed=ctx.seed), ctx.out_dir, "gallery"),
                           "The same test digits under each augmentation (p=1), original in the first row."))
 
@@ -439,7 +433,7 @@ def _gallery_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) ->
 def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> list[dict]:
     ds, names = ctx.dataset, list(cfg.augmentations)
     rows = measure_shift(ctx, cfg)
-    idx = _subset(ds.y_test, cfg.embed_n, ctx.seed)
+    idx = subset_indices(ds.y_test, cfg.embed_n, ctx.seed)
     clean_2d, aug_2d = shift_embedding(ds.x_test[idx], names, seed=ctx.seed, method=cfg.embed_method, n_jobs=ctx.n_jobs)
     fig = plot_shift_embedding(clean_2d, aug_2d, ds.y_test[idx], stats={r["augmentation"]: r for r in rows})
     figures.append(Figure("shift_embedding", save_png(fig, ctx.out_dir, "shift_embedding"),
@@ -457,9 +451,9 @@ def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> l
 def _effect_part(ctx: TaskContext, cfg: Config, tables: list, figures: list):
     """Train every configuration, score it; returns (runs, summary, verdicts, preds, y_te, n_train)."""
     ds, names = ctx.dataset, list(cfg.augmentations)
-    tr = _subset(ds.y_train, cfg.n_train, ctx.seed)
-    te = _subset(ds.y_test, cfg.n_test, ctx.seed)
-    tc = _subset(ds.y_test[te], cfg.n_test_corrupt, ctx.seed)  # corruption subset, inside the clean test subset
+    tr = subset_indices(ds.y_train, cfg.n_train, ctx.seed)
+    te = subset_indices(ds.y_test, cfg.n_test, ctx.seed)
+    tc = subset_indices(ds.y_test[te], cfg.n_test_corrupt, ctx.seed)  # corruption subset, inside the clean test subset
     x_te, y_te = ds.x_test[te], ds.y_test[te]
     suite = corruption_suite(x_te[tc], names, ctx.seed)
     flips = {k: augment_images(x_te, n, seed=ctx.seed, **p) for k, (n, p) in FLIP_TRANSFORMS.items()}

@@ -10,14 +10,13 @@ tasks can draw their own results on it (:func:`digitlab.embed.load_embedding`).
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from digitlab import embed as E
 from digitlab.data.registry import Dataset
-from digitlab.data.subsets import stratified_subset
+from digitlab.study.common import status, subset_indices
 from digitlab.errors import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
@@ -99,7 +98,7 @@ def select_points(ds: Dataset, n_points: int | str, seed: int) -> tuple[np.ndarr
         images = np.concatenate([ds.x_train, ds.x_test])
         y = np.concatenate([ds.y_train, ds.y_test])
         return images, y, np.arange(len(y)), f"train+test: 0..{len(ds.y_train) - 1} train, then test"
-    idx = stratified_subset(ds.y_train, total=min(int(n_points), len(ds.y_train)), seed=seed)
+    idx = subset_indices(ds.y_train, int(n_points), seed)
     return ds.x_train[idx], ds.y_train[idx], idx, "training set"
 
 
@@ -192,21 +191,12 @@ def _embed_one(method: str, x: np.ndarray, reduced: np.ndarray, cfg: Config, ctx
     and its wall time in seconds."""
     params = {"pca": {}, "tsne": {"perplexity": cfg.perplexity},
               "umap": {"n_neighbors": cfg.n_neighbors, "min_dist": cfg.min_dist}}[method]
-    with _status(ctx, f"embed: {LABELS[method]} of {len(x):,} points"):
+    with status(ctx.progress, f"embed: {LABELS[method]} of {len(x):,} points"):
         t0 = time.perf_counter()
         emb = E.embed(x if method == "pca" else reduced, method, seed=ctx.seed, n_jobs=ctx.n_jobs, pca_dims=0, **params)
         secs = time.perf_counter() - t0
     ctx.log.info("embed: %s of %d points in %.1f s", method, len(x), secs)
     return emb, secs
-
-
-def _status(ctx: TaskContext, text: str):
-    """A spinner while a slow step runs (nothing when progress is off)."""
-    if not ctx.progress:
-        return nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(text)
 
 
 def _figures(ctx, cfg, embs, y, images, indices, hard, hard_label, notes_hover) -> list[Figure]:

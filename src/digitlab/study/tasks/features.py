@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from digitlab.data.subsets import stratified_subset
+from digitlab.study.common import subset_indices
 from digitlab.errors import ConfigError
 from digitlab.features import (
     CLASSIFIERS,
@@ -81,10 +81,6 @@ PROFILES: dict[str, dict] = {
 # ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
-
-def _subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    return np.arange(len(y)) if n == 0 or n >= len(y) else stratified_subset(y, total=n, seed=seed)
-
 
 def _extract(ctx: TaskContext, cfg: Config, tr: np.ndarray, te: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     """Features of the train/test subsets; with ``extract_all`` of every image first (timed)."""
@@ -196,7 +192,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     ds, C = ctx.dataset, ctx.dataset.n_classes
     if cfg.zoning > min(ds.image_shape):
         raise ConfigError(f"config key features.zoning: {cfg.zoning} exceeds the {ds.image_shape} image size; use at most {min(ds.image_shape)}")
-    tr, te = _subset(ds.y_train, cfg.n_train, ctx.seed), _subset(ds.y_test, cfg.n_test, ctx.seed + 1)
+    tr, te = subset_indices(ds.y_train, cfg.n_train, ctx.seed), subset_indices(ds.y_test, cfg.n_test, ctx.seed)
     ytr, yte = ds.y_train[tr], ds.y_test[te]
     steps: dict[str, float] = {}
     clock = time.perf_counter()

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from digitlab.data.registry import Dataset
-from digitlab.data.subsets import stratified_subset
+from digitlab.study.common import subset_indices
 from digitlab.errors import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
@@ -112,7 +112,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
 
 def _count_duplicates(ds: Dataset, seed: int, n: int = 2000) -> dict:
     """Count test images (a stratified sample) that appear byte-identical in the training set."""
-    idx = stratified_subset(ds.y_test, total=min(n, len(ds.y_test)), seed=seed)
+    idx = subset_indices(ds.y_test, n, seed)
     train_hashes = {row.tobytes() for row in ds.x_train.reshape(len(ds.x_train), -1)}
     dups = sum(ds.x_test[i].tobytes() in train_hashes for i in idx)
     return {"checked": len(idx), "duplicates": int(dups)}
