@@ -501,7 +501,7 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int, root: Path
     if not 0 < test_fraction < 1:
         raise DatasetError(f"test_fraction {test_fraction}: must lie strictly between 0 and 1")
     counts = np.bincount(y)
-    if counts.min(initial=0) < 2:
+    if len(y) == 0 or counts.min() < 2:
         raise DatasetError(f"{root}: a class has fewer than 2 images, too few to split into train and test; add images")
     idx = np.arange(len(y))
     try:
