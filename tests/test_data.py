@@ -91,3 +91,58 @@ def test_dataset_subset(mnist):
     assert small.x_train.shape == (50, 28, 28) and np.array_equal(small.x_train[3], mnist.x_train[tr[3]])
     assert np.bincount(small.y_test).tolist() == [2] * 10
     assert len(mnist.subset(tr).y_test) == len(mnist.y_test)  # test split kept whole by default
+
+
+# ---- an explicit data folder is used or refused, never replaced -------------------------------------
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "ddr", "folder"])
+def test_bad_data_dir_is_refused(tmp_path, name):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"typo: does not exist"):
+        load_dataset(name, tmp_path / "typo")
+    with pytest.raises(DatasetError, match=r"a-file: is a file"):
+        load_dataset(name, tmp_path / "a-file")
+    with pytest.raises(DatasetError, match=str(tmp_path / "empty")):
+        load_dataset(name, tmp_path / "empty")
+
+
+def test_fashion_mnist_with_explicit_dir_never_falls_back(tmp_path, monkeypatch):
+    from digitlab.data import registry
+
+    system = tmp_path / "system"  # a system copy that would be found without --data-dir
+    system.mkdir()
+    (system / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    monkeypatch.setattr(registry, "FASHION_DEBIAN_DIR", system)
+    loaded = []
+    monkeypatch.setattr(registry, "load_idx_folder", lambda folder, *a, **k: loaded.append(folder))
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DatasetError, match="mine: no Fashion-MNIST IDX files"):
+        load_dataset("fashion-mnist", tmp_path / "mine")
+    assert loaded == [] and registry.fashion_candidates(tmp_path / "mine") == [tmp_path / "mine", tmp_path / "mine" / "fashion-mnist"]
+    load_dataset("fashion-mnist")
+    assert loaded == [system]
+
+
+def test_digits_takes_no_data_dir_and_options_are_checked(tmp_path):
+    with pytest.raises(DatasetError, match="digits.*drop --data-dir"):
+        load_dataset("digits", tmp_path)
+    with pytest.raises(DatasetError, match="dataset 'mnist': unknown option 'size'"):
+        load_dataset("mnist", size=64)
+
+
+def test_mnist_from_a_good_data_dir(tmp_path):
+    for f in bundled_mnist_dir().glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    ds = load_dataset("mnist", tmp_path)
+    assert ds.source == str(tmp_path) and all(v == "ok" for v in ds.checksums.values())
+
+
+def test_metadata_of_the_bundled_datasets():
+    ds = load_dataset("digits")
+    assert ds.meta["kind"] == "digits" and ds.meta["ink_on_blank"] and ("6", "9") in ds.meta["label_swaps_under_rotation"]
+    assert ds.channels == 1 and ds.input_shape == (1, 8, 8)
+    from digitlab.data.registry import FASHION_META
+
+    assert FASHION_META["kind"] == "clothing" and FASHION_META["flip_preserves_label"]
+    assert all(a in ds.classes and b in ds.classes for a, b in ds.meta["confusable_pairs"])

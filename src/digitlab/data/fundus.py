@@ -85,19 +85,27 @@ def fundus_bbox(img: np.ndarray, threshold: int = 12, min_fraction: float = 0.01
     """``(top, bottom, left, right)`` (end-exclusive) of the bright fundus on its dark border.
 
     A row or column belongs to the fundus when more than ``min_fraction`` of its pixels exceed
-    ``threshold`` in their brightest channel (robust to JPEG noise and small text on the border).
+    ``threshold`` in their brightest channel (robust to JPEG noise); the longest run of such rows
+    (columns) is kept, so a label printed apart on the border does not widen the box.
     ``None`` when no such region of at least a tenth of the image is found.
     """
     lum = img.max(axis=2) if img.ndim == 3 else img
     mask = lum > threshold
-    rows = np.flatnonzero(mask.mean(axis=1) > min_fraction)
-    cols = np.flatnonzero(mask.mean(axis=0) > min_fraction)
-    if len(rows) == 0 or len(cols) == 0:
-        return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    top, bottom = _longest_run(mask.mean(axis=1) > min_fraction)  # the longest run: not a separate label
+    left, right = _longest_run(mask.mean(axis=0) > min_fraction)
     if (bottom - top) < 0.1 * lum.shape[0] or (right - left) < 0.1 * lum.shape[1]:
         return None
     return top, bottom, left, right
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """``(start, end)`` (end-exclusive) of the longest run of True in a 1-D boolean array; (0, 0) if none."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    if len(edges) == 0:
+        return 0, 0
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
 
 
 def crop_fundus(img: np.ndarray, threshold: int = 12) -> np.ndarray:
@@ -217,6 +225,7 @@ LESIONS = {
     "exudate_clusters": (0, 0, 1.5, 3, 3),
     "cotton_wool": (0, 0, 0.7, 3, 3),
     "new_vessels": (0, 0, 0, 0, 2),
+    "preretinal": (0, 0, 0, 0, 0.6),  # large boat-shaped haemorrhages in front of the retina
 }
 MINIMUM = {1: ("microaneurysms", 1), 2: ("haemorrhages", 1), 3: ("haemorrhages", 8), 4: ("new_vessels", 1)}
 
@@ -398,16 +407,18 @@ def _draw_layers(grade: int, size: int, hw: tuple[int, int], r: float, centre: t
         for _ in range(int(rng.integers(6, 12))):
             angles = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.9, 12))
             pts = np.asarray(p0) + np.cumsum(np.c_[np.cos(angles), np.sin(angles)] * r / 60, axis=0)
-            pens["vessels"].line([tuple(p) for p in pts], fill=200, width=max(1, round(1.0 * s)))
+            pens["vessels"].line([tuple(p) for p in pts], fill=255, width=max(1, round(1.5 * s)))
 
     pts = _points_in_disc(n["microaneurysms"], centre, 0.8 * r, rng)
-    for (x, y), rad in zip(pts, rng.uniform(1.2, 2.2, len(pts)) * s):
+    for (x, y), rad in zip(pts, rng.uniform(1.5, 2.5, len(pts)) * s):
         pens["ma"].ellipse([x - rad, y - rad, x + rad, y + rad], fill=255)
     pts = _points_in_disc(n["haemorrhages"], centre, 0.8 * r, rng)
     for (x, y), rad in zip(pts, rng.uniform(2.5, 7.0, len(pts)) * s):  # blots of a few overlapping ellipses
         for dx, dy, f in rng.normal(0, 0.4, (int(rng.integers(2, 5)), 3)):
             a, b = rad * (1 + 0.3 * f), rad * (1 - 0.3 * f)
             pens["haem"].ellipse([x + dx * rad - a, y + dy * rad - b, x + dx * rad + a, y + dy * rad + b], fill=255)
+    for (x, y), rad in zip(_points_in_disc(n["preretinal"], centre, 0.6 * r, rng), rng.uniform(12, 22, n["preretinal"]) * s):
+        pens["haem"].chord([x - rad, y - 0.8 * rad, x + rad, y + 0.8 * rad], 0, 180, fill=255)  # flat top, round bottom
     for cx, cy in _points_in_disc(n["exudate_clusters"], fovea, 0.45 * r, rng):  # hard exudates cluster near the macula
         for (x, y), rad in zip(rng.normal((cx, cy), 0.05 * r, (int(rng.integers(4, 12)), 2)), rng.uniform(1.0, 2.6, 12) * s):
             pens["exudate"].ellipse([x - rad, y - rad, x + rad, y + rad], fill=255)
