@@ -14,10 +14,14 @@ from digitlab.data import load_dataset, stratified_subset
 from digitlab.errors import ConfigError
 from digitlab.models.nets import build_net
 from digitlab.train import (
+    FAST_RECIPE,
     CNNClassifier,
     TrainConfig,
     cross_validate,
     fit,
+    l2_penalty,
+    penalty,
+    planned_epochs,
     predict_proba,
     random_affine,
     random_shift,
@@ -231,3 +235,93 @@ def test_classifier_from_recipe_carries_every_setting():
     assert clf.train_params == {"augment": "shift", "label_smoothing": 0.1}
     assert clf._config() == replace(tc, device="cpu")
     assert clone(clf).get_params() == clf.get_params()
+
+
+def test_min_steps_grows_the_epochs_to_the_step_budget(small):
+    x, y = small  # 600 images, 20 % validation: ~480 training images, 8 steps of 64 per epoch
+    cfg = replace(BASE, epochs=1, min_steps=20, scheduler="onecycle", optimizer="sgd", lr=0.02)
+    assert planned_epochs(cfg, 480) == 3 and planned_epochs(replace(cfg, min_steps=8), 480) == 1
+    assert planned_epochs(replace(cfg, min_steps=0), 480) == 1
+    res = fit(build_net("lenet5", seed=0), x, y, cfg)
+    assert (res.epochs_planned, res.epochs_run, res.steps, res.steps_per_epoch) == (3, 3, 24, 8)
+    n_val = sum(min(max(1, round(0.2 * c)), c - 1) for c in np.bincount(y))
+    assert res.n_train_images_seen == 3 * (len(y) - n_val) and len(res.history) == 3
+    # the one-cycle schedule spans the grown run (24 steps), not the configured epoch
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=24, pct_start=cfg.pct_start, cycle_momentum=False)
+    expected = []
+    for _ in range(3):
+        expected.append(opt.param_groups[0]["lr"])
+        for _ in range(8):
+            opt.step()
+            ref.step()
+    assert lrs(res.history) == pytest.approx(expected)
+    # a budget the epochs already meet changes nothing: same history as without it
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in h]  # noqa: E731
+    a = fit(build_net("lenet5", seed=0), x, y, replace(cfg, epochs=2, min_steps=16)).history
+    b = fit(build_net("lenet5", seed=0), x, y, replace(cfg, epochs=2, min_steps=0)).history
+    assert strip(a) == strip(b)
+    with pytest.raises(ConfigError, match="min_steps"):
+        fit(build_net("lenet5"), x, y, replace(cfg, min_steps=-1))
+
+
+def test_fast_recipe_on_1000_images_reaches_94_percent(mnist):
+    # 2 epochs at batch 256 are 8 optimiser steps on 1,000 images (72.6 %); the recipe's step budget
+    # makes them 200 (50 epochs of 4 steps): about 96.5 % in ~7 s on one CPU thread.
+    net, params, cfg = FAST_RECIPE
+    idx = stratified_subset(mnist.y_train, total=1000, seed=0)
+    res = fit(build_net(net, seed=cfg.seed, **params), mnist.x_train[idx], mnist.y_train[idx],
+              replace(cfg, device="cpu", num_threads=1))  # fmt: skip
+    assert res.steps >= cfg.min_steps and res.epochs_planned > cfg.epochs
+    acc = np.mean(predict_proba(res.model, mnist.x_test, norm=res.norm).argmax(1) == mnist.y_test)
+    assert acc >= 0.94, acc
+
+
+def test_l2_penalty_gradient_matches_autograd_of_the_explicit_formula():
+    net = build_net("cnn", seed=0, n_blocks=2, width=4, hidden=8)  # convs, BN, two linear layers with biases
+    lam, mu = 0.37, 0.05
+    explicit_weights = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    explicit = lam * sum((w * w).sum() for w in explicit_weights)
+    want = torch.autograd.grad(explicit, list(net.parameters()), allow_unused=True)
+    got = torch.autograd.grad(penalty(net, replace(BASE, l2=lam)), list(net.parameters()), allow_unused=True)
+    ids = {id(w) for w in explicit_weights}
+    for p, g, w in zip(net.parameters(), got, want):
+        if id(p) in ids:  # weight matrices and kernels: 2 * lambda * w
+            torch.testing.assert_close(g, w)
+            torch.testing.assert_close(g, 2 * lam * p.detach())
+        else:  # biases and BatchNorm: untouched
+            assert g is None or torch.count_nonzero(g) == 0
+    with torch.no_grad():
+        assert float(l2_penalty(net)) == pytest.approx(float(explicit) / lam, rel=1e-6)
+        # l1 and l2 together: the two coupled terms add up
+        both = penalty(net, replace(BASE, l1=mu, l2=lam))
+        ref = explicit + mu * sum(w.abs().sum() for w in explicit_weights)
+        assert float(both) == pytest.approx(float(ref), rel=1e-6)
+    assert penalty(net, BASE) == 0.0
+
+
+def test_l2_penalty_shrinks_the_weights_under_adamw_without_decay(small):
+    x, y = small
+
+    def sq_norm(l2):
+        res = fit(build_net("cnn", seed=0, **TINY), x, y, replace(BASE, weight_decay=0.0, l2=l2))
+        return float(l2_penalty(res.model).detach())
+
+    assert sq_norm(0.2) < 0.5 * sq_norm(0.0)  # measured: 6.6 against 21.9
+
+
+def test_classifier_takes_l1_l2_and_min_steps_directly(small):
+    x, y = small
+    clf = CNNClassifier(net_params=TINY, epochs=1, batch_size=64, device="cpu", l1=1e-5, l2=1e-3, min_steps=12)
+    cfg = clf._config()
+    assert (cfg.l1, cfg.l2, cfg.min_steps) == (1e-5, 1e-3, 12)
+    clf.fit(x, y)
+    assert clf.train_result_.steps >= 12 and clf.train_result_.epochs_run == 2  # 540 images: 9 steps per epoch
+    assert clf.predict(x[:10]).shape == (10,)
+    assert clone(clf).get_params()["l2"] == 1e-3
+    # the old place still works, and two different values are an error
+    assert CNNClassifier(train_params={"l1": 0.01})._config().l1 == 0.01
+    with pytest.raises(ConfigError, match="l2"):
+        CNNClassifier(l2=0.1, train_params={"l2": 0.2})._config()
+    fast = CNNClassifier.from_recipe(FAST_RECIPE)
+    assert fast.min_steps == FAST_RECIPE[2].min_steps and fast._config() == FAST_RECIPE[2]
