@@ -146,3 +146,15 @@ def test_metadata_of_the_bundled_datasets():
 
     assert FASHION_META["kind"] == "clothing" and FASHION_META["flip_preserves_label"]
     assert all(a in ds.classes and b in ds.classes for a, b in ds.meta["confusable_pairs"])
+
+
+def test_corrupt_deflate_body_is_a_dataset_error(tmp_path):
+    import gzip
+
+    for f in bundled_mnist_dir().glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    good = gzip.compress(b"\0" * 5000, mtime=0)
+    bad = good[:10] + bytes(b ^ 0xFF for b in good[10:30]) + good[30:]  # header intact, deflate body broken
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(bad)
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte.gz: gzip stream is corrupt"):
+        load_dataset("mnist", tmp_path)

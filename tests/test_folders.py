@@ -221,3 +221,15 @@ def test_colour_dataset_shapes_subset_fingerprint_summary():
 def test_greyscale_dataset_shapes(mnist):
     assert mnist.channels == 1 and mnist.input_shape == (1, 28, 28) and mnist.image_shape == (28, 28)
     assert mnist.meta["kind"] == "digits" and ("6", "9") in mnist.meta["label_swaps_under_rotation"]
+
+
+def test_orphan_temporary_files_are_removed(tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    cache = tmp_path / "c"
+    cache.mkdir()
+    old, fresh = cache / ".imgs-abc.123.npy.tmp", cache / ".imgs-abc.456.npy.tmp"
+    old.write_bytes(b"half a file from a killed run")
+    fresh.write_bytes(b"another process may be writing this one")
+    os.utime(old, (0, 0))
+    load_image_folder(root, cache_dir=cache)
+    assert not old.exists() and fresh.exists()

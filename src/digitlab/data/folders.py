@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -273,6 +274,7 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
         return hit
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(folder)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".npy.tmp")
         os.close(fd)
     except OSError as exc:
@@ -351,6 +353,18 @@ def _compact(tmp: str, n: int) -> None:
         os.replace(tmp2, tmp)
     finally:
         Path(tmp2).unlink(missing_ok=True)
+
+
+def _remove_orphans(folder: Path, max_age_s: float = 6 * 3600) -> None:
+    """Delete temporary files that killed runs left behind (old enough not to belong to a live one)."""
+    now = time.time()
+    for p in folder.glob(".*.npy.tmp"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                log.info("removed %s, left by an interrupted run", p)
+        except OSError:
+            pass
 
 
 def _skipped_index(kept: np.ndarray, n: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -201,7 +202,12 @@ def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md
         path = _find_part(folder, base)
         if path is None:
             raise DatasetError(f"{folder}: missing {base}(.gz) for dataset {name!r}; put the four official IDX files in that folder")
-        data = read_bytes(path)
+        try:
+            data = read_bytes(path)
+        except zlib.error as exc:  # a gzip whose deflate body is corrupt
+            raise DatasetError(f"{path}: gzip stream is corrupt ({exc}); replace the file with a fresh copy") from None
+        except OSError as exc:  # permission denied, I/O error
+            raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it") from None
         if md5 is not None:
             got = hashlib.md5(data).hexdigest()
             if got != md5[part]:
