@@ -28,7 +28,7 @@ from digitlab.errors import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "augment"
-TITLE = "Augmentation: which transformations are valid for digits, and what they do"
+TITLE = "Augmentation: which transformations keep the label, how they move the data, and what they do"
 
 ALL_AUGMENTATIONS = [n for n in AUGMENTATIONS if n != "identity"]
 KEY_CORRUPTIONS = ("rotate_large", "hflip", "vflip", "gaussian_noise", "elastic", "rotate_small")
@@ -57,7 +57,7 @@ class Config:
     shift_n: int = 1000  # images per distribution-shift measurement (half clean, half augmented)
     embed_n: int = 200  # images in the shared-embedding figure (each shown clean and under every augmentation)
     embed_method: str = "tsne"  # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
-    gallery_n: int = 8  # digits per gallery row
+    gallery_n: int = 8  # images per gallery row
 
     def validate(self) -> None:
         unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
@@ -313,7 +313,7 @@ def flip_tables(cms: dict[str, np.ndarray], classes: list[str]) -> tuple[list[di
             row[f"confusion_{i}"] = f"{t} -> {p} ({_pct(f)})"
         per_transform.append(row)
     for c, label in enumerate(classes):
-        row = {"digit": label}
+        row = {"class": label}
         for name, cm in cms.items():
             other = cm[c].copy()
             other[c] = -1
@@ -350,7 +350,7 @@ def shift_findings(rows: list[dict]) -> list[str]:
         f"the identity null gives AUC {null['domain_auc']:.2f}. Within 0.05 of the null: "
         f"{near_null}.",
         f"Label consistency: the 5 nearest clean images vote for the true label of {_pct(base)} of un-augmented images "
-        f"but only {_join(low_knn)}: these transforms move digits towards other classes, not just away from the data.",
+        f"but only {_join(low_knn)}: these transforms move images towards other classes, not just away from the data.",
     ]
     keep = [r["augmentation"] for r in aug if r["domain_auc"] > 0.9 and r["knn_consistency"] >= base - 0.03]
     if keep:
@@ -391,24 +391,39 @@ def effect_findings(summary: list[dict], verdicts: dict, names: list[str], n_tes
     return out
 
 
-def flip_findings(per_transform: list[dict], cms: dict[str, np.ndarray], classes: list[str], cm_clean: dict) -> list[str]:
+def _swap_pair(meta: dict, classes: list[str]) -> tuple[str, str] | None:
+    """The class pair a 180-degree rotation swaps, from the dataset's metadata (6/9 for digits)."""
+    for a, b in meta.get("label_swaps_under_rotation", []):
+        if a in classes and b in classes:
+            return a, b
+    return None
+
+
+def flip_findings(per_transform: list[dict], cms: dict[str, np.ndarray], classes: list[str], cm_clean: dict,
+                  meta: dict) -> list[str]:
+    noun = meta.get("item_noun", "image")
     out = []
     for row in per_transform:
         cm = cms[row["transform"]]
         kept = [classes[i] for i in range(len(classes)) if cm[i, i] >= 0.8]
         tops = ", ".join(row[k] for k in ("confusion_1", "confusion_2", "confusion_3") if k in row)
         out.append(f"Under {row['transform']}, the un-augmented model still assigns the true label to {_pct(row['label_kept'])} "
-                   f"of test digits; most frequent changes: {tops}. Digits that keep their label (>= 80%): {_join(kept)}.")
-    if "rot180" in cms and "6" in classes and "9" in classes:
-        i6, i9 = classes.index("6"), classes.index("9")
+                   f"of test {noun}s; most frequent changes: {tops}. Classes that keep their label (>= 80%): {_join(kept)}.")
+    pair = _swap_pair(meta, classes)
+    if "rot180" in cms and pair:
+        a, b = pair
+        ia, ib = classes.index(a), classes.index(b)
         cm = cms["rot180"]
-        out.append(f"A 180-degree rotation turns a 6 into a 9 for the model {_pct(cm[i6, i9])} of the time and a 9 into a 6 "
-                   f"{_pct(cm[i9, i6])}: a classifier cannot be invariant to 180-degree "
-                   f"rotation and still tell 6 from 9, so large rotations are not label-preserving for digits.")
-    if cm_clean:
+        out.append(f"A 180-degree rotation turns a {a} into a {b} for the model {_pct(cm[ia, ib])} of the time and a {b} into "
+                   f"a {a} {_pct(cm[ib, ia])}: a classifier cannot be invariant to 180-degree rotation and still tell {a} "
+                   f"from {b}, so large rotations are not label-preserving for {meta.get('kind', 'these images')}.")
+    if cm_clean and pair:
         parts = [f"{a}: {n}" for a, n in cm_clean.items()]
-        out.append("Clean test images confused between 6 and 9 (either way) by the model trained with each augmentation: "
-                   + "; ".join(parts) + ".")
+        out.append(f"Clean test images confused between {pair[0]} and {pair[1]} (either way) by the model trained with each "
+                   "augmentation: " + "; ".join(parts) + ".")
+    if meta.get("flip_preserves_label"):
+        out.append(f"For {meta.get('kind', 'these images')} a mirror image keeps its class, so flips are a valid augmentation "
+                   "here even where the model trained without them misreads flipped images.")
     return out
 
 
@@ -427,7 +442,7 @@ def _gallery_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) ->
                         ["augmentation", "parameters", "default_p", "description"]))  # fmt: skip
     idx = subset_indices(ds.y_test, cfg.gallery_n, ctx.seed)
     figures.append(Figure("gallery", save_png(plot_gallery(ds.x_test[idx], names, seed=ctx.seed), ctx.out_dir, "gallery"),
-                          "The same test digits under each augmentation (p=1), original in the first row."))
+                          "The same test images under each augmentation (p=1), original in the first row."))
 
 
 def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> list[dict]:
@@ -437,7 +452,7 @@ def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> l
     clean_2d, aug_2d = shift_embedding(ds.x_test[idx], names, seed=ctx.seed, method=cfg.embed_method, n_jobs=ctx.n_jobs)
     fig = plot_shift_embedding(clean_2d, aug_2d, ds.y_test[idx], stats={r["augmentation"]: r for r in rows})
     figures.append(Figure("shift_embedding", save_png(fig, ctx.out_dir, "shift_embedding"),
-                          f"Clean test images (grey) and their augmented versions (coloured by digit) in one shared "
+                          f"Clean test images (grey) and their augmented versions (coloured by class) in one shared "
                           f"{cfg.embed_method.upper()} embedding of PCA-50 features fitted on all of them."))  # fmt: skip
     figures.append(Figure("shift_map", save_png(plot_shift_map(rows), ctx.out_dir, "shift_map"),
                           "Where each augmentation lands: detectability (domain AUC) against label consistency (k-NN)."))
@@ -487,18 +502,18 @@ def _flip_part(ctx: TaskContext, cfg: Config, preds: dict, y_te: np.ndarray, tab
     cms = {k: flip_confusions(y_te, ref[k], len(classes)) for k in FLIP_TRANSFORMS}
     per_transform, per_digit = flip_tables(cms, classes)
     tables.append(Table("flip_confusions", per_transform,
-                        "How the model trained without augmentation labels flipped / 180-degree-rotated test digits."))
-    tables.append(Table("flip_per_digit", per_digit, "Per digit: fraction that keeps its label under each transform, and the "
+                        "How the model trained without augmentation labels flipped / 180-degree-rotated test images."))
+    tables.append(Table("flip_per_digit", per_digit, "Per class: fraction that keeps its label under each transform, and the "
                                                      "label it most often receives instead."))
     figures.append(Figure("flip_confusions", save_png(plot_flip_confusions(cms, classes), ctx.out_dir, "flip_confusions"),
-                          "Row-normalised confusion matrices of the un-augmented model on transformed test digits."))
-    cm69 = {}
-    if "6" in classes and "9" in classes:
-        i6, i9 = classes.index("6"), classes.index("9")
+                          "Row-normalised confusion matrices of the un-augmented model on transformed test images."))
+    cm69, pair = {}, _swap_pair(ctx.dataset.meta, classes)
+    if pair:
+        i6, i9 = classes.index(pair[0]), classes.index(pair[1])
         for a in ["none"] + [n for n in cfg.augmentations if n in ("rotate_large", "vflip", "hflip", "rotate_small")]:
             p = preds[(a, ctx.seed)]["clean"]
             cm69[a] = int(np.sum((y_te == i6) & (p == i9)) + np.sum((y_te == i9) & (p == i6)))
-    return flip_findings(per_transform, cms, classes, cm69)
+    return flip_findings(per_transform, cms, classes, cm69, ctx.dataset.meta)
 
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:

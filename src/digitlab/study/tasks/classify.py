@@ -304,7 +304,7 @@ def _family_findings(acc: dict, err: dict, family: dict) -> list[str]:
         lin, nl = best_of["linear"], max(nonlinear, key=acc.get)
         out.append(f"Linear models top out at {100 * acc[lin]:.2f} % ({lin}) while the best non-linear classic model ({nl}) "
                    f"reaches {100 * acc[nl]:.2f} %: one linear boundary per class in pixel space leaves "
-                   f"{err[lin] / max(err[nl], 1e-9):.1f}x as many errors, because the same digit drawn a little shifted, slanted "
+                   f"{err[lin] / max(err[nl], 1e-9):.1f}x as many errors, because the same object drawn a little shifted, slanted "
                    "or thicker lands elsewhere in pixel space, and no single hyperplane follows those curved class regions.")
     ensembles = [n for n in ("random_forest", "extra_trees", "hgb") if n in acc]
     if "tree" in acc and ensembles:
