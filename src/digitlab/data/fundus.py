@@ -399,9 +399,7 @@ def _draw_layers(grade: int, size: int, hw: tuple[int, int], r: float, centre: t
     pens = {k: ImageDraw.Draw(v) for k, v in canvases.items()}
     s = size / 256  # lesion sizes are set for a 256-pixel image
 
-    for start_angle, bend in _arcades(od, fovea, rng):
-        _vessel_tree(pens["vessels"], od, start_angle, bend, width=3.2 * s, length=r / 30, steps=int(rng.integers(38, 52)),
-                     depth=3, centre=centre, r=r, rng=rng)
+    _vessel_network(pens["vessels"], od, _arcades(od, fovea, rng), size, r, centre, rng)
     for _ in range(n["new_vessels"]):  # fine tortuous tufts near the disc or along the arcades
         p0 = (od[0] + rng.normal(0, 0.2 * r), od[1] + rng.normal(0, 0.25 * r))
         for _ in range(int(rng.integers(6, 12))):
@@ -446,23 +444,44 @@ def _arcades(od: tuple[float, float], fovea: tuple[float, float], rng: np.random
     return out
 
 
-def _vessel_tree(pen, start: tuple[float, float], angle: float, bend: float, width: float, length: float, steps: int,
-                 depth: int, centre: tuple[float, float], r: float, rng: np.random.Generator) -> None:
-    """A vessel as a random walk with a steady bend (vectorised), and its branches, recursively."""
-    angles = angle + bend * np.arange(steps) + np.cumsum(rng.normal(0, 0.06, steps))
-    pts = np.asarray(start) + np.cumsum(np.c_[np.cos(angles), np.sin(angles)] * length, axis=0)
-    inside = np.hypot(pts[:, 0] - centre[0], pts[:, 1] - centre[1]) < 1.02 * r
-    pts = pts[: int(np.argmin(inside)) if not inside.all() else len(pts)]
-    if len(pts) < 2:
-        return
-    pen.line([tuple(start)] + [tuple(p) for p in pts], fill=255 if depth == 3 else 220, width=max(1, round(width)), joint="curve")
-    candidates = np.arange(2, len(pts) - 2)  # branch points, away from both ends
-    if depth == 0 or len(candidates) == 0:
-        return
-    for k in rng.choice(candidates, size=min(int(rng.integers(2, 4)), len(candidates)), replace=False):
-        branch = angles[k] + rng.choice([-1, 1]) * rng.uniform(0.4, 0.9)
-        _vessel_tree(pen, tuple(pts[k]), branch, rng.normal(0, 0.02), 0.7 * width, length, int(steps * rng.uniform(0.35, 0.6)),
-                     depth - 1, centre, r, rng)
+def _vessel_network(pen, od: tuple[float, float], arcades: list[tuple[float, float]], size: int, r: float,
+                    centre: tuple[float, float], rng: np.random.Generator, depth: int = 3) -> None:
+    """The main vessels from the optic disc and their branches, one generation at a time.
+
+    Each vessel is a random walk with a steady bend; all vessels of a generation are generated in
+    one batch of arrays, and each branches 2-3 times into a thinner, shorter vessel.
+    """
+    length = r / 30  # step length in pixels
+    n = len(arcades)
+    start = np.tile(np.asarray(od, np.float64), (n, 1))
+    angle0 = np.array([a for a, _ in arcades])
+    bend = np.array([b for _, b in arcades])
+    steps = rng.integers(38, 52, n)
+    width = 3.2 * size / 256
+    for level in range(depth + 1):
+        m = int(steps.max())
+        angles = angle0[:, None] + bend[:, None] * np.arange(m) + np.cumsum(rng.normal(0, 0.06, (n, m)), axis=1)
+        pts = start[:, None, :] + np.cumsum(np.stack([np.cos(angles), np.sin(angles)], axis=2) * length, axis=1)
+        ok = (np.hypot(pts[..., 0] - centre[0], pts[..., 1] - centre[1]) < 1.02 * r) & (np.arange(m) < steps[:, None])
+        lengths = np.where(ok.all(axis=1), m, np.argmin(ok, axis=1))  # up to the first step outside
+        for i in np.flatnonzero(lengths >= 2):
+            line = np.vstack([start[i], pts[i, : lengths[i]]]).ravel().tolist()
+            pen.line(line, fill=255 if level == 0 else 220, width=max(1, round(width)), joint="curve")
+        if level == depth:
+            return
+        # 2-3 branch points per vessel that is long enough, away from both of its ends
+        per = rng.integers(2, 4, n)
+        pick = (np.arange(3) < per[:, None]) & (lengths[:, None] > 5)
+        vessel, slot = np.nonzero(pick)
+        k = 2 + np.floor(rng.uniform(size=len(vessel)) * (lengths[vessel] - 4)).astype(int)
+        n = len(vessel)
+        if n == 0:
+            return
+        start = pts[vessel, k]
+        angle0 = angles[vessel, k] + rng.choice([-1.0, 1.0], n) * rng.uniform(0.4, 0.9, n)
+        bend = rng.normal(0, 0.02, n)
+        steps = np.maximum(2, (steps[vessel] * rng.uniform(0.35, 0.6, n)).astype(int))
+        width *= 0.7
 
 
 def _points_in_disc(n: int, centre: tuple[float, float], radius: float, rng: np.random.Generator) -> np.ndarray:
