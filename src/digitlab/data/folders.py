@@ -178,7 +178,7 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike | None 
     list_file = Path(list_file)
     base = Path(root) if root is not None else list_file.parent
     try:
-        text = list_file.read_text(encoding="utf-8")
+        text = list_file.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except FileNotFoundError:
         raise DatasetError(f"{list_file}: file list not found; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -189,9 +189,13 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike | None 
         if not line or line.startswith("#"):
             continue
         fields = line.rsplit(None, 1)
-        path = base / fields[0] if len(fields) == 2 else None
-        problem = ("malformed line (expected 'path label')" if path is None
-                   else (check(fields[1]) if check else None) or (None if path.is_file() else f"file {path} not found"))
+        path = base / fields[0]
+        if len(fields) != 2:
+            problem = "malformed line (expected 'path label')"
+        elif check is not None and check(fields[1]):
+            problem = check(fields[1])
+        else:
+            problem = None if path.is_file() else f"file {path} not found"
         if problem:
             where = f"{list_file}:{lineno}"
             if not skip_bad_files:
