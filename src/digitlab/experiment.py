@@ -185,8 +185,12 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
 
     Returns ``{"<name>_acc", "<name>_loss", "<name>_pred"}`` per evaluation set, plus ``params``,
     ``train_seconds``, ``best_epoch``, ``epochs_run``, ``steps``, ``history`` (per-epoch dicts),
+    ``flops_per_image`` (FLOPs of one training step per image, :func:`digitlab.flops.train_flops`),
+    ``train_flops`` (that times the training images seen), ``eval_flops_per_image`` (forward only) and
+    ``eval_flops`` (that times the images of every evaluation set),
     and with ``keep_model`` the fitted ``model`` and ``norm``; with ``keep_proba`` ``<name>_proba``.
     """
+    from digitlab.flops import forward_flops, train_flops
     from digitlab.models.nets import build_net, count_parameters
     from digitlab.train import fit, predict_proba
 
@@ -197,6 +201,11 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
     out: dict[str, Any] = {"params": count_parameters(model), "train_seconds": res.train_seconds,
                            "best_epoch": res.best_epoch, "epochs_run": len(res.history),
                            "steps": getattr(res, "steps", None), "history": res.history}
+    shape = input_shape(x_train)
+    out["flops_per_image"] = train_flops(res.model, shape, min(cfg.batch_size, max(2, len(y_train))))
+    out["train_flops"] = out["flops_per_image"] * res.n_train_images_seen
+    out["eval_flops_per_image"] = forward_flops(res.model, shape)
+    out["eval_flops"] = out["eval_flops_per_image"] * sum(len(x) for x, _ in eval_sets.values())
     for name, (x, y) in eval_sets.items():
         proba = predict_proba(res.model, x, norm=res.norm, device=cfg.device)
         out[f"{name}_pred"] = proba.argmax(1)

@@ -117,11 +117,24 @@ def per_class_rows(runs: list[dict], mets: dict[str, dict], classes: list[str]) 
     return [{"model": r["name"], **{f"F1 {c}": _r(v) for c, v in zip(classes, mets[r["name"]]["f1"])}} for r in runs]
 
 
-def cost_rows(runs: list[dict], cfg: Config) -> list[dict]:
-    """Training size, input, fit and predict time, and model size per model."""
+def cost_rows(runs: list[dict], cfg: Config, x_train: np.ndarray | None = None) -> list[dict]:
+    """Training size, input, fit and predict time, training GFLOP (networks only), and model size per model."""
     return [{"model": r["name"], "setup": model_description(r["name"], cfg), "n_train": r["n_train"],
-             "fit_s": _r(r["fit_s"], 2), "predict_s": _r(r["predict_s"], 2), "parameters": r["size"]["parameters"],
-             "size_kb": _r(r["size"]["bytes"] / 1024, 1), "chosen": _chosen_params(r["model"])} for r in runs]
+             "fit_s": _r(r["fit_s"], 2), "train_gflop": _train_gflop(r["model"], x_train), "predict_s": _r(r["predict_s"], 2),
+             "parameters": r["size"]["parameters"], "size_kb": _r(r["size"]["bytes"] / 1024, 1),
+             "chosen": _chosen_params(r["model"])} for r in runs]
+
+
+def _train_gflop(model: Any, x_train: np.ndarray | None) -> float | None:
+    """Training GFLOP of a fitted CNNClassifier (FLOPs per training image x images seen); None for classic models."""
+    res = getattr(model, "train_result_", None)
+    if res is None or x_train is None:
+        return None
+    from digitlab.flops import train_flops
+    from digitlab.train import as_images
+
+    per_image = train_flops(model.model_, (1, *as_images(x_train[:1]).shape[1:]), min(model.batch_size, max(2, len(x_train))))
+    return _r(per_image * res.n_train_images_seen / 1e9, 3)
 
 
 def _chosen_params(model: Any) -> str:
@@ -474,7 +487,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     mets = {r["name"]: M.classification_metrics(y_test, r["y_pred"], r["proba"], k, scores=r["scores"], n_bins=cfg.ece_bins)
             for r in runs}
     cis = {r["name"]: M.accuracy_ci(y_test, r["y_pred"], n_boot=cfg.n_boot, seed=ctx.seed) for r in runs}
-    scores, probs, cost = score_rows(runs, mets, cis), probability_rows(runs, mets), cost_rows(runs, cfg)
+    scores, probs, cost = score_rows(runs, mets, cis), probability_rows(runs, mets), cost_rows(runs, cfg, x_train)
     mc = mcnemar_rows(runs, y_test, cfg.alpha)
     best = scores[0]["model"]
     out = ctx.out_dir
@@ -497,7 +510,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
               Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
                                             "decision scores, and log loss / Brier / ECE are left empty for them."),
               Table("per_class_f1", per_class_rows(runs, mets, classes), "F1 per class and model (the heatmap's numbers)."),
-              Table("cost", cost, "Training images, setup, fit and predict time (this machine), and model size (fitted numbers "
+              Table("cost", cost, "Training images, setup, fit and predict time (this machine), training GFLOP (the CNN only: "
+                                  "PyTorch's FLOP count of one training step per image times the images seen; classic models have "
+                                  "no FLOP counter and keep seconds only), and model size (fitted numbers "
                                   "and pickled size; parameters and their bytes for the CNN)."),
               Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
                                    "chi-square with continuity correction) with Holm-adjusted p-values.")]
