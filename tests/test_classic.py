@@ -86,3 +86,36 @@ def test_descriptions_follow_the_settings():
     assert all(describe(name) for name in CLASSIC_MODELS)
     assert "40 trees" in describe("random_forest", n_estimators=40)
     assert "PCA-50" in describe("hgb") and "pixels/255" in describe("hgb", pca=0)
+
+
+def test_logreg_penalties_fit_and_l1_is_sparser_than_l2(mnist_small):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from digitlab.models.classic import describe
+
+    x, y, xt, yt = mnist_small
+    x, y = x[::3], y[::3]  # 500 images: saga is slow on raw pixels
+
+    def fit(penalty, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 40 saga epochs are enough to compare
+            model = make_model("logreg", penalty=penalty, C=0.1, max_iter=40, **kw).fit(x, y)
+        coef = model.named_steps["clf"].coef_
+        return float(np.mean(model.predict(xt) == yt)), float(np.mean(coef == 0)), model
+
+    acc2, zeros2, m2 = fit("l2")
+    acc1, zeros1, m1 = fit("l1")
+    acc_en, zeros_en, m_en = fit("elasticnet", l1_ratio=0.5)
+    assert min(acc2, acc1, acc_en) > 0.6, (acc2, acc1, acc_en)
+    # L2 leaves only the never-inked border pixels at exactly zero (~25 %); L1 zeroes almost every pixel
+    assert zeros1 > zeros2 + 0.4 and zeros1 >= zeros_en > zeros2, (zeros1, zeros_en, zeros2)
+    assert m1.named_steps["clf"].solver == "saga" and m2.named_steps["clf"].solver == "lbfgs"
+    assert "L1 penalty, saga, C=0.1" in describe("logreg", penalty="l1", C=0.1)
+    assert "elastic net, 0.3 L1" in describe("logreg", penalty="elasticnet", l1_ratio=0.3)
+    assert "L2 penalty, lbfgs" in describe("logreg")
+    with pytest.raises(ModelError, match="penalty"):
+        make_model("logreg", penalty="l3")
+    with pytest.raises(ModelError, match="l1_ratio"):
+        make_model("logreg", penalty="elasticnet", l1_ratio=1.5)
