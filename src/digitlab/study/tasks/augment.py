@@ -532,8 +532,10 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     from digitlab.train import TrainConfig
 
     _engine = TrainConfig()  # the engine's defaults this task leaves untouched (optimizer, schedule)
+    swap = [f for f in flip_text if f.startswith("A 180-degree rotation")]
     return TaskResult(
         title=TITLE,
+        headline=(swap or findings or [""])[0],
         summary=(f"{len(cfg.augmentations)} augmentations from a batched catalogue: what they look like, how far they move "
                  f"the data (domain classifier, MMD, k-NN label consistency), and how each changes the clean and corrupted "
                  f"test accuracy of the same small CNN trained on {n_train:,} images with {cfg.n_seeds} seed(s)."),

@@ -188,8 +188,23 @@ def _accuracy_findings(acc: list[dict]) -> list[str]:
 # Run
 # ---------------------------------------------------------------------------------------------
 
+def not_applicable(ds) -> str | None:
+    """Why these features do not apply to ``ds`` (None when they do): they measure ink on a blank
+    background of greyscale images (binarised strokes, holes, stroke width)."""
+    if ds.channels > 1:
+        return (f"{ds.name} holds colour photographs ({ds.channels} channels): the statistical features of this section "
+                "measure ink strokes on a blank background of greyscale images (binarised ink share, holes, stroke width, "
+                "slant), which have no meaning for them, so the section is left out for this dataset.")
+    return None
+
+
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
+    cfg.validate()
     ds, C = ctx.dataset, ctx.dataset.n_classes
+    reason = not_applicable(ds)
+    if reason:
+        return TaskResult(title=TITLE, summary=reason, headline="Not applicable to colour photographs.", findings=[reason],
+                          metrics={"skipped": True, "reason": reason})
     if cfg.zoning > min(ds.image_shape):
         raise ConfigError(f"config key features.zoning: {cfg.zoning} exceeds the {ds.image_shape} image size; use at most {min(ds.image_shape)}")
     tr, te = subset_indices(ds.y_train, cfg.n_train, ctx.seed), subset_indices(ds.y_test, cfg.n_test, ctx.seed)
@@ -235,15 +250,18 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         Table("accuracy", acc_rows, f"Test accuracy on {len(yte):,} test images after fitting on {len(ytr):,} training images "
               f"(top-k ranked by {cfg.rank_by}).", ["classifier", "input", "n_inputs", "accuracy", "fit_seconds"]),
     ]
-    findings = [f"Extracting {len(names)} features from {timing['n_images']:,} images took {timing['seconds']:.1f} s "
-                f"({timing['images_per_second']:,.0f} images per second, vectorised NumPy/SciPy on the CPU)."]
-    findings += _rank_findings(scores, sep) + _holes_finding(Xtr, ytr, names, ds.classes) + _accuracy_findings(acc)
+    accuracy = _accuracy_findings(acc)
+    findings = _rank_findings(scores, sep) + _holes_finding(Xtr, ytr, names, ds.classes) + accuracy
+    findings.append(f"Extracting {len(names)} features from {timing['n_images']:,} images took {timing['seconds']:.1f} s "
+                    f"({timing['images_per_second']:,.0f} images per second, vectorised NumPy/SciPy on the CPU).")
     by_f, by_mi = (min(scores, key=lambda r: r[k]) for k in ("rank_F", "rank_MI"))
+    headline = (f"The most discriminative feature is {by_f['feature']} ({describe_feature(by_f['feature'])}; ANOVA F "
+                f"{by_f['F']:,.0f}); " + (accuracy[0][0].lower() + accuracy[0][1:] if accuracy else ""))
     metrics = {"n_features": len(names), "extraction_seconds": round(timing["seconds"], 3),
                "images_per_second": round(timing["images_per_second"], 1), "n_train": int(len(ytr)), "n_test": int(len(yte)),
                "top_F_feature": by_f["feature"], "top_MI_feature": by_mi["feature"], "step_seconds": steps}
     metrics |= {f"accuracy_{r['classifier']}_{_input_key(r['input'])}": round(r["accuracy"], 4) for r in acc}
-    return TaskResult(title=TITLE, summary=_SUMMARY, findings=findings, tables=tables, figures=figures,
+    return TaskResult(title=TITLE, summary=_SUMMARY, headline=headline, findings=findings, tables=tables, figures=figures,
                       notes=_notes(cfg, len(ytr), len(yte)), metrics=metrics)
 
 

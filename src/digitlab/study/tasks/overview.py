@@ -85,7 +85,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     dup = _count_duplicates(ds, ctx.seed)
     findings = [
         f"{ds.name} has {s['n_train']:,} training and {s['n_test']:,} test images of {s['image_shape'][0]}x{s['image_shape'][1]} pixels in {ds.n_classes} classes.",
-        f"The classes are close to balanced: the largest training class ({ds.classes[int(tr.argmax())]}, {tr.max():,}) is {imbalance:.2f}x the smallest ({ds.classes[int(tr.argmin())]}, {tr.min():,}), so accuracy is a fair headline metric here.",
+        f"The largest training class ({ds.classes[int(tr.argmax())]}, {tr.max():,}) is {imbalance:.2f}x the smallest ({ds.classes[int(tr.argmin())]}, {tr.min():,}): "
+        + ("the classes are close to balanced, so accuracy is a fair headline metric here." if imbalance < 1.5 else
+           "the classes are imbalanced, so balanced accuracy, macro F1 and per-class recall matter more than accuracy here."),
         f"{100 * s['fraction_zero_pixels']:.1f} % of all training pixels are exactly 0 (background); the mean intensity is {s['pixel_mean']:.1f} of 255 with standard deviation {s['pixel_std']:.1f}.",
         f"Class {by_ink[0]['class']} uses the least ink (mean pixel {by_ink[0]['mean pixel']}) and class {by_ink[-1]['class']} the most ({by_ink[-1]['mean pixel']}): ink alone already carries some class information.",
         f"Exact duplicate images between the training and test split in a sample of {dup['checked']:,} test images: {dup['duplicates']}.",
@@ -101,6 +103,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     return TaskResult(
         title=TITLE,
         summary="Before modelling anything we read the data and check its size, balance and value range.",
+        headline=findings[0] + " " + findings[1],
         findings=findings,
         tables=[Table("dataset", info, "Dataset summary (checksums verified on load)."),
                 Table("classes", rows, "Images per class.", ["class", "train", "test", "train %", "mean pixel"])],
