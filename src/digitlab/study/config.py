@@ -40,6 +40,9 @@ class StudyConfig:
     name: str = ""  # run name; defaults to "<dataset>-<profile>"
     dataset: str = "mnist"  # a registry name: mnist, fashion-mnist, digits
     data_dir: str = ""  # folder with the dataset's files (for datasets not bundled)
+    image_size: int = 0  # image-folder datasets (ddr, folder): side in pixels after resizing (0 = the dataset's default)
+    graham: bool = False  # ddr: Graham's local-average colour subtraction
+    skip_bad_files: bool = False  # image-folder datasets: skip (log and count) unreadable images instead of stopping
     profile: str = "standard"  # quick | standard | full
     seed: int = 0  # every task derives its randomness from this
     tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
@@ -179,6 +182,8 @@ def _check_study(study: StudyConfig) -> None:
     def bad(key: str, problem: str, fix: str) -> ConfigError:
         return ConfigError(f"config key study.{key}: {problem}; {fix}")
 
+    if study.image_size and not 8 <= study.image_size <= 1024:
+        raise bad("image_size", f"{study.image_size} is out of range", "use 0 (the dataset's default) or 8 to 1024 pixels")
     if not 0 <= study.seed < 2**32:
         raise bad("seed", f"{study.seed} is out of range", "use an integer from 0 to 4294967295")
     if study.n_jobs == 0 or study.n_jobs < -64:
@@ -192,6 +197,16 @@ def _check_study(study: StudyConfig) -> None:
         path = Path(getattr(study, key))
         if path.exists() and not path.is_dir():
             raise bad(key, f"{path} is a file, not a folder", "name a folder (it is created if missing)")
+
+
+def data_options(study: StudyConfig) -> dict[str, Any]:
+    """The loader options of the [study] section that apply to its dataset (image folders only)."""
+    if study.dataset == "ddr":
+        return {"graham": study.graham, "skip_bad_files": study.skip_bad_files,
+                **({"size": study.image_size} if study.image_size else {})}
+    if study.dataset == "folder":
+        return {"skip_bad_files": study.skip_bad_files, **({"size": study.image_size} if study.image_size else {})}
+    return {}
 
 
 def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = None, **study_overrides: Any) -> ResolvedConfig:

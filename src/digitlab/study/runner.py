@@ -18,7 +18,7 @@ from digitlab.data.idx import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
 from digitlab.errors import ConfigError
-from digitlab.study.config import ResolvedConfig, requirements, task_module, to_toml
+from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
 from digitlab.train import resolve_device
 
@@ -129,7 +129,7 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     matplotlib.use("Agg")  # figures go to files; only the runner and the CLI choose the backend
     t0 = time.perf_counter()
     study = cfg.study
-    dataset = load_dataset(study.dataset, study.data_dir or None)
+    dataset = load_dataset(study.dataset, study.data_dir or None, **data_options(study))
     device = resolve_device(study.device)
     run_dir = make_run_dir(study.output_dir, study.name)
     log = _logger(run_dir, quiet)
