@@ -16,7 +16,7 @@ from digitlab.errors import DigitlabError
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="TOML config file (see configs/)")
     p.add_argument("--profile", "-p", choices=["quick", "standard", "full"], help="size of the study (default: standard)")
-    p.add_argument("--dataset", "-d", help="dataset name: mnist (default), fashion-mnist, digits")
+    p.add_argument("--dataset", "-d", help="dataset name: mnist (default), fashion-mnist, digits, ddr, folder")
     p.add_argument("--data-dir", help="folder holding the dataset's files")
     p.add_argument("--tasks", help="comma-separated tasks to run, in order (default: all)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         d = dsub.add_parser(name, help="sizes, class counts, pixel statistics" if name == "info" else "check checksums")
         d.add_argument("name", nargs="?" if name == "verify" else None, default="mnist")
         d.add_argument("--data-dir")
+    syn = dsub.add_parser("synth-fundus", help="write a synthetic DDR-layout folder of fundus images (tests, demos)")
+    syn.add_argument("dir", help="output folder; DR_grading/ is written inside it (use it as --data-dir)")
+    syn.add_argument("--n", type=int, default=600, help="images over train/valid/test in DDR's proportions (default 600)")
+    syn.add_argument("--size", type=int, default=256, help="image height in pixels (default 256)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--overwrite", action="store_true", help="replace an existing DR_grading/")
     return parser
 
 
@@ -92,6 +98,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         for name, desc in DESCRIPTIONS.items():
             print(f"{name:15s} {desc}")
         return 0
+    if args.data_command == "synth-fundus":
+        return _synth_fundus(args)
     ds = load_dataset(args.name, args.data_dir)
     if args.data_command == "verify":
         for part, status in ds.checksums.items():
@@ -99,6 +107,19 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"{ds.name}: all files verified" if all(v == "ok" for v in ds.checksums.values()) else f"{ds.name}: loaded (no published checksums to verify)")
         return 0
     print(json.dumps(ds.summary(), indent=1))
+    return 0
+
+
+def _synth_fundus(args: argparse.Namespace) -> int:
+    from digitlab.data.fundus import synth_fundus
+
+    if args.n < 18:
+        raise DigitlabError(f"--n {args.n}: too few; use at least 18 (one image per grade and split)")
+    counts = synth_fundus(args.dir, args.n, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    for split, per_grade in counts.items():
+        print(f"{split:6s} {sum(per_grade):6,d} images, grades 0-5: {per_grade}")
+    print(f"wrote {Path(args.dir) / 'DR_grading'} (synthetic, for tests and demonstrations)")
+    print(f"run the study on it: digitlab run --dataset ddr --data-dir {args.dir}")
     return 0
 
 
