@@ -59,6 +59,20 @@ MNIST_META = {
     "large_rotation_preserves_label": False,
     "label_swaps_under_rotation": [("6", "9")],
     "confusable_pairs": [("4", "9"), ("3", "5"), ("3", "8"), ("5", "8"), ("1", "7"), ("7", "9"), ("2", "7")],
+    # Why two classes share a region of an embedding: the strokes they have in common (read by the embed task).
+    "pair_reasons": [
+        ("4", "9", "both are a loop or hook on top of a vertical stem"),
+        ("7", "9", "a 9 with a thin or open loop is a 7 with a hooked top"),
+        ("3", "5", "both end in the same lower bowl and differ only in the top stroke"),
+        ("3", "8", "an 8 is a 3 whose left side is closed"),
+        ("5", "8", "both have an S-like spine; an 8 closes both halves"),
+        ("4", "7", "both have a long diagonal or vertical stroke with a bar across the top half"),
+        ("1", "7", "a 7 with a short top bar is a slanted 1"),
+        ("8", "9", "both have a closed upper loop over a downward stroke"),
+        ("2", "3", "both start with the same top arc"),
+        ("5", "6", "a 6 is a 5 whose lower bowl is closed"),
+        ("0", "6", "a 6 is a 0 whose top is opened into a tail"),
+    ],
 }
 FASHION_META = {
     "kind": "clothing",
@@ -71,6 +85,14 @@ FASHION_META = {
     "label_swaps_under_rotation": [],
     "confusable_pairs": [("T-shirt/top", "Shirt"), ("Pullover", "Coat"), ("Shirt", "Coat"), ("Pullover", "Shirt"),
                          ("Sandal", "Sneaker"), ("Sneaker", "Ankle boot")],
+    "pair_reasons": [
+        ("Shirt", "T-shirt/top", "both are a torso with sleeves"),
+        ("Pullover", "Coat", "both are long-sleeved tops of the same outline"),
+        ("Shirt", "Coat", "both are long-sleeved tops of the same outline"),
+        ("Shirt", "Pullover", "both are long-sleeved tops of the same outline"),
+        ("Sneaker", "Sandal", "both are low shoes seen from the side"),
+        ("Sneaker", "Ankle boot", "both are shoes seen from the side"),
+    ],
 }
 DIGITS_META = {**MNIST_META, "description": "handwritten digits scanned at 8x8 pixels with 17 grey levels (scikit-learn)"}
 

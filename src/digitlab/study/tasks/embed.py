@@ -61,27 +61,6 @@ PROFILES: dict[str, dict] = {
     "full": {"n_points": "all", "interactive_points": 3000},
 }
 
-# Why two digits share a region: the strokes they have in common. Used only to explain a pair that
-# the measurements put at the top; the measured numbers come with it.
-SHARED_STROKES = {
-    frozenset("49"): "both are a loop or hook on top of a vertical stem",
-    frozenset("79"): "a 9 with a thin or open loop is a 7 with a hooked top",
-    frozenset("35"): "both end in the same lower bowl and differ only in the top stroke",
-    frozenset("38"): "an 8 is a 3 whose left side is closed",
-    frozenset("58"): "both have an S-like spine; an 8 closes both halves",
-    frozenset("47"): "both have a long diagonal or vertical stroke with a bar across the top half",
-    frozenset("17"): "a 7 with a short top bar is a slanted 1",
-    frozenset("89"): "both have a closed upper loop over a downward stroke",
-    frozenset("23"): "both start with the same top arc",
-    frozenset("56"): "a 6 is a 5 whose lower bowl is closed",
-    frozenset("06"): "a 6 is a 0 whose top is opened into a tail",
-    frozenset(("Shirt", "T-shirt/top")): "both are a torso with sleeves",
-    frozenset(("Pullover", "Coat")): "both are long-sleeved tops of the same outline",
-    frozenset(("Shirt", "Coat")): "both are long-sleeved tops of the same outline",
-    frozenset(("Shirt", "Pullover")): "both are long-sleeved tops of the same outline",
-    frozenset(("Sneaker", "Sandal")): "both are low shoes seen from the side",
-    frozenset(("Sneaker", "Ankle boot")): "both are shoes seen from the side",
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +142,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         summary=(f"We embed {n:,} images ({space}) in two dimensions with {', '.join(LABELS[m] for m in cfg.methods)}, "
                  "measure how well each map keeps the classes apart and the true neighbours together, and look at "
                  "which classes share a region."),
-        findings=_findings(cfg, ds.classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name),
+        findings=_findings(cfg, ds.classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name, ds.meta),
         tables=_tables(cfg, ds.classes, rows, overlap_rows, fractions),
         figures=_figures(ctx, cfg, embs, y, images, indices, hard, hard_label, hover),
         notes=_notes(cfg, n, space, t_reduce),
@@ -231,7 +210,7 @@ def _figures(ctx, cfg, embs, y, images, indices, hard, hard_label, notes_hover) 
 # Findings: sentences filled in from the measurements
 # ---------------------------------------------------------------------------------------------
 
-def _findings(cfg, classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name) -> list[str]:
+def _findings(cfg, classes, rows, overlap_rows, fractions, ink, embs, x, y, hard, space_name, meta) -> list[str]:
     out = [_best_sentence(rows)]
     by_method = {r["method"]: r for r in rows}
     best = max(rows, key=lambda r: r["k-NN accuracy (2-D)"])["method"]
@@ -242,7 +221,7 @@ def _findings(cfg, classes, rows, overlap_rows, fractions, ink, embs, x, y, hard
     out.append(f"In the {best} map the classes that overlap most are {pairs} (share of their {cfg.k} nearest 2-D "
                f"neighbours from the other class)" + (f"; {', '.join(sorted(common))} are among the {cfg.top_pairs} most "
                f"overlapping pairs in every map." if common and len(by_method) > 1 else "."))
-    out.append(_why_sentence(top[0], classes, fractions[_key(best)], ink))
+    out.append(_why_sentence(top[0], classes, fractions[_key(best)], ink, meta))
     if "pca" in embs and len(embs) > 1:
         out.append(_pca_sentence(embs["pca"], x, rows, fractions["pca"], classes))
     if len(hard):
@@ -278,19 +257,28 @@ def _best_sentence(rows: list[dict], tie: float = 0.005) -> str:
     return head + "; ".join(parts) + "."
 
 
-def _why_sentence(pair: dict, classes, frac: np.ndarray, ink: np.ndarray) -> str:
+def pair_reason(meta: dict, a: str, b: str) -> str | None:
+    """Why classes ``a`` and ``b`` look alike, from the dataset's metadata (e.g. the strokes two digits share)."""
+    for x, y, reason in meta.get("pair_reasons", []):
+        if {x, y} == {a, b}:
+            return reason
+    return None
+
+
+def _why_sentence(pair: dict, classes, frac: np.ndarray, ink: np.ndarray, meta: dict) -> str:
     a, b = pair["a"], pair["b"]
     iu = np.triu_indices(len(classes), 1)
     ink_all = ink[iu]
     rank = int((ink_all > ink[a, b]).sum()) + 1
     overlap_all = (frac[iu] + frac.T[iu]) / 2
     rho = _spearman(overlap_all, ink_all)
-    stroke = SHARED_STROKES.get(frozenset((classes[a], classes[b])))
+    stroke = pair_reason(meta, classes[a], classes[b])
     return (f"{classes[a]} and {classes[b]} also have similar average images: their class means share "
             f"{100 * ink[a, b]:.0f} % of their ink (rank {rank} of {len(ink_all)} pairs, median {100 * np.median(ink_all):.0f} %)"
             + (f" — {stroke}" if stroke else "")
-            + f". Over all pairs, overlap in the map follows shared ink (Spearman rho = {rho:.2f}): classes drawn "
-            "with the same strokes become neighbours.")
+            + f". Over all pairs, overlap in the map follows shared ink (Spearman rho = {rho:.2f})"
+            + (": classes drawn with the same strokes become neighbours." if meta.get("ink_on_blank") else
+               ": classes whose average images look alike become neighbours."))
 
 
 def _pca_sentence(emb_pca: np.ndarray, x: np.ndarray, rows: list[dict], frac: np.ndarray, classes) -> str:
