@@ -8,7 +8,7 @@ from digitlab.models.nets import NET_NAMES, build_net, count_parameters, net_par
 
 
 @pytest.mark.parametrize("name", NET_NAMES)
-@pytest.mark.parametrize("in_shape", [(1, 28, 28), (1, 8, 8), (3, 32, 32)])
+@pytest.mark.parametrize("in_shape", [(1, 28, 28), (1, 8, 8), (3, 32, 32), (3, 64, 64), (3, 32, 48), (4, 28, 28)])
 def test_every_family_maps_images_to_logits(name, in_shape):
     net = build_net(name, in_shape, n_classes=7).eval()
     out = net(torch.randn(5, *in_shape))
@@ -76,3 +76,10 @@ def test_bad_names_and_values_raise_model_error():
     with pytest.raises(ModelError, match="pool"):
         build_net("cnn", pool="median")
     assert set(net_params("convmixer")) == {"dim", "depth", "kernel_size", "patch_size"}
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_first_layer_takes_the_input_channels(name):
+    net = build_net(name, (3, 32, 32), 10)
+    first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 3

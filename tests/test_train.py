@@ -11,15 +11,18 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from digitlab.data import load_dataset, stratified_subset
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, ModelError
 from digitlab.models.nets import build_net
 from digitlab.train import (
     FAST_RECIPE,
     CNNClassifier,
     TrainConfig,
+    as_images,
     cross_validate,
     fit,
+    image_shape,
     l2_penalty,
+    normalise,
     penalty,
     planned_epochs,
     predict_proba,
@@ -27,6 +30,7 @@ from digitlab.train import (
     random_shift,
     resolve_device,
     stratified_split,
+    to_tensor,
 )
 
 # Small, fast defaults: every test trains a tiny net on a few hundred images on the CPU.
@@ -325,3 +329,54 @@ def test_classifier_takes_l1_l2_and_min_steps_directly(small):
         CNNClassifier(l2=0.1, train_params={"l2": 0.2})._config()
     fast = CNNClassifier.from_recipe(FAST_RECIPE)
     assert fast.min_steps == FAST_RECIPE[2].min_steps and fast._config() == FAST_RECIPE[2]
+
+
+def _rgb_dataset(n=96, size=32, seed=0):
+    """Random RGB noise whose class (0, 1, 2) is the brightest channel: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 120, size=(n, size, size, 3))
+    x[np.arange(n), :, :, y] += 120
+    return x.astype(np.uint8), y
+
+
+@pytest.mark.parametrize("net", ["cnn", "resnet", "lenet5"])
+def test_colour_images_fit_and_predict(net):
+    x, y = _rgb_dataset()
+    params = {"n_blocks": 2, "width": 8} if net == "cnn" else {"width": 4, "n_stages": 2} if net == "resnet" else {}
+    clf = CNNClassifier(net=net, net_params=params, epochs=3, batch_size=16, lr=0.01, device="cpu", val_fraction=0.25)
+    clf.fit(x, y)
+    assert clf.in_shape_ == (3, 32, 32)
+    first = next(m for m in clf.model_.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 3
+    proba = clf.predict_proba(x)
+    assert proba.shape == (len(x), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    assert np.mean(clf.predict(x) == y) > 0.6  # chance is 1/3
+    # channels-first input is the same images
+    np.testing.assert_allclose(clf.predict_proba(x.transpose(0, 3, 1, 2)), proba, rtol=1e-6)
+    with pytest.raises(ModelError, match="trained on"):
+        clf.predict_proba(x[..., 0])
+
+
+def test_colour_tensors_and_per_channel_normalisation():
+    x, y = _rgb_dataset(n=30, size=16)
+    t = to_tensor(x, "cpu")
+    assert t.shape == (30, 3, 16, 16) and t.is_contiguous()
+    torch.testing.assert_close(t, torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255)
+    assert as_images(x.transpose(0, 3, 1, 2)).shape == x.shape
+    assert image_shape(x) == (3, 16, 16) and image_shape(x[..., 0]) == (1, 16, 16)
+    res = fit(build_net("cnn", (3, 16, 16), 3, seed=0, **TINY), x, y, replace(BASE, epochs=1, val_fraction=0.0))
+    mean, std = res.norm
+    assert len(mean) == len(std) == 3
+    np.testing.assert_allclose(mean, (x / 255).mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(std, (x / 255).reshape(-1, 3).std(axis=0, ddof=1), rtol=1e-4)
+    z = normalise(t, res.norm)
+    np.testing.assert_allclose(z.mean(dim=(0, 2, 3)).numpy(), 0.0, atol=1e-5)
+    # greyscale: one global (mean, std) pair of floats, as before; (n, H, W, 1) is greyscale
+    g = x[..., 0]
+    assert as_images(g[..., None]).shape == g.shape and as_images(g[:, None]).shape == g.shape
+    res_g = fit(build_net("cnn", (1, 16, 16), 3, seed=0, **TINY), g, y, replace(BASE, epochs=1, val_fraction=0.0))
+    assert isinstance(res_g.norm[0], float) and isinstance(res_g.norm[1], float)
+    with pytest.raises(ModelError, match="channels"):
+        as_images(np.zeros((2, 8, 8, 5), np.uint8)[:, :, :6, :])  # (2, 8, 6, 5): neither layout

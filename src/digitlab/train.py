@@ -129,7 +129,7 @@ class TrainResult:
     best_epoch: int
     train_seconds: float
     n_train_images_seen: int
-    norm: tuple[float, float]
+    norm: Norm  # (mean, std) of the training split: floats (greyscale) or one per channel (colour)
     stopped_early: str = ""  # "", "patience" or "time"
     epochs_planned: int = 0  # epochs the run was set up for: cfg.epochs, or more to reach cfg.min_steps
     epochs_run: int = 0  # epochs actually run (fewer than planned after an early stop)
@@ -168,33 +168,73 @@ def resolve_device(name: str = "auto") -> str:
 # =============================================================================================
 
 
-def as_images(x: np.ndarray) -> np.ndarray:
-    """Images as ``(n, H, W)`` uint8: accepts ``(n, H, W)``, ``(n, 1, H, W)`` or square ``(n, H*W)``.
+MAX_CHANNELS = 4  # a trailing axis this small is channels ((n, H, W, C) colour); a larger one is not
 
-    Non-uint8 input is taken to be on the 0..255 scale, or on 0..1 when its maximum is at most 1.
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """Images as uint8 ``(n, H, W)`` (greyscale) or ``(n, H, W, C)`` (colour, channels last).
+
+    Accepts greyscale ``(n, H, W)``, ``(n, 1, H, W)``, ``(n, H, W, 1)`` or square ``(n, H*W)``, and colour
+    ``(n, H, W, C)`` or channels-first ``(n, C, H, W)`` with ``2 <= C <= 4`` (taken as channels first only
+    when the last axis is too long to be channels). Non-uint8 input is taken to be on the 0..255 scale,
+    or on 0..1 when its maximum is at most 1.
     """
     x = np.asarray(x)
     if x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]
+    elif x.ndim == 4 and x.shape[3] == 1:
+        x = x[..., 0]
+    elif x.ndim == 4 and x.shape[3] > MAX_CHANNELS and 1 < x.shape[1] <= MAX_CHANNELS:
+        x = x.transpose(0, 2, 3, 1)  # (n, C, H, W) -> (n, H, W, C)
     if x.ndim == 2:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
             raise ModelError(f"images of {x.shape[1]} features: not a square image; pass (n, H, W) arrays")
         x = x.reshape(len(x), side, side)
-    if x.ndim != 3:
-        raise ModelError(f"images of shape {x.shape}: expected (n, H, W) uint8 (or (n, H*W)); reshape them")
+    if x.ndim == 4 and not 1 < x.shape[3] <= MAX_CHANNELS:
+        raise ModelError(f"images of shape {x.shape}: a colour batch is (n, H, W, C) with 2 to {MAX_CHANNELS} channels")
+    if x.ndim not in (3, 4):
+        raise ModelError(f"images of shape {x.shape}: expected (n, H, W) or (n, H, W, C) uint8 (or (n, H*W)); reshape them")
     if x.dtype != np.uint8:
         scale = 255.0 if x.size and float(np.max(x)) <= 1.0 else 1.0
         x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
     return x
 
 
+def image_shape(x: np.ndarray) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one image of the batch ``x`` (any layout :func:`as_images` accepts): a net's ``in_shape``."""
+    x = as_images(x)
+    return (1, *x.shape[1:3]) if x.ndim == 3 else (x.shape[3], x.shape[1], x.shape[2])
+
+
 def to_tensor(x: np.ndarray, device: str) -> torch.Tensor:
-    """uint8 ``(n, H, W)`` -> float ``(n, 1, H, W)`` in [0, 1] on ``device``."""
+    """uint8 ``(n, H, W)`` -> float ``(n, 1, H, W)``, ``(n, H, W, C)`` -> ``(n, C, H, W)``, in [0, 1] on ``device``."""
     x = as_images(x)
     if not x.flags.writeable:  # joblib hands workers read-only memory maps; torch wants writable memory
         x = x.copy()
+    if x.ndim == 4:
+        return torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     return torch.from_numpy(x).to(device).unsqueeze(1).float().div_(255.0)
+
+
+Norm = tuple[Any, Any]  # (mean, std): floats for greyscale, tuples of C floats (one per channel) for colour
+
+
+def image_norm(x: torch.Tensor) -> Norm:
+    """Normalisation ``(mean, std)`` of float images ``(n, C, H, W)``: global floats when ``C == 1``, per channel otherwise."""
+    if x.shape[1] == 1:
+        return float(x.mean()), float(x.std()) or 1.0
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+    return tuple(float(m) for m in mean), tuple(float(s) or 1.0 for s in std)
+
+
+def normalise(x: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """``(x - mean) / std`` with a :func:`image_norm` pair (per channel when it holds one value per channel)."""
+    mean, std = norm
+    if isinstance(mean, (int, float)):
+        return (x - mean) / std
+    shape = (1, len(mean), 1, 1)
+    return (x - torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)) / torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -344,14 +384,14 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: tuple[float, float], batch_size: int = 1024,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Norm, batch_size: int = 1024,
              channels_last: bool = False) -> tuple[float, float]:  # fmt: skip
     """Mean cross-entropy and accuracy of ``model`` on float images ``x`` in [0, 1] (eval mode)."""
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        logits = model(_layout((x[i : i + batch_size] - norm[0]) / norm[1], channels_last))
+        logits = model(_layout(normalise(x[i : i + batch_size], norm), channels_last))
         yb = y[i : i + batch_size]
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
@@ -401,7 +441,7 @@ def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, 
         xb, yb = train.x[idx], train.y[idx]
         if augment is not None:
             xb = augment(xb, gen)
-        logits = model(_layout((xb - norm[0]) / norm[1], cfg.channels_last))
+        logits = model(_layout(normalise(xb, norm), cfg.channels_last))
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         total = loss + penalty(model, cfg) if (cfg.l1 > 0 or cfg.l2 > 0) else loss
         opt.zero_grad(set_to_none=True)
@@ -432,12 +472,14 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
 
     Parameters
     ----------
-    model : a network taking normalised ``(B, 1, H, W)`` floats; moved to the device and trained in place.
-    x_train, y_train : uint8 images ``(n, H, W)`` and integer labels ``0..n_classes-1``.
+    model : a network taking normalised ``(B, C, H, W)`` floats; moved to the device and trained in place.
+    x_train, y_train : uint8 images, greyscale ``(n, H, W)`` or colour ``(n, H, W, C)`` (see
+        :func:`as_images`), and integer labels ``0..n_classes-1``. Greyscale images are normalised by
+        the training split's global mean and std; colour images per channel (one mean and std each).
     cfg : :class:`TrainConfig` (defaults to the fast recipe's settings).
     x_val, y_val : a validation set; if absent, ``cfg.val_fraction`` of each class is carved from train.
         With neither, the last epoch is kept and the history's val columns are NaN.
-    augment : ``augment(x, generator) -> x`` on float ``(B, 1, H, W)`` in [0, 1], applied per batch
+    augment : ``augment(x, generator) -> x`` on float ``(B, C, H, W)`` in [0, 1], applied per batch
         before normalisation; or a name ("shift", "affine", or one of :mod:`digitlab.augment`).
         ``None`` uses ``cfg.augment``.
     progress : show a rich progress bar per epoch.
@@ -454,7 +496,7 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
     with _threads(cfg.num_threads):
         torch.manual_seed(cfg.seed)  # dropout masks; the weights were drawn when the model was built
         train, val = _prepare(x_train, y_train, x_val, y_val, cfg, device)
-        norm = (float(train.x.mean()), float(train.x.std()) or 1.0)
+        norm = image_norm(train.x)
         model.to(device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -530,7 +572,7 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: tuple[float, float], batch_size: int = 1024,
+def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: Norm, batch_size: int = 1024,
                   device: str = "auto") -> np.ndarray:  # fmt: skip
     """Class probabilities ``(n, n_classes)`` of uint8 images under ``model`` (eval mode).
 
@@ -547,7 +589,7 @@ def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: tuple[float, f
     out = []
     for i in range(0, len(x), batch_size):
         xb = to_tensor(x[i : i + batch_size], str(dev))
-        out.append(torch.softmax(model((xb - norm[0]) / norm[1]).float(), 1).cpu())
+        out.append(torch.softmax(model(normalise(xb, norm)).float(), 1).cpu())
     model.train(was_training)
     n_out = out[0].shape[1] if out else 0
     return torch.cat(out).numpy() if out else np.zeros((0, n_out), dtype=np.float32)
@@ -578,7 +620,7 @@ def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y)
     results = []
     for fold, (tr, te) in enumerate(folds):
-        net = build_net(net_name, (1, *x.shape[1:]), n_classes, seed=cfg.seed + fold, **(net_params or {}))
+        net = build_net(net_name, image_shape(x), n_classes, seed=cfg.seed + fold, **(net_params or {}))
         res = fit(net, x[tr], y[tr], replace(cfg, seed=cfg.seed + fold), augment=augment)
         proba = predict_proba(res.model, x[te], norm=res.norm)
         loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(te)), y[te]], 1e-12, None))))
@@ -635,7 +677,8 @@ STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier that trains a network from :mod:`digitlab.models.nets` with :func:`fit`.
 
-    ``X`` is uint8 images ``(n, H, W)`` (or square ``(n, H*W)``). Defaults are the fast recipe's
+    ``X`` is uint8 images, greyscale ``(n, H, W)`` (or square ``(n, H*W)``) or colour ``(n, H, W, C)``;
+    the network is built for their ``(C, H, W)`` (``in_shape_``). Defaults are the fast recipe's
     network and optimiser settings, but without its step budget (``min_steps=0``: exactly ``epochs``
     passes); :meth:`from_recipe` builds the estimator of a recipe (e.g. :data:`FAST_RECIPE`, with its
     ``min_steps``). ``train_params`` sets any other :class:`TrainConfig` field (e.g.
@@ -646,7 +689,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     optimiser's, and with the default ``optimizer="adamw"`` it is decoupled decay, not an L2 penalty.
     ``min_steps`` is the optimiser-step budget (more epochs on small training sets).
 
-    Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``.
+    Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``, ``in_shape_``.
     """
 
     def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 256,
@@ -707,7 +750,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         X = as_images(X)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
         cfg = self._config()
-        net = build_net(self.net, (1, *X.shape[1:]), len(self.classes_), seed=cfg.seed, **(self.net_params or {}))
+        self.in_shape_ = image_shape(X)
+        net = build_net(self.net, self.in_shape_, len(self.classes_), seed=cfg.seed, **(self.net_params or {}))
         self.train_result_ = fit(net, X, y_idx, cfg, augment=self.augment, progress=self.progress)
         self.model_ = self.train_result_.model
         self.history_ = self.train_result_.history
@@ -718,6 +762,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "model_")
+        shape = getattr(self, "in_shape_", None)
+        if shape is not None and image_shape(X) != tuple(shape):
+            raise ModelError(f"images of shape (C, H, W) = {image_shape(X)}: this model was trained on {tuple(shape)}")
         return predict_proba(self.model_, X, norm=self.train_result_.norm)
 
     def predict(self, X) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Network families for small grey images: LeNet-5, a configurable CNN, a small ResNet, ConvMixer.
+"""Network families for small images: LeNet-5, a configurable CNN, a small ResNet, ConvMixer.
 
 Every network takes a float tensor ``(B, C, H, W)`` that is already normalised and returns logits
-``(B, n_classes)``. Build one by name::
+``(B, n_classes)``; ``in_shape = (C, H, W)`` may have any number of channels (1 for greyscale, 3 for
+RGB) and any size from 8x8 up (28x28 MNIST, 32x32 or 64x64 colour, non-square too): the first layer
+takes ``C`` channels and the head is sized by a dry run. Build one by name::
 
     net = build_net("cnn", (1, 28, 28), 10, n_blocks=4, width=16, batch_norm=False)
     count_parameters(net)
