@@ -12,3 +12,13 @@ def mnist():
     from digitlab.data import load_dataset
 
     return load_dataset("mnist")
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """One BLAS/OpenMP thread: on a shared 2-core machine more threads spin and run several times slower.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_blas_thread")``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

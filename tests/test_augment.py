@@ -12,15 +12,9 @@ from scipy import ndimage
 
 from digitlab.augment import (AUGMENTATIONS, _blur, augment_images, compose, distribution_shift, get_augmentation,
                               mmd_rbf, plot_gallery)  # fmt: skip
-from digitlab.data import load_dataset
 from digitlab.errors import ConfigError
 
 NAMES = list(AUGMENTATIONS)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_dataset("mnist")
 
 
 @pytest.fixture(scope="module")

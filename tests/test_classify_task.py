@@ -5,25 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
-from digitlab.data import load_dataset, stratified_subset
+from digitlab.data import stratified_subset
 from digitlab.data.registry import Dataset
 from digitlab.errors import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import classify
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """One BLAS/OpenMP thread: on a shared 2-core machine more threads spin and run several times slower."""
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny() -> Dataset:
-    ds = load_dataset("mnist")
+def tiny(mnist) -> Dataset:
+    ds = mnist
     tr = stratified_subset(ds.y_train, total=800, seed=0)
     te = stratified_subset(ds.y_test, total=400, seed=0)
     return ds.subset(tr, te, "mnist-tiny")

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from digitlab import features as F
-from digitlab.data import load_dataset, stratified_subset
+from digitlab.data import stratified_subset
 from digitlab.data.registry import Dataset
 from digitlab.errors import ConfigError, DatasetError
 
@@ -55,11 +55,6 @@ def bar(horizontal: bool) -> np.ndarray:
 def features_of(img: np.ndarray, **kw) -> dict[str, float]:
     X, names = F.extract_features(img, **kw)
     return dict(zip(names, X[0].astype(float)))
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_dataset("mnist")
 
 
 def test_filled_square_known_answers():
