@@ -1,4 +1,4 @@
-"""Command line: ``digitlab run | report | data | config``. Thin: parses, calls the library, prints.
+"""Command line: ``digitlab run | report | compare | data | config``. Thin: parses, calls the library, prints.
 
 Any :class:`~digitlab.errors.DigitlabError` becomes one line on stderr and exit code 2.
 """
@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild the reports of a run folder from its stored results")
     rep.add_argument("run_dir")
     rep.add_argument("--no-pdf", action="store_true")
+
+    cmp_ = sub.add_parser("compare", help="compare two run folders: setup differences, result differences and their significance")
+    cmp_.add_argument("run_a", help="the baseline run folder")
+    cmp_.add_argument("run_b", help="the variant run folder (differences are B - A)")
+    cmp_.add_argument("--output", "-o", help="folder for compare.html (default: a new compare-<A>-vs-<B> folder beside run A)")
+    cmp_.add_argument("--pdf", action="store_true", help="also write compare.pdf")
+    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level of the Holm-corrected tests (default 0.05)")
+    cmp_.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals (default 1000)")
 
     data = sub.add_parser("data", help="datasets: list, info, verify")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -138,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
 
             html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf)
             print(f"HTML report: {html}" + (f"\nPDF report: {pdf}" if pdf else ""))
+            return 0
+        if args.command == "compare":
+            from digitlab.compare import compare_runs
+
+            comparison = compare_runs(args.run_a, args.run_b, alpha=args.alpha, n_boot=args.n_boot)
+            html, pdf = comparison.write(args.output, pdf=args.pdf)
+            comparison.print_summary()
+            print(f"comparison: {html}" + (f"\nPDF: {pdf}" if pdf else ""))
             return 0
         return cmd_data(args)
     except DigitlabError as exc:
