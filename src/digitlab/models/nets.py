@@ -31,6 +31,10 @@ Families and their parameters (defaults in brackets):
 * ``convmixer``: ConvMixer (Trockman & Kolter 2022): a patch embedding (``patch_size`` [2]) to
   ``dim`` [64] channels, ``depth`` [4] layers of a residual depthwise conv (``kernel_size`` [5]) and a
   pointwise conv, global average pooling, linear.
+* ``mlp``: a fully connected network (:data:`DENSE_NAMES`, kept apart from the convolutional
+  :data:`NET_NAMES`): flatten, then one [linear -> activation -> dropout] layer per entry of
+  ``hidden`` [(256,)], then linear. ``hidden=()`` is softmax (multinomial logistic) regression;
+  ``activation`` ["relu"], ``dropout`` [0.0] after every hidden layer.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from torch import nn
 
 from digitlab.errors import ModelError
 
-NET_NAMES: tuple[str, ...] = ("lenet5", "cnn", "resnet", "convmixer")
+NET_NAMES: tuple[str, ...] = ("lenet5", "cnn", "resnet", "convmixer")  # convolutional families
+DENSE_NAMES: tuple[str, ...] = ("mlp",)  # fully connected families (no conv layers), for complexity/regularisation studies
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 MIN_POOLED_SIZE = 3  # a block downsamples only if the map stays at least this many pixels wide
 
@@ -290,16 +295,43 @@ class ConvMixer(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# Fully connected network (MLP; softmax regression with no hidden layer)
+# ---------------------------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """Flatten, ``hidden`` x [linear -> activation -> dropout], linear. ``hidden=()``: softmax regression."""
+
+    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, hidden: tuple[int, ...] | list[int] = (256,),
+                 activation: str = "relu", dropout: float = 0.0):  # fmt: skip
+        super().__init__()
+        _check_range("mlp dropout", dropout, 0.0, 0.95)
+        for h in hidden:
+            _check_range("mlp hidden units", h, 1, 65536)
+        _activation(activation)
+        n_in = in_shape[0] * in_shape[1] * in_shape[2]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for h in hidden:
+            layers += [nn.Linear(n_in, int(h)), _activation(activation)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+            n_in = int(h)
+        layers.append(nn.Linear(n_in, n_classes))
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+# ---------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------
 
-_FAMILIES: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "cnn": ConvNet, "resnet": ResNet, "convmixer": ConvMixer}
+_FAMILIES: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "cnn": ConvNet, "resnet": ResNet, "convmixer": ConvMixer, "mlp": MLP}
 
 
 def net_params(name: str) -> dict[str, object]:
     """The parameters of family ``name`` with their defaults."""
     if name not in _FAMILIES:
-        raise ModelError(f"network {name!r}: unknown; use one of {list(NET_NAMES)}")
+        raise ModelError(f"network {name!r}: unknown; use one of {list(NET_NAMES + DENSE_NAMES)}")
     sig = inspect.signature(_FAMILIES[name].__init__)
     return {k: p.default for k, p in sig.parameters.items() if k not in ("self", "in_shape", "n_classes")}
 
@@ -310,7 +342,7 @@ def build_net(name: str, in_shape: tuple[int, int, int] = (1, 28, 28), n_classes
 
     Parameters
     ----------
-    name : one of :data:`NET_NAMES`.
+    name : one of :data:`NET_NAMES` or :data:`DENSE_NAMES`.
     in_shape : ``(channels, height, width)`` of one input image.
     n_classes : number of output logits.
     seed : if given, the weights are initialised under ``torch.manual_seed(seed)`` without
