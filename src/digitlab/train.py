@@ -771,6 +771,58 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """Most probable class label per image."""
         return self.classes_[self.predict_proba(X).argmax(1)]
 
+    def save(self, path_dir, name: str = "cnn"):
+        """Save the fitted model in folder ``path_dir``: ``model.pt`` (the network's ``state_dict``) and
+        ``model.json`` (network family and parameters, ``in_shape``, classes, normalisation, training
+        configuration and summary, the estimator's parameters). See :mod:`digitlab.models.persist`."""
+        from sklearn.utils.validation import check_is_fitted
+
+        from digitlab.models.persist import save_net
+
+        check_is_fitted(self, "model_")
+        res = self.train_result_
+        mean, std = res.norm
+        params = self.get_params()
+        if callable(params.get("augment")):
+            params["augment"] = None  # a callable cannot be stored; the loaded estimator predicts the same
+        meta = {"kind": "CNNClassifier", "name": name, "net": self.net, "net_params": dict(self.net_params or {}),
+                "in_shape": list(self.in_shape_), "n_classes": len(self.classes_), "classes": self.classes_.tolist(),
+                "classes_dtype": self.classes_.dtype.str if self.classes_.dtype != object else "object",
+                "normalisation": {"mean": mean, "std": std, "per_channel": not isinstance(mean, (int, float)),
+                                  "input": "uint8 pixels / 255, then (x - mean) / std"},
+                "train_config": config_dict(self._config()), "estimator_params": params,
+                "training": {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_planned": res.epochs_planned,
+                             "steps": res.steps, "steps_per_epoch": res.steps_per_epoch, "train_seconds": res.train_seconds,
+                             "n_train_images_seen": res.n_train_images_seen, "stopped_early": res.stopped_early,
+                             "history": res.history}}  # fmt: skip
+        return save_net(path_dir, self.model_, meta)
+
+    @classmethod
+    def load(cls, path_dir, device: str = "cpu") -> "CNNClassifier":
+        """A fitted estimator from a folder written by :meth:`save` (weights read with ``weights_only=True``)."""
+        from digitlab.models.persist import load_net
+
+        model, meta = load_net(path_dir, device=resolve_device(device))
+        params = {k: v for k, v in meta.get("estimator_params", {}).items() if k in cls._get_param_names()}
+        est = cls(**params)
+        if meta.get("train_config", {}).get("channels_last"):
+            model.to(memory_format=torch.channels_last)  # as it was trained: the same kernels, the same numbers
+        norm = meta["normalisation"]
+        mean, std = norm["mean"], norm["std"]
+        if isinstance(mean, list):
+            mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        dtype = meta.get("classes_dtype", None)
+        est.classes_ = np.asarray(meta["classes"], dtype=object if dtype == "object" else dtype)
+        est.in_shape_ = tuple(int(v) for v in meta["in_shape"])
+        tr = meta.get("training", {})
+        history = [{k: (math.nan if v is None else v) for k, v in row.items()} for row in tr.get("history", [])]
+        est.train_result_ = TrainResult(model, history, int(tr.get("best_epoch", 0)), float(tr.get("train_seconds", 0.0)),
+                                        int(tr.get("n_train_images_seen", 0)), (mean, std), tr.get("stopped_early", ""),
+                                        epochs_planned=int(tr.get("epochs_planned", 0)), epochs_run=int(tr.get("epochs_run", 0)),
+                                        steps=int(tr.get("steps", 0)), steps_per_epoch=int(tr.get("steps_per_epoch", 0)))  # fmt: skip
+        est.model_, est.history_ = model, history
+        return est
+
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """A JSON-serialisable copy of ``cfg`` (to store next to results)."""
