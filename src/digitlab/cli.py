@@ -29,6 +29,17 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="folder of cached task results (default: .digitlab-cache)")
 
 
+def _report_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("report title page (kept in the run's summary.json for later rebuilds)")
+    g.add_argument("--title", help="the report's title")
+    g.add_argument("--author", help="author name(s) on the title page")
+    g.add_argument("--course", help="course name on the title page")
+
+
+def _report_meta(args: argparse.Namespace) -> dict:
+    return {"title": args.title, "author": args.author, "course": args.course}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (reusable by scripts)."""
     parser = argparse.ArgumentParser(prog="digitlab", description="Run a complete image-classification study and write HTML + PDF reports.")
@@ -40,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="recompute every task (results are still stored)")
     run.add_argument("--no-pdf", action="store_true", help="skip report.pdf")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    _report_args(run)
 
     cfg = sub.add_parser("config", help="print the resolved config as TOML")
     _study_args(cfg)
@@ -47,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild the reports of a run folder from its stored results")
     rep.add_argument("run_dir")
     rep.add_argument("--no-pdf", action="store_true")
+    _report_args(rep)
 
     cmp_ = sub.add_parser("compare", help="compare two run folders: setup differences, result differences and their significance")
     cmp_.add_argument("run_a", help="the baseline run folder")
@@ -90,7 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.study.use_cache = False
     if args.no_pdf:
         cfg.study.pdf = False
-    out = run_study(cfg, quiet=args.quiet)
+    out = run_study(cfg, quiet=args.quiet, build_report=False)
+    from digitlab.report.build import build_reports
+
+    out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf, **_report_meta(args))
     print(f"run folder: {out.run_dir}")
     print(f"HTML report: {out.html}")
     if out.pdf:
@@ -144,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from digitlab.report.build import build_reports
 
-            html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf)
+            html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf, **_report_meta(args))
             print(f"HTML report: {html}" + (f"\nPDF report: {pdf}" if pdf else ""))
             return 0
         if args.command == "compare":

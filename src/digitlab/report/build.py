@@ -1,105 +1,365 @@
 """Build the HTML (interactive) and PDF reports of a run folder from its stored results only.
 
 The report never trains or computes anything: it reads ``summary.json``, ``environment.json`` and
-``results/<task>/result.json`` (plus the figure files beside them) and renders one template twice:
-interactive for HTML (plotly fragments, plotly.js inlined once) and static for the PDF (WeasyPrint).
+``results/<task>/result.json`` (plus the figure files beside them), arranges them in the course brief's
+order (:mod:`digitlab.report.outline`), adds short answers, key findings and conclusions computed from
+the stored numbers (:mod:`digitlab.report.answers`), and renders one template twice: interactive for
+HTML (plotly fragments, sortable tables, sidebar contents) and static for the PDF (WeasyPrint: title
+page, contents with page numbers, numbered figures and tables, appendix for long tables).
+
+A damaged run still gets a report: a missing or corrupt result or figure shows as a visible note in
+its section. Both files are rendered before either is written, and each write is atomic, so a failure
+never leaves the previous report half-overwritten.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import math
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from digitlab.data.idx import atomic_write_bytes
 from digitlab.errors import DigitlabError
-from digitlab.study.cache import result_from_json
+from digitlab.names import humanize
+from digitlab.report import answers as A
+from digitlab.report.load import LoadedTask, RunData, load_run
+from digitlab.report.outline import OUTLINE, Part, Section, outline_tasks
+from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
 TEMPLATES = Path(__file__).parent / "templates"
-MAX_ROWS = 60  # longer tables are cut in the report; the full table stays in result.json
+META_KEYS = ("title", "author", "course")
+DEFAULT_TITLE = "Handwritten-digit classification: a complete study"
 
 
-def fmt_cell(v: Any) -> str:
-    """Format a table cell: floats to 4 significant decimals, big ints with separators."""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-            return f"{v:.3g}"
-        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 10 else f"{v:,.2f}".rstrip("0").rstrip(".")
-    if isinstance(v, (list, tuple)):
-        return ", ".join(fmt_cell(x) for x in v)
-    return "" if v is None else str(v)
-
-
-def fmt_duration(s: float) -> str:
+def fmt_duration(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "–"
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+# ---------------------------------------------------------------------------------------------
+# The document model the template renders
+# ---------------------------------------------------------------------------------------------
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """Read everything the report needs from a run folder."""
+@dataclass
+class FigureView:
+    number: int
+    caption: str
+    src: str
+    html: str | None
+    error: str
+    task: str
+
+    @property
+    def anchor(self) -> str:
+        return f"figure-{self.number}"
+
+
+@dataclass
+class TaskBlock:
+    """One task's results inside a part of the brief."""
+
+    name: str
+    title: str
+    status: str  # "ok" | "error" | "absent"
+    message: str = ""  # the error or absence note
+    summary: str = ""
+    notes: list[str] = field(default_factory=list)
+    figures: list[FigureView] = field(default_factory=list)
+    tables: list[PreparedTable] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    cached: bool = False
+    seconds: float | None = None
+
+
+@dataclass
+class PartView:
+    part: Part
+    anchor: str
+    blocks: list[TaskBlock]
+    answer: str = ""
+    metrics_table: PreparedTable | None = None  # part 3.1 only
+    metric_rows: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class SectionView:
+    section: Section
+    parts: list[PartView]
+    present: bool  # at least one of its tasks is in the run
+
+
+@dataclass
+class Numbering:
+    figure: int = 0
+    table: int = 0
+
+    def next_figure(self) -> int:
+        self.figure += 1
+        return self.figure
+
+    def next_table(self) -> int:
+        self.table += 1
+        return self.table
+
+
+def _metric_note_names() -> tuple[str, ...]:
+    from digitlab.metrics import METRIC_DEFINITIONS
+
+    return tuple(f"<b>{d['name']}</b>" for d in METRIC_DEFINITIONS)
+
+
+def _registered_tasks() -> tuple[str, ...]:
+    from digitlab.study.config import TASK_ORDER
+
+    return tuple(TASK_ORDER)
+
+
+def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: tuple[str, ...] = ()) -> TaskBlock:
+    """The view of one task: absent, damaged, or its numbered figures and tables."""
+    if task is None:
+        how = f"digitlab run --tasks {name}"
+        if name in _registered_tasks():
+            msg = f"The task “{name}” was not part of this run; add it with <code>{how}</code> (or run the whole study)."
+        else:
+            msg = f"The task “{name}” is not available in this version of digitlab, so this question is not answered yet."
+        return TaskBlock(name, name, "absent", Markup(msg))
+    if task.result is None:
+        return TaskBlock(name, name, "error", f"This section is missing: {task.error}. Rerun the task to restore it.",
+                         cached=task.cached, seconds=task.seconds)
+    r = task.result
+    block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
+                      findings=[humanize(f) for f in r.findings],
+                      notes=[Markup(humanize(n)) for n in r.notes if not n.startswith(drop_notes)])
+    for f in task.figures:
+        block.figures.append(FigureView(num.next_figure(), humanize(f.caption), f.src, f.html, f.error, name))
+    for tb in r.tables:
+        block.tables.append(prepare_table(tb, num.next_table(), name))
+    return block
+
+
+def metric_definitions_table(num: Numbering) -> tuple[PreparedTable, list[dict]]:
+    """Part 3.1's table of metric definitions (from digitlab.metrics, the code that computes them)."""
+    from digitlab.metrics import METRIC_DEFINITIONS
+
+    rows = [{"metric": d["name"], "definition": d["formula"], "meaning": d["meaning"], "misleads": d["misleads"],
+             "computed": d["computed"]} for d in METRIC_DEFINITIONS]
+    table = PreparedTable(name="metric_definitions", number=num.next_table(),
+                          caption="The metrics computed for every model, how each is defined and what it means in practice.",
+                          columns=["metric", "definition", "meaning", "misleads"],
+                          headers=["metric", "definition", "what it tells", "can mislead when"], rows=[], sort=[],
+                          numeric=[False] * 4, text_cols=[True] * 4, n_rows=len(rows), size="small",
+                          groups=[[0, 1, 2, 3]], task="classify")
+    return table, rows
+
+
+def build_sections(run: RunData, num: Numbering) -> list[SectionView]:
+    results = {n: t.result for n, t in run.tasks.items() if t.result is not None}
+    drop = _metric_note_names()
+    views = []
+    for sec in OUTLINE:
+        parts = []
+        for part in sec.parts:
+            pv = PartView(part, "part-" + part.number.replace(".", "-").lower(), [])
+            if part.special == "metrics":
+                pv.metrics_table, pv.metric_rows = metric_definitions_table(num)
+                pv.answer = A.metrics_answer(results)
+            for name in part.tasks:
+                pv.blocks.append(task_block(name, run.tasks.get(name), num, drop if name == "classify" else ()))
+            if part.tasks:
+                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results) for n in part.tasks) if x)
+            parts.append(pv)
+        present = any(n in run.tasks for n in sec.tasks)
+        views.append(SectionView(sec, parts, present))
+    return views
+
+
+def other_blocks(run: RunData, num: Numbering) -> list[TaskBlock]:
+    placed = set(outline_tasks())
+    return [task_block(n, t, num) for n, t in run.tasks.items() if n not in placed]
+
+
+def key_findings(sections: list[SectionView]) -> list[dict[str, str]]:
+    """One scientific finding per answered part of the brief: the task's headline, else the computed answer."""
+    out = []
+    for sv in sections:
+        for pv in sv.parts:
+            if pv.part.special == "metrics":
+                continue
+            line = pv.answer
+            if line:
+                out.append({"label": f"{sv.section.label} · {pv.part.number}", "anchor": pv.anchor, "text": line})
+    return out
+
+
+def conclusions(sections: list[SectionView]) -> list[dict[str, str]]:
+    """A paragraph per section of the brief, assembled from its parts' answers (every number from the run)."""
+    out = []
+    for sv in sections:
+        answered = [pv.answer for pv in sv.parts if pv.answer]
+        if answered:
+            out.append({"label": sv.section.label, "title": sv.section.title, "text": " ".join(answered)})
+        elif not sv.section.optional:
+            out.append({"label": sv.section.label, "title": sv.section.title,
+                        "text": "Not answered by this run (its tasks were not run or their results are missing)."})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Title, author, course: stored with the run so `digitlab report` keeps them
+# ---------------------------------------------------------------------------------------------
+
+
+def report_meta(run: RunData, overrides: dict[str, str | None] | None = None) -> dict[str, str]:
+    """Title, author and course: the given overrides, else those stored in summary.json, else defaults."""
+    stored = run.summary.get("report") if isinstance(run.summary.get("report"), dict) else {}
+    meta = {k: str(stored.get(k) or "") for k in META_KEYS}
+    for k, v in (overrides or {}).items():
+        if k in META_KEYS and v is not None:
+            meta[k] = str(v).strip()
+    return meta
+
+
+def store_meta(run_dir: Path, meta: dict[str, str]) -> None:
+    """Record the report's title/author/course in summary.json (atomically; skipped if it is unreadable)."""
+    path = run_dir / "summary.json"
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-        env = json.loads((run_dir / "environment.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise DigitlabError(f"{run_dir}: not a finished digitlab run folder ({exc}); pass a folder written by `digitlab run`") from None
-    sections = []
-    for t in summary["tasks"]:
-        folder = run_dir / "results" / t["task"]
-        result = result_from_json((folder / "result.json").read_text())
-        figures = [{"caption": f.caption, "src": _data_uri(folder / f.file),
-                    "html": (folder / f.html_file).read_text() if f.html_file else None} for f in result.figures]
-        tables = []
-        for tb in result.tables:
-            cols = tb.columns or (list(tb.rows[0].keys()) if tb.rows else [])
-            extra = max(0, len(tb.rows) - MAX_ROWS)
-            tables.append({"name": tb.name, "caption": tb.caption, "columns": cols, "rows": tb.rows[:MAX_ROWS], "truncated": extra})
-        sections.append({"name": t["task"], "result": result, "cached": t["cached"], "figures": figures, "tables": tables})
-    return {"summary": summary, "env": env, "sections": sections}
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(summary, dict) or summary.get("report") == meta:
+        return
+    summary["report"] = meta
+    atomic_write_bytes(path, json.dumps(summary, indent=1).encode())
 
 
-def render_html(data: dict[str, Any], interactive: bool) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["j2", "html"]))
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["j2", "html"]),
+                             trim_blocks=True, lstrip_blocks=True)
     env.filters["cell"] = fmt_cell
     env.filters["dur"] = fmt_duration
+    return env
+
+
+def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
+    """Everything the template needs, numbered in reading order."""
+    num = Numbering()
+    sections = build_sections(run, num)
+    others = other_blocks(run, num)
+    s = run.summary
+    dataset = s.get("dataset") if isinstance(s.get("dataset"), dict) else {}
+    tables = [t for sv in sections for pv in sv.parts for b in pv.blocks for t in b.tables] + [t for b in others for t in b.tables]
+    timings = [{"task": n, "seconds": t.seconds, "cached": t.cached, "status": "ok" if t.result else "missing"}
+               for n, t in run.tasks.items()]
+    return {
+        "meta": {**meta, "title": meta["title"] or DEFAULT_TITLE},
+        "run": {"name": s.get("name") or run.run_dir.name, "dataset": dataset.get("name") or "unknown dataset",
+                "profile": s.get("profile") or "unknown", "finished": s.get("finished") or "unknown",
+                "seconds": s.get("seconds"), "device": run.env.get("device", "unknown"), "seed": run.env.get("seed", "–"),
+                "code": run.env.get("code_version", "–"), "version": (run.env.get("packages") or {}).get("digitlab", "–"),
+                "folder": run.run_dir.name},
+        "today": datetime.now().strftime("%Y-%m-%d"),
+        "problems": run.problems,
+        "sections": sections,
+        "others": others,
+        "key_findings": key_findings(sections),
+        "conclusions": conclusions(sections),
+        "appendix_tables": [t for t in tables if t.placement == "appendix"],
+        "html_only_tables": [t for t in tables if t.placement == "html-only"],
+        "timings": timings,
+        "env": run.env,
+        "env_keys": ["python", "platform", "machine", "cpu_count", "torch_threads", "device", "seed", "n_jobs", "code_version"],
+        "n_figures": num.figure,
+        "n_tables": num.table,
+    }
+
+
+def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozenset[str] = frozenset()) -> str:
+    """The report as HTML: ``interactive`` for the browser, static for WeasyPrint (``flow``: sections that
+    do not start a new page)."""
+    env = _environment()
     plotly_js = ""
-    if interactive and any(f["html"] for s in data["sections"] for f in s["figures"]):
+    if interactive and any(f.html for sv in doc["sections"] for pv in sv.parts for b in pv.blocks for f in b.figures):
         from plotly.offline import get_plotlyjs
 
         plotly_js = get_plotlyjs()
-    key = [s["result"].findings[0] for s in data["sections"] if s["result"].findings and s["name"] != "overview"]
-    return env.get_template("report.html.j2").render(
-        **data, interactive=interactive, plotly_js=jinja2.utils.markupsafe.Markup(plotly_js),
-        css=jinja2.utils.markupsafe.Markup((TEMPLATES / "report.css").read_text()), key_findings=key)
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8") if interactive else ""
+    return env.get_template("report.html.j2").render(**doc, interactive=interactive, plotly_js=Markup(plotly_js),
+                                                     css=Markup(css), script=Markup(script), flow=flow)
 
 
-def build_reports(run_dir: str | Path, pdf: bool = True) -> tuple[Path, Path | None]:
-    """Write ``report.html`` (and ``report.pdf``) into ``run_dir``; return their paths."""
+NEAR_EMPTY = 0.25  # a page filled less than this before a forced page break is avoided
+
+
+def render_pdf(doc: dict[str, Any], base_url: Path) -> bytes:
+    """The PDF of ``doc`` (see :func:`layout_pdf`)."""
+    return layout_pdf(doc, base_url).write_pdf()
+
+
+def layout_pdf(doc: dict[str, Any], base_url: Path, max_passes: int = 3):
+    """The laid-out WeasyPrint document of ``doc``. Sections start on a new page, except where that would leave the page before
+    nearly empty: the layout is measured and such a section flows on instead (a second pass)."""
+    import weasyprint
+
+    from digitlab.report.check import measure
+
+    for noisy in ("weasyprint", "fontTools", "fontTools.subset", "fontTools.ttLib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    flow: set[str] = set()
+    keys = [sv.section.key for sv in doc["sections"]] + ["other", "conclusions", "appendix", "environment"]
+    for _ in range(max_passes):
+        rendered = weasyprint.HTML(string=render_html(doc, interactive=False, flow=flow), base_url=str(base_url)).render()
+        fills = measure(rendered).pages
+        more = set()
+        for i in range(1, len(rendered.pages) - 1):
+            starts = [k for k in keys if k in rendered.pages[i + 1].anchors and k not in flow]
+            if fills[i].fill < NEAR_EMPTY and starts:
+                more.add(starts[0])
+        if not more:
+            break
+        flow |= more
+    return rendered
+
+
+def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = None, author: str | None = None,
+                  course: str | None = None) -> tuple[Path, Path | None]:
+    """Write ``report.html`` (and ``report.pdf``) into ``run_dir``; return their paths.
+
+    ``title``, ``author`` and ``course`` go on the title page; given ones are stored in ``summary.json``
+    so that a later ``digitlab report`` keeps them.
+    """
     run_dir = Path(run_dir)
-    data = load_run(run_dir)
-    html_path = run_dir / "report.html"
-    atomic_write_bytes(html_path, render_html(data, interactive=True).encode())
-    pdf_path = None
-    if pdf:
-        import logging
-
-        import weasyprint
-
-        for noisy in ("weasyprint", "fontTools"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
-        static = render_html(data, interactive=False)
-        pdf_path = run_dir / "report.pdf"
-        atomic_write_bytes(pdf_path, weasyprint.HTML(string=static, base_url=str(run_dir)).write_pdf())
+    run = load_run(run_dir)
+    meta = report_meta(run, {"title": title, "author": author, "course": course})
+    doc = document(run, meta)
+    html = render_html(doc, interactive=True).encode()
+    pdf_bytes = render_pdf(doc, run_dir) if pdf else None
+    try:
+        html_path = run_dir / "report.html"
+        atomic_write_bytes(html_path, html)
+        pdf_path = None
+        if pdf_bytes is not None:
+            pdf_path = run_dir / "report.pdf"
+            atomic_write_bytes(pdf_path, pdf_bytes)
+        if any(v is not None for v in (title, author, course)):
+            store_meta(run_dir, meta)
+    except OSError as exc:
+        raise DigitlabError(f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
+                            "and free space") from None
     return html_path, pdf_path
+
+
+__all__ = ["build_reports", "document", "render_html", "render_pdf", "load_run", "fmt_cell"]
