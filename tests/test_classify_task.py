@@ -90,3 +90,15 @@ def test_subset_sizes_and_official_test_indices(tiny, tmp_path):
     pred = np.load(tmp_path / "predictions.npz")
     np.testing.assert_array_equal(pred["y_true"], tiny.y_test[pred["test_index"]])
     np.testing.assert_array_equal(pred["test_index"], stratified_subset(tiny.y_test, total=200, seed=0))
+
+
+def test_saved_models_load_back_with_identical_predictions(result):
+    from digitlab.models.persist import load_model
+
+    res, out, tiny = result
+    saved = res.metrics["saved_models"]
+    assert set(saved) == {"logreg", "gnb", "tree", "random_forest", "rbf_svm", "cnn"}
+    pred = np.load(out / "predictions.npz")
+    for name in ("cnn", "logreg", "random_forest"):
+        model = load_model(out / saved[name])
+        np.testing.assert_array_equal(model.predict(tiny.x_test), pred[f"y_pred__{name}"], err_msg=name)

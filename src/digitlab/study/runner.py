@@ -87,6 +87,15 @@ def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
     return log
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link a cached file into the run folder (no second copy of large arrays and models); copy
+    where links are impossible (another file system). Cache entries are never modified in place."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache, log: logging.Logger,
              done: dict[str, tuple[Upstream, str]], progress: bool) -> tuple[TaskResult, Path, bool, str]:
     """Return (result, entry folder, cached?, cache key) for one task, computing it only on a cache miss.
@@ -142,7 +151,7 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     results, cached, done = {}, {}, {}
     for name, task_cfg in cfg.tasks.items():
         result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
-        shutil.copytree(entry, run_dir / "results" / name)
+        shutil.copytree(entry, run_dir / "results" / name, copy_function=_link_or_copy)
         results[name], cached[name] = result, hit
         done[name] = (Upstream(result, run_dir / "results" / name), key)
     seconds = round(time.perf_counter() - t0, 2)

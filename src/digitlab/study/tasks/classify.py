@@ -51,6 +51,8 @@ class Config:
     n_boot: int = 2000  # bootstrap resamples of the accuracy confidence interval
     ece_bins: int = 15  # equal-width confidence bins of the calibration error
     alpha: float = 0.05  # significance level of the pairwise McNemar tests (Holm-corrected)
+    save_models: bool = True  # save every trained model under models/<name>/ (digitlab predict loads them)
+    save_max_mb: float = 100.0  # skip saving a model whose serialised size exceeds this (MB; big forests)
 
     def validate(self) -> None:
         check_models(self.models, "classify.models")
@@ -60,6 +62,8 @@ class Config:
                 raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 1")
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"config key classify.alpha: {self.alpha} must be in (0, 1); e.g. 0.05")
+        if self.save_max_mb <= 0:
+            raise ConfigError(f"config key classify.save_max_mb: {self.save_max_mb} must be positive; e.g. 100")
 
 
 PROFILES = {
@@ -130,10 +134,10 @@ def _train_gflop(model: Any, x_train: np.ndarray | None) -> float | None:
     res = getattr(model, "train_result_", None)
     if res is None or x_train is None:
         return None
+    from digitlab.experiment import input_shape
     from digitlab.flops import train_flops
-    from digitlab.train import as_images
 
-    per_image = train_flops(model.model_, (1, *as_images(x_train[:1]).shape[1:]), min(model.batch_size, max(2, len(x_train))))
+    per_image = train_flops(model.model_, input_shape(x_train[:1]), min(model.batch_size, max(2, len(x_train))))  # (C, H, W)
     return _r(per_image * res.n_train_images_seen / 1e9, 3)
 
 
@@ -280,6 +284,33 @@ def fig_cost(cost: list[dict], scores: list[dict], out_dir) -> str:
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
     return save_png(fig, out_dir, "cost")
+
+
+def cnn_curve_rows(history: list[dict]) -> list[dict]:
+    """The CNN's per-epoch training history (``CNNClassifier.history_``) as table rows, accuracies in %."""
+    return [{"epoch": h["epoch"], "train_loss": _r(h["train_loss"]), "train_acc": _r(100 * h["train_acc"], 2),
+             "val_loss": _r(h["val_loss"]), "val_acc": _r(100 * h["val_acc"], 2), "lr": float(f"{h['lr']:.3g}")}
+            for h in history]  # fmt: skip
+
+
+def fig_cnn_curves(history: list[dict], out_dir) -> str:
+    """Training and validation loss (left) and accuracy (right) of the CNN per epoch, best epoch marked."""
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    best = ep[int(np.nanargmax([h["val_acc"] for h in history]))] if any(np.isfinite(h["val_acc"]) for h in history) else None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, m, label, scale in ((axes[0], "loss", "cross-entropy", 1), (axes[1], "acc", "accuracy (%)", 100)):
+        ax.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="training (running mean over the epoch)")
+        ax.plot(ep, [scale * h[f"val_{m}"] for h in history], "o-", ms=3, label="validation")
+        if best is not None:
+            ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best validation epoch ({best}, kept)")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    return save_png(fig, out_dir, "cnn_curves")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,6 +487,22 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
     return notes
 
 
+def save_models(runs: list, out_dir, cfg: Config) -> dict[str, str]:
+    """Save each trained model under ``models/<name>/`` (networks as weights + JSON, classic models as
+    skops); returns name -> folder, or the reason a model was not saved."""
+    from digitlab.models.persist import save_model
+
+    saved = {}
+    for r in runs:
+        mb = r.size["bytes"] / 2**20
+        if mb > cfg.save_max_mb:
+            saved[r.name] = f"not saved: {mb:,.0f} MB exceeds classify.save_max_mb = {cfg.save_max_mb:g}"
+            continue
+        save_model(out_dir / "models" / r.name, r.name, r.model)
+        saved[r.name] = f"models/{r.name}"
+    return saved
+
+
 def save_predictions(runs: list[dict], y_test: np.ndarray, test_index: np.ndarray, out_dir) -> str:
     """Write ``predictions.npz``: y_true, test_index (rows of the official test set), model names, and per
     model ``y_pred__<name>`` plus ``proba__<name>`` (or ``scores__<name>`` for models without probabilities)."""
@@ -503,7 +550,14 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     if mcf:
         figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: Holm-adjusted p-values (dark = significant)."))
     figures.append(Figure("cost", fig_cost(cost, scores, out), "Fit time against test error (both log scale)."))
+    cnn_run = next((r for r in runs if r["name"] == "cnn"), None)
+    history = list(getattr(cnn_run.model, "history_", None) or []) if cnn_run is not None else []
+    if history:
+        figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
+                              f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
+                              "of them held out for validation; the weights of the best validation epoch are the ones tested."))
     pred_file = save_predictions(runs, y_test, test_index, out)
+    saved = save_models(runs, out, cfg) if cfg.save_models else {}
     all_wrong = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
     tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
                                       f"{cfg.n_boot} resamples)."),
@@ -516,6 +570,10 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                                   "and pickled size; parameters and their bytes for the CNN)."),
               Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
                                    "chi-square with continuity correction) with Holm-adjusted p-values.")]
+    if history:
+        tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
+                            "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
+                            "learning rate at the epoch's start.", ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
     acc = {r["name"]: round(float(mets[r["name"]]["accuracy"]), 5) for r in runs}
     return TaskResult(
         title=TITLE,
@@ -526,7 +584,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         headline=(f"Best model: {best} at {100 * acc[best]:.2f} % test accuracy (95 % CI {100 * cis[best]['low']:.2f}-"
                   f"{100 * cis[best]['high']:.2f}) on {len(y_test):,} test images."),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
-                 "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file,
+                 "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file, "saved_models": saved,
                  "all_models_wrong": int(all_wrong.sum()), "all_models_wrong_index": test_index[all_wrong].tolist(),
                  "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
                  "fit_seconds": {r["name"]: round(r["fit_s"], 2) for r in runs}})
