@@ -313,6 +313,33 @@ def fig_cnn_curves(history: list[dict], out_dir) -> str:
     return save_png(fig, out_dir, "cnn_curves")
 
 
+def cnn_curve_rows(history: list[dict]) -> list[dict]:
+    """The CNN's per-epoch training history (``CNNClassifier.history_``) as table rows, accuracies in %."""
+    return [{"epoch": h["epoch"], "train_loss": _r(h["train_loss"]), "train_acc": _r(100 * h["train_acc"], 2),
+             "val_loss": _r(h["val_loss"]), "val_acc": _r(100 * h["val_acc"], 2), "lr": float(f"{h['lr']:.3g}")}
+            for h in history]  # fmt: skip
+
+
+def fig_cnn_curves(history: list[dict], out_dir) -> str:
+    """Training and validation loss (left) and accuracy (right) of the CNN per epoch, best epoch marked."""
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    best = ep[int(np.nanargmax([h["val_acc"] for h in history]))] if any(np.isfinite(h["val_acc"]) for h in history) else None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, m, label, scale in ((axes[0], "loss", "cross-entropy", 1), (axes[1], "acc", "accuracy (%)", 100)):
+        ax.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="training (running mean over the epoch)")
+        ax.plot(ep, [scale * h[f"val_{m}"] for h in history], "o-", ms=3, label="validation")
+        if best is not None:
+            ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best validation epoch ({best}, kept)")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    return save_png(fig, out_dir, "cnn_curves")
+
+
 # ---------------------------------------------------------------------------------------------
 # Findings
 # ---------------------------------------------------------------------------------------------
@@ -556,6 +583,12 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
                               f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
                               "of them held out for validation; the weights of the best validation epoch are the ones tested."))
+    cnn_run = next((r for r in runs if r["name"] == "cnn"), None)
+    history = list(getattr(cnn_run.model, "history_", None) or []) if cnn_run is not None else []
+    if history:
+        figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
+                              f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
+                              "of them held out for validation; the weights of the best validation epoch are the ones tested."))
     pred_file = save_predictions(runs, y_test, test_index, out)
     saved = save_models(runs, out, cfg) if cfg.save_models else {}
     all_wrong = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
@@ -570,6 +603,10 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                                   "and pickled size; parameters and their bytes for the CNN)."),
               Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
                                    "chi-square with continuity correction) with Holm-adjusted p-values.")]
+    if history:
+        tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
+                            "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
+                            "learning rate at the epoch's start.", ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
     if history:
         tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
                             "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
