@@ -34,6 +34,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from digitlab.errors import ConfigError, ModelError
+from digitlab.experiment import progress_bar
 from digitlab.models.nets import build_net
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -418,16 +419,7 @@ def _prepare(x_train, y_train, x_val, y_val, cfg: TrainConfig, device: str) -> t
     return train, val
 
 
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[info]}"), transient=True)  # fmt: skip
-
-
-def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, augment, deadline, bar) -> dict[str, Any]:
+def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, augment, deadline, step) -> dict[str, Any]:
     """One pass over a seeded permutation of the training tensor. Returns sums and a time-out flag."""
     model.train()
     n = len(train.x)
@@ -456,8 +448,7 @@ def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, 
         correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
         n_steps += 1
-        if bar is not None:
-            bar[0].update(bar[1], advance=1)
+        step()
         if deadline and time.perf_counter() > deadline:
             timed_out = True
             break
@@ -515,15 +506,13 @@ def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, devi
     seen, n_steps, stop, since_best = 0, 0, "", 0
     start = time.perf_counter()
     deadline = start + cfg.max_seconds if cfg.max_seconds > 0 else 0.0
-    bar = _progress(progress)
-    if bar is not None:
-        bar.start()
-    try:
+    with progress_bar(progress, f"epoch 1/{cfg.epochs}", steps * cfg.epochs) as step:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
-            task = (bar, bar.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps, info="")) if bar is not None else None
-            stats = _train_epoch(model, opt, sched, train, norm, cfg, gen, augment, deadline, task)
+            step(0, description=f"epoch {epoch}/{cfg.epochs}" + (f" (last: loss {history[-1]['train_loss']:.4f}, "
+                                                                  f"val acc {history[-1]['val_acc']:.4f})" if history else ""))
+            stats = _train_epoch(model, opt, sched, train, norm, cfg, gen, augment, deadline, step)
             seen += stats["seen"]
             n_steps += stats["steps"]
             val_loss, val_acc = evaluate(model, val.x, val.y, norm, cfg.eval_batch_size, cfg.channels_last) if val else (math.nan, math.nan)
@@ -531,8 +520,6 @@ def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, devi
             row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], "val_loss": val_loss,
                    "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - t0, "elapsed": time.perf_counter() - start}  # fmt: skip
             history.append(row)
-            if task is not None:
-                bar.update(task[1], info=f"loss {row['train_loss']:.4f} val acc {val_acc:.4f}")
             if val is None or (val_acc, -val_loss) > (best[0], -best[1]):
                 best, since_best = (val_acc, val_loss, epoch, _snapshot(model)), 0
             else:
@@ -543,9 +530,6 @@ def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, devi
             if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
                 stop = "patience"
                 break
-    finally:
-        if bar is not None:
-            bar.stop()
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best[3])
     model.eval()

@@ -503,9 +503,14 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
             cells = "; ".join(", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in row.items() if k != "val_accuracy")
                               + f": {100 * row['val_accuracy']:.1f} %" for row in res)
             notes.append(f"{r['name']} validation search ({len(res)} settings, chosen {_chosen_params(r['model'])}): {cells}.")
-    if any(r["name"] == "cnn" for r in runs):
-        notes.append(f"The CNN uses digitlab.train's {cfg.cnn_recipe} recipe"
-                     + (f" with {cfg.cnn_epochs} epochs" if cfg.cnn_epochs else "")
+    cnn = next((r for r in runs if r["name"] == "cnn"), None)
+    if cnn is not None:
+        tr = getattr(cnn["model"], "train_result_", None)
+        budget = (f": {tr.epochs_run} epochs, {tr.steps:,} optimiser steps of batch {cnn['model'].batch_size}"
+                  + (f" (the recipe's budget of at least {cnn['model'].min_steps:,} steps stretched the {cfg.cnn_epochs or tr.epochs_planned} "
+                     "configured epochs)" if getattr(cnn["model"], "min_steps", 0) and tr.epochs_run > (cfg.cnn_epochs or 0) > 0 else "")
+                  if tr is not None and getattr(tr, "steps", None) else "")
+        notes.append(f"The CNN uses the {cfg.cnn_recipe} training recipe" + budget
                      + (f", capped at {cfg.cnn_max_seconds:g} s of training" if cfg.cnn_max_seconds else "")
                      + f"; it holds out {100 * recipe(settings(cfg))[2].val_fraction:g} % of its training images to pick the best "
                      "epoch's checkpoint, so it fits on fewer images than the classic models.")
