@@ -1,0 +1,135 @@
+"""The over-fitting study: dropout placement, the MLP family, penalties acting on the weights, the
+validation split shared by curves and scores, config checks, and the task end to end on tiny data."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from digitlab.errors import ConfigError
+from digitlab.models.nets import build_net, count_parameters
+from digitlab.study.tasks import overfit as O
+
+
+def _dropouts(module: nn.Module) -> list[float]:
+    return [m.p for m in module.modules() if isinstance(m, nn.Dropout)]
+
+
+@pytest.mark.parametrize("place, in_features, in_head", [("conv", True, False), ("head", False, True), ("both", True, True)])
+def test_dropout_placement_changes_which_layers_drop(place, in_features, in_head):
+    cfg = O.Config(cnn_blocks=3, cnn_width=8, cnn_hidden=32)
+    net = build_net("cnn", (1, 28, 28), 10, seed=0, **O.cnn_params(cfg, **O.dropout_params(place, 0.5)))
+    assert (_dropouts(net.features) == [0.5] * 3) is in_features  # one after every conv block
+    assert (_dropouts(net.classifier) == [0.5]) is in_head
+    if in_head:  # in the head it acts on the dense hidden layer, right before the output layer
+        layers = list(net.classifier)
+        assert isinstance(layers[-2], nn.Dropout) and isinstance(layers[-1], nn.Linear)
+        assert layers[-1].in_features == 32
+    # In training mode only the placed layers are random: the feature maps vary between two passes
+    # exactly when dropout sits after the conv blocks.
+    x = torch.randn(4, 1, 28, 28)
+    net.train()
+    assert (not torch.equal(net.features(x), net.features(x))) is in_features
+    f = net.features(x).detach()
+    assert (not torch.equal(net.classifier(f), net.classifier(f))) is in_head
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
+def test_rate_zero_builds_no_dropout_and_is_one_shared_point():
+    cfg = O.Config()
+    net = build_net("cnn", (1, 28, 28), 10, **O.cnn_params(cfg, **O.dropout_params("both", 0.0)))
+    assert _dropouts(net) == []
+    pts = O.dropout_points(cfg)
+    zero = {O.key(p) for (place, r), p in pts.items() if r == 0.0}
+    assert len(zero) == 1  # trained once, shown in every row of the heatmap
+    with pytest.raises(ConfigError, match="placement"):
+        O.dropout_params("input", 0.5)
+
+
+def test_mlp_family_softmax_regression_and_dropout():
+    soft = build_net("mlp", (1, 28, 28), 10, hidden=[])
+    assert count_parameters(soft) == 785 * 10  # multinomial logistic regression
+    mlp = build_net("mlp", (1, 28, 28), 10, hidden=[64, 32], dropout=0.3)
+    assert count_parameters(mlp) == 785 * 64 + 65 * 32 + 33 * 10
+    assert _dropouts(mlp) == [0.3, 0.3]
+    assert not any(isinstance(m, nn.Conv2d) for m in mlp.modules())
+    assert build_net("mlp", (3, 8, 8), 5, hidden=[4])(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+
+
+@pytest.fixture(scope="module")
+def pool(mnist):
+    from digitlab.study.common import subset_indices
+
+    tr, te = subset_indices(mnist.y_train, 450, 0), subset_indices(mnist.y_test, 300, 0)
+    return mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te]
+
+
+def _train(cfg, pool, net, params, curves=False, **train):
+    return O.train_point(O.point(cfg, net, params, curves=curves, **train), 0, 1, *pool, 1 / 3, 10, "cpu")
+
+
+def test_penalties_shrink_the_weights_in_the_expected_direction(pool):
+    cfg = O.Config(epochs=8, min_steps=0, batch_size=64, lr=0.01)
+    params = {"hidden": [64]}
+    free = _train(cfg, pool, "mlp", params)
+    l2 = _train(cfg, pool, "mlp", params, l2=1e-2)
+    l1 = _train(cfg, pool, "mlp", params, l1=1e-3)
+    assert l2["l2_sum"] < 0.5 * free["l2_sum"]  # L2 shrinks the sum of squares
+    assert l1["l1_sum"] < 0.5 * free["l1_sum"]  # L1 shrinks the sum of magnitudes ...
+    assert l1["small_frac"] > free["small_frac"] + 0.2  # ... and drives many weights to (near) zero
+    assert free["train_acc"] == 1.0 and free["gap"] > 0.05  # 300 images: the unregularised MLP over-fits
+    assert l2["train_loss"] > free["train_loss"]  # the penalty pulls away from the training data
+    assert sum(free["w_hist"]) == free["n_weights"] == 784 * 64 + 64 * 10
+
+
+def test_curves_run_carves_the_same_validation_images_it_is_scored_on(pool):
+    cfg = O.Config(epochs=4, min_steps=0, batch_size=64, lr=0.01)
+    params = O.cnn_params(O.Config(cnn_width=4, cnn_hidden=16))
+    res = _train(cfg, pool, "cnn", params, curves=True)
+    best = res["history"][res["best_epoch"] - 1]
+    # fit's own validation split and the task's are the same images: the kept epoch's recorded validation
+    # accuracy and loss are those of the separately scored validation set.
+    assert res["val_acc"] == pytest.approx(best["val_acc"], abs=1e-9)
+    assert res["val_loss"] == pytest.approx(best["val_loss"], rel=1e-4)
+    assert len(res["history"]) == 4 and res["steps"] == 4 * 5  # 300 training images, batches of 64
+
+
+def test_config_errors_name_the_key():
+    for bad, key in (({"dropout_rates": [0.0]}, "dropout_rates"), ({"dropout_places": ["input"]}, "dropout_places"),
+                     ({"l2_values": [-1.0]}, "l2_values"), ({"ladder": ["resnet"]}, "ladder"), ({"n_train": 0}, "n_train"),
+                     ({"augment": "warp-drive"}, "augment"), ({"mlp_hidden": []}, "mlp_hidden")):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"overfit.{key}"):
+            O.Config(**bad).validate()
+    O.Config(**O.PROFILES["quick"]).validate()
+    O.Config(**O.PROFILES["full"]).validate()
+
+
+def test_task_end_to_end_on_tiny_data(tmp_path):
+    from digitlab.data import load_dataset
+    from digitlab.study.task import TaskContext
+
+    cfg = O.Config(**(O.PROFILES["quick"] | {"n_train": 150, "n_val": 100, "n_test": 200, "epochs": 3, "min_steps": 0,
+                                             "batch_size": 32, "cnn_width": 4, "cnn_hidden": 16, "mlp_hidden": [32],
+                                             "deep_mlp_hidden": [32, 32], "logreg_max_iter": 10}))  # fmt: skip
+    ctx = TaskContext(dataset=load_dataset("digits"), out_dir=tmp_path, profile="quick", progress=False)
+    res = O.run(ctx, cfg)
+    assert res.headline and len(res.findings) >= 8
+    assert {t.name for t in res.tables} == {"penalties", "logreg", "dropout", "ladder", "remedies", "curves"}
+    assert [f.name for f in res.figures] == ["penalties_cnn", "weights_cnn", "penalties_mlp", "weights_mlp", "logreg", "dropout",
+                                             "ladder", "remedies"]  # fmt: skip
+    for f in res.figures:
+        assert (tmp_path / f.file).stat().st_size > 500
+    tab = {t.name: t.rows for t in res.tables}
+    strengths = {(r["net"], r["penalty"]): [] for r in tab["penalties"]}
+    for r in tab["penalties"]:
+        strengths[(r["net"], r["penalty"])].append(r["strength"])
+    assert all(v[0] == 0.0 and len(v) == 2 for v in strengths.values())  # 0 is always in the grid
+    zero = [r for r in tab["dropout"] if r["rate"] == 0.0]
+    assert len(zero) == 3 and len({r["test_acc"] for r in zero}) == 1
+    base = tab["remedies"][0]
+    assert base["test_acc"] == next(r for r in tab["ladder"] if r["model"] == "small CNN")["test_acc"]  # one run, one number
+    assert [r["remedy"] for r in tab["remedies"]] == ["none (over-fitting setting)", "early stopping", "L2 penalty", "dropout",
+                                                      "augmentation"]  # fmt: skip
+    assert len(tab["curves"]) == 3 and res.metrics["n_train"] == 150 and res.metrics["n_val"] == 100
+    assert any("coupled penalty" in n for n in res.notes)
