@@ -60,7 +60,8 @@ METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced_acc", "pr
                 "recall_macro": "recall_macro", "f1_macro": "f1_macro", "f1_micro": "f1_micro", "f1_weighted": "f1_weighted",
                 "cohen_kappa": "kappa", "mcc": "mcc", "roc_auc_ovr": "roc_auc_ovr", "pr_auc": "pr_auc",
                 "top2_accuracy": "top2_accuracy", "log_loss": "log_loss", "brier": "brier", "ece": "ece"}
-PROBABILITY_METRICS = ("top2_accuracy", "log_loss", "brier", "ece")  # the headline's non-accuracy scores (the label-based ones move with accuracy)
+# The headline's non-accuracy scores (the label-based ones move with accuracy).
+PROBABILITY_METRICS = ("top2_accuracy", "log_loss", "brier", "ece")
 METRIC_WORDS = {"top2_accuracy": "top-2 accuracy", "log_loss": "log loss", "brier": "Brier score", "ece": "calibration error (ECE)"}
 NOT_BOOTSTRAPPED = ("roc_auc_ovr", "pr_auc")  # ranking metrics: one sort per class and resample; left without interval
 LOWER_IS_BETTER = ("log_loss", "brier", "ece", "fit_s", "predict_s", "train_gflop", "size_kb", "parameters")
@@ -262,7 +263,8 @@ def dataset_table(a: RunFolder, b: RunFolder) -> pd.DataFrame:
     rows = []
     for key in ("name", "source", "image_shape", "n_train", "n_test", "n_classes", "classes", "pixel_mean", "pixel_std"):
         if key in ra or key in rb:
-            rows.append({"property": key, "a": _show(ra.get(key, "")), "b": _show(rb.get(key, "")), "same": _same(ra.get(key), rb.get(key))})
+            rows.append({"property": key, "a": _show(ra.get(key, "")), "b": _show(rb.get(key, "")),
+                         "same": _same(ra.get(key), rb.get(key))})
     (fa, kind_a), (fb, kind_b) = dataset_fingerprint(ra), dataset_fingerprint(rb)
     rows.append({"property": "fingerprint" if kind_a == kind_b == "content fingerprint" else "fingerprint (summary hash)",
                  "a": fa, "b": fb, "same": fa == fb})
@@ -272,17 +274,13 @@ def dataset_table(a: RunFolder, b: RunFolder) -> pd.DataFrame:
 def wall_time_table(a: RunFolder, b: RunFolder) -> pd.DataFrame:
     ta = {t["task"]: t for t in a.summary.get("tasks", [])}
     tb = {t["task"]: t for t in b.summary.get("tasks", [])}
-    rows = []
-    for task in list(ta) + [t for t in tb if t not in ta]:
-        sa, sb = ta.get(task, {}).get("seconds"), tb.get(task, {}).get("seconds")
-        rows.append({"task": task, "a_s": sa, "b_s": sb, "diff_s": None if sa is None or sb is None else round(sb - sa, 2),
-                     "ratio": round(sb / sa, 2) if sa and sb is not None else None,
-                     "a_cached": ta.get(task, {}).get("cached"), "b_cached": tb.get(task, {}).get("cached")})
-    rows.append({"task": "total", "a_s": a.summary.get("seconds"), "b_s": b.summary.get("seconds"),
-                 "diff_s": None if a.summary.get("seconds") is None or b.summary.get("seconds") is None
-                 else round(b.summary["seconds"] - a.summary["seconds"], 2),
-                 "ratio": round(b.summary["seconds"] / a.summary["seconds"], 2) if a.summary.get("seconds") and b.summary.get("seconds") is not None else None,
-                 "a_cached": None, "b_cached": None})
+    def row(task: str, sa: float | None, sb: float | None, ca: bool | None, cb: bool | None) -> dict:
+        return {"task": task, "a_s": sa, "b_s": sb, "diff_s": None if sa is None or sb is None else round(sb - sa, 2),
+                "ratio": round(sb / sa, 2) if sa and sb is not None else None, "a_cached": ca, "b_cached": cb}
+
+    rows = [row(task, ta.get(task, {}).get("seconds"), tb.get(task, {}).get("seconds"), ta.get(task, {}).get("cached"),
+                tb.get(task, {}).get("cached")) for task in list(ta) + [t for t in tb if t not in ta]]
+    rows.append(row("total", a.summary.get("seconds"), b.summary.get("seconds"), None, None))
     return pd.DataFrame(rows, columns=["task", "a_s", "b_s", "diff_s", "ratio", "a_cached", "b_cached"])
 
 
@@ -322,10 +320,11 @@ class _ModelSample:
             conf = p.max(1)
             correct = (p.argmax(1) == y).astype(float)
             bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-            gap = np.zeros((self.n, n_bins))
-            gap[np.arange(self.n), bins] = correct - conf
+            gap = sparse.csr_matrix((correct - conf, (bins, np.arange(self.n))), shape=(n_bins, self.n))
             self.n_bins = n_bins
-        self.terms = np.column_stack(cols + ([gap] if self.n_bins else [])) if cols else np.zeros((self.n, 0))
+        # (terms, n) sparse: the per-image terms as rows, then the calibration gap per confidence bin
+        rows = [sparse.csr_matrix(np.vstack(cols))] if cols else []
+        self.terms = sparse.vstack(rows + ([gap] if self.n_bins else []), format="csr") if rows else None
 
     def metrics(self, w: np.ndarray) -> dict[str, np.ndarray]:
         """Every bootstrapped metric for resample weights ``w`` (B, n): name -> (B,)."""
@@ -346,8 +345,8 @@ class _ModelSample:
             out = {"accuracy": acc, "balanced_accuracy": (rec * present).sum(1) / present.sum(1),
                    "precision_macro": prec.mean(1), "recall_macro": rec.mean(1), "f1_macro": f1.mean(1), "f1_micro": acc,
                    "f1_weighted": (t * f1).sum(1) / n, "cohen_kappa": kappa, "mcc": mcc}
-        if self.terms.shape[1]:
-            means = w @ self.terms / n
+        if self.terms is not None:
+            means = np.asarray((self.terms @ w.T).T) / n
             for i, name in enumerate(self.names):
                 out[name] = means[:, i]
             if self.n_bins:
@@ -583,7 +582,7 @@ def _classify_comparison(ra: RunFolder, rb: RunFolder, both: list[str], same_dat
             vb = M.classification_metrics(pb.y_true, pb.pred[m], pb.proba.get(m), k, scores=pb.scores.get(m), n_bins=bins_b)
             if paired:
                 t = M.mcnemar(pa.y_true, pa.pred[m], pb.pred[m])
-                test = {"method": f"McNemar ({t['method']})", "only_a_right": t["b"], "only_b_right": t["c"],
+                test = {"method": f"McNemar, {t['method']}", "only_a_right": t["b"], "only_b_right": t["c"],
                         "statistic": t["statistic"], "p_value": t["p_value"]}
             else:
                 test = {"method": "unpaired bootstrap", "only_a_right": None, "only_b_right": None, "statistic": None,
@@ -756,7 +755,8 @@ def _pts(x: float) -> str:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+    """``p = 0.012`` or ``p < 0.0001``."""
+    return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
 
 
 def headline(c: Comparison) -> list[str]:
@@ -769,10 +769,10 @@ def headline(c: Comparison) -> list[str]:
             continue
         if c.paired:
             detail = (f"on the same {r['n_a']:,} test images, run B gets {r['only_b_right']} right that run A got wrong and "
-                      f"{r['only_a_right']} the other way round ({r['method']}, Holm-adjusted p = {_p(r['p_holm'])})")
+                      f"{r['only_a_right']} the other way round ({r['method']}, Holm-adjusted {_p(r['p_holm'])})")
         else:
             detail = (f"run A scored {r['n_a']:,} test images, run B {r['n_b']:,} (unpaired bootstrap, Holm-adjusted "
-                      f"p = {_p(r['p_holm'])})")
+                      f"{_p(r['p_holm'])})")
         acc_items.append((abs(r["diff"]), f"{model_words(r['model'])}: test accuracy {'rose' if r['diff'] > 0 else 'fell'} from "
                                           f"{_pct(r['acc_a'])} to {_pct(r['acc_b'])} ({_pts(r['diff'])} points, 95 % CI "
                                           f"{_pts(r['ci_low'])} to {_pts(r['ci_high'])}); {detail}."))
@@ -784,14 +784,17 @@ def headline(c: Comparison) -> list[str]:
                               f"{r['task']} {r['table']}, {r['row']}: {r['column'].replace('_', ' ')} "
                               f"{'rose' if r['diff'] > 0 else 'fell'} from {r['a']:.4g} to {r['b']:.4g} ({r['diff']:+.3g}, Welch "
                               f"95 % CI {r['ci_low']:+.3g} to {r['ci_high']:+.3g} over seeds)."))
-    prob_items: list[tuple[float, str]] = []  # (relative change, sentence)
+    prob_items: list[tuple[float, str]] = []  # (largest relative change, one sentence per model)
     prob = m[(m["kind"] == "score") & m["metric"].isin(PROBABILITY_METRICS) & (m["significant"] == True)] if len(m) else m  # noqa: E712
-    for r in prob.to_dict("records") if len(prob) else []:
-        better = (r["diff"] < 0) == (r["metric"] in LOWER_IS_BETTER)
-        prob_items.append((abs(r["diff"]) / max(abs(r["a"]), 1e-12),
-                           f"{model_words(r['model'])}: {METRIC_WORDS.get(r['metric'], r['metric'])} "
-                           f"{'improved' if better else 'worsened'} from {r['a']:.4g} to {r['b']:.4g} ({r['diff']:+.3g}, 95 % CI "
-                           f"{r['ci_low']:+.3g} to {r['ci_high']:+.3g}; {r['interval']}, Holm-adjusted p = {_p(r['p_holm'])})."))
+    for model, group in prob.groupby("model", sort=False) if len(prob) else []:
+        rs = sorted(group.to_dict("records"), key=lambda r: -abs(r["diff"]) / max(abs(r["a"]), 1e-12))
+        better = [(r["diff"] < 0) == (r["metric"] in LOWER_IS_BETTER) for r in rs]
+        verdict = "better" if all(better) else "worse" if not any(better) else "mixed"
+        parts = ", ".join(f"{METRIC_WORDS.get(r['metric'], r['metric'])} {r['a']:.3g} → {r['b']:.3g}" for r in rs)
+        prob_items.append((abs(rs[0]["diff"]) / max(abs(rs[0]["a"]), 1e-12),
+                           f"{model_words(model)}: its probabilities got {verdict}: {parts} ({rs[0]['interval']}: "
+                           + ("every 95 % interval excludes zero, " if all(r["ci_low"] > 0 or r["ci_high"] < 0 for r in rs) else "")
+                           + f"Holm-adjusted {_p(max(r['p_holm'] for r in rs)).replace('=', '≤')})."))
     out = [s for _, s in sorted(acc_items, key=lambda it: -it[0])]
     if len(t) and not t["significant"].any():
         if c.paired and (t["only_a_right"] == 0).all() and (t["only_b_right"] == 0).all():
@@ -802,7 +805,7 @@ def headline(c: Comparison) -> list[str]:
             test = "McNemar" if c.paired else "unpaired bootstrap"
             out.append(f"No model's test accuracy changed significantly ({test}, Holm-corrected across {len(t)} models, alpha "
                        f"{c.alpha:g}): the largest change is {model_words(big['model'])}'s, {_pts(big['diff'])} points (95 % CI "
-                       f"{_pts(big['ci_low'])} to {_pts(big['ci_high'])}, adjusted p = {_p(big['p_holm'])}).")
+                       f"{_pts(big['ci_low'])} to {_pts(big['ci_high'])}, adjusted {_p(big['p_holm'])}).")
     out += [s for _, s in sorted(prob_items, key=lambda it: -it[0])]
     for r in m[m["metric"] == "train_gflop"].to_dict("records") if len(m) else []:
         if r["a"] and abs(r["b"] / r["a"] - 1) > 1e-3:
@@ -904,8 +907,9 @@ def render_html(c: Comparison, interactive: bool = True) -> str:
     return env.get_template("compare.html.j2").render(
         c=c, a=c.a, b=c.b, css=jinja2.utils.markupsafe.Markup(css), interactive=interactive,
         config=_records(c.config), environment=_records(c.environment), dataset=_records(c.dataset),
-        wall=_records(c.wall_times), tests=_records(c.tests), scores=_records(c.metrics[c.metrics["kind"] == "score"]) if len(c.metrics) else [],
-        costs=_records(c.metrics[c.metrics["kind"] == "cost"]) if len(c.metrics) else [], tables_by_task=tables_by_task,
+        wall=_records(c.wall_times), tests=_records(c.tests), tables_by_task=tables_by_task,
+        scores=_records(c.metrics[c.metrics["kind"] == "score"]) if len(c.metrics) else [],
+        costs=_records(c.metrics[c.metrics["kind"] == "cost"]) if len(c.metrics) else [],
         n_tables=len(c.tables), n_unchanged=len(c.tables) - len(changed_tables), numbers=_records(changed_numbers, MAX_ROWS),
         n_numbers=len(c.numbers), figures=figures, identical=identical, words=model_words)
 
