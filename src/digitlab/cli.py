@@ -61,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-pdf", action="store_true")
     _report_args(rep)
 
+    pred = sub.add_parser("predict", help="classify image files with a model a run saved",
+                          description="Classify pictures of digits (PNG/JPEG of any size, either polarity; folders; .npy or "
+                                      "IDX arrays) with a model saved by a run. Example: digitlab predict seven.png "
+                                      "--run runs/<run> --model cnn")
+    pred.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, .npy or IDX files "
+                      "(a run folder given first is taken as --run)")
+    pred.add_argument("--run", help="run folder whose saved model to use (default: the newest run in runs/ that saved models)")
+    pred.add_argument("--model", help="saved model name (default: the run's best; see `digitlab models`)")
+    pred.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
+    pred.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of text")
+    pred.add_argument("--runs-dir", default="runs", help="where to look for the newest run (default: runs)")
+
+    mods = sub.add_parser("models", help="list the models a run saved (for digitlab predict)")
+    mods.add_argument("run", nargs="?", help="run folder (default: the newest run in runs/ that saved models)")
+    mods.add_argument("--runs-dir", default="runs", help="where to look for the newest run (default: runs)")
+
     cmp_ = sub.add_parser("compare", help="compare two run folders: setup differences, result differences and their significance")
     cmp_.add_argument("run_a", help="the baseline run folder")
     cmp_.add_argument("run_b", help="the variant run folder (differences are B - A)")
@@ -115,6 +131,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from digitlab.predict import PredictError, Predictor, format_prediction, is_run_dir, latest_run, read_inputs
+
+    inputs, run = list(args.inputs), args.run
+    if run is None and len(inputs) > 1 and is_run_dir(inputs[0]):
+        run, inputs = inputs[0], inputs[1:]
+    if not 1 <= args.top <= 100:
+        raise PredictError(f"--top {args.top}: give 1 to 100 classes")
+    run = Path(run) if run else latest_run(args.runs_dir)
+    predictor = Predictor.from_run(run, args.model)
+    names, images = read_inputs(inputs, predictor.image_shape)
+    results = predictor.predict(images, names, k=args.top)
+    if args.json:
+        print(json.dumps({"run": str(run), "model": predictor.name, "predictions": [r.to_dict() for r in results]}, indent=1))
+    else:
+        print(f"model {predictor.name} of {run}")
+        for r in results:
+            print(format_prediction(r))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from digitlab.names import model_name
+    from digitlab.predict import latest_run, saved_models
+
+    run = Path(args.run) if args.run else latest_run(args.runs_dir)
+    models = saved_models(run)
+    if not models:
+        print(f"{run}: no saved models")
+        return 0
+    print(f"models saved by {run}:")
+    for m in models:
+        acc = f"{100 * m.accuracy:6.2f} %" if m.accuracy is not None else "      –"
+        print(f"  {m.name:15s} {model_name(m.name):22s} {m.kind:8s} test accuracy {acc}{'  (best)' if m.best else ''}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from digitlab.data.registry import DESCRIPTIONS, load_dataset
 
@@ -147,8 +200,20 @@ def _synth_fundus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; ``predict`` takes options between its inputs too (``predict RUN --model m x.png``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if argv and argv[0] == "predict":
+        sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+        args = sub.choices["predict"].parse_intermixed_args(argv[1:])
+        args.command = "predict"
+        return args
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -163,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf, **_report_meta(args))
             print(f"HTML report: {html}" + (f"\nPDF report: {pdf}" if pdf else ""))
             return 0
+        if args.command == "predict":
+            return cmd_predict(args)
+        if args.command == "models":
+            return cmd_models(args)
         if args.command == "compare":
             from digitlab.compare import compare_runs
 
