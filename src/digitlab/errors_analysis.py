@@ -222,8 +222,10 @@ def trait_comparison(traits: Mapping[str, np.ndarray], y: np.ndarray, hard: np.n
     Each hard image is measured against the reference images of its own class: its z-score (distance
     from their mean in their standard deviations) and its percentile among them. Rows hold the hard
     images' mean, the mean of their classes' reference means (``reference_mean``, weighted like the
-    hard images), the mean z-score and the mean percentile (50 = typical of its class). Hard images of
-    a class without reference images are skipped (``n_hard`` counts the rest).
+    hard images), the mean z-score, the mean absolute z-score, the mean percentile (50 = typical of its
+    class) and ``reference_abs_z``, the mean absolute z-score of the reference images themselves (about
+    0.8 for a normal trait: the baseline ``mean_abs_z`` is to be read against). Hard images of a class
+    without reference images are skipped (``n_hard`` counts the rest).
     """
     y, hard, reference = np.asarray(y), np.asarray(hard, dtype=np.int64), np.asarray(reference, dtype=bool)
     rows = []
@@ -240,12 +242,19 @@ def trait_comparison(traits: Mapping[str, np.ndarray], y: np.ndarray, hard: np.n
             refs.append(r.mean())
             zs.append((t[i] - r.mean()) / sd if sd > 0 else 0.0)
             pct.append(100 * ((r < t[i]).mean() + 0.5 * (r == t[i]).mean()))
+        base = []  # the same |z| for the reference images themselves: the spread typical of a class
+        for c in np.unique(y[reference]):
+            r = t[reference & (y == c)]
+            r = r[np.isfinite(r)]
+            if len(r) >= 2 and r.std(ddof=1) > 0:
+                base.append(np.abs(r - r.mean()) / r.std(ddof=1))
         rows.append({"trait": name, "n_hard": len(vals),
                      "hard_mean": float(np.mean(vals)) if vals else None,
                      "reference_mean": float(np.mean(refs)) if refs else None,
                      "mean_z": float(np.mean(zs)) if zs else None,
                      "mean_abs_z": float(np.mean(np.abs(zs))) if zs else None,
-                     "mean_percentile": float(np.mean(pct)) if pct else None})
+                     "mean_percentile": float(np.mean(pct)) if pct else None,
+                     "reference_abs_z": float(np.concatenate(base).mean()) if base else None})
     return rows
 
 
@@ -412,29 +421,28 @@ def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], erro
 
 def plot_gallery(images: np.ndarray, titles: Sequence[str], cols: int = 8, suptitle: str = "", cell: float = 1.35,
                  title_size: float = 6.5):
-    """A grid of images with a (possibly multi-line) title each; returns the matplotlib figure."""
+    """A grid of images with a (possibly multi-line) title each; returns the matplotlib figure.
+
+    Greyscale images with a dark background (ink on blank, e.g. MNIST) are shown dark on white, all
+    with the same colour map so that the images compare."""
     import matplotlib.pyplot as plt
 
+    images = np.asarray(images)
     n = len(images)
     cols = max(1, min(cols, n))
     rows = max(1, int(np.ceil(n / cols)))
     lines = max((t.count("\n") + 1 for t in titles), default=1)
+    cmap = None if images.ndim == 4 else "gray_r" if n and np.median(images) < 64 else "gray"
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.13 * lines) * rows + 0.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, t in zip(axes.ravel(), images, titles):
-        ax.imshow(img, cmap=None if np.asarray(img).ndim == 3 else "gray_r" if _dark_on_light(img) else "gray",
-                  interpolation="nearest")
+        ax.imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(t, fontsize=title_size)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig
-
-
-def _dark_on_light(img: np.ndarray) -> bool:
-    """Ink on a blank (dark) background is shown dark on white for legibility."""
-    return bool(np.asarray(img).ndim == 2 and np.median(img) < 64)
 
 
 __all__ = ["load_predictions", "error_matrix", "confidence", "misclassified", "votes", "jaccard_matrix", "intersections",

@@ -28,6 +28,7 @@ from digitlab import embed as E
 from digitlab import errors_analysis as A
 from digitlab.errors import ConfigError
 from digitlab.models.zoo import check_models
+from digitlab.names import model_name
 from digitlab.study.common import add_figure, split, status, subset_indices
 from digitlab.study.task import Table, TaskContext, TaskResult
 
@@ -39,11 +40,6 @@ REQUIRES = ("classify", "embed")
 # first; models a run lacks are skipped (a single decision tree's 0/1 probabilities and naive Bayes'
 # overconfident ones are left out on purpose)
 DEFAULT_TEST_MODELS = ["cnn", "numpy_mlp", "random_forest", "extra_trees", "hgb", "knn", "logreg"]
-
-MODEL_WORDS = {"logreg": "logistic regression", "linear_svm": "linear SVM", "rbf_svm": "RBF SVM", "knn": "k-NN",
-               "tree": "decision tree", "random_forest": "random forest", "extra_trees": "extra trees",
-               "hgb": "gradient boosting", "gnb": "naive Bayes", "numpy_mlp": "NumPy MLP", "cnn": "CNN"}
-
 
 @dataclass
 class Config:
@@ -102,7 +98,8 @@ PROFILES = {
 
 
 def words(name: str) -> str:
-    return MODEL_WORDS.get(name, name.replace("_", " "))
+    """A model's name in words for prose and tables (the project's one mapping)."""
+    return model_name(name)
 
 
 # =============================================================================================
@@ -112,7 +109,7 @@ def words(name: str) -> str:
 
 def _label_issues(ctx: TaskContext, cfg: Config, preds: dict, x_test: np.ndarray) -> dict[str, Any]:
     """Out-of-fold probabilities on the training subset, test probabilities, both ranked; planted-flip check."""
-    ds, k, seed = ctx.dataset, ctx.dataset.n_classes, ctx.seed
+    k, seed = ctx.dataset.n_classes, ctx.seed
     part = split(ctx, cfg.n_train, 0)
     z_train, z_test = A.pca_space(part.x_train, cfg.pca_dims, seed, x_test)
     oof = A.out_of_fold_proba(z_train, part.y_train, k, cfg.cv_model, cfg.cv_folds, seed, cfg.cv_k)
@@ -221,7 +218,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cfg.validate()
     ds, classes = ctx.dataset, list(ctx.dataset.classes)
     preds = A.load_predictions(ctx.upstream("classify").file("predictions.npz"))
-    y, test_index, names = preds["y_true"], preds["test_index"], preds["models"]
+    y, test_index = preds["y_true"], preds["test_index"]
     images = ds.x_test[test_index]
     names, errors = A.error_matrix(y, preds["pred"])
     wrong = errors.sum(0)
@@ -231,13 +228,17 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     hard = hard[np.argsort(-wrong[hard], kind="stable")]
     conf = {n: A.confidence(preds["proba"][n], len(y)) for n in names}
 
+    clock = {"start": time.perf_counter()}
     with status(ctx.progress, "errors: label issues (cross-validation, confident learning)"):
         lab = _label_issues(ctx, cfg, preds, images)
+    clock["label_issues"] = time.perf_counter()
     p_given = lab["p_test"][np.arange(len(y)), y]
     at = _trait_positions(cfg, y, wrong, hard, ctx.seed)
     traits = _traits(ctx, cfg, images, y, lab["z_test"], lab, p_given, at)
     comparison = A.trait_comparison(traits, y, hard, np.isin(np.arange(len(y)), at) & (wrong == 0))
+    clock["traits"] = time.perf_counter()
     pos, emb, map_s = _map(ctx, cfg, images, lab["z_test"], wrong, y, hard_min)
+    clock["map"] = time.perf_counter()
     jac = A.jaccard_matrix(errors)
     inter = A.intersections(errors, names)
     _write_csvs(ctx, names, preds, conf, lab, classes)
@@ -246,6 +247,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
          "inter": inter, "lab": lab, "traits": traits, "comparison": comparison, "pos": pos, "emb": emb, "y": y,
          "test_index": test_index, "images": images, "preds": preds, "classes": classes, "map_s": map_s}
     figures = _figures(ctx, cfg, d)
+    clock["figures"] = time.perf_counter()
+    steps = list(clock)
+    d["seconds"] = {b: round(clock[b] - clock[a], 2) for a, b in zip(steps, steps[1:])}
     found = _findings(cfg, d)
     return TaskResult(
         title=TITLE,
@@ -321,7 +325,8 @@ def _tables(cfg: Config, d: dict) -> list[Table]:
                   **{TRAIT_COLUMNS[t]: _r(v[i]) for t, v in d["traits"].items()}} for i in d["hard"][:cfg.gallery_size]]
     trait_rows = [{"trait": TRAIT_COLUMNS[r["trait"]], "hard images": r["n_hard"], "hard mean": _r(r["hard_mean"]),
                    "same-class correct mean": _r(r["reference_mean"]), "mean z": _r(r["mean_z"], 2),
-                   "mean |z|": _r(r["mean_abs_z"], 2), "mean percentile": _r(r["mean_percentile"], 1)} for r in d["comparison"]]
+                   "mean |z|": _r(r["mean_abs_z"], 2), "mean |z| of the correct": _r(r["reference_abs_z"], 2),
+                   "mean percentile": _r(r["mean_percentile"], 1)} for r in d["comparison"]]
     m = len(names)
     return [
         Table("models", _model_rows(d), "Mistakes per model on the test set: how many only this model makes, how many are "
@@ -410,9 +415,10 @@ def _figures(ctx: TaskContext, cfg: Config, d: dict) -> list:
         if not top:
             continue
         at = [_pos(d, r["index"]) for r in top] if part == "test" else [r["index"] for r in top]
-        titles = [f"#{k + 1}{'' if r['flagged'] else ' (not flagged)'}\ngiven {classes[r['given']]}, "
+        titles = [f"#{k + 1}{'' if r['flagged'] else ' (not flagged)'}\ngiven {classes[r['given']]}\n"
                   f"suggest {classes[r['suggested']]}\nself-conf. {r['score']:.3f}" for k, r in enumerate(top)]
-        add_figure(figs, A.plot_gallery(source[at], titles, cols=10 if len(top) > 10 else len(top)), out,
+        cols = 10 if max(len(c) for c in classes) <= 6 else 7
+        add_figure(figs, A.plot_gallery(source[at], titles, cols=cols), out,
                    f"label_issues_{part}",
                    f"The {len(top)} {part} images whose given label is most probably wrong: the candidates confident learning "
                    "flags, ranked by self-confidence (the probability of the given label), then, if there are fewer than "
@@ -533,19 +539,22 @@ def _hard_sentence(d: dict) -> str | None:
         key = (int(y[i]), int(v.argmax()))
         pairs[key] = pairs.get(key, 0) + 1
     (a, b), k = max(pairs.items(), key=lambda t: t[1])
-    rows = [r for r in d["comparison"] if r["mean_abs_z"] is not None and r["trait"] != "given_label_probability"]
+    rows = [r for r in d["comparison"] if r["mean_abs_z"] is not None and r["reference_abs_z"]
+            and r["trait"] != "given_label_probability"]
     text = (f"Of the {len(hard):,} hard images, class {classes[c]} loses the largest share of its test images "
             f"({counts[c]} of {int(np.sum(y == c))}, {100 * share[c]:.1f} %); the most common wrong vote is {classes[a]} taken "
             f"for {classes[b]} ({k} image{'s' if k != 1 else ''}).")
     if rows:
-        ranked = sorted(rows, key=lambda r: -r["mean_abs_z"])
+        ranked = sorted(rows, key=lambda r: -r["mean_abs_z"] / r["reference_abs_z"])
         top = ranked[0]
-        direction = "above" if top["mean_z"] > 0 else "below"
-        text += (f" Against correctly classified images of their own class they differ most in {TRAIT_WORDS[top['trait']]}: "
-                 f"on average {abs(top['mean_z']):.1f} standard deviations {direction} their class's mean (mean "
-                 f"{top['hard_mean']:.3g} against {top['reference_mean']:.3g}, typical percentile {top['mean_percentile']:.0f})"
-                 + ("; next come " + ", ".join(f"{TRAIT_WORDS[r['trait']]} (|z| {r['mean_abs_z']:.1f})" for r in ranked[1:3])
-                    if len(ranked) > 1 else "") + ".")
+        side = (f"on average {abs(top['mean_z']):.1f} standard deviations {'above' if top['mean_z'] > 0 else 'below'} "
+                f"their class's mean" if abs(top["mean_z"]) >= 0.5 else "in both directions")
+        text += (f" Against correctly classified images of their own class they stand out most in "
+                 f"{TRAIT_WORDS[top['trait']]}: mean |z| {top['mean_abs_z']:.1f} against {top['reference_abs_z']:.1f} for the "
+                 f"correctly classified images themselves, {side} (mean {top['hard_mean']:.3g} against {top['reference_mean']:.3g})"
+                 + ("; next come " + ", ".join(f"{TRAIT_WORDS[r['trait']]} ({r['mean_abs_z']:.1f} against "
+                                                f"{r['reference_abs_z']:.1f})" for r in ranked[1:3]) if len(ranked) > 1 else "")
+                 + ".")
     return text
 
 
@@ -619,5 +628,6 @@ def _metrics(cfg: Config, d: dict) -> dict[str, Any]:
             "label_issues_test_top": [r["index"] for r in lab["top"]["test"]],
             "test_proba_models": lab["test_models"], "cv_oof_accuracy": round(lab["oof_accuracy"], 4),
             "planted": lab["planted"], "map_points": int(len(d["pos"])), "map_seconds": round(d["map_s"], 2),
+            "step_seconds": d["seconds"],
             "files": {"label_issues_test": "label_issues_test.csv", "label_issues_train": "label_issues_train.csv",
                       "misclassified": "misclassified.csv"}}
