@@ -30,6 +30,15 @@ def test_conv_layer_matches_hand_formula():
     assert forward_flops(strided, (c_in, 10, 12)) == 2 * (c_in * 25) * c_out * 3 * 4
 
 
+@pytest.mark.parametrize("groups", [1, 4, 16])
+def test_grouped_and_depthwise_conv_backward_is_not_overcounted(groups):
+    c, k, h = 16, 3, 10
+    conv = nn.Conv2d(c, c, k, padding=1, groups=groups, bias=False)
+    fwd = 2 * (c // groups * k * k) * c * h * h
+    assert forward_flops(conv, (c, h, h), batch=2) == fwd
+    assert train_flops(conv, (c, h, h), batch=2, input_grad=True) == 3 * fwd  # torch's own counter: (2 + groups) x
+
+
 def test_stack_counts_input_gradients_after_the_first_layer():
     a, b, c = 20, 30, 5
     net = nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c))

@@ -16,6 +16,11 @@ something upstream needs it. The first layer's input (the images) needs no gradi
 training step costs ``2x`` the forward FLOPs for the first layer and ``3x`` for every later one;
 ``input_grad=True`` counts the textbook ``3x`` everywhere.
 
+Grouped (e.g. depthwise) convolutions: PyTorch up to at least 2.13 counts their weight gradient
+``groups`` times over (fixed upstream in pytorch/pytorch#183405), which made a ConvMixer's backward
+pass look 20x its forward. The backward formula here counts each requested gradient at the cost of
+the forward convolution, which is exact for grouped, strided and transposed convolutions alike.
+
 Classic (scikit-learn) models have no such counter: their cost stays in seconds.
 """
 
@@ -26,7 +31,18 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed, _output_padding,
+                        _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """FLOPs of a convolution's backward: each requested gradient (input, weight) costs as much as the forward."""
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def _counter() -> FlopCounterMode:
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -59,7 +75,7 @@ def train_flops(model: nn.Module, in_shape: Sequence[int], batch: int = 32, *, i
         p.grad = None
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = torch.randn(batch, *in_shape, generator=gen).to(dev).requires_grad_(input_grad)
-    with FlopCounterMode(display=False) as counter:
+    with _counter() as counter:
         out = net(x)
         if out.ndim == 2:
             loss = nn.functional.cross_entropy(out.float(), torch.zeros(batch, dtype=torch.long, device=dev))
@@ -77,7 +93,7 @@ def forward_flops(model: nn.Module, in_shape: Sequence[int], batch: int = 32) ->
     net = copy.deepcopy(model)
     net.eval()
     x = torch.randn(batch, *in_shape, generator=torch.Generator(device="cpu").manual_seed(0)).to(_device(net))
-    with FlopCounterMode(display=False) as counter:
+    with _counter() as counter:
         net(x)
     return counter.get_total_flops() / batch
 
