@@ -496,6 +496,8 @@ def plot_logreg(res: dict[tuple[str, float], dict], none: dict):
         ax.legend(fontsize=8)
         axes[-1].plot(x, [100 * m["nonzero_frac"] for m in ms], "o-", label=pen.upper())
     axes[-1].set_xscale("log")
+    axes[-1].set_xticks(x, labels, fontsize=7)
+    axes[-1].minorticks_off()
     axes[-1].set(xlabel="strength 1/C", ylabel="non-zero coefficients (%)", title="sparsity")
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
@@ -564,11 +566,13 @@ def plot_remedies(history: list[dict], rem: list[dict]):
     ax.set_ylim(max(0, lo - 3), 100)
     ax.set_xticks(x, [r["remedy"] for r in rem], rotation=25, ha="right", fontsize=8)
     ax2 = ax.twinx()
-    ax2.bar(x + 0.2, [r["gap"] for r in rem], 0.4, color="C3", label="gap (points)")
+    ax2.bar(x + 0.2, [r["gap"] for r in rem], 0.4, color="C3", label="train − test gap (points)")
     ax2.set_ylabel("train − test gap (points)")
+    ax2.set_ylim(min(0, min(r["gap"] for r in rem)) * 1.1, max(max(r["gap"] for r in rem), 0.1) * 1.6)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("what each remedy recovers")
-    fig.legend(loc="upper right", fontsize=7, bbox_to_anchor=(0.99, 0.98))
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -676,6 +680,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         rem_rows.append(row)
     history = m[key(extra["early stopping"])]["history"]
     rem_text, result.headline = remedies_findings(rem_rows)
+    pick = best_on_val(res_lad)
+    result.headline += (f" Of the ladder from softmax regression to a deeper CNN, validation picks the {RUNG_WORDS[pick]} "
+                        f"({pct(res_lad[pick]['test_acc'])} on test, gap {100 * res_lad[pick]['gap']:.1f} points).")
     result.findings += rem_text + [curve_finding(history, cfg.patience)]
     add_figure(result.figures, plot_remedies(history, rem_rows), ctx.out_dir, "remedies",
                "Left: training and validation loss and accuracy per epoch of the over-fitting setting (the small CNN, no "
