@@ -155,7 +155,7 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
         results[name], cached[name] = result, hit
         done[name] = (Upstream(result, run_dir / "results" / name), key)
     seconds = round(time.perf_counter() - t0, 2)
-    summary = {"name": study.name, "dataset": dataset.summary(), "profile": study.profile, "seconds": seconds,
+    summary = {"name": study.name, "dataset": {**dataset.summary(), "fingerprint": dataset.fingerprint()}, "profile": study.profile, "seconds": seconds,
                "finished": datetime.now().isoformat(timespec="seconds"),
                "tasks": [{"task": n, "seconds": results[n].seconds, "cached": cached[n]} for n in results]}
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=1).encode())
