@@ -176,7 +176,7 @@ def test_task_runs_end_to_end_and_reuses_classify(small_ds, tmp_path):
     assert res.metrics["reused_from_classify"] == ["gnb@600", "knn@600", "logreg@600"]
     assert {r["model"]: r["source"] for r in growth if r["n_train"] == 600} == {
         "gnb": "classify", "logreg": "classify", "knn": "classify", "random_forest": "trained", "cnn": "trained"}
-    assert any("random forest had other settings in classify" in n for n in res.notes)
+    assert any("random forest was set up differently in classify" in n for n in res.notes)
     for m in ("gnb", "logreg", "knn"):
         assert res.metrics["accuracy"][m]["600"] == pytest.approx(cres.metrics["accuracy"][m], abs=1e-5)
     # the CNN's budget grows with the data: at least min_steps steps everywhere

@@ -391,11 +391,27 @@ def plot_learning_curve(n, accuracy, fit: PowerLawFit | None = None, *, ax=None,
             size = adequate_size(fit, gain, per)
             if math.isfinite(size) and size <= grid.max():
                 ax.axvline(size, color=color, ls=":", lw=1)
+    pad = max(0.3, 0.15 * 100 * (hi.max() - lo.min()))  # the band may be wide where the fit is loose: frame the data
+    ax.set_ylim(100 * lo.min() - pad, min(100.5, 100 * hi.max() + pad))
     ax.set_xscale("log")
+    size_ticks(ax.xaxis)
     ax.set(xlabel="training images (log scale)", ylabel="test accuracy %")
     return ax.figure
 
 
+def size_ticks(axis) -> None:
+    """Log-axis ticks at 1-2-5 steps labelled as plain sizes ("500", "2k", "60k") instead of 2x10^3."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [m * 10.0**e for e in range(0, 8) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(ticks) < 2:
+        ticks = sorted(set(ticks) | {lo, hi})
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
+
+
 __all__ = ["power_law", "PowerLawFit", "fit_power_law", "adequate_size", "adequate_size_interval", "sample_parameters",
-           "curve_band", "scaling_exponent", "plot_learning_curve", "B_BOUNDS", "TrainingCurve", "training_curve",
+           "curve_band", "scaling_exponent", "plot_learning_curve", "size_ticks", "B_BOUNDS", "TrainingCurve", "training_curve",
            "ITERATIVE"]

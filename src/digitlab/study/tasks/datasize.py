@@ -36,7 +36,7 @@ from digitlab.data.subsets import stratified_subset
 from digitlab.errors import ConfigError
 from digitlab.experiment import run_grid, summarise
 from digitlab.learning_curve import (ITERATIVE, PowerLawFit, adequate_size, adequate_size_interval, fit_power_law,
-                                     plot_learning_curve, scaling_exponent, training_curve)
+                                     plot_learning_curve, scaling_exponent, size_ticks, training_curve)
 from digitlab.models.zoo import CNN, ModelRun, ZooSettings, check_models, describe_model, model_names, recipe, run_model
 from digitlab.study.common import add_figure, split, subset_indices
 from digitlab.study.task import Table, TaskContext, TaskResult
@@ -214,9 +214,15 @@ def fit_point(point: dict, seed: int, threads: int, x_train: np.ndarray, y_train
               zoo: ZooSettings, device: str, extra: dict) -> dict[str, Any]:
     """One grid job: train ``point["model"]`` on ``point["n_train"]`` images drawn with ``seed`` (the
     shared subset rule) and predict the test images."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     idx = subset_indices(y_train, point["n_train"], seed)
-    run = run_model(point["model"], x_train[idx], y_train[idx], x_test, zoo, seed=seed, n_jobs=threads, device=device,
-                    threads=threads, **(extra if point["model"] == CNN else {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the iterations a model ran are recorded instead
+        run = run_model(point["model"], x_train[idx], y_train[idx], x_test, zoo, seed=seed, n_jobs=threads, device=device,
+                        threads=threads, **(extra if point["model"] == CNN else {}))
     return {"y_pred": run.y_pred.astype(np.int16), "fit_s": run.fit_s, "predict_s": run.predict_s, "source": "trained",
             **budget(run)}
 
@@ -270,7 +276,8 @@ def classify_runs(ctx: TaskContext, cfg: Config, test_index: np.ndarray, sizes: 
     note = (f"The {n:,}-image points of {_list([m for m, _ in reused]) if reused else 'no model'} (seed {ctx.seed}) are the "
             "classify task's runs, read from its predictions: the same training images, test images, seed and settings.")
     if refused:
-        note += f" {', '.join(model_name(m) for m in refused)} had other settings in classify and were retrained."
+        note += (f" The {_list(refused)} {'was' if len(refused) == 1 else 'were'} set up differently in classify "
+                 "(model settings or, for the CNN, its step budget) and retrained here.")
     return reused, [note]
 
 
@@ -464,14 +471,15 @@ def fig_convergence(curves: dict[str, dict]):
         ax.set(xlabel=c["unit"] + ("s" if not c["unit"].endswith("s") else ""), ylabel="accuracy %", title=model_name(m))
         if c["unit"] in ("iteration", "tree") or len(c["x"]) > 60:
             ax.set_xscale("log")
+        handles = ax.get_lines()
         if c.get("train_loss"):
             ax2 = ax.twinx()
             ax2.plot(c["x"], c["train_loss"], "--", color="tab:blue", alpha=0.6, label="train loss")
             ax2.plot(c["x"], c["eval_loss"], "--", color="tab:orange", alpha=0.6, label=f"{c['eval_name']} loss")
-            ax2.set_ylabel("cross-entropy (dashed)")
+            ax2.set_ylabel("cross-entropy (dashed, log)")
             ax2.set_yscale("log")
-        if ax is axes.ravel()[0]:
-            ax.legend(fontsize=7, loc="center right")
+            handles = [*handles, *ax2.get_lines()]
+        ax.legend(handles=handles, fontsize=6.5, loc="center right")
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     return fig
@@ -512,8 +520,22 @@ def fig_error_all(summary: list[dict], fits: dict):
             ax.plot(grid, 100 * fits[m].predict(grid), "-", lw=1, color=f"C{i % 10}")
     ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="test error % (log)",
            title="Test error against training-set size (points: mean over seeds; lines: fitted power law)")
+    size_ticks(ax.xaxis)
+    _plain_ticks(ax.yaxis)
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def _plain_ticks(axis) -> None:
+    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [m * 10.0**e for e in range(-3, 6) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(ticks) >= 2:
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_minor_locator(NullLocator())
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def fig_fit_time(summary: list[dict], models: list[str]):
@@ -527,6 +549,8 @@ def fig_fit_time(summary: list[dict], models: list[str]):
                     label=model_name(m))
     ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="fit time, s (log)",
            title="Fit time against training-set size (mean over seeds)")
+    size_ticks(ax.xaxis)
+    _plain_ticks(ax.yaxis)
     ax.legend(fontsize=7, ncol=2)
     return fig
 
@@ -538,7 +562,8 @@ def fig_class_gain(gain: np.ndarray, models: list[str], classes: list[str], n0: 
     lim = max(1e-9, float(np.abs(gain).max()))
     im = ax.imshow(gain, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     for i, j in np.ndindex(gain.shape):
-        ax.text(j, i, f"{gain[i, j]:+.1f}", ha="center", va="center", fontsize=7)
+        ax.text(j, i, f"{gain[i, j]:+.1f}", ha="center", va="center", fontsize=7,
+                color="white" if abs(gain[i, j]) > 0.6 * lim else "black")
     ax.set(xticks=range(len(classes)), xticklabels=classes, yticks=range(len(models)),
            yticklabels=[model_name(m) for m in models], xlabel="class",
            title=f"Recall gain per class, {n0:,} -> {n1:,} training images (points)")
@@ -614,7 +639,8 @@ def growth_findings(summary: list[dict], fits: dict, adequate: dict, cfg: Config
         for m in sorted(fitted, key=lambda m: fitted[m]["size"]):
             a, f = fitted[m], fits[m]
             where = ("beyond the data" if a["size"] > available else "within the data")
-            ci = (f" (95 % interval {_fmt_size(a['low'])}-{_fmt_size(a['high'])})" if math.isfinite(a["low"]) else "")
+            ci = (f" (95 % interval {_fmt_end(a['low'], f)}-{_fmt_end(a['high'], f)})" if math.isfinite(a["low"]) else
+                  " (no interval: too few points)")
             words.append(f"{model_name(m)} {_fmt_size(a['size'])}{ci}, {where}")
         out.append(f"Adequate size (where {cfg.gain_per:,} more images buy less than {100 * cfg.min_gain:g} accuracy points, "
                    "read from each model's fitted power law): " + "; ".join(words) + ".")
@@ -645,7 +671,11 @@ def _exponent_findings(fits: dict[str, PowerLawFit]) -> list[str]:
     out = [f"Among the {len(sure)} well-determined fits, the error falls fastest with data for {model_name(steep)} "
            f"(exponent b = {sure[steep].b:.2f} ± {sure[steep].b_sd:.2f}) and slowest for {model_name(flat)} "
            f"(b = {sure[flat].b:.2f} ± {sure[flat].b_sd:.2f})."]
-    if floors:
+    if len(floors) == 1:
+        (m, f), = floors.items()
+        out.append(f"The one well-determined error floor (the error the model would keep with unlimited data of this kind) "
+                   f"is {model_name(m)}'s, {100 * f.c:.2f} ± {100 * f.c_sd:.2f} %.")
+    elif floors:
         lo, hi = min(floors, key=lambda m: floors[m].c), max(floors, key=lambda m: floors[m].c)
         out.append(f"The fitted error floors (the error a model would keep with unlimited data of this kind) range from "
                    f"{100 * floors[lo].c:.2f} ± {100 * floors[lo].c_sd:.2f} % ({model_name(lo)}) to {100 * floors[hi].c:.2f} ± "
@@ -674,6 +704,11 @@ def _plural(unit: str, k: int) -> str:
 
 def _ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _fmt_end(v: float, fit: PowerLawFit) -> str:
+    """An end of an adequate-size interval; below the smallest size measured the fit says nothing."""
+    return f"under {int(fit.size_range[0]):,}" if v < fit.size_range[0] else _fmt_size(v)
 
 
 def _fmt_size(v: float) -> str:
