@@ -164,10 +164,13 @@ def test_task_runs_end_to_end_and_reuses_classify(small_ds, tmp_path):
                       inputs={"classify": Upstream(cres, tmp_path / "classify")})
     res = datasize.run(ctx, cfg)
 
-    assert [t.name for t in res.tables] == ["first_look", "growth", "fits", "milestones"]
+    assert [t.name for t in res.tables] == ["first_look", "convergence", "growth", "fits", "milestones"]
+    conv = {r["model"]: r for r in res.tables[1].rows}
+    assert set(conv) == {"logreg", "random_forest", "cnn"} and conv["cnn"]["held_out"] == "validation"
+    assert conv["random_forest"]["run"] == 8 and conv["random_forest"]["unit"] == "tree"
     first = {r["model"]: r for r in res.tables[0].rows}
     assert set(first) == set(models) and all(r["n_train"] == 300 and r["n_test"] == 100 for r in first.values())
-    growth = res.tables[1].rows
+    growth = res.tables[2].rows
     assert [(r["model"], r["n_train"]) for r in growth] == [(m, n) for m in models for n in (150, 300, 450, 600)]
     seeds = {(r["model"], r["n_train"]): r["seeds"] for r in growth}
     assert seeds[("logreg", 150)] == 2 and seeds[("cnn", 150)] == 1 and seeds[("logreg", 600)] == 1
@@ -184,10 +187,10 @@ def test_task_runs_end_to_end_and_reuses_classify(small_ds, tmp_path):
     assert all(r["budget"] for r in cnn)
     steps = [int(r["budget"].split(", ")[1].split()[0]) for r in cnn]
     assert min(steps) >= 20
-    fits = {r["model"]: r for r in res.tables[2].rows}
+    fits = {r["model"]: r for r in res.tables[3].rows}
     assert all(fits[m].get("b") is not None for m in models)
     assert set(res.metrics["adequate_size"]) == set(models)
-    ms = res.tables[3].rows
+    ms = res.tables[4].rows
     assert {(r["model"], r["n_train"]) for r in ms} == {(m, n) for m in models for n in (150, 600)}
     assert all(0 <= r["recall 3"] <= 1 and 0 <= r["f1_macro"] <= 1 for r in ms)
     assert {f.name for f in res.figures} == {"first_look", "convergence", "growth", "error_all", "fit_time", "class_gain"}

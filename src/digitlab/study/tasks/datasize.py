@@ -383,6 +383,23 @@ def growth_rows(rows: list[dict], summary: list[dict]) -> list[dict]:
     return out
 
 
+FIT_COLUMNS = ["model", "a", "a_sd", "b", "b_sd", "c_error_floor", "c_sd", "accuracy_ceiling", "rmse_points", "adequate_size",
+               "adequate_low", "adequate_high", "gain_at_full_points", "note"]
+
+
+def convergence_rows(curves: dict[str, dict]) -> list[dict]:
+    """One row per training curve: where the held-out accuracy peaked and where it got close."""
+    out = []
+    for m, c in curves.items():
+        ev, tr = np.array(c["eval_acc"]), np.array(c["train_acc"])
+        best, near = int(np.argmax(ev)), int(np.argmax(ev >= ev.max() - 0.005))
+        out.append({"model": m, "unit": c["unit"], "held_out": c["eval_name"], "run": c["x"][-1], "best_at": c["x"][best],
+                    "best_acc": _r(ev[best]), "within_half_point_at": c["x"][near], "final_train_acc": _r(tr[-1]),
+                    "final_held_out_acc": _r(ev[-1]), "final_train_loss": _r((c.get("train_loss") or [math.nan])[-1]),
+                    "final_held_out_loss": _r((c.get("eval_loss") or [math.nan])[-1])})
+    return out
+
+
 def fit_rows(fits: dict[str, PowerLawFit | None], adequate: dict[str, dict], available: int) -> list[dict]:
     """Power-law parameters with SDs, the error floor, the adequate size and its interval per model."""
     out = []
@@ -839,13 +856,18 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         findings += class_findings(class_gain, classes, n0, n1, low_recall)
     tables = [Table("first_look", first_rows, f"First look: {first_rows[0]['n_train']:,} training images "
                                               f"({cfg.first_look_per_class} per class), {first_rows[0]['n_test']} test images."),
+              *([Table("convergence", convergence_rows(curves), "How training converged in the first look: per iterative "
+                                                               "model, the best held-out accuracy and when it was reached, "
+                                                               "when it came within 0.5 points of it, and the final training "
+                                                               "and held-out accuracy and cross-entropy.")] if curves else []),
               Table("growth", growth_rows(rows, summary), "Test accuracy (fraction) per model and training-set size: mean, SD, "
                                                           "min and max over seeds, mean fit time (s), training budget, and "
                                                           "whether the point was trained here or read from classify."),
               Table("fits", fit_rows(fits, adequate, available), "Fitted error = a·(n/1,000)^-b + c per model (± SD), "
                                                                  "accuracy ceiling 1 - c, fit RMSE (points), adequate size with its "
                                                                  "95 % interval, and the gain per "
-                                                                 f"{cfg.gain_per:,} images at {available:,} images (points)."),
+                                                                 f"{cfg.gain_per:,} images at {available:,} images (points).",
+                    columns=FIT_COLUMNS),
               Table("milestones", milestone_rows(rows, part.y_test, table_sizes, classes, k),
                     "Accuracy, macro precision / recall / F1 and recall per class at the milestone sizes (means over seeds).")]
     best1 = max((r for r in summary if r["n_train"] == n1), key=lambda r: r["accuracy_mean"])
