@@ -16,6 +16,13 @@ Usage::
 Parameters are in pixels where they say so; the defaults suit 28x28 digits. Each augmentation also
 takes ``p``: the probability that a sample is transformed at all (the others pass through unchanged).
 
+Colour: every op works on any number of channels (``C = 3`` for RGB photographs); pixel masks
+(salt-and-pepper) hit all channels of a pixel together. ``colour_jitter`` changes brightness,
+contrast, saturation and hue (on greyscale only brightness and contrast); it is marked
+``colour_only`` in the catalogue, since it adds nothing to ``brightness_contrast`` on greyscale.
+The numpy helpers take greyscale ``(n, H, W)`` / ``(n, 1, H, W)`` and colour ``(n, H, W, C)``
+(channels last, as :class:`~digitlab.data.registry.Dataset` stores them) uint8 arrays.
+
 Sections: catalogue (ops and their defaults), the callable :class:`Augmentation`, numpy helpers,
 the gallery figure, and distribution-shift measures (domain classifier, MMD, k-NN consistency).
 """
@@ -34,9 +41,9 @@ from torch import Tensor
 from digitlab.errors import ConfigError
 
 __all__ = [
-    "AUGMENTATIONS", "AugmentationSpec", "Augmentation", "Compose", "get_augmentation", "compose",
+    "AUGMENTATIONS", "ALIASES", "AugmentationSpec", "Augmentation", "Compose", "get_augmentation", "compose",
     "augment_images", "augment_tensor", "plot_gallery", "distribution_shift", "mmd_rbf",
-    "shift_embedding", "plot_shift_embedding",
+    "shift_embedding", "plot_shift_embedding", "channels_last",
 ]
 
 # =============================================================================================
@@ -137,7 +144,7 @@ def _gaussian_noise(x: Tensor, gen: torch.Generator, std: float) -> Tensor:
 
 
 def _salt_pepper(x: Tensor, gen: torch.Generator, amount: float) -> Tensor:
-    u = _rand(gen, tuple(x.shape), x.device)
+    u = _rand(gen, (x.shape[0], 1, *x.shape[2:]), x.device)  # one draw per pixel: all its channels go black/white
     x = torch.where(u < amount / 2, torch.zeros_like(x), x)
     return torch.where(u > 1 - amount / 2, torch.ones_like(x), x)
 
@@ -247,6 +254,34 @@ def _brightness_contrast(x: Tensor, gen: torch.Generator, brightness: float, con
     return (x - m) * c + m + d
 
 
+def _colour_jitter(x: Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float,
+                   hue: float) -> Tensor:
+    """torchvision-style colour jitter, batched: per sample a brightness factor ``1 +- brightness``
+    (multiplicative: a black border stays black), a contrast factor ``1 +- contrast`` around the image's
+    mean luminance, a saturation factor ``1 +- saturation`` (blend with the grey image) and a hue
+    rotation of ``+- hue`` turns (fraction of the colour wheel, rotation in YIQ's chroma plane).
+    Saturation and hue need 3 channels (RGB); on other images only brightness and contrast apply."""
+    b, c = x.shape[:2]
+    col = lambda lo, hi: _uniform(gen, b, lo, hi, x.device)[:, None, None, None]  # noqa: E731
+    fb, fc = col(1 - brightness, 1 + brightness), col(1 - contrast, 1 + contrast)
+    fs, turns = col(1 - saturation, 1 + saturation), col(-hue, hue)
+    x = x * fb
+    rgb = c == 3
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device)[None, :, None, None] if rgb else None
+    lum = (x * w).sum(1, keepdim=True) if rgb else x
+    x = (x - lum.mean(dim=(1, 2, 3), keepdim=True)) * fc + lum.mean(dim=(1, 2, 3), keepdim=True)
+    if not rgb:
+        return x
+    grey = (x * w).sum(1, keepdim=True)
+    x = (x - grey) * fs + grey
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device)
+    q = torch.einsum("ij,bjhw->bihw", yiq, x)
+    th = 2 * math.pi * turns[:, 0]  # (B, 1, 1)
+    i2 = q[:, 1:2] * torch.cos(th)[:, None] - q[:, 2:3] * torch.sin(th)[:, None]
+    q2 = q[:, 1:2] * torch.sin(th)[:, None] + q[:, 2:3] * torch.cos(th)[:, None]
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(yiq), torch.cat([q[:, :1], i2, q2], 1))
+
+
 def _dilate(x: Tensor, gen: torch.Generator, kernel: int) -> Tensor:
     """Grey-level dilation with a kernel x kernel square: thicker strokes."""
     return F.max_pool2d(x, kernel, stride=1, padding=kernel // 2)
@@ -285,11 +320,13 @@ class AugmentationSpec:
     defaults: dict[str, Any]
     description: str
     random: bool = True  # False: with p=1 the output does not depend on the generator
+    colour_only: bool = False  # meant for colour images (on greyscale it repeats another entry)
 
 
-def _spec(name: str, op: Callable[..., Tensor], description: str, random: bool = True, **defaults: Any) -> AugmentationSpec:
+def _spec(name: str, op: Callable[..., Tensor], description: str, random: bool = True, colour_only: bool = False,
+          **defaults: Any) -> AugmentationSpec:
     defaults.setdefault("p", 1.0)
-    return AugmentationSpec(name, op, defaults, description, random)
+    return AugmentationSpec(name, op, defaults, description, random, colour_only)
 
 
 _SPECS = [
@@ -316,10 +353,22 @@ _SPECS = [
     _spec("dilate", _dilate, "Morphological dilation with a kernel x kernel square (thicker strokes).", random=False, kernel=3),
     _spec("erode", _erode, "Morphological erosion with a kernel x kernel square (thinner strokes).", random=False, kernel=3),
     _spec("perspective", _perspective, "Perspective warp: each corner moves inwards by up to distortion x half the side.", distortion=0.3),
+    _spec("colour_jitter", _colour_jitter, "Colour jitter: brightness x(1+-brightness), contrast x(1+-contrast), saturation "
+          "x(1+-saturation), hue +-hue turns (saturation and hue on RGB only).", colour_only=True,
+          brightness=0.2, contrast=0.2, saturation=0.3, hue=0.04),
 ]
 
 AUGMENTATIONS: dict[str, AugmentationSpec] = {s.name: s for s in _SPECS}
 """The catalogue, by name. ``identity`` is included as the no-op baseline."""
+
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    # the training recipes' random shift (STRONG_RECIPE): an integer shift of up to 2 pixels in x and y, zero fill
+    "shift": ("pad_crop", {"pad": 2}),
+}
+"""Other names of catalogue entries with set parameters: ``get_augmentation("shift")`` is
+``get_augmentation("pad_crop", pad=2)``. Not listed in :data:`AUGMENTATIONS` (so a comparison over
+the catalogue does not run the same transform twice). ``digitlab.train`` resolves every augmentation
+name here, so a name means one transform in training, galleries and shift measures alike."""
 
 
 # =============================================================================================
@@ -387,8 +436,11 @@ class Augmentation:
             return x.clone()
         xf = x.float()
         # Transform only the chosen samples; the rest pass through bit-for-bit.
-        sub = xf if bool(chosen.all()) else xf[chosen]
+        every = bool(chosen.all())
+        sub = xf if every else xf[chosen]
         y = self.spec.op(sub.contiguous(), gen, **op_params).clamp(0.0, 1.0)
+        if every:  # no second copy of the batch when every sample is transformed (training with p=1)
+            return y.to(x.dtype)
         out = xf.clone()
         out[chosen] = y
         return out.to(x.dtype)
@@ -417,7 +469,7 @@ def get_augmentation(name: str, **params: Any) -> Augmentation:
     Parameters
     ----------
     name : str
-        A key of :data:`AUGMENTATIONS`.
+        A key of :data:`AUGMENTATIONS` or of :data:`ALIASES` (e.g. ``"shift"``).
     **params
         Overrides of the entry's defaults (``p`` and the entry's own parameters; ranges as
         ``[low, high]`` pairs).
@@ -432,8 +484,11 @@ def get_augmentation(name: str, **params: Any) -> Augmentation:
     ConfigError
         For an unknown name or parameter, or an out-of-range value.
     """
+    if name in ALIASES:
+        base, preset = ALIASES[name]
+        return get_augmentation(base, **{**preset, **params})
     if name not in AUGMENTATIONS:
-        raise ConfigError(f"augmentation {name!r}: unknown name; choose one of {', '.join(AUGMENTATIONS)}")
+        raise ConfigError(f"augmentation {name!r}: unknown name; choose one of {', '.join([*AUGMENTATIONS, *ALIASES])}")
     return Augmentation(name, _check_params(name, AUGMENTATIONS[name].defaults, params))
 
 
@@ -453,21 +508,32 @@ def augment_tensor(x: Tensor, aug: Callable[[Tensor, torch.Generator], Tensor], 
     return torch.cat([aug(x[i:i + batch_size], gen) for i in range(0, len(x), batch_size)]) if len(x) else x.clone()
 
 
-def augment_images(x_uint8: np.ndarray, name: str, seed: int = 0, **params: Any) -> np.ndarray:
-    """Augment a uint8 image array ``(n, H, W)`` (or ``(n, 1, H, W)``); returns uint8 of the same shape.
+MAX_CHANNELS = 4  # a trailing axis this small is channels: (n, H, W, C) colour
 
+
+def channels_last(x: np.ndarray) -> bool:
+    """Whether a 4-D image batch is ``(n, H, W, C)`` (colour, channels last) rather than ``(n, C, H, W)``."""
+    return x.ndim == 4 and x.shape[3] <= MAX_CHANNELS < x.shape[1]
+
+
+def augment_images(x_uint8: np.ndarray, name: str, seed: int = 0, **params: Any) -> np.ndarray:
+    """Augment a uint8 image array; returns uint8 of the same shape and layout.
+
+    Accepts greyscale ``(n, H, W)``, channels-first ``(n, C, H, W)`` (``(n, 1, H, W)``) and colour
+    channels-last ``(n, H, W, C)`` with ``C <= 4`` and ``H > 4`` (the Dataset layout).
     Sample ``i`` of the output is the augmented sample ``i`` of the input, so labels stay aligned.
     The same ``seed`` gives the same output.
     """
     aug = get_augmentation(name, **params)
     x_uint8 = np.asarray(x_uint8)
     if x_uint8.ndim not in (3, 4):
-        raise ConfigError(f"augment_images: images of shape {x_uint8.shape}; pass (n, H, W) or (n, 1, H, W) uint8")
+        raise ConfigError(f"augment_images: images of shape {x_uint8.shape}; pass (n, H, W), (n, C, H, W) or (n, H, W, C) uint8")
+    last = channels_last(x_uint8)
     x = torch.from_numpy(np.ascontiguousarray(x_uint8, dtype=np.uint8)).float().div_(255.0)
-    x4 = x[:, None] if x.ndim == 3 else x
+    x4 = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous() if last else x
     y = augment_tensor(x4, aug, seed)
     y = (y * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return (y[:, 0] if x.ndim == 3 else y).numpy()
+    return (y[:, 0] if x.ndim == 3 else y.permute(0, 2, 3, 1).contiguous() if last else y).numpy()
 
 
 # =============================================================================================
@@ -489,7 +555,10 @@ def plot_gallery(x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_sam
     for r, (label, imgs) in enumerate(rows):
         for c in range(len(x)):
             ax = axes[r, c]
-            ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            if imgs[c].ndim == 3:  # colour (H, W, C): shown as is
+                ax.imshow(imgs[c], interpolation="nearest")
+            else:
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():

@@ -359,16 +359,31 @@ def plot_embeddings(embeddings: dict[str, np.ndarray], y: np.ndarray, classes: S
     return fig
 
 
+THUMB_MAX_SIDE = 64  # colour thumbnails are shrunk to at most this many pixels a side
+
+
 def png_thumbnails(images: np.ndarray) -> list[str]:
-    """Each uint8 image as a base64 PNG (dark ink on white, as printed digits look)."""
+    """Each uint8 image as a base64 image for hovering: greyscale ``(n, H, W)`` as PNG (dark ink on
+    white, as printed digits look), colour ``(n, H, W, C)`` as JPEG, as it is, shrunk to at most
+    :data:`THUMB_MAX_SIDE` pixels a side (a 128-px photograph as PNG would weigh ~40 kB)."""
     from PIL import Image
 
     out = []
     for img in np.asarray(images):
         buf = io.BytesIO()
-        Image.fromarray(255 - img).save(buf, format="PNG", optimize=True)
+        if img.ndim == 3:
+            im = Image.fromarray(img[..., :3] if img.shape[2] >= 3 else img[..., 0])
+            im.thumbnail((THUMB_MAX_SIDE, THUMB_MAX_SIDE))
+            im.save(buf, format="JPEG", quality=85)
+        else:
+            Image.fromarray(255 - img).save(buf, format="PNG", optimize=True)
         out.append(base64.b64encode(buf.getvalue()).decode("ascii"))
     return out
+
+
+def thumbnail_mime(images: np.ndarray) -> str:
+    """The MIME type :func:`png_thumbnails` uses for these images."""
+    return "image/jpeg" if np.asarray(images).ndim == 4 else "image/png"
 
 
 # Shows the hovered point's image next to the cursor. Runs after Plotly.newPlot ({plot_id} is the
@@ -379,7 +394,7 @@ var box = gd.closest('.dl-embedding');
 var thumbs = __THUMBS__;
 gd.on('plotly_hover', function(ev) {
   var p = ev.points[0], img = box.querySelector('img.dl-thumb');
-  img.src = 'data:image/png;base64,' + thumbs[p.customdata[1]];
+  img.src = 'data:__MIME__;base64,' + thumbs[p.customdata[1]];
   var r = box.getBoundingClientRect(), e = ev.event || {};
   var x = (e.clientX || r.left + r.width / 2) - r.left, y = (e.clientY || r.top) - r.top;
   // above the cursor (plotly's hover label sits beside it), below when too close to the top
@@ -401,7 +416,8 @@ def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarra
 
     Parameters
     ----------
-    emb, y, images : ``(n, 2)`` coordinates, labels and the ``(n, H, W)`` uint8 images they show.
+    emb, y, images : ``(n, 2)`` coordinates, labels and the ``(n, H, W)`` (or colour ``(n, H, W, C)``)
+        uint8 images they show.
     classes : class names.
     indices : dataset index of each point (shown on hover).
     title : figure title.
@@ -434,7 +450,7 @@ def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarra
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False, scaleanchor="x")
     div_id = div_id or "emb-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40] + f"-{len(keep)}"
-    script = _HOVER_JS.replace("__THUMBS__", json.dumps(thumbs))
+    script = _HOVER_JS.replace("__THUMBS__", json.dumps(thumbs)).replace("__MIME__", thumbnail_mime(images))
     plot = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, post_script=script,
                        config={"displaylogo": False, "responsive": True})
     thumb = ('<img class="dl-thumb" alt="hovered image" style="position:absolute;display:none;width:84px;height:84px;'
@@ -467,4 +483,4 @@ def load_embedding(folder: str | Path, method: str) -> tuple[np.ndarray, np.ndar
 __all__ = ["METHODS", "embed", "to_features", "pca_reduce", "pca_2d", "tsne_2d", "umap_2d", "import_umap",
            "knn_accuracy_2d", "trustworthiness", "silhouette_by_class", "neighbour_class_fractions",
            "overlapping_pairs", "embedding_quality", "class_colors", "plot_embedding", "plot_embeddings",
-           "png_thumbnails", "interactive_embedding_html", "save_embedding", "load_embedding"]
+           "png_thumbnails", "thumbnail_mime", "interactive_embedding_html", "save_embedding", "load_embedding"]

@@ -30,7 +30,8 @@ from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 NAME = "augment"
 TITLE = "Augmentation: which transformations keep the label, how they move the data, and what they do"
 
-ALL_AUGMENTATIONS = [n for n in AUGMENTATIONS if n != "identity"]
+ALL_AUGMENTATIONS = [n for n in AUGMENTATIONS if n != "identity" and not AUGMENTATIONS[n].colour_only]
+COLOUR_AUGMENTATIONS = [n for n in AUGMENTATIONS if AUGMENTATIONS[n].colour_only]  # added on colour images
 KEY_CORRUPTIONS = ("rotate_large", "hflip", "vflip", "gaussian_noise", "elastic", "rotate_small")
 FLIP_TRANSFORMS = {  # transform label -> (catalogue name, params): exact, label-changing candidates
     "hflip": ("hflip", {"p": 1.0}),
@@ -63,7 +64,7 @@ class Config:
         unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
         if unknown or not self.augmentations:
             raise ConfigError(f"config key augment.augmentations: unknown or empty ({', '.join(unknown)}); "
-                              f"use names from {', '.join(ALL_AUGMENTATIONS)}")
+                              f"use names from {', '.join(ALL_AUGMENTATIONS + COLOUR_AUGMENTATIONS)}")
         for key in ("n_train", "n_test", "n_test_corrupt"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key augment.{key}: {getattr(self, key)} is negative; use 0 (= all) or a size")
@@ -518,6 +519,11 @@ def _flip_part(ctx: TaskContext, cfg: Config, preds: dict, y_te: np.ndarray, tab
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cfg.validate()
+    colour_added = [n for n in COLOUR_AUGMENTATIONS if ctx.dataset.is_colour and n not in cfg.augmentations]
+    if colour_added:  # photographs: colour changes are among the candidates; ink drawings have none
+        from dataclasses import replace
+
+        cfg = replace(cfg, augmentations=list(cfg.augmentations) + colour_added)
     tables: list[Table] = []
     figures: list[Figure] = []
     _gallery_part(ctx, cfg, tables, figures)
@@ -542,7 +548,8 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         findings=findings,
         tables=tables,
         figures=figures,
-        notes=[
+        notes=[f"The images have {ctx.dataset.channels} colour channels, so the colour augmentation(s) "
+               f"{', '.join(colour_added)} were added to the configured list."] * bool(colour_added) + [
             "Domain AUC: cross-validated ROC-AUC of a logistic regression (PCA-50 features fitted on the union) telling a "
             "clean half of the sample from the augmented other half; disjoint halves make the identity transform the null "
             "(AUC about 0.5). MMD: unbiased squared maximum mean discrepancy with an RBF kernel whose width is the median "

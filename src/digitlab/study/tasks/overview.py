@@ -29,15 +29,21 @@ PROFILES: dict[str, dict] = {"quick": {"samples_per_class": 8}, "full": {}}
 
 
 def plot_sample_grid(ds: Dataset, per_class: int = 10, seed: int = 0) -> plt.Figure:
-    """A grid with one row per class and ``per_class`` random training images in each."""
-    fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(per_class * 0.7, ds.n_classes * 0.75))
+    """A grid with one row per class and ``per_class`` random training images in each (fewer when
+    a class has fewer). Greyscale images are drawn dark ink on white, colour images as they are."""
+    side = 0.7 if not ds.is_colour else 1.0  # photographs need more room than digits
+    fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(per_class * side, ds.n_classes * (side + 0.05)), squeeze=False)
     rng = np.random.default_rng(seed)
     for c in range(ds.n_classes):
-        idx = rng.choice(np.flatnonzero(ds.y_train == c), size=per_class, replace=False)
-        for j, i in enumerate(idx):
+        members = np.flatnonzero(ds.y_train == c)
+        idx = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for j in range(per_class):
             ax = axes[c, j]
-            ax.imshow(ds.x_train[i], cmap="gray_r", vmin=0, vmax=255)
+            if j < len(idx):
+                ax.imshow(ds.x_train[idx[j]], cmap=None if ds.is_colour else "gray_r", vmin=0, vmax=255)
             ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(j < len(idx))
             if j == 0:
                 ax.set_ylabel(ds.classes[c], rotation=0, ha="right", va="center", fontsize=9)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
@@ -61,10 +67,18 @@ def plot_class_counts(ds: Dataset) -> plt.Figure:
 
 
 def plot_pixel_histogram(ds: Dataset) -> plt.Figure:
-    """Histogram of pixel intensities (log scale: most pixels are background)."""
-    counts = np.bincount(ds.x_train.ravel(), minlength=256)
+    """Histogram of pixel intensities (log scale: most pixels are background); one line per channel for colour."""
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    ax.bar(np.arange(256), counts, width=1.0, color="0.3")
+    if ds.is_colour:
+        colours = ["tab:red", "tab:green", "tab:blue", "0.4"]
+        for ch in range(ds.channels):
+            counts = np.bincount(np.asarray(ds.x_train[..., ch]).ravel(), minlength=256)
+            ax.step(np.arange(256), counts, where="mid", color=colours[ch % 4], lw=1,
+                    label=("red", "green", "blue", "alpha")[ch] if ds.channels <= 4 else f"channel {ch}")
+        ax.legend(fontsize=8)
+    else:
+        counts = np.bincount(ds.x_train.ravel(), minlength=256)
+        ax.bar(np.arange(256), counts, width=1.0, color="0.3")
     ax.set_yscale("log")
     ax.set_xlabel("pixel intensity (0 = background)")
     ax.set_ylabel("pixels (log)")
@@ -89,7 +103,10 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         + ("the classes are close to balanced, so accuracy is a fair headline metric here." if imbalance < 1.5 else
            "the classes are imbalanced, so balanced accuracy, macro F1 and per-class recall matter more than accuracy here."),
         f"{100 * s['fraction_zero_pixels']:.1f} % of all training pixels are exactly 0 (background); the mean intensity is {s['pixel_mean']:.1f} of 255 with standard deviation {s['pixel_std']:.1f}.",
-        f"Class {by_ink[0]['class']} uses the least ink (mean pixel {by_ink[0]['mean pixel']}) and class {by_ink[-1]['class']} the most ({by_ink[-1]['mean pixel']}): ink alone already carries some class information.",
+        (f"Class {by_ink[0]['class']} uses the least ink (mean pixel {by_ink[0]['mean pixel']}) and class {by_ink[-1]['class']} the most ({by_ink[-1]['mean pixel']}): ink alone already carries some class information."
+         if ds.meta.get("ink_on_blank", not ds.is_colour) else
+         f"Class {by_ink[0]['class']} has the darkest images on average (mean pixel {by_ink[0]['mean pixel']}, all channels) and class {by_ink[-1]['class']} the brightest ({by_ink[-1]['mean pixel']}); "
+         f"the spread of class means ({by_ink[-1]['mean pixel'] - by_ink[0]['mean pixel']:.1f} grey levels) shows how much brightness alone could tell the classes apart."),
         f"Exact duplicate images between the training and test split in a sample of {dup['checked']:,} test images: {dup['duplicates']}.",
     ]
     figs = [
