@@ -236,7 +236,7 @@ def test_bad_settings_raise_config_error(small):
 def test_classifier_from_recipe_carries_every_setting():
     net, params, tc = "cnn", {"n_blocks": 2}, TrainConfig(epochs=3, lr=0.005, augment="shift", label_smoothing=0.1, seed=4)
     clf = CNNClassifier.from_recipe((net, params, tc), device="cpu")
-    assert clf.train_params == {"augment": "shift", "label_smoothing": 0.1}
+    assert clf.augment == "shift" and clf.train_params == {"label_smoothing": 0.1}
     assert clf._config() == replace(tc, device="cpu")
     assert clone(clf).get_params() == clf.get_params()
 

@@ -36,6 +36,10 @@ def cpu_budget(n_jobs: int = 1, device: str = "cpu", threads_per_job: int = 0, n
     The threads apply to torch, BLAS and OpenMP alike (see :func:`limit_threads`).
     """
     cores = os.cpu_count() or 1
+    if device == "auto":  # a TaskContext made by hand defaults to "auto"; the runner passes a resolved device
+        from digitlab.train import resolve_device
+
+        device = resolve_device(device)
     if device != "cpu":
         return 1, threads_per_job or cores
     jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)

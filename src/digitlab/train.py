@@ -95,7 +95,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory layout (faster convolutions on CPU and GPU)
     num_threads: int = 0  # torch CPU threads during fit (0 = leave torch's setting)
     eval_batch_size: int = 1024  # images per forward pass when evaluating
-    augment: str = ""  # augmentation by name ("shift", "affine", or digitlab.augment's); fit(augment=...) overrides
+    augment: str = ""  # augmentation by name from digitlab.augment's catalogue ("shift", "affine", ...; "" = none); fit(augment=...) overrides
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on a bad value (called by :func:`fit`)."""
@@ -253,7 +253,8 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate every image by its own random integer offset in ``[-max_shift, max_shift]`` (zero fill).
 
-    One gather on the padded batch: no per-sample Python.
+    One gather on the padded batch: no per-sample Python. The name "shift" resolves to the catalogue's
+    equal transform (``pad_crop``, ``pad=2``; see :func:`resolve_augment`), not to this function.
     """
     b, c, h, w = x.shape
     m = max_shift
@@ -269,7 +270,10 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2
 def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, translate: float = 0.1,
                   scale: float = 0.1) -> torch.Tensor:  # fmt: skip
     """Random rotation (+-``degrees``), scaling (1 +- ``scale``) and translation (+- ``translate`` of
-    the size) per image, by one ``affine_grid``/``grid_sample`` call on the batch."""
+    the size) per image, by one ``affine_grid``/``grid_sample`` call on the batch.
+
+    Not what the name "affine" means (that is the catalogue's, with shear; see :func:`resolve_augment`);
+    pass this function itself as ``augment=`` to train with it."""
     b = x.shape[0]
     u = torch.rand(4, b, generator=generator, device=generator.device).to(x.device) * 2 - 1
     angle = u[0] * math.radians(degrees)
@@ -280,21 +284,22 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-BUILTIN_AUGMENTATIONS: dict[str, Augment] = {"shift": random_shift, "affine": random_affine}
-
-
 def resolve_augment(augment: str | Augment | None) -> Augment | None:
-    """A callable from a name: the built-ins ("shift", "affine"), else :mod:`digitlab.augment`."""
+    """The augmentation a name means: :func:`digitlab.augment.get_augmentation` of it, with its
+    catalogue defaults. ``None``, ``""`` and ``"none"`` mean no augmentation; a callable passes through.
+
+    There is one catalogue, so a name means the same transform in training as in
+    ``augment_images``, ``plot_gallery`` and ``distribution_shift``: "affine" is the catalogue's
+    (rotation +-10 deg, shift +-8 %, scale 0.9-1.1, shear +-10 deg), "shift" its alias of
+    ``pad_crop`` with ``pad=2`` (integer shifts of up to 2 pixels, zero fill; STRONG_RECIPE's).
+    :func:`random_shift` and :func:`random_affine` above are not reached by name.
+    """
     if augment is None or callable(augment):
         return augment
     if augment in ("", "none"):
         return None
-    if augment in BUILTIN_AUGMENTATIONS:
-        return BUILTIN_AUGMENTATIONS[augment]
-    try:
-        from digitlab.augment import get_augmentation
-    except ImportError:
-        raise ConfigError(f"augment {augment!r}: unknown; use one of {sorted(BUILTIN_AUGMENTATIONS)} or a callable") from None
+    from digitlab.augment import get_augmentation
+
     return get_augmentation(augment)
 
 
@@ -471,7 +476,8 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
     x_val, y_val : a validation set; if absent, ``cfg.val_fraction`` of each class is carved from train.
         With neither, the last epoch is kept and the history's val columns are NaN.
     augment : ``augment(x, generator) -> x`` on float ``(B, C, H, W)`` in [0, 1], applied per batch
-        before normalisation; or a name ("shift", "affine", or one of :mod:`digitlab.augment`).
+        before normalisation; or a name of :mod:`digitlab.augment`'s catalogue ("shift", "affine", ...;
+        see :func:`resolve_augment`).
         ``None`` uses ``cfg.augment``.
     progress : show a rich progress bar per epoch.
 
@@ -668,6 +674,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     ``min_steps``). ``train_params`` sets any other :class:`TrainConfig` field (e.g.
     ``{"label_smoothing": 0.1}``).
 
+    ``augment``: a name of :mod:`digitlab.augment`'s catalogue (``"shift"``, ``"affine"``,
+    ``"elastic"``, ...), a callable ``aug(x, generator)``, or ``None`` / ``"none"`` for no
+    augmentation. (An ``"augment"`` key in ``train_params`` still counts when ``augment`` is None.)
+
     Regularisation: ``l1`` and ``l2`` are the coupled penalties ``l1 * sum|w| + l2 * sum w^2`` over
     weight matrices and kernels added to the loss (see :class:`TrainConfig`); ``weight_decay`` is the
     optimiser's, and with the default ``optimizer="adamw"`` it is decoupled decay, not an L2 penalty.
@@ -704,15 +714,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def from_recipe(cls, recipe: tuple[str, dict, TrainConfig], **overrides) -> "CNNClassifier":
         """An estimator that trains exactly like ``recipe`` (e.g. :data:`STRONG_RECIPE`), with ``overrides``.
 
-        Every :class:`TrainConfig` field the constructor has no argument for goes into ``train_params``.
+        The recipe's augmentation becomes the ``augment`` argument, so ``augment=None`` (or ``"none"``)
+        trains without it; every other :class:`TrainConfig` field the constructor has no argument for
+        goes into ``train_params``. ``net_params={...}`` and ``train_params={...}`` are merged into the
+        recipe's (``net_params={"width": 32}`` keeps ``convs_per_block=2`` of STRONG_RECIPE); with
+        ``net=`` naming another network family the recipe's network settings are dropped.
         """
         net, net_params, tc = recipe
         own = {"epochs", "batch_size", "lr", "optimizer", "scheduler", "weight_decay", "val_fraction", "max_seconds", "device",
                "l1", "l2", "min_steps"}  # fmt: skip
         base = asdict(TrainConfig())
-        rest = {k: v for k, v in asdict(tc).items() if k not in own | {"seed"} and v != base[k]}
-        kwargs = {k: getattr(tc, k) for k in own} | {"net": net, "net_params": dict(net_params), "random_state": tc.seed}
-        return cls(**(kwargs | {"train_params": rest or None} | overrides))
+        rest = {k: v for k, v in asdict(tc).items() if k not in own | {"seed", "augment"} and v != base[k]}
+        kwargs = {k: getattr(tc, k) for k in own} | {"net": net, "random_state": tc.seed, "augment": tc.augment or None}
+        same_net = overrides.get("net", net) == net
+        kwargs["net_params"] = {**(dict(net_params) if same_net else {}), **(overrides.pop("net_params", None) or {})}
+        kwargs["train_params"] = {**rest, **(overrides.pop("train_params", None) or {})} or None
+        return cls(**(kwargs | overrides))
 
     def _config(self) -> TrainConfig:
         extra = dict(self.train_params or {})
@@ -725,6 +742,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             if key in extra and value != default and extra[key] != value:
                 raise ConfigError(f"CNNClassifier {key}={value} and train_params[{key!r}]={extra[key]}: set it in one place")
             direct[key] = value if value != default else extra.get(key, default)
+        if isinstance(self.augment, str):  # the augmentation by name (a callable goes to fit() as it is)
+            named = extra.get("augment") or ""
+            if named and self.augment != named:
+                raise ConfigError(f"CNNClassifier augment={self.augment!r} and train_params['augment']={named!r}: set it in one place")
+            direct["augment"] = self.augment
         return replace(cfg, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                        scheduler=self.scheduler, weight_decay=self.weight_decay, val_fraction=self.val_fraction,
                        max_seconds=self.max_seconds, device=self.device, seed=int(self.random_state or 0), **direct)  # fmt: skip
@@ -736,7 +758,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         cfg = self._config()
         self.in_shape_ = image_shape(X)
         net = build_net(self.net, self.in_shape_, len(self.classes_), seed=cfg.seed, **(self.net_params or {}))
-        self.train_result_ = fit(net, X, y_idx, cfg, augment=self.augment, progress=self.progress)
+        augment = self.augment if callable(self.augment) else None  # None: the name in cfg.augment (or none)
+        self.train_result_ = fit(net, X, y_idx, cfg, augment=augment, progress=self.progress)
         self.model_ = self.train_result_.model
         self.history_ = self.train_result_.history
         return self

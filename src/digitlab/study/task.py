@@ -34,7 +34,7 @@ class TaskContext:
     out_dir: Path  # write figures/artifacts here (file names relative to it go in Figure.file)
     profile: str = "standard"  # "quick" | "standard" | "full"
     seed: int = 0
-    device: str = "cpu"  # resolved torch device string: "cpu", "cuda", "mps"
+    device: str = "auto"  # torch device: "auto" (cuda > mps > cpu, resolved where used) or "cpu", "cuda", "mps"; the runner passes a resolved one
     n_jobs: int = 1  # parallel jobs for joblib / scikit-learn
     backend: str = "loky"  # joblib backend of the experiment engine (study.backend)
     progress: bool = True  # show progress bars
