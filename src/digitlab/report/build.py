@@ -266,11 +266,13 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
     return {
         "meta": {**meta, "title": meta["title"] or DEFAULT_TITLE},
         "run": {"name": s.get("name") or run.run_dir.name, "dataset": dataset.get("name") or "unknown dataset",
-                "profile": s.get("profile") or "unknown", "finished": s.get("finished") or "unknown",
+                "profile": s.get("profile") or "unknown", "finished": str(s.get("finished") or "unknown").replace("T", " "),
                 "seconds": s.get("seconds"), "device": run.env.get("device", "unknown"), "seed": run.env.get("seed", "–"),
                 "code": run.env.get("code_version", "–"), "version": (run.env.get("packages") or {}).get("digitlab", "–"),
                 "folder": run.run_dir.name},
         "today": datetime.now().strftime("%Y-%m-%d"),
+        "run_dir": run.run_dir,
+        "dataset": dataset,
         "problems": run.problems,
         "sections": sections,
         "others": others,
@@ -286,6 +288,14 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _explorer(doc: dict[str, Any], run_dir: Path) -> tuple[dict | None, str, str]:
+    from digitlab.report.explorer import explorer_data, explorer_json
+
+    classes = (doc.get("dataset") or {}).get("classes")
+    data, note = explorer_data(run_dir, [str(c) for c in classes] if isinstance(classes, list) else None)
+    return data, note, (explorer_json(data) if data else "")
+
+
 def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozenset[str] = frozenset()) -> str:
     """The report as HTML: ``interactive`` for the browser, static for WeasyPrint (``flow``: sections that
     do not start a new page)."""
@@ -297,7 +307,9 @@ def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozens
         plotly_js = get_plotlyjs()
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8") if interactive else ""
+    explorer, note, data = _explorer(doc, doc["run_dir"]) if interactive else (None, "", "")
     return env.get_template("report.html.j2").render(**doc, interactive=interactive, plotly_js=Markup(plotly_js),
+                                                     explorer=explorer, explorer_note=note, explorer_json=Markup(data),
                                                      css=Markup(css), script=Markup(script), flow=flow)
 
 
