@@ -24,6 +24,7 @@ rung of the ladder and the remedies' baseline) are trained once.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,8 @@ TITLE = "Under- and over-fitting: regularisation, dropout and model complexity"
 
 PENALTY_NETS = ("cnn", "mlp")
 PLACES = ("conv", "head", "both")
-PLACE_WORDS = {"conv": "after every conv block", "head": "in the head", "both": "both"}
+PLACE_WORDS = {"conv": "after every conv block", "head": "in the head", "both": "after every conv block and in the head"}
+PLACE_SHORT = {"conv": "after conv blocks", "head": "in the head", "both": "both"}  # heatmap row labels
 RUNGS = ("softmax", "mlp", "deep_mlp", "cnn", "deeper_cnn")
 RUNG_WORDS = {"softmax": "softmax regression", "mlp": "one-hidden-layer MLP", "deep_mlp": "deep MLP", "cnn": "small CNN",
               "deeper_cnn": "deeper CNN"}  # fmt: skip
@@ -335,8 +337,9 @@ def penalty_findings(name: str, kind: str, res: dict[float, dict]) -> list[str]:
          f"{pct(res[top]['train_acc'])} and test {pct(res[top]['test_acc'])}")  # fmt: skip
     s += ": the penalty has become too strong (under-fitting)." if res[top]["train_acc"] < zero["train_acc"] - 0.01 else "."
     if kind == "l2":
-        s += (f" The sum of squared weights falls from {zero['l2_sum']:.1f} (λ = 0) to {res[top]['l2_sum']:.2f} "
-              f"({zero['l2_sum'] / max(res[top]['l2_sum'], 1e-12):.0f}x smaller).")
+        ratio = zero["l2_sum"] / max(res[top]["l2_sum"], 1e-12)
+        s += (f" The sum of squared weights falls from {zero['l2_sum']:.1f} (λ = 0) to {res[top]['l2_sum']:.3g} "
+              + (f"({ratio:.0f}x smaller)." if ratio < 1e3 else "(the weights have collapsed towards zero)."))
     else:
         s += (f" The share of weights below 10⁻³ in magnitude rises from {100 * zero['small_frac']:.1f} % to "
               f"{100 * res[top]['small_frac']:.1f} %: L1 drives weights to (near) zero.")
@@ -408,11 +411,11 @@ def curve_rows(history: list[dict]) -> list[dict]:
             for h in history]  # fmt: skip
 
 
-def curve_finding(history: list[dict], patience: int) -> str:
+def curve_finding(history: list[dict], kept: int, patience: int) -> str:
     v = np.array([h["val_loss"] for h in history])
     a = np.array([h["val_acc"] for h in history])
     tl = np.array([h["train_loss"] for h in history])
-    e_loss, e_acc = int(np.argmin(v)) + 1, int(np.argmax(a)) + 1
+    e_loss = int(np.argmin(v)) + 1
     best, since, stop = -1.0, 0, len(history)
     for i, acc in enumerate(a):
         best, since = (acc, 0) if acc > best else (best, since + 1)
@@ -421,8 +424,10 @@ def curve_finding(history: list[dict], patience: int) -> str:
             break
     return (f"Training curves of the over-fitting setting: validation loss is lowest at epoch {e_loss} ({v.min():.3f}) and ends at "
             f"{v[-1]:.3f} after {len(history)} epochs while the training loss falls from {tl[e_loss - 1]:.3f} to {tl[-1]:.4f}; "
-            f"validation accuracy peaks at epoch {e_acc}. Stopping after {patience} epochs without a better validation accuracy "
-            f"would end training at epoch {stop} of {len(history)}.")  # fmt: skip
+            f"early stopping keeps epoch {kept}, the best on validation accuracy (ties go to the lower validation loss)"
+            + (", which is the last epoch, so here it changes nothing" if kept == len(history) else "")
+            + f". Stopping after {patience} epochs without a better validation accuracy would end training at epoch {stop} "
+            f"of {len(history)}.")  # fmt: skip
 
 
 # =============================================================================================
@@ -516,7 +521,7 @@ def plot_dropout(res: dict[tuple[str, float], dict], places: list[str], rates: l
             ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if (mat[i, j] < mat.mean()) == (metric == "test_acc") else "black")
         ax.set(xticks=range(len(rates)), xticklabels=[f"{r:g}" for r in rates], yticks=range(len(places)),
-               yticklabels=[PLACE_WORDS[p] for p in places], xlabel="dropout rate", title=title)
+               yticklabels=[PLACE_SHORT[p] for p in places], xlabel="dropout rate", title=title)
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
     return fig
@@ -528,7 +533,7 @@ def plot_ladder(rows: list[dict]):
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
     x = np.arange(len(rows))
-    labels = [f"{r['model']}\n{r['params']:,}" for r in rows]
+    labels = ["\n".join(textwrap.wrap(r["model"], 12)) + f"\n{r['params']:,}" for r in rows]
     ax.plot(x, [r["train_acc"] for r in rows], "o-", label="train")
     ax.plot(x, [r["val_acc"] for r in rows], "o-", label="validation")
     ax.plot(x, [r["test_acc"] for r in rows], "o-", label="test")
@@ -542,13 +547,13 @@ def plot_ladder(rows: list[dict]):
     return fig
 
 
-def plot_remedies(history: list[dict], rem: list[dict]):
+def plot_remedies(history: list[dict], kept: int, rem: list[dict]):
     """Left two panels: the over-fitting setting's curves; right: test accuracy and gap per remedy."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
     ep = np.arange(1, len(history) + 1)
-    best = int(np.argmax([h["val_acc"] for h in history])) + 1
+    best = kept
     for ax, m, label in ((axes[0], "loss", "cross-entropy"), (axes[1], "acc", "accuracy (%)")):
         scale = 100 if m == "acc" else 1
         ax.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="train")
@@ -679,12 +684,13 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                    n_train=n_train, epochs=round(v["epochs_run"], 1), steps=round(v["steps"]))
         rem_rows.append(row)
     history = m[key(extra["early stopping"])]["history"]
+    kept = int(round(m[key(extra["early stopping"])]["best_epoch"]))
     rem_text, result.headline = remedies_findings(rem_rows)
     pick = best_on_val(res_lad)
     result.headline += (f" Of the ladder from softmax regression to a deeper CNN, validation picks the {RUNG_WORDS[pick]} "
                         f"({pct(res_lad[pick]['test_acc'])} on test, gap {100 * res_lad[pick]['gap']:.1f} points).")
-    result.findings += rem_text + [curve_finding(history, cfg.patience)]
-    add_figure(result.figures, plot_remedies(history, rem_rows), ctx.out_dir, "remedies",
+    result.findings += rem_text + [curve_finding(history, kept, cfg.patience)]
+    add_figure(result.figures, plot_remedies(history, kept, rem_rows), ctx.out_dir, "remedies",
                "Left: training and validation loss and accuracy per epoch of the over-fitting setting (the small CNN, no "
                "regularisation). Right: test accuracy and train-test gap without a remedy and with each remedy.")
     result.tables.append(Table("remedies", rem_rows, "The over-fitting setting and each remedy: accuracy (%), cross-entropy, gap "
