@@ -312,7 +312,8 @@ def rank_label_issues(labels: np.ndarray, proba: np.ndarray, index: np.ndarray |
     cleanlab's ``find_label_issues`` estimates the joint distribution of given and true labels from
     the out-of-sample ``proba`` (the confident joint) and flags, per given class, as many images as it
     estimates to be mislabelled (``prune_by_noise_rate``); they are ranked by self-confidence, the
-    probability assigned to the given label (low = suspicious). Rows: ``index`` (``index[i]``),
+    probability assigned to the given label (low = suspicious; ties, such as k-NN's zeros, broken by the
+    probability of the most probable other class). Rows: ``index`` (``index[i]``),
     ``given``, ``suggested`` (most probable class), ``score`` (self-confidence).
     """
     from cleanlab.filter import find_label_issues
@@ -330,8 +331,9 @@ def rank_label_issues(labels: np.ndarray, proba: np.ndarray, index: np.ndarray |
     remap[present] = np.arange(len(present))
     p = proba[:, present]
     p = p / np.maximum(p.sum(1, keepdims=True), 1e-300)
-    ranked = find_label_issues(remap[labels], p, return_indices_ranked_by="self_confidence", n_jobs=1)
+    flagged = find_label_issues(remap[labels], p, return_indices_ranked_by="self_confidence", n_jobs=1)
     score = p[np.arange(len(labels)), remap[labels]]
+    ranked = flagged[_by_self_confidence(p[flagged], remap[labels][flagged])]
     suggested = present[p.argmax(1)]
     return [{"index": int(index[i]), "given": int(labels[i]), "suggested": int(suggested[i]), "score": float(score[i])}
             for i in ranked]
@@ -345,7 +347,17 @@ def self_confidence_ranking(labels: np.ndarray, proba: np.ndarray, index: np.nda
     index = np.arange(len(labels)) if index is None else np.asarray(index)
     score = p[np.arange(len(labels)), labels]
     return [{"index": int(index[i]), "given": int(labels[i]), "suggested": int(p[i].argmax()), "score": float(score[i])}
-            for i in np.argsort(score, kind="stable")]
+            for i in _by_self_confidence(p, labels)]
+
+
+def _by_self_confidence(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Order of rows by self-confidence ``p[i, labels[i]]`` (lowest first); ties (e.g. k-NN's zeros) go
+    first to the row whose most probable other class is most probable."""
+    rows = np.arange(len(p))
+    score = p[rows, labels]
+    other = p.copy()
+    other[rows, labels] = -np.inf
+    return np.lexsort((-other.max(1) if len(p) else np.zeros(0), score))
 
 
 def plant_flips(y: np.ndarray, n: int, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

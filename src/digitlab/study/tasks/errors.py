@@ -306,7 +306,7 @@ def _model_rows(d: dict) -> list[dict]:
     for i, n in enumerate(names):
         e, c = errors[i], d["conf"][n]
         rows.append({"model": words(n), "errors": int(e.sum()), "error %": _r(100 * e.mean(), 2),
-                     "only this model": int((e & ~others[n]).sum()), "also missed by half the models": int((e & (d["wrong"] >= d["hard_min"])).sum()),
+                     "only this model": int((e & ~others[n]).sum()), "hard images among them": int((e & (d["wrong"] >= d["hard_min"])).sum()),
                      "confidence on mistakes": _r(np.nanmean(c[e])) if e.any() and np.isfinite(c).any() else None,
                      "confidence when right": _r(np.nanmean(c[~e])) if (~e).any() and np.isfinite(c).any() else None})
     return sorted(rows, key=lambda r: r["errors"])
@@ -342,10 +342,11 @@ def _tables(cfg: Config, d: dict) -> list[Table]:
         Table("traits", trait_rows, f"Traits of the {len(d['hard']):,} hard images against the images of the same class that "
               "every model classifies correctly: z = distance from the same-class mean in same-class standard deviations; "
               "percentile 50 = typical of the class."),
-        Table("label_issues_test", _candidate_rows(d, "test", cfg.top_candidates), f"Top {cfg.top_candidates} test images whose given label is most probably wrong "
-              "(lowest self-confidence among the images confident learning flags); label_issues_test.csv holds the full list."),
-        Table("label_issues_train", _candidate_rows(d, "train", cfg.top_candidates), f"Top {cfg.top_candidates} training-image candidates (index in the official "
-              "training order); label_issues_train.csv holds the full list."),
+        Table("label_issues_test", _candidate_rows(d, "test", cfg.top_candidates), f"Top {cfg.top_candidates} test images whose given label is most probably wrong: those confident learning flags, "
+              "by self-confidence, then (flagged = no) the unflagged images of lowest self-confidence; label_issues_test.csv "
+              "holds every flagged image."),
+        Table("label_issues_train", _candidate_rows(d, "train", cfg.top_candidates), f"Top {cfg.top_candidates} training-image candidates, ordered as for the test "
+              "set (index in the official training order); label_issues_train.csv holds every flagged image."),
     ]
 
 
@@ -383,10 +384,11 @@ def _figures(ctx: TaskContext, cfg: Config, d: dict) -> list:
     method = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[cfg.map_method]
     errors_on_map = d["errors"][:, pos]
     n_hard = int(np.isin(pos, d["hard"]).sum())
+    share, natural = n_hard / len(pos), len(d["hard"]) / len(d["y"])
     add_figure(figs, A.plot_error_maps(d["emb"], d["y"][pos], classes, errors_on_map, names, labels), out, "error_map",
                f"{method} map of {len(pos):,} of the {len(d['y']):,} test images"
-               + (f" ({n_hard:,} of the {len(d['hard']):,} hard images, which are over-represented, and a stratified sample of "
-                  "the rest)" if len(pos) < len(d["y"]) else "")
+               + (f" ({n_hard:,} of the {len(d['hard']):,} hard images, {100 * share:.0f} % of the map against "
+                  f"{100 * natural:.0f} % of the test set, and a stratified sample of the rest)" if len(pos) < len(d["y"]) else "")
                + ". Left: how many models got each image wrong (grey: none). Right: each model's mistakes in red.")
     fig, ax = plt.subplots(figsize=(0.55 * m + 2.5, 0.5 * m + 1.5))
     im = ax.imshow(d["jac"], cmap="viridis", vmin=0, vmax=1)
@@ -395,7 +397,7 @@ def _figures(ctx: TaskContext, cfg: Config, d: dict) -> list:
                 color="black" if d["jac"][i, j] > 0.6 else "white")
     ax.set(xticks=range(m), yticks=range(m), xticklabels=[labels[n] for n in names], yticklabels=[labels[n] for n in names],
            title="Jaccard index of the error sets")
-    ax.tick_params(axis="x", rotation=60)
+    plt.setp(ax.get_xticklabels(), rotation=60, ha="right", rotation_mode="anchor")
     fig.colorbar(im, ax=ax, fraction=0.04)
     add_figure(figs, fig, out, "jaccard", "Overlap of every pair of models' error sets (Jaccard index: shared mistakes / "
                "images either model gets wrong).")
