@@ -39,7 +39,7 @@ from digitlab.study.task import Table, TaskContext, TaskResult
 from digitlab.train import TrainConfig, stratified_split
 
 NAME = "overfit"
-TITLE = "Under- and over-fitting: regularisation, dropout and model complexity"
+TITLE = "Regularisation and model complexity: L1/L2 penalties, dropout, a ladder of models and what cures over-fitting"
 
 PENALTY_NETS = ("cnn", "mlp")
 PLACES = ("conv", "head", "both")
