@@ -159,15 +159,6 @@ def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[i
 # Traits of hard images
 # =============================================================================================
 
-TRAITS = {  # name -> (description, whether it needs strokes on a blank background)
-    "stroke_width": ("stroke width: ink area / skeleton length (pixels)", True),
-    "ink_ratio": ("ink ratio: share of pixels above the image's Otsu threshold", False),
-    "slant_deg": ("slant: lean of the ink's principal vertical axis (degrees, + = top to the right)", True),
-    "abs_slant_deg": ("absolute slant (degrees)", True),
-    "mean_intensity": ("mean pixel intensity (0-1)", False),
-}
-
-
 def greyscale(images: np.ndarray) -> np.ndarray:
     """``(n, H, W)`` uint8 images; colour ``(n, H, W, C)`` images are averaged over channels."""
     images = np.asarray(images)
@@ -458,6 +449,6 @@ def plot_gallery(images: np.ndarray, titles: Sequence[str], cols: int = 8, supti
 
 
 __all__ = ["load_predictions", "error_matrix", "confidence", "misclassified", "votes", "jaccard_matrix", "intersections",
-           "plot_upset", "plot_error_maps", "TRAITS", "greyscale", "image_traits", "pca_space", "class_centres", "centre_distance",
-           "trait_comparison", "make_cv_model", "out_of_fold_proba", "smooth", "rank_label_issues", "self_confidence_ranking", "plant_flips",
-           "detection_scores", "plot_gallery", "CV_MODELS"]
+           "plot_upset", "plot_error_maps", "greyscale", "image_traits", "pca_space", "class_centres",
+           "centre_distance", "trait_comparison", "make_cv_model", "out_of_fold_proba", "smooth", "rank_label_issues",
+           "self_confidence_ranking", "plant_flips", "detection_scores", "plot_gallery", "CV_MODELS"]

@@ -58,9 +58,10 @@ class Config:
     cv_model: str = "knn"  # fast model for out-of-fold probabilities: knn or logreg, both on the PCA components
     cv_folds: int = 5  # folds of the cross-validation
     cv_k: int = 10  # neighbours of the k-NN model (distance-weighted)
-    test_models: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_MODELS))  # classify models averaged for test probabilities; [] = the cross-validation model fit on the training images
+    # classify models whose probabilities are averaged for the test set; [] = the cv_model fitted on the training images
+    test_models: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_MODELS))  # names of classify models
     planted_fraction: float = 0.01  # share of training labels flipped on purpose to measure the detector (0 = skip)
-    top_candidates: int = 20  # label-issue candidates shown in the galleries and tables (flagged first, then the lowest self-confidence)
+    top_candidates: int = 20  # label candidates shown (flagged first, then the lowest self-confidence)
     reference_per_class: int = 500  # correctly classified test images per class measured for the trait comparison (0 = all)
 
     def validate(self) -> None:
@@ -308,7 +309,8 @@ def _model_rows(d: dict) -> list[dict]:
     for i, n in enumerate(names):
         e, c = errors[i], d["conf"][n]
         rows.append({"model": words(n), "errors": int(e.sum()), "error %": _r(100 * e.mean(), 2),
-                     "only this model": int((e & ~others[n]).sum()), "hard images among them": int((e & (d["wrong"] >= d["hard_min"])).sum()),
+                     "only this model": int((e & ~others[n]).sum()),
+                     "hard images among them": int((e & (d["wrong"] >= d["hard_min"])).sum()),
                      "confidence on mistakes": _r(np.nanmean(c[e])) if e.any() and np.isfinite(c).any() else None,
                      "confidence when right": _r(np.nanmean(c[~e])) if (~e).any() and np.isfinite(c).any() else None})
     return sorted(rows, key=lambda r: r["errors"])
@@ -344,10 +346,12 @@ def _tables(cfg: Config, d: dict) -> list[Table]:
         Table("traits", trait_rows, f"Traits of the {len(d['hard']):,} hard images against the images of the same class that "
               "every model classifies correctly: z = distance from the same-class mean in same-class standard deviations; "
               "percentile 50 = typical of the class."),
-        Table("label_issues_test", _candidate_rows(d, "test", cfg.top_candidates), f"Top {cfg.top_candidates} test images whose given label is most probably wrong: those confident learning flags, "
+        Table("label_issues_test", _candidate_rows(d, "test", cfg.top_candidates),
+              f"Top {cfg.top_candidates} test images whose given label is most probably wrong: those confident learning flags, "
               "by self-confidence, then (flagged = no) the unflagged images of lowest self-confidence; label_issues_test.csv "
               "holds every flagged image."),
-        Table("label_issues_train", _candidate_rows(d, "train", cfg.top_candidates), f"Top {cfg.top_candidates} training-image candidates, ordered as for the test "
+        Table("label_issues_train", _candidate_rows(d, "train", cfg.top_candidates),
+              f"Top {cfg.top_candidates} training-image candidates, ordered as for the test "
               "set (index in the official training order); label_issues_train.csv holds every flagged image."),
     ]
 
