@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,26 +32,30 @@ _CODES = {v.newbyteorder("="): k for k, v in IDX_DTYPES.items()}
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """Return the (decompressed) bytes of an IDX file, gzip or raw."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found; check the path or run `digitlab data list` to see where datasets are looked for")
-    raw = path.read_bytes()
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"{path}: gzip stream is corrupt or truncated ({exc}); replace the file with a fresh copy") from None
-    return raw
+CHUNK = 1 << 20  # bytes read or inflated per step
+MAX_HEADER = 4 + 4 * 255  # magic (4 bytes) + up to 255 big-endian uint32 dimensions
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse IDX bytes into an array, validating magic, dtype code, dimensions and length."""
+def max_idx_bytes() -> int:
+    """The largest IDX content this machine could hold: its physical memory (16 GiB where unknown).
+    A header declaring more is corrupt or hostile and is refused before anything is allocated."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux/macOS
+        return 16 << 30
+
+
+def _header(data: bytes, name: str, partial: bool = False) -> tuple[np.dtype, tuple[int, ...], int, int] | None:
+    """``(dtype, shape, header bytes, total bytes)`` declared by the IDX header at the start of ``data``.
+
+    With ``partial`` (streaming), None means "not enough bytes yet"; otherwise a short header is an
+    error. The total is computed with Python integers (no overflow) and must fit :func:`max_idx_bytes`."""
     if len(data) < 4:
+        if partial:
+            return None
         raise DatasetError(f"{name}: only {len(data)} bytes, too short for an IDX header; replace the file with a fresh copy")
     if data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{name}: bad magic number {data[:4].hex()} (IDX files start with two zero bytes); this is not an IDX file")
+        raise DatasetError(f"{name}: bad magic number {bytes(data[:4]).hex()} (IDX files start with two zero bytes); this is not an IDX file")
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
         raise DatasetError(f"{name}: unknown IDX dtype code 0x{code:02x} (expected one of {', '.join(hex(c) for c in IDX_DTYPES)}); the file is corrupt")
@@ -57,10 +63,91 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DatasetError(f"{name}: IDX header declares 0 dimensions; the file is corrupt")
     header = 4 + 4 * ndim
     if len(data) < header:
+        if partial:
+            return None
         raise DatasetError(f"{name}: truncated header ({len(data)} bytes, need {header}); replace the file with a fresh copy")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    total = header + math.prod(shape) * dtype.itemsize
+    limit = max_idx_bytes()
+    if total > limit:
+        raise DatasetError(f"{name}: IDX header declares shape {shape} ({total:,} bytes), more than this machine's "
+                           f"{limit:,} bytes of memory; the file is corrupt or not an IDX file")
+    return dtype, shape, header, total
+
+
+def _inflate(fh, name: str) -> bytes:
+    """Inflate a gzip stream chunk by chunk, stopping as soon as it outgrows what its IDX header declares
+    (a decompression bomb costs at most one chunk more than the declared size)."""
+    chunks: list[bytes] = []
+    have, total, head, pending = 0, None, b"", b""
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        while True:
+            if d.eof:
+                rest = d.unused_data + pending + fh.read(CHUNK)
+                if rest[:2] != GZIP_MAGIC:  # no further gzip member (concatenated .gz files are allowed)
+                    if rest.strip(b"\0"):
+                        raise DatasetError(f"{name}: garbage after the gzip stream; replace the file with a fresh copy")
+                    break
+                d, pending = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), rest
+            buf = d.unconsumed_tail or pending or fh.read(CHUNK)
+            pending = b""
+            if not buf:
+                break
+            piece = d.decompress(buf, CHUNK)
+            if not piece:
+                continue
+            chunks.append(piece)
+            have += len(piece)
+            if total is None:
+                head = (head + piece)[:MAX_HEADER]
+                found = _header(head, name, partial=True)
+                total = found[3] if found else None
+            if total is not None and have > total:
+                raise DatasetError(f"{name}: gzip content inflates past the {total:,} bytes its IDX header declares; "
+                                   "the file is corrupt (or a decompression bomb): replace it with a fresh copy")
+    except zlib.error as exc:
+        raise DatasetError(f"{name}: gzip stream is corrupt ({exc}); replace the file with a fresh copy") from None
+    if not d.eof:
+        raise DatasetError(f"{name}: gzip stream is corrupt or truncated (it ends before its end marker); "
+                           "replace the file with a fresh copy")
+    data = b"".join(chunks)
+    if total is None:
+        _header(data, name)  # raises the header's problem (too short, truncated header)
+    return data
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """Return the (decompressed) bytes of an IDX file, gzip or raw.
+
+    The header is checked first: a gzip file is inflated only up to the size its header declares, a
+    raw file whose size disagrees with its header is refused before its body is read, and a header
+    declaring more than the machine's memory is refused outright. Unreadable files are a DatasetError."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found; check the path or run `digitlab data list` to see where datasets are looked for")
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) == GZIP_MAGIC:
+                fh.seek(0)
+                return _inflate(fh, name)
+            fh.seek(0)
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(MAX_HEADER)
+            found = _header(head, name, partial=len(head) < size)
+            if found is not None and found[3] > size:
+                raise DatasetError(f"{name}: file truncated: {size} bytes but header shape {found[1]} needs {found[3]}; "
+                                   "replace the file with a fresh copy")
+            return head + fh.read()
+    except OSError as exc:  # permission denied, I/O error, a folder named like a file
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it") from None
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes into an array, validating magic, dtype code, dimensions and length."""
+    dtype, shape, header, expected = _header(data, name)
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
         raise DatasetError(f"{name}: file {problem}: {len(data)} bytes but header shape {shape} needs {expected}; replace the file with a fresh copy")

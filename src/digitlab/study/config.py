@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import math
+import os
 import re
 import sys
+import tempfile
 import types
 import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,6 +52,7 @@ class StudyConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     n_jobs: int = 1  # parallel jobs (joblib / scikit-learn); -1 = all cores, -2 = all but one
     backend: str = "loky"  # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
+    scheduler: str = ""  # dask: scheduler address (tcp://host:8786), ray: cluster address (auto); "" = a local cluster
     output_dir: str = "runs"  # run folders land in <output_dir>/<timestamp>-<name>/
     cache_dir: str = ".digitlab-cache"  # content-addressed task results
     use_cache: bool = True
@@ -144,10 +148,26 @@ def _apply(obj: Any, section: str, values: dict[str, Any]) -> Any:
             raise ConfigError(f"config key {section}.{key}: unknown key; valid keys are {', '.join(names)}")
         clean[key] = _check_type(f"{section}.{key}", value, hints[key])
     new = dataclasses.replace(obj, **clean)
+    if section != "study":
+        _check_signs(new, section, hints, clean)
     check = getattr(new, "validate", None)
     if callable(check):
         check()  # a task's own range checks raise ConfigError
     return new
+
+
+def _check_signs(obj: Any, section: str, hints: dict[str, Any], values: dict[str, Any]) -> None:
+    """No task key has a meaning for a negative number (counts, sizes, epochs, rates, seconds, threads):
+    refuse one, in a list too, unless the Config lists the key in ``SIGNED_KEYS``."""
+    signed = set(getattr(type(obj), "SIGNED_KEYS", ()))
+    for key, value in values.items():
+        if key in signed or typing.get_origin(hints[key]) not in (None, list):
+            continue
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+                raise ConfigError(f"config key {section}.{key}: {v!r} is negative; give 0 or more "
+                                  "(see `digitlab config` for what the key means)")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -160,7 +180,27 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {section}.{key}: the value is nested too deeply to parse; "
+                          f"give at most {MAX_DEPTH} levels of lists") from None
+    _check_depth(f"{section}.{key}", value)
     return section, key, value
+
+
+MAX_DEPTH = 16  # deepest list/table nesting a config value may have
+
+
+def _check_depth(key: str, value: Any) -> None:
+    """Refuse values nested deeper than MAX_DEPTH (checked without recursion)."""
+    todo = [(value, 0)]
+    while todo:
+        v, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"config key {key}: nested more than {MAX_DEPTH} levels deep; give a flat list or value")
+        if isinstance(v, dict):
+            todo.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            todo.extend((x, depth + 1) for x in v)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -168,9 +208,16 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path}: not found; check the path (examples are in configs/)")
     try:
-        return tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: a value is nested too deeply to parse; give at most {MAX_DEPTH} levels") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror or exc}); fix its permissions") from None
+    for section, values in data.items():
+        _check_depth(section, values)
+    return data
 
 
 BACKENDS = ("loky", "threading", "multiprocessing", "dask", "ray")
@@ -194,9 +241,43 @@ def _check_study(study: StudyConfig) -> None:
         raise bad("name", f"{study.name[:40]!r} is not a safe folder name",
                   "use up to 100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
     for key in ("output_dir", "cache_dir"):
-        path = Path(getattr(study, key))
-        if path.exists() and not path.is_dir():
-            raise bad(key, f"{path} is a file, not a folder", "name a folder (it is created if missing)")
+        _check_writable_dir(key, Path(getattr(study, key)), bad)
+    if study.data_dir:
+        folder = Path(study.data_dir).expanduser()
+        if not folder.exists():
+            raise bad("data_dir", f"{folder} does not exist", "check the path (an explicit data folder is used or refused, never replaced)")
+        if not folder.is_dir():
+            raise bad("data_dir", f"{folder} is a file, not a folder", "pass the folder that holds the dataset's files")
+        try:
+            next(os.scandir(folder), None)
+        except OSError as exc:
+            raise bad("data_dir", f"{folder} cannot be read ({exc.strerror or exc})", "fix its permissions") from None
+    if study.scheduler and study.backend not in ("dask", "ray"):
+        raise bad("scheduler", f"{study.scheduler!r} is set but study.backend is {study.backend!r}",
+                  "set study.backend to dask or ray, or leave study.scheduler empty")
+    if study.backend == "dask" and study.scheduler and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$|^[\w.\-\[\]:]+:\d+$", study.scheduler):
+        raise bad("scheduler", f"{study.scheduler!r} is not a dask scheduler address", "write it as tcp://host:8786")
+    needs = {"dask": ("distributed", "dask"), "ray": ("ray", "ray")}.get(study.backend)
+    if needs and importlib.util.find_spec(needs[0]) is None:
+        raise bad("backend", f"{study.backend!r} needs {needs[0]}, which is not installed",
+                  f"pip install -e \".[{needs[1]}]\" (on every worker too) or use study.backend = \"loky\"")
+
+
+def _check_writable_dir(key: str, path: Path, bad: Callable[[str, str, str], ConfigError]) -> None:
+    """``path`` must be a folder this process can write into, or creatable: its nearest existing
+    ancestor must be a writable folder. Checked by creating (and dropping) a temporary file."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():  # a dangling link
+            raise bad(key, f"{probe} is a broken link", "name a folder (it is created if missing)")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise bad(key, f"{probe} is a file, not a folder", "name a folder (it is created if missing)")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise bad(key, f"{probe} is not writable ({exc.strerror or exc})", "fix its permissions or name another folder") from None
 
 
 def data_options(study: StudyConfig) -> dict[str, Any]:
