@@ -179,7 +179,7 @@ def test_interactive_html_subsamples_to_max_points(mnist):
 
 def test_save_and_load_embedding(tmp_path):
     emb = np.arange(10, dtype=np.float32).reshape(5, 2)
-    E.save_embedding(tmp_path, "tsne", emb, np.array([3, 1, 4, 1, 5]))
+    E.save_embedding(tmp_path, "tsne", np.array([3, 1, 4, 1, 5]), emb)
     idx, back = E.load_embedding(tmp_path, "tsne")
     np.testing.assert_array_equal(back, emb)
     np.testing.assert_array_equal(idx, [3, 1, 4, 1, 5])

@@ -182,7 +182,7 @@ def test_reliability_diagram_draws(tmp_path):
 
     matplotlib.use("Agg")
     y, _, proba = _random_case(0)
-    ax = M.plot_reliability_diagram(y, proba, n_bins=10, label="demo")
+    ax = M.plot_reliability_diagram(y, proba, n_bins=10, label="demo").axes[0]
     assert "ECE" in ax.get_title() and len(ax.patches) > 0
     ax.figure.savefig(tmp_path / "rel.png")
     assert (tmp_path / "rel.png").stat().st_size > 0

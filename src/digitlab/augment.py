@@ -541,17 +541,18 @@ def augment_images(x_uint8: np.ndarray, name: str, seed: int = 0, **params: Any)
 # =============================================================================================
 
 
-def plot_gallery(x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_samples: int = 8, **common: Any):
+def plot_gallery(x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_samples: int = 8, ax=None, **common: Any):
     """One row per augmentation (the original first) over the same ``n_samples`` digits.
 
     Every augmentation is shown with ``p=1`` so each cell shows the transform (flips included).
-    Returns a matplotlib Figure.
+    ``ax``: draw the grid in this Axes' area (default: a new figure). Returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from digitlab.plots import panels
 
     x = np.asarray(x_uint8)[:n_samples]
     rows = [("original", x)] + [(n, augment_images(x, n, seed=seed, p=1.0, **common)) for n in names]
-    fig, axes = plt.subplots(len(rows), len(x), figsize=(0.9 * len(x) + 1.4, 0.9 * len(rows)), squeeze=False)
+    own = ax is None
+    fig, axes = panels(ax, len(rows), len(x), (0.9 * len(x) + 1.4, 0.9 * len(rows)))
     for r, (label, imgs) in enumerate(rows):
         for c in range(len(x)):
             ax = axes[r, c]
@@ -564,7 +565,8 @@ def plot_gallery(x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_sam
             for spine in ax.spines.values():
                 spine.set_visible(False)
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    if own:
+        fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
 
 
@@ -725,17 +727,19 @@ def shift_embedding(x_clean_uint8: np.ndarray, names: Sequence[str], seed: int =
 
 
 def plot_shift_embedding(clean_2d: np.ndarray, augmented_2d: dict[str, np.ndarray], y: np.ndarray | None = None,
-                         ncols: int = 6, stats: dict[str, dict[str, float]] | None = None):
+                         ncols: int = 6, stats: dict[str, dict[str, float]] | None = None, ax=None):
     """Small multiples: clean points in grey, one augmentation's points coloured by label per panel.
 
     ``stats`` (optional, by name) adds the domain AUC and k-NN consistency to each panel's title.
+    ``ax``: draw the panels in this Axes' area (default: a new figure). Returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from digitlab.plots import panels
 
     names = list(augmented_2d)
     nrows = max(1, math.ceil(len(names) / ncols))
     ncols = min(ncols, max(1, len(names)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.3 * nrows), squeeze=False, sharex=True, sharey=True)
+    own = ax is None
+    fig, axes = panels(ax, nrows, ncols, (2.3 * ncols, 2.3 * nrows), sharex=True, sharey=True)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names):
@@ -749,5 +753,6 @@ def plot_shift_embedding(clean_2d: np.ndarray, augmented_2d: dict[str, np.ndarra
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig

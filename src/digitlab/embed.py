@@ -7,9 +7,12 @@ Layered like openTSNE: :func:`embed` is the one call; the steps under it are cal
   Barnes-Hut below), :func:`umap_2d` (umap-learn);
 * quality: :func:`knn_accuracy_2d`, :func:`trustworthiness`, :func:`silhouette_by_class`,
   :func:`neighbour_class_fractions` and :func:`overlapping_pairs` (which classes share a region);
-* plots: :func:`plot_embedding` (static, matplotlib) and :func:`interactive_embedding_html` (plotly
-  fragment that shows each point's image on hover, offline);
-* storage: :func:`save_embedding` / :func:`load_embedding` (``embedding_<method>.npy`` + indices).
+* plots: :func:`plot_embedding` (static, matplotlib), :func:`interactive_embedding` (a plotly map
+  that shows each point's image on hover, offline: inline in Jupyter, ``.save("map.html")`` writes a
+  complete page) and :func:`interactive_embedding_html` (the same map as a fragment for a page
+  that loads plotly.js once, e.g. the report);
+* storage: :func:`save_embedding` / :func:`load_embedding` (``embedding_<method>.npy`` + indices),
+  both in the order ``(indices, embedding)``.
 
 t-SNE and UMAP run on a PCA-50 projection of the pixels by default: it keeps most of the
 variance, removes pixel noise and makes the neighbour search several times faster.
@@ -30,8 +33,9 @@ import io
 import json
 import os
 import warnings
+import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -169,7 +173,10 @@ def import_umap():
     """Import umap-learn with numba's compile cache in a persistent folder.
 
     numba compiles UMAP's kernels on first use (tens of seconds); with ``NUMBA_CACHE_DIR`` set
-    the compiled code is reused by later processes. We only set it when the user has not.
+    the compiled code is reused by later processes. A ``NUMBA_CACHE_DIR`` the user set is used as
+    it is; otherwise it is set (for this process) to ``numba/`` under digitlab's cache folder,
+    :func:`digitlab.data.registry.cache_home`: ``$DIGITLAB_HOME``, else ``$XDG_CACHE_HOME/digitlab``,
+    else ``~/.cache/digitlab``.
     """
     if "NUMBA_CACHE_DIR" not in os.environ:
         from digitlab.data.registry import cache_home
@@ -348,14 +355,17 @@ def plot_embedding(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], title
 
 def plot_embeddings(embeddings: dict[str, np.ndarray], y: np.ndarray, classes: Sequence[str],
                     titles: dict[str, str] | None = None, highlight: np.ndarray | None = None,
-                    highlight_label: str = "highlighted"):
-    """Several embeddings of the same points side by side (one panel per entry)."""
-    import matplotlib.pyplot as plt
+                    highlight_label: str = "highlighted", ax=None):
+    """Several embeddings of the same points side by side (one panel per entry); ``ax``: draw the
+    panels in this Axes' area (default: a new figure). Returns the Figure."""
+    from digitlab.plots import panels
 
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(4.6 * len(embeddings), 4.8), squeeze=False)
+    own = ax is None
+    fig, axes = panels(ax, 1, len(embeddings), (4.6 * len(embeddings), 4.8))
     for ax, (name, emb) in zip(axes[0], embeddings.items()):
         plot_embedding(emb, y, classes, (titles or {}).get(name, name), highlight, highlight_label, ax=ax)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -407,19 +417,20 @@ gd.on('plotly_unhover', function() { box.querySelector('img.dl-thumb').style.dis
 
 
 def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarray, classes: Sequence[str],
-                               indices: np.ndarray, title: str = "", max_points: int = 3000, seed: int = 0,
+                               indices: np.ndarray | None = None, title: str = "", max_points: int = 3000, seed: int = 0,
                                hover_notes: Sequence[str] | None = None, div_id: str | None = None) -> str:
     """A plotly scatter of the embedding as an HTML fragment; hovering a point shows its image.
 
     The fragment needs plotly.js on the page (``include_plotlyjs=False``: a report includes it
-    once) and nothing else: thumbnails are embedded as base64 PNGs, so it works offline.
+    once) and nothing else: thumbnails are embedded as base64 PNGs, so it works offline. For a
+    notebook or a standalone file use :func:`interactive_embedding`, which carries plotly.js along.
 
     Parameters
     ----------
     emb, y, images : ``(n, 2)`` coordinates, labels and the ``(n, H, W)`` (or colour ``(n, H, W, C)``)
         uint8 images they show.
     classes : class names.
-    indices : dataset index of each point (shown on hover).
+    indices : dataset index of each point, shown on hover (default: the row number ``0..n-1``).
     title : figure title.
     max_points : keep at most this many points (a seeded stratified subsample): each carries a
         thumbnail of ~0.3 kB, so 3000 points make a fragment of about 1 MB.
@@ -432,6 +443,7 @@ def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarra
     from digitlab.data.subsets import stratified_subset
 
     y = np.asarray(y)
+    indices = np.arange(len(y)) if indices is None else np.asarray(indices)
     keep = np.arange(len(y)) if len(y) <= max_points else stratified_subset(y, total=max_points, seed=seed)
     thumbs = png_thumbnails(np.asarray(images)[keep])
     colors = class_colors(len(classes))
@@ -458,29 +470,97 @@ def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarra
     return f'<div class="dl-embedding" style="position:relative">{thumb}{plot}</div>'
 
 
+class InteractiveEmbedding:
+    """An interactive embedding map: shows itself in Jupyter and saves as a complete HTML page.
+
+    ``fragment`` is :func:`interactive_embedding_html`'s output (needs plotly.js on the page);
+    :meth:`to_html` wraps it in a page that carries plotly.js inline (about 5 MB, works offline);
+    in a notebook the page is shown in a sandboxed ``<iframe>``, so it works in JupyterLab, the
+    classic notebook and VS Code alike, whatever else the notebook has loaded.
+    """
+
+    def __init__(self, fragment: str, title: str = "", height: int = 620):
+        self.fragment, self.title, self.height = fragment, title, height
+
+    def to_html(self) -> str:
+        """A complete, self-contained HTML page."""
+        import html
+
+        from plotly.offline import get_plotlyjs
+
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title or "embedding")}'
+                f'</title><script type="text/javascript">{get_plotlyjs()}</script></head>\n'
+                f'<body style="margin:0;font-family:sans-serif">{self.fragment}</body></html>\n')
+
+    def save(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (e.g. ``"umap.html"``); returns the path."""
+        path = Path(path)
+        path.write_text(self.to_html(), encoding="utf-8")
+        return path
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f'<iframe srcdoc="{html.escape(self.to_html(), quote=True)}" sandbox="allow-scripts" '
+                f'style="width:100%;height:{self.height}px;border:none"></iframe>')
+
+
+def interactive_embedding(emb: np.ndarray, y: np.ndarray, images: np.ndarray, classes: Sequence[str] | None = None, *,
+                          indices: np.ndarray | None = None, title: str = "", max_points: int = 3000, seed: int = 0,
+                          hover_notes: Sequence[str] | None = None) -> InteractiveEmbedding:
+    """The interactive map of :func:`interactive_embedding_html` as an object that displays itself
+    in Jupyter and saves as a complete page (``.save("map.html")``); ``classes`` default to the
+    label numbers, ``indices`` (shown on hover) to the row numbers::
+
+        emb = embed(x, "umap")
+        interactive_embedding(emb, y, x)            # in a notebook cell: the map, hover shows the image
+    """
+    y = np.asarray(y)
+    classes = [str(c) for c in range(int(y.max()) + 1)] if classes is None else list(classes)
+    frag = interactive_embedding_html(emb, y, images, classes, indices, title, max_points, seed, hover_notes,
+                                      div_id=f"dl-emb-{zlib.crc32(f'{title}|{len(y)}|{seed}'.encode()):08x}")
+    return InteractiveEmbedding(frag, title)
+
+
 # ---------------------------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------------------------
 
-def save_embedding(folder: str | Path, method: str, emb: np.ndarray, indices: np.ndarray) -> list[str]:
+class SavedEmbedding(NamedTuple):
+    """What :func:`load_embedding` returns, in :func:`save_embedding`'s argument order."""
+
+    indices: np.ndarray  # (n,) dataset index of each row
+    embedding: np.ndarray  # (n, 2) float32
+
+
+def save_embedding(folder: str | Path, method: str, indices: np.ndarray, embedding: np.ndarray) -> list[str]:
     """Write ``embedding_<method>.npy`` (``(n, 2)`` float32) and ``embedding_indices.npy`` (the
-    dataset index of each row) into ``folder``; return the file names."""
+    dataset index of each row) into ``folder``; return the file names.
+
+    The order ``(indices, embedding)`` is :func:`load_embedding`'s. Arguments given the other way
+    round (a 2-D array first) are refused with a :class:`ConfigError`, not written swapped.
+    """
+    indices, embedding = np.asarray(indices), np.asarray(embedding)
+    if indices.ndim != 1 or embedding.ndim != 2 or len(indices) != len(embedding):
+        raise ConfigError(f"save_embedding(folder, method, indices, embedding): got arrays of shapes {indices.shape} and "
+                          f"{embedding.shape}; pass the (n,) indices first, then the (n, 2) embedding")
     folder = Path(folder)
-    np.save(folder / f"embedding_{method}.npy", np.asarray(emb, dtype=np.float32))
-    np.save(folder / "embedding_indices.npy", np.asarray(indices, dtype=np.int64))
+    np.save(folder / f"embedding_{method}.npy", embedding.astype(np.float32))
+    np.save(folder / "embedding_indices.npy", indices.astype(np.int64))
     return [f"embedding_{method}.npy", "embedding_indices.npy"]
 
 
-def load_embedding(folder: str | Path, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read what :func:`save_embedding` wrote: ``(indices, embedding)``."""
+def load_embedding(folder: str | Path, method: str) -> SavedEmbedding:
+    """Read what :func:`save_embedding` wrote: ``(indices, embedding)`` (also ``.indices``, ``.embedding``)."""
     folder = Path(folder)
     path = folder / f"embedding_{method}.npy"
     if not path.is_file():
         raise DigitlabError(f"{path}: no saved {method!r} embedding; run the embed task with that method first")
-    return np.load(folder / "embedding_indices.npy"), np.load(path)
+    return SavedEmbedding(np.load(folder / "embedding_indices.npy"), np.load(path))
 
 
 __all__ = ["METHODS", "embed", "to_features", "pca_reduce", "pca_2d", "tsne_2d", "umap_2d", "import_umap",
            "knn_accuracy_2d", "trustworthiness", "silhouette_by_class", "neighbour_class_fractions",
            "overlapping_pairs", "embedding_quality", "class_colors", "plot_embedding", "plot_embeddings",
-           "png_thumbnails", "thumbnail_mime", "interactive_embedding_html", "save_embedding", "load_embedding"]
+           "png_thumbnails", "thumbnail_mime", "interactive_embedding_html", "interactive_embedding", "InteractiveEmbedding",
+           "save_embedding", "load_embedding", "SavedEmbedding"]

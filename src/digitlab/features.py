@@ -532,7 +532,8 @@ def feature_vs_pixel_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: 
 
 
 # ---------------------------------------------------------------------------------------------
-# Plots (matplotlib figures; the caller saves or shows them)
+# Plots (matplotlib figures; the caller saves or shows them). Each takes ``ax=``: None draws a new
+# figure, an Axes gets the panels drawn in its area (see digitlab.plots); each returns the Figure.
 # ---------------------------------------------------------------------------------------------
 
 def _strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
@@ -544,12 +545,16 @@ def _strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
     return out
 
 
-def plot_class_mean_images(means: np.ndarray, variances: np.ndarray, classes: Sequence[str]):
+def plot_class_mean_images(means: np.ndarray, variances: np.ndarray, classes: Sequence[str], ax=None):
     """Two strips of images: per-class mean intensity (top) and per-class pixel variance (bottom)."""
     import matplotlib.pyplot as plt
 
+    from digitlab.plots import panels
+
     C, h, w = means.shape
-    fig, axes = plt.subplots(2, 1, figsize=(1.0 * C, 2.6))
+    own = ax is None
+    fig, axes = panels(ax, 2, 1, (1.0 * C, 2.6))
+    axes = axes[:, 0]
     for ax, imgs, cmap, label in ((axes[0], means, "gray_r", "mean"), (axes[1], variances, "magma", "variance")):
         ax.imshow(_strip(imgs), cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0, vmax=float(np.nanmax(imgs)) or 1.0)
         ax.set_yticks([])
@@ -559,19 +564,22 @@ def plot_class_mean_images(means: np.ndarray, variances: np.ndarray, classes: Se
         ax.xaxis.set_ticks_position("top")
         for side in ax.spines.values():
             side.set_visible(False)
-    fig.subplots_adjust(hspace=0.05)
+    if own:
+        fig.subplots_adjust(hspace=0.05)
     return fig
 
 
-def plot_feature_scores(scores: list[dict], top: int | None = None):
+def plot_feature_scores(scores: list[dict], top: int | None = None, ax=None):
     """Horizontal bars of ANOVA F (log scale) and mutual information, features sorted by F."""
-    import matplotlib.pyplot as plt
+    from digitlab.plots import panels
 
     rows = sorted(scores, key=lambda r: r["rank_F"])[:top]
     names = [r["feature"] for r in rows][::-1]
     F = np.maximum([r["F"] for r in rows][::-1], 1e-3)
     mi = [r["MI"] for r in rows][::-1]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 0.2 * len(rows) + 1), sharey=True)
+    own = ax is None
+    fig, axes = panels(ax, 1, 2, (9, 0.2 * len(rows) + 1), sharey=True)
+    a1, a2 = axes[0]
     y = np.arange(len(rows))
     a1.barh(y, F, color="tab:blue")
     a1.set_xscale("log")
@@ -581,18 +589,20 @@ def plot_feature_scores(scores: list[dict], top: int | None = None):
     a1.set_yticks(y, names, fontsize=7)
     for ax in (a1, a2):
         ax.grid(axis="x", alpha=0.3)
-    fig.subplots_adjust(wspace=0.05)
+    if own:
+        fig.subplots_adjust(wspace=0.05)
     return fig
 
 
 def plot_feature_distributions(X: np.ndarray, y: np.ndarray, names: Sequence[str], features: Sequence[str],
-                               classes: Sequence[str], ncols: int = 3):
+                               classes: Sequence[str], ncols: int = 3, ax=None):
     """Per-class distributions of ``features``: violins for continuous ones, stacked value shares for counts."""
-    import matplotlib.pyplot as plt
+    from digitlab.plots import panels
 
     C, k = len(classes), len(features)
     nrows = -(-k // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
+    own = ax is None
+    fig, axes = panels(ax, nrows, ncols, (4.2 * ncols, 2.6 * nrows))
     disc = discrete_mask(X)
     for ax, feat in zip(axes.ravel(), features):
         j = list(names).index(feat)
@@ -607,7 +617,8 @@ def plot_feature_distributions(X: np.ndarray, y: np.ndarray, names: Sequence[str
         ax.set_title(feat, fontsize=9)
     for ax in axes.ravel()[k:]:
         ax.set_visible(False)
-    fig.subplots_adjust(hspace=0.55, wspace=0.25)
+    if own:
+        fig.subplots_adjust(hspace=0.55, wspace=0.25)
     return fig
 
 
@@ -622,12 +633,12 @@ def _stacked_shares(ax, per_class: list[np.ndarray], values: np.ndarray) -> None
     ax.legend(fontsize=6, ncol=len(values), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
 
 
-def plot_pairwise_auc(auc: np.ndarray, names: Sequence[str], features: Sequence[str], classes: Sequence[str]):
+def plot_pairwise_auc(auc: np.ndarray, names: Sequence[str], features: Sequence[str], classes: Sequence[str], ax=None):
     """Heatmaps of pairwise separation max(AUC, 1 - AUC) for ``features`` (0.5 = none, 1 = perfect)."""
-    import matplotlib.pyplot as plt
+    from digitlab.plots import panels
 
     k, C = len(features), len(classes)
-    fig, axes = plt.subplots(1, k, figsize=(3.0 * k + 0.6, 3.0), squeeze=False)
+    fig, axes = panels(ax, 1, k, (3.0 * k + 0.6, 3.0))
     for ax, feat in zip(axes[0], features):
         a = auc[list(names).index(feat)]
         im = ax.imshow(np.maximum(a, 1 - a), vmin=0.5, vmax=1.0, cmap="viridis")

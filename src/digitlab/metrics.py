@@ -206,12 +206,11 @@ def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=Non
     """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
 
     Bars show accuracy per bin; the gap to the diagonal is the miscalibration that ECE averages.
-    Returns the matplotlib Axes.
+    Draws into ``ax`` (default: a new figure) and returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from digitlab.plots import single
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = single(ax, (4, 4))
     b = calibration_bins(y_true, proba, n_bins)
     width = 1.0 / n_bins
     centers = b["edges"][:-1] + width / 2
@@ -225,7 +224,7 @@ def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=Non
     ece = expected_calibration_error(y_true, proba, n_bins)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"{label + ': ' if label else ''}ECE {ece:.3f}")
-    return ax
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------

@@ -348,7 +348,11 @@ def load_folder(data_dir: str | os.PathLike | None = None, **options) -> Dataset
 
 
 def cache_home() -> Path:
-    return Path(os.environ.get("DIGITLAB_HOME", Path.home() / ".cache" / "digitlab"))
+    """digitlab's cache folder outside the project (image-folder caches, numba's compiled UMAP kernels):
+    ``$DIGITLAB_HOME``, else ``$XDG_CACHE_HOME/digitlab``, else ``~/.cache/digitlab``."""
+    if os.environ.get("DIGITLAB_HOME"):
+        return Path(os.environ["DIGITLAB_HOME"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digitlab"
 
 
 REGISTRY: dict[str, Callable[..., Dataset]] = {

@@ -11,7 +11,6 @@ other tasks can study the images every model gets wrong.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +19,10 @@ import numpy as np
 from digitlab import metrics as M
 from digitlab.errors import ConfigError
 from digitlab.models.classic import CLASSIC_MODELS
-from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe, run_model
-from digitlab.study.common import progress, split
+from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe
+from digitlab.plots import plot_confusion_matrix
+from digitlab.studies import Data, compare_models, plain_log_ticks, plot_accuracy
+from digitlab.study.common import split
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "classify"
@@ -146,19 +147,12 @@ def _chosen_params(model: Any) -> str:
     return ", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in best.items()) if best else ""
 
 
-def mcnemar_rows(runs: list[dict], y_test: np.ndarray, alpha: float) -> list[dict]:
-    """McNemar's test for every pair of models, with Holm-adjusted p-values."""
-    rows, raw = [], []
-    for a, b in itertools.combinations(runs, 2):
-        t = M.mcnemar(y_test, a["y_pred"], b["y_pred"])
-        raw.append(t["p_value"])
-        rows.append({"model_a": a["name"], "model_b": b["name"], "acc_a": _r(np.mean(a["y_pred"] == y_test)),
-                     "acc_b": _r(np.mean(b["y_pred"] == y_test)), "a_only_right": t["b"], "b_only_right": t["c"],
-                     "method": t["method"], "p_value": float(f"{t['p_value']:.3g}")})
-    for row, p in zip(rows, M.holm_adjust(raw) if raw else []):
-        row["p_holm"] = float(f"{p:.3g}")
-        row["significant"] = bool(p < alpha)
-    return rows
+def mcnemar_rows(frame) -> list[dict]:
+    """McNemar's test for every pair of models, with Holm-adjusted p-values (compare_models' ``mcnemar``), rounded."""
+    return [{"model_a": r["model_a"], "model_b": r["model_b"], "acc_a": _r(r["acc_a"]), "acc_b": _r(r["acc_b"]),
+             "a_only_right": int(r["a_only_right"]), "b_only_right": int(r["b_only_right"]), "method": r["method"],
+             "p_value": float(f"{r['p_value']:.3g}"), "p_holm": float(f"{r['p_holm']:.3g}"), "significant": bool(r["significant"])}
+            for r in frame.to_dict("records")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,52 +161,20 @@ def mcnemar_rows(runs: list[dict], y_test: np.ndarray, alpha: float) -> list[dic
 
 
 def fig_accuracy(rows: list[dict], out_dir) -> str:
-    import matplotlib.pyplot as plt
-
     rows = sorted(rows, key=lambda r: r["accuracy"])
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
-    acc = np.array([r["accuracy"] for r in rows])
-    err = np.array([[r["accuracy"] - r["acc_ci_low"], r["acc_ci_high"] - r["accuracy"]] for r in rows]).T
-    ax.barh([r["model"] for r in rows], 100 * (1 - acc), xerr=100 * err[::-1], color="tab:blue", alpha=0.8, capsize=3)
-    ax.set_xscale("log")
-    ax.set_xlabel("test error % (log scale), bars: bootstrap 95 % CI")
-    for i, (a, hi_err) in enumerate(zip(acc, 100 * (1 - acc + err[0]))):
-        ax.text(hi_err * 1.04, i, f"{100 * a:.2f} %", va="center", fontsize=8)
-    ax.set_xlim(right=ax.get_xlim()[1] * 1.35)  # room for the labels
-    _plain_log_ticks(ax.xaxis)
+    fig = plot_accuracy([r["model"] for r in rows], [r["accuracy"] for r in rows], [r["acc_ci_low"] for r in rows],
+                        [r["acc_ci_high"] for r in rows])
     return save_png(fig, out_dir, "accuracy")
 
 
-def _plain_log_ticks(axis) -> None:
-    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    lo, hi = axis.get_view_interval()
-    ticks = [m * 10.0**e for e in range(-3, 5) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
-    axis.set_major_locator(FixedLocator(ticks))
-    axis.set_minor_locator(NullLocator())
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-
 def fig_confusion(cm: np.ndarray, classes: list[str], model: str, out_dir) -> str:
+    """Counts and row-normalised confusion matrix of ``model``, saved as ``confusion_<model>.png``."""
     import matplotlib.pyplot as plt
 
-    pct = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
-    for ax, mat, title in ((axes[0], cm, "counts"), (axes[1], pct, "% of the true class (recall on the diagonal)")):
-        shown = mat.astype(float).copy()
-        np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
-        im = ax.imshow(shown, cmap="Reds")
-        dark = 0.6 * np.nanmax(shown) if np.isfinite(shown).any() else np.inf
-        for i, j in np.ndindex(mat.shape):
-            if mat[i, j] > 0:
-                color = "tab:blue" if i == j else "white" if mat[i, j] > dark else "black"
-                ax.text(j, i, f"{mat[i, j]:.0f}" if mat is cm else f"{mat[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                        color=color)
-        ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
-               xlabel="predicted", ylabel="true", title=f"{model}: {title}")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    return save_png(fig, out_dir, "confusion_best")
+    plot_confusion_matrix(cm, classes=classes, ax=axes[0], title=f"{model}: counts")
+    plot_confusion_matrix(cm, classes=classes, normalize=True, ax=axes[1], title=f"{model}: % of the true class (recall on the diagonal)")
+    return save_png(fig, out_dir, f"confusion_{model}")
 
 
 def fig_per_class_f1(runs: list[dict], mets: dict[str, dict], classes: list[str], out_dir) -> str:
@@ -281,36 +243,9 @@ def fig_cost(cost: list[dict], scores: list[dict], out_dir) -> str:
         ax.scatter(max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]]), s=30)
         ax.annotate(r["model"], (max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]])), fontsize=8, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="fit time (s, log)", ylabel="test error % (log)", title="cost against error")
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
     return save_png(fig, out_dir, "cost")
-
-
-def cnn_curve_rows(history: list[dict]) -> list[dict]:
-    """The CNN's per-epoch training history (``CNNClassifier.history_``) as table rows, accuracies in %."""
-    return [{"epoch": h["epoch"], "train_loss": _r(h["train_loss"]), "train_acc": _r(100 * h["train_acc"], 2),
-             "val_loss": _r(h["val_loss"]), "val_acc": _r(100 * h["val_acc"], 2), "lr": float(f"{h['lr']:.3g}")}
-            for h in history]  # fmt: skip
-
-
-def fig_cnn_curves(history: list[dict], out_dir) -> str:
-    """Training and validation loss (left) and accuracy (right) of the CNN per epoch, best epoch marked."""
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    best = ep[int(np.nanargmax([h["val_acc"] for h in history]))] if any(np.isfinite(h["val_acc"]) for h in history) else None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, m, label, scale in ((axes[0], "loss", "cross-entropy", 1), (axes[1], "acc", "accuracy (%)", 100)):
-        ax.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="training (running mean over the epoch)")
-        ax.plot(ep, [scale * h[f"val_{m}"] for h in history], "o-", ms=3, label="validation")
-        if best is not None:
-            ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best validation epoch ({best}, kept)")
-        ax.set(xlabel="epoch", ylabel=label)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=7)
-    axes[0].set_yscale("log")
-    fig.tight_layout()
-    return save_png(fig, out_dir, "cnn_curves")
 
 
 def cnn_curve_rows(history: list[dict]) -> list[dict]:
@@ -554,20 +489,13 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cfg.validate()
     data = split(ctx, cfg.n_train, cfg.n_test)
     x_train, y_train, x_test, y_test, test_index = data.x_train, data.y_train, data.x_test, data.y_test, data.test_index
-    classes, k = list(ctx.dataset.classes), ctx.dataset.n_classes
-    zoo, runs = settings(cfg), []
-    with progress(ctx, "classify", len(cfg.models)) as step:
-        for name in cfg.models:
-            step(0, description=f"classify: {name}")
-            ctx.log.info("classify: fitting %s on %d images", name, len(y_train))
-            runs.append(run_model(name, x_train, y_train, x_test, zoo, seed=ctx.seed, n_jobs=ctx.n_jobs, device=ctx.device))
-            ctx.log.info("classify: %s fitted in %.1f s", name, runs[-1].fit_s)
-            step()
-    mets = {r["name"]: M.classification_metrics(y_test, r["y_pred"], r["proba"], k, scores=r["scores"], n_bins=cfg.ece_bins)
-            for r in runs}
-    cis = {r["name"]: M.accuracy_ci(y_test, r["y_pred"], n_boot=cfg.n_boot, seed=ctx.seed) for r in runs}
+    classes = list(ctx.dataset.classes)
+    images = Data(x_train, y_train, x_test, y_test, classes, data.train_index, test_index, ctx.dataset.name, ctx.dataset.meta)
+    cmp = compare_models(images, cfg.models, seed=ctx.seed, settings=settings(cfg), n_jobs=ctx.n_jobs, device=ctx.device,
+                         n_boot=cfg.n_boot, alpha=cfg.alpha, ece_bins=cfg.ece_bins, progress=ctx.progress, log=ctx.log)
+    runs, mets, cis = list(cmp.runs.values()), cmp.metrics, cmp.ci
     scores, probs, cost = score_rows(runs, mets, cis), probability_rows(runs, mets), cost_rows(runs, cfg, x_train)
-    mc = mcnemar_rows(runs, y_test, cfg.alpha)
+    mc = mcnemar_rows(cmp.mcnemar)
     best = scores[0]["model"]
     out = ctx.out_dir
     figures = [Figure("accuracy", fig_accuracy(scores, out), "Test error of every model with its 95 % bootstrap confidence interval."),
@@ -588,15 +516,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
                               f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
                               "of them held out for validation; the weights of the best validation epoch are the ones tested."))
-    cnn_run = next((r for r in runs if r["name"] == "cnn"), None)
-    history = list(getattr(cnn_run.model, "history_", None) or []) if cnn_run is not None else []
-    if history:
-        figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
-                              f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
-                              "of them held out for validation; the weights of the best validation epoch are the ones tested."))
     pred_file = save_predictions(runs, y_test, test_index, out)
     saved = save_models(runs, out, cfg) if cfg.save_models else {}
-    all_wrong = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
+    all_wrong = cmp.all_wrong  # positions of the test images every model gets wrong
     tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
                                       f"{cfg.n_boot} resamples)."),
               Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
@@ -612,10 +534,6 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
         tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
                             "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
                             "learning rate at the epoch's start.", ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
-    if history:
-        tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
-                            "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
-                            "learning rate at the epoch's start.", ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
     acc = {r["name"]: round(float(mets[r["name"]]["accuracy"]), 5) for r in runs}
     return TaskResult(
         title=TITLE,
@@ -627,6 +545,6 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                   f"{100 * cis[best]['high']:.2f}) on {len(y_test):,} test images."),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file, "saved_models": saved,
-                 "all_models_wrong": int(all_wrong.sum()), "all_models_wrong_index": test_index[all_wrong].tolist(),
+                 "all_models_wrong": len(all_wrong), "all_models_wrong_index": test_index[all_wrong].tolist(),
                  "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
                  "fit_seconds": {r["name"]: round(r["fit_s"], 2) for r in runs}})

@@ -126,7 +126,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                      "trustworthiness": round(q["trustworthiness"], 4), "silhouette": round(q["silhouette"], 4),
                      "seconds": round(secs, 2)})
         fractions[m] = E.neighbour_class_fractions(embs[m], y, cfg.k, nc)
-        E.save_embedding(ctx.out_dir, m, embs[m], indices)
+        E.save_embedding(ctx.out_dir, m, indices, embs[m])
 
     ink = mean_image_overlap(images, y, nc)
     overlap_rows = [{"method": LABELS[m], **r, "mean-image overlap %": round(100 * float(ink[r["a"], r["b"]]), 1)}

@@ -1,0 +1,168 @@
+"""Plotting conventions and the small figures every study needs: a confusion matrix and a grid of images.
+
+Every public plotting function of digitlab follows one convention (as scikit-learn's displays do):
+
+* it takes ``ax=``: ``None`` draws a new figure; an Axes draws into it. A function that draws
+  several panels fills the area of the Axes it is given with its own grid of panels (or takes an
+  array of exactly as many Axes as it has panels), so any figure can be one cell of a larger one;
+* it returns the matplotlib ``Figure``;
+* it neither saves nor closes the figure and never chooses the backend: in a notebook the figure
+  shows inline, in a script ``fig.savefig(...)`` writes it.
+
+:func:`panels` and :func:`single` implement the first rule for the plotting functions of the
+other modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["panels", "single", "plot_confusion_matrix", "plot_images"]
+
+
+def single(ax=None, figsize: tuple[float, float] = (5.0, 4.0)):
+    """``(fig, ax)``: a new figure with one Axes when ``ax`` is None, else ``ax`` and its figure."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_kw: Any):
+    """``(fig, axes)`` with ``axes`` a ``(nrows, ncols)`` array of Axes for a multi-panel plot.
+
+    ``ax`` None: a new figure (``plt.subplots(..., squeeze=False, **subplot_kw)``). An array or list of
+    ``nrows * ncols`` Axes: those, reshaped. One Axes: its area is split into the grid (the Axes itself
+    is removed), so the plot becomes one cell of the caller's figure. ``sharex``/``sharey`` in
+    ``subplot_kw`` are honoured when the grid is made here.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+
+    if ax is None:
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **subplot_kw)
+        return fig, axes
+    if isinstance(ax, Axes):
+        if nrows * ncols == 1:
+            return ax.figure, np.array([[ax]])
+        spec = ax.get_subplotspec()
+        if spec is None:
+            raise ValueError("ax: an Axes placed by hand (fig.add_axes) cannot be split into panels; "
+                             "pass one made by plt.subplots or fig.add_subplot")
+        fig = ax.figure
+        grid = spec.subgridspec(nrows, ncols)
+        ax.remove()
+        axes = np.empty((nrows, ncols), dtype=object)
+        share_x, share_y = subplot_kw.get("sharex", False), subplot_kw.get("sharey", False)
+        for i in range(nrows):
+            for j in range(ncols):
+                first = axes[0, 0] if (i, j) != (0, 0) else None
+                axes[i, j] = fig.add_subplot(grid[i, j], sharex=first if share_x else None, sharey=first if share_y else None)
+        return fig, axes
+    axes = np.asarray(ax, dtype=object)
+    if axes.size != nrows * ncols:
+        raise ValueError(f"ax: {axes.size} Axes given, this plot draws {nrows} x {ncols} panels; pass one Axes or {nrows * ncols}")
+    return axes.flat[0].figure, axes.reshape(nrows, ncols)
+
+
+# =============================================================================================
+# Confusion matrix
+# =============================================================================================
+
+
+def plot_confusion_matrix(cm_or_y_true, y_pred=None, classes: Sequence[str] | None = None, *, normalize: bool = False,
+                          ax=None, title: str = "", colour_errors: bool = True, colorbar: bool = True):
+    """A confusion matrix (rows = true class, columns = predicted) with every non-zero cell annotated.
+
+    Parameters
+    ----------
+    cm_or_y_true : a ``(k, k)`` matrix of counts, or the true labels when ``y_pred`` is given.
+    y_pred : predicted labels (then the matrix is computed with :func:`digitlab.metrics.confusion_matrix`).
+    classes : class names (default ``0..k-1``).
+    normalize : show each row as % of the true class (the diagonal is then per-class recall).
+    ax : draw into this Axes (default: a new figure).
+    title : Axes title.
+    colour_errors : colour the off-diagonal cells only (the diagonal would swamp the colour scale);
+        False colours every cell.
+    colorbar : draw a colour bar beside the matrix.
+
+    Returns
+    -------
+    The matplotlib Figure.
+    """
+    if y_pred is not None:
+        from digitlab.metrics import confusion_matrix
+
+        cm = confusion_matrix(cm_or_y_true, y_pred, len(classes) if classes is not None else None)
+    else:
+        cm = np.asarray(cm_or_y_true)
+    classes = [str(c) for c in (classes if classes is not None else range(len(cm)))]
+    mat = 100 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    fig, ax = single(ax, (6, 5))
+    shown = mat.astype(float).copy()
+    if colour_errors:
+        np.fill_diagonal(shown, np.nan)
+    im = ax.imshow(shown, cmap="Reds")
+    dark = 0.6 * np.nanmax(shown) if np.isfinite(shown).any() else np.inf
+    for i, j in np.ndindex(mat.shape):
+        if mat[i, j] > 0:
+            color = "tab:blue" if (i == j and colour_errors) else "white" if mat[i, j] > dark else "black"
+            ax.text(j, i, f"{mat[i, j]:.1f}" if normalize else f"{mat[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color=color)
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title=title)
+    if colorbar:
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+# =============================================================================================
+# Image grid
+# =============================================================================================
+
+
+def plot_images(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, ax=None, suptitle: str = "",
+                cell: float = 1.35, title_size: float = 6.5, cmap: str | None = None):
+    """A grid of images, each with its (possibly multi-line) title.
+
+    Parameters
+    ----------
+    images : uint8 ``(n, H, W)`` greyscale or ``(n, H, W, C)`` colour images.
+    titles : one title per image (default: none).
+    cols : images per row.
+    ax : draw the grid into the area of this Axes (default: a new figure).
+    suptitle : a title over the grid (a new figure only).
+    cell : inches per image (a new figure only).
+    title_size : font size of the titles.
+    cmap : colour map of greyscale images; default: dark ink on white for images with a dark
+        background (ink on blank, e.g. MNIST: median pixel below 64), plain grey otherwise. All
+        images share it and the 0-255 range, so they compare.
+
+    Returns
+    -------
+    The matplotlib Figure.
+    """
+    images = np.asarray(images)
+    n = len(images)
+    titles = list(titles) if titles is not None else [""] * n
+    cols = max(1, min(cols, n))
+    rows = max(1, int(np.ceil(n / cols)))
+    lines = max((str(t).count("\n") + 1 for t in titles), default=1)
+    if cmap is None and images.ndim != 4:
+        cmap = "gray_r" if n and np.median(images) < 64 else "gray"
+    fig, axes = panels(ax, rows, cols, (cell * cols, (cell + 0.13 * lines) * rows + 0.4))
+    for a in axes.ravel():
+        a.axis("off")
+    for a, img, t in zip(axes.ravel(), images, titles):
+        a.imshow(img, cmap=None if img.ndim == 3 else cmap, vmin=0, vmax=255, interpolation="nearest")
+        if t:
+            a.set_title(t, fontsize=title_size)
+    if ax is None:
+        if suptitle:
+            fig.suptitle(suptitle, fontsize=9)
+        fig.tight_layout()
+    return fig
