@@ -479,33 +479,53 @@ def plot_filters(weights: dict[str, np.ndarray], max_filters: int = 32):
     return fig
 
 
+def _montage(tiles: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """``(rows, cols, H, W)`` tiles -> one image with a 1-pixel NaN (blank) border between tiles,
+    each tile scaled to [0, 1] on its own when ``normalise``."""
+    r, c, h, w = tiles.shape
+    t = tiles.astype(np.float32)
+    if normalise:
+        lo = t.min((2, 3), keepdims=True)
+        t = (t - lo) / np.maximum(t.max((2, 3), keepdims=True) - lo, 1e-12)
+    out = np.full((r * (h + 1) - 1, c * (w + 1) - 1), np.nan, dtype=np.float32)
+    for i in range(r):
+        for j in range(c):
+            out[i * (h + 1): i * (h + 1) + h, j * (w + 1): j * (w + 1) + w] = t[i, j]
+    return out
+
+
 def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str, np.ndarray], n_channels: int = 4,
                       title: str = ""):
     """Feature maps of one image per class (rows): the image, then ``n_channels`` channels per network.
 
-    ``maps[net] = (n_images, C, H, W)``; for each network the ``n_channels`` channels that vary most
-    across the shown images are drawn (each tile on its own grey scale).
+    ``maps[net] = (n_images, C, H, W)``; for each network the ``n_channels`` channels whose mean
+    activation varies most across the shown images are drawn, each tile on its own scale (dark = low).
+    One montage per network (one imshow each), so the figure stays cheap at any number of tiles.
     """
     import matplotlib.pyplot as plt
 
     k = len(images)
-    cols = 1 + n_channels * len(maps)
-    fig, axes = plt.subplots(k, cols, figsize=(0.8 * cols + 0.6, 0.8 * k + 0.6), squeeze=False)
-    for i in range(k):
-        img = images[i]
-        axes[i, 0].imshow(img if img.ndim == 2 else img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-        axes[i, 0].set_xticks([]), axes[i, 0].set_yticks([])
-        axes[i, 0].set_ylabel(str(classes[i]), fontsize=8, rotation=0, ha="right", va="center")
-    for g, (name, m) in enumerate(maps.items()):
+    grey = images if images.ndim == 3 else images.mean(-1)
+    first = next(iter(maps.values()))
+    h, w = first.shape[2:]
+    widths = [1] + [min(n_channels, m.shape[1]) for m in maps.values()]
+    fig, axes = plt.subplots(1, len(widths), figsize=(0.75 * sum(widths) + 1.2, 0.75 * k + 0.8),
+                             gridspec_kw={"width_ratios": widths, "wspace": 0.06}, squeeze=False)
+    ax = axes[0, 0]
+    ax.imshow(_montage(grey[:, None]), cmap="gray", interpolation="nearest")
+    ax.set_yticks([i * (grey.shape[1] + 1) + grey.shape[1] / 2 for i in range(k)], [str(c) for c in classes], fontsize=8)
+    ax.set_xticks([])
+    ax.set_title("image", fontsize=8)
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("white")
+    for ax, (name, m) in zip(axes[0, 1:], maps.items()):
         chosen = np.argsort(-m.reshape(m.shape[0], m.shape[1], -1).mean(-1).std(0), kind="stable")[:n_channels]
-        for j, ch in enumerate(chosen):
-            col = 1 + g * n_channels + j
-            for i in range(k):
-                _tile(axes[i, col], m[i, ch], cmap="viridis")
-            axes[0, col].set_title(f"{name}\nch {ch}" if j == 0 else f"ch {ch}", fontsize=7)
+        ax.imshow(_montage(m[:, chosen]), cmap=cmap, interpolation="nearest", aspect="equal")
+        ax.set_xticks([j * (w + 1) + w / 2 for j in range(len(chosen))], [f"ch {c}" for c in chosen], fontsize=7)
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
 
 

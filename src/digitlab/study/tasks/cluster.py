@@ -25,11 +25,21 @@ from digitlab.study.common import add_figure, progress, split, status, subset_in
 from digitlab.study.task import Table, TaskContext, TaskResult
 
 NAME = "cluster"
-TITLE = "Clusters without labels: pixels, embeddings and the layers of a CNN"
+TITLE = "Clustering: images, their 2-D map and the layers of a CNN, without labels"
 REQUIRES = ("embed",)
 SPACES = ("pixels", "pca", "umap", "tsne")  # "umap"/"tsne": the embed task's 2-D map of that method
 SPACE_LABELS = {"pixels": "raw pixels", "umap": "UMAP map", "tsne": "t-SNE map"}
 COVARIANCES = ("auto", "full", "diag", "tied", "spherical")
+NET_WORDS = {"cnn": "CNN", "lenet5": "LeNet-5", "resnet": "ResNet", "convmixer": "ConvMixer"}
+
+
+def _net(name: str) -> str:
+    return NET_WORDS.get(name, name)
+
+
+def _prose(space_name: str) -> str:
+    """A space's table name as it reads in a sentence ("UMAP map" -> "the UMAP map")."""
+    return f"the {space_name}" if space_name.endswith("map") else space_name
 
 
 @dataclass
@@ -209,7 +219,7 @@ def train_nets(ctx: TaskContext, cfg: Config) -> dict[str, Any]:
     params = dict(recipe_params) if cfg.net == recipe_net else {}
     tcfg = replace(recipe_cfg, epochs=cfg.epochs, min_steps=cfg.min_steps, device=ctx.device)
     _, threads = cpu_budget(ctx.n_jobs, ctx.device)
-    with status(ctx.progress, f"cluster: training the {cfg.net} on {part.n_train:,} images"), limit_threads(threads):
+    with status(ctx.progress, f"cluster: training the {_net(cfg.net)} on {part.n_train:,} images"), limit_threads(threads):
         fitted = fit_and_score(cfg.net, params, part.x_train, part.y_train, {"test": (part.x_test, part.y_test)}, tcfg,
                                seed=ctx.seed, n_classes=ctx.dataset.n_classes, keep_model=True)
     untrained = build_net(cfg.net, input_shape(part.x_train), ctx.dataset.n_classes, seed=ctx.seed, **params)
@@ -311,17 +321,17 @@ def run_layers(ctx: TaskContext, cfg: Config) -> dict[str, Any]:
     fig = C.plot_layer_scores(rows, metric_panels, cfg.merge)
     add_figure(figures, fig, ctx.out_dir, "layer_scores",
                f"Agreement of the clusters with the classes (ARI, NMI) and held-out accuracy of a linear probe at the "
-               f"input and after every layer of the trained {cfg.net} (solid) and of its untrained copy (dashed), on "
+               f"input and after every layer of the trained {_net(cfg.net)} (solid) and of its untrained copy (dashed), on "
                f"{part.n_test:,} test images; colours: how a block's channels are merged into one vector.")
     weights = {name: C.first_conv_weights(net) for name, net in nets.items()}
     add_figure(figures, C.plot_filters(weights), ctx.out_dir, "filters",
-               f"First-layer kernels of the trained {cfg.net} and of its untrained copy (the same weights before "
+               f"First-layer kernels of the trained {_net(cfg.net)} and of its untrained copy (the same weights before "
                "training): red positive, blue negative, each kernel on its own scale.")
     classes = [ds.classes[c] for c in part.y_test[pick]]
     for i, layer in enumerate(acts["layers"][1:-1]):
         panel = {f"{name}": maps[name][layer] for name in nets}
         fig = C.plot_feature_maps(part.x_test[pick], classes, panel, cfg.feature_map_channels,
-                                  f"{layer} of the {cfg.net}: trained (left) and untrained (right)")
+                                  f"{layer} of the {_net(cfg.net)}: trained (left) and untrained (right)")
         add_figure(figures, fig, ctx.out_dir, f"feature_maps_{i + 1}",
                    f"Feature maps after {layer} ({_shape(acts['shapes'][layer])}) for one test image per class: for "
                    f"each network the {cfg.feature_map_channels} channels that vary most across these images.")
@@ -343,8 +353,13 @@ def run_layers(ctx: TaskContext, cfg: Config) -> dict[str, Any]:
                     cols)]
     test_acc = float(fitted["test_acc"])
     findings = layer_findings(cfg, rows, test_acc)
+    moved = float(np.linalg.norm(weights["trained"] - weights["untrained"]) / max(np.linalg.norm(weights["untrained"]), 1e-12))
+    findings.append(f"Training moved the first-layer kernels by {100 * moved:.0f} % of their initial size (Frobenius norm of "
+                    f"the change over that of the initial weights, in {fitted.get('steps') or '?'} optimiser steps), so the "
+                    "trained kernels " + ("still resemble their random starting point" if moved < 0.5 else
+                                          "no longer resemble their random starting point") + " in the filters figure.")
     notes = layer_notes(cfg, acts, part, fitted, trained)
-    metrics = {"cnn_test_acc": round(test_acc, 4), "layer_rows": [{k: v for k, v in r.items()} for r in rows],
+    metrics = {"cnn_test_acc": round(test_acc, 4), "filter_change": round(moved, 4), "layer_rows": [{k: v for k, v in r.items()} for r in rows],
                "n_train": part.n_train, "n_test": part.n_test}
     return {"tables": tables, "figures": figures, "findings": findings, "notes": notes + part.notes, "metrics": metrics,
             "rows": rows, "test_acc": test_acc}
@@ -386,7 +401,7 @@ def image_figures(ctx: TaskContext, cfg: Config, img: dict, pts: dict) -> list:
     for ax, space in zip(axes[0], spaces):
         best = best_row(img["rows"], space)
         table, names = C.matched_contingency(pts["y"], img["labels"][(space, best["_method"])], len(classes))
-        C.plot_contingency(table, names, classes, f"{best['method']} on {img['names'][space]} (ARI {best['ARI']:.2f})", ax=ax)
+        C.plot_contingency(table, names, classes, f"{best['method']} on {_prose(img['names'][space])} (ARI {best['ARI']:.2f})", ax=ax)
     fig.tight_layout()
     add_figure(figures, fig, ctx.out_dir, "contingency",
                "Contingency tables after Hungarian matching, for the best method (by ARI) in each space: row = true class, "
@@ -406,7 +421,7 @@ def image_figures(ctx: TaskContext, cfg: Config, img: dict, pts: dict) -> list:
                   for r in img["rows"] if r["_space"] == space}
         fig = C.plot_assignments(emb, pts["y"], assignments, classes, titles, map_name)
         add_figure(figures, fig, ctx.out_dir, f"assignments_{space}",
-                   f"The clusters found on {img['names'][space]} drawn on the embed task's {map_name}, beside the true "
+                   f"The clusters found on {_prose(img['names'][space])} drawn on the embed task's {map_name}, beside the true "
                    "labels (first panel). A cluster takes the colour of the class it is matched to, unmatched clusters "
                    "are black, HDBSCAN's noise grey.")
     return figures
@@ -429,7 +444,7 @@ def image_findings(cfg: Config, img: dict, pts: dict, classes) -> list[str]:
     rows, names = img["rows"], img["names"]
     out = []
     best = best_row(rows)
-    out.append(f"The clustering closest to the classes is {best['method']} on {best['space']}: ARI {best['ARI']:.3f}, "
+    out.append(f"The clustering closest to the classes is {best['method']} on {_prose(best['space'])}: ARI {best['ARI']:.3f}, "
                f"NMI {best['NMI']:.3f}, and {100 * best['matched accuracy']:.1f} % of the images fall in the cluster "
                f"matched to their class.")
     if len(names) > 1:
@@ -446,7 +461,7 @@ def image_findings(cfg: Config, img: dict, pts: dict, classes) -> list[str]:
         scores = [(names[s], next(r["ARI"] for r in rows if r["_space"] == s and r["_method"] == method)) for s in names]
         lo, hi = min(scores, key=lambda t: t[1]), max(scores, key=lambda t: t[1])
         if method == "kmeans":
-            out.append(f"k-means goes from ARI {lo[1]:.3f} on {lo[0]} to {hi[1]:.3f} on {hi[0]}: k-means assumes round "
+            out.append(f"k-means goes from ARI {lo[1]:.3f} on {_prose(lo[0])} to {hi[1]:.3f} on {_prose(hi[0])}: k-means assumes round "
                        "clusters of equal spread, which the classes are closer to where the ARI is higher.")
     # the largest confusion in the best clustering
     table, col = C.matched_contingency(pts["y"], img["labels"][(best["_space"], best["_method"])], len(classes))
@@ -474,11 +489,11 @@ def hdbscan_sentence(img: dict, pts: dict, classes) -> str:
         r = next(r for r in img["rows"] if r["_space"] == space and r["_method"] == "hdbscan")
         share = C.noise_by_class(pts["y"], lab, len(classes))
         if r["noise %"] >= 99.95:
-            parts.append(f"on {name} it labels every image as noise (it finds no region denser than its surroundings)")
+            parts.append(f"on {_prose(name)} it labels every image as noise (it finds no region denser than its surroundings)")
             continue
         top = np.argsort(-share, kind="stable")[:2]
         tops = " and ".join(f"{classes[c]} ({100 * share[c]:.0f} % of the class)" for c in top if share[c] > 0)
-        parts.append(f"on {name} it finds {r['clusters']} clusters and labels {r['noise %']:.1f} % of the images as noise"
+        parts.append(f"on {_prose(name)} it finds {r['clusters']} clusters and labels {r['noise %']:.1f} % of the images as noise"
                      + (f", most of all {tops}" if tops else ""))
     return "HDBSCAN chooses the number of clusters itself and leaves low-density points unclustered (noise): " + \
         "; ".join(parts) + "."
@@ -488,7 +503,7 @@ def layer_findings(cfg: Config, rows: list[dict], test_acc: float) -> list[str]:
     method = cfg.layer_methods[0]
     ari, nmi = f"ARI {method}", f"NMI {method}"
     merge = "flatten" if "flatten" in cfg.merge else cfg.merge[0]
-    out = [f"The trained {cfg.net} reaches {100 * test_acc:.2f} % test accuracy."]
+    out = [f"The trained {_net(cfg.net)} reaches {100 * test_acc:.2f} % test accuracy."]
 
     def series(net: str, key: str, m: str = merge) -> list[tuple[str, float]]:
         return [(r["layer"], r[key]) for r in sorted(rows, key=lambda r: r["depth"]) if r["net"] == net and r["merge"] == m]
@@ -539,7 +554,7 @@ def layer_findings(cfg: Config, rows: list[dict], test_acc: float) -> list[str]:
 def make_headline(img: dict, layer_part: dict | None) -> str:
     best = best_row(img["rows"])
     pix = [r for r in img["rows"] if r["_space"] == "pixels"]
-    text = f"Without labels, {best['method']} on {best['space']} comes closest to the classes (ARI {best['ARI']:.2f}, NMI {best['NMI']:.2f}"
+    text = f"Without labels, {best['method']} on {_prose(best['space'])} comes closest to the classes (ARI {best['ARI']:.2f}, NMI {best['NMI']:.2f}"
     if pix and best["_space"] != "pixels":
         bp = best_row(img["rows"], "pixels")
         text += f", against {bp['ARI']:.2f} and {bp['NMI']:.2f} at best on raw pixels"
@@ -575,7 +590,7 @@ def method_notes(cfg: Config, img: dict, pts: dict) -> list[str]:
 def layer_notes(cfg: Config, acts: dict, part, fitted: dict, trained: dict) -> list[str]:
     shapes = "; ".join(f"{layer} {_shape(acts['shapes'][layer])}" for layer in acts["layers"][1:])
     tc = trained["train_cfg"]
-    return [f"Network: the {cfg.net} " + ("of the fast recipe " if trained["params"] else "with its family's defaults ")
+    return [f"Network: the {_net(cfg.net)} " + ("of the fast recipe " if trained["params"] else "with its family's defaults ")
             + f"({fitted['params']:,} parameters), trained on {part.n_train:,} images for {fitted['epochs_run']} epochs "
             f"({fitted.get('steps') or '?'} optimiser steps; {tc.epochs} epochs or at least {tc.min_steps} steps) in "
             f"{fitted['train_seconds']:.1f} s. The control is the same network before training (built with the same seed, "
