@@ -11,14 +11,27 @@ path for a network, used by every task that trains one::
     rows = run_grid(lambda p, seed, threads: fit_and_score("cnn", {}, *data, TrainConfig(...), seed=seed),
                     [{"lr": lr} for lr in (0.003, 0.01)], seeds=[0, 1], n_jobs=2)
     table = summarise(rows, by=["lr"], metrics=["test_acc"])
+
+Clusters: ``backend="dask"`` or ``"ray"`` runs the jobs on a cluster through joblib's own backends
+(:func:`backend_context` sets them up in one place: a ``distributed.Client`` for a scheduler address,
+or a ``LocalCluster`` when none is given; ``ray.init(address=...)`` or a local Ray). Threads per job
+are chosen so that the jobs on a worker never use more threads than its host has cores.
+
+Resuming: with ``cache_dir`` every finished (point, seed) is stored as one small file as soon as it
+finishes, so a killed run repeats at most the points that were in flight.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import pickle
+import tempfile
 import time
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -89,6 +102,140 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
 # =============================================================================================
 
 
+CLUSTER_BACKENDS = ("dask", "ray")
+log = logging.getLogger("digitlab")
+
+
+@dataclass
+class Cluster:
+    """A cluster that :func:`backend_context` connected to: ``slots`` jobs run at once, each with
+    ``threads`` threads, so that no worker host runs more threads than it has cores."""
+
+    backend: str
+    address: str
+    slots: int
+    threads: int
+    client: Any = None  # the distributed.Client (dask)
+
+
+_ACTIVE: list[Cluster] = []
+CONNECT_TIMEOUT_S = 20  # how long to try to reach a scheduler given by address
+WORKER_WAIT_S = 60  # how long to wait for the first worker to join it
+
+
+def _host_cpus() -> int:
+    """Cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _dask_budget(client: Any) -> tuple[int, int]:
+    """``(slots, threads per job)`` of a dask cluster: slots = worker threads in all; threads per job =
+    the smallest, over hosts, of the host's cores divided by the worker threads on that host."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    cpus = client.run(_host_cpus)
+    per_host: dict[str, list[int]] = {}
+    for addr, info in workers.items():
+        host = info.get("host") or addr.rsplit(":", 1)[0]
+        per_host.setdefault(host, [0, 0])
+        per_host[host][0] += int(info.get("nthreads", 1))
+        per_host[host][1] = max(per_host[host][1], int(cpus.get(addr, 1)))
+    slots = sum(n for n, _ in per_host.values())
+    threads = min(max(1, c // max(1, n)) for n, c in per_host.values())
+    return max(1, slots), threads
+
+
+@contextmanager
+def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
+    from digitlab.errors import ConfigError
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("study.backend 'dask': dask.distributed is not installed; pip install -e \".[dask]\" "
+                          "(on every worker too)") from None
+
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(f"study.scheduler {scheduler}: cannot connect to a dask scheduler ({exc}); start one with "
+                              f"`dask scheduler` and workers with `dask worker {scheduler}`, or leave study.scheduler "
+                              "empty for a local cluster") from None
+    else:
+        jobs, _ = cpu_budget(n_jobs, "cpu")
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster, set_as_default=False)
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except (TimeoutError, OSError) as exc:
+            raise ConfigError(f"study.scheduler {scheduler}: no dask worker joined within {WORKER_WAIT_S} s ({exc}); start "
+                              f"`dask worker {scheduler}` on the worker machines") from None
+        slots, threads = _dask_budget(client)
+        yield Cluster("dask", str(client.scheduler.address), slots, threads, client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@contextmanager
+def _ray_cluster(address: str, n_jobs: int) -> Iterator[Cluster]:
+    from digitlab.errors import ConfigError
+
+    try:
+        import ray
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise ConfigError("study.backend 'ray': ray is not installed; pip install -e \".[ray]\" (on every node too)") from None
+
+    register_ray()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cpu_budget(n_jobs, "cpu")[0], include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"study.scheduler {address}: cannot connect to a Ray cluster ({exc}); start one with "
+                              "`ray start --head`, or leave study.scheduler empty for a local Ray") from None
+    try:
+        # Ray's joblib backend reserves one CPU per job: one thread per job fills the cores exactly.
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        yield Cluster("ray", address or "local", slots, 1)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextmanager
+def backend_context(backend: str = "loky", scheduler: str = "", n_jobs: int = 1) -> Iterator[Cluster | None]:
+    """Connect to (or start) the cluster of a cluster ``backend`` for the block; yields its :class:`Cluster`.
+
+    ``backend`` "dask": ``scheduler`` is a dask scheduler address (``tcp://host:8786``); empty starts a
+    ``LocalCluster`` of ``n_jobs`` single-threaded worker processes. ``backend`` "ray": ``scheduler`` is a
+    Ray address (``auto``, ``ray://host:10001``); empty starts a local Ray. Any other backend yields None
+    (local joblib). Nested calls reuse the cluster of the enclosing block (the runner opens one per study)."""
+    if backend not in CLUSTER_BACKENDS:
+        yield None
+        return
+    if _ACTIVE and _ACTIVE[-1].backend == backend:
+        yield _ACTIVE[-1]
+        return
+    with (_dask_cluster if backend == "dask" else _ray_cluster)(scheduler, n_jobs) as cluster:
+        _ACTIVE.append(cluster)
+        try:
+            yield cluster
+        finally:
+            _ACTIVE.pop()
+
+
 def _call(fn: Callable, point: dict, seed: int, threads: int, *args: Any) -> dict:
     with limit_threads(threads):
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -97,9 +244,59 @@ def _call(fn: Callable, point: dict, seed: int, threads: int, *args: Any) -> dic
                 "cpu_seconds": time.process_time() - cpu0}
 
 
+def _call_indexed(i: int, keep_going: bool, fn: Callable, point: dict, seed: int, threads: int,
+                  *args: Any) -> tuple[int, dict | BaseException]:
+    """``(i, row)``; with ``keep_going`` a failure comes back as ``(i, exception)`` so that the points
+    finishing alongside it are still stored before it is raised."""
+    if not keep_going:
+        return i, _call(fn, point, seed, threads, *args)
+    try:
+        return i, _call(fn, point, seed, threads, *args)
+    except Exception as exc:  # noqa: BLE001 - re-raised by run_grid once the other points are stored
+        return i, exc
+
+
+def point_key(fn: Callable, point: dict, seed: int, key: str = "", args_hash: str = "") -> str:
+    """The file name stem of one (point, seed) in a point cache: a hash of ``fn``'s qualified name, the
+    point, the seed, the caller's key and a hash of the shared arguments."""
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+    payload = pickle.dumps((name, _freeze(point), int(seed), key, args_hash), protocol=4)
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def _load_point(path: Path) -> dict | None:
+    import joblib
+
+    try:
+        row = joblib.load(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a damaged file of our own folder: recompute the point
+        log.warning("grid point %s is unreadable (%s); recomputing it", path.name, exc)
+        path.unlink(missing_ok=True)
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _save_point(path: Path, row: dict) -> None:
+    """Store one finished point atomically (a temporary file renamed into place)."""
+    import joblib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            joblib.dump(row, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[int] = (0,), *, args: tuple = (),
              n_jobs: int = 1, backend: str = "loky", device: str = "cpu", threads_per_job: int = 0,
-             progress: bool = False, description: str = "experiment") -> list[dict]:
+             progress: bool = False, description: str = "experiment", cache_dir: str | os.PathLike | None = None,
+             cache_key: str = "", scheduler: str = "") -> list[dict]:
     """Run ``fn(point, seed, threads, *args)`` for every point and seed; one tidy row per call, in grid order.
 
     Pass large shared inputs (the training arrays) in ``args``: joblib hands them to workers as
@@ -109,9 +306,14 @@ def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[in
     Points that are equal are run once (``fn`` must be deterministic given point and seed). Each
     row holds the point's settings, ``seed``, what ``fn`` returned, and ``wall_seconds`` and
     ``cpu_seconds`` of the call. With one job the calls run in this process (no pickling).
-    """
-    from joblib import Parallel, delayed, parallel_config
 
+    ``cache_dir``: a folder where each finished (point, seed) is stored at once (one small pickle,
+    written atomically; ``fn``'s results must be picklable) and from which it is reused. Its key hashes
+    ``fn``'s qualified name, the point, the seed, ``cache_key`` (the caller's: e.g. a task's cache key)
+    and ``args``, so a killed run, rerun, repeats only the points in flight; when a point fails, the
+    points running beside it are finished and stored before its error is raised. ``backend`` "dask" or
+    "ray" runs the jobs on a cluster (``scheduler``: its address; see :func:`backend_context`).
+    """
     unique: list[tuple[dict, int]] = []
     seen: set = set()
     for p in points:
@@ -120,22 +322,70 @@ def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[in
             if key not in seen:
                 seen.add(key)
                 unique.append((p, s))
-    jobs, threads = cpu_budget(n_jobs, device, threads_per_job, len(unique))
-    with progress_bar(progress, description, len(unique)) as step:
-        if jobs == 1:
-            out = []
-            for p, s in unique:
-                out.append(_call(fn, p, s, threads, *args))
-                step()
+    out: list[dict | None] = [None] * len(unique)
+    files: list[Path | None] = [None] * len(unique)
+    if cache_dir is not None:
+        import joblib
+
+        args_hash = joblib.hash(args) if args else ""
+        for i, (p, s) in enumerate(unique):
+            files[i] = Path(cache_dir) / f"{point_key(fn, p, s, cache_key, args_hash)}.pkl"
+            out[i] = _load_point(files[i])
+        reused = sum(r is not None for r in out)
+        if reused:
+            log.info("%s: %d of %d grid points from the point cache", description, reused, len(unique))
+    todo = [i for i, r in enumerate(out) if r is None]
+
+    def done(i: int, row: dict) -> None:
+        out[i] = row
+        if files[i] is not None:
+            _save_point(files[i], row)
+
+    cluster_cm = backend_context(backend, scheduler, n_jobs) if todo else nullcontext()
+    with cluster_cm as cluster, progress_bar(progress, description, len(unique)) as step:
+        step(len(unique) - len(todo))
+        if cluster is not None:
+            jobs = min(cluster.slots, max(1, len(todo)))
+            threads = min(threads_per_job or cluster.threads, cluster.threads)
         else:
-            with parallel_config(backend=backend, n_jobs=jobs):
-                gen = Parallel(return_as="generator")(delayed(_call)(fn, p, s, threads, *args) for p, s in unique)
-                out = []
-                for row in gen:
-                    out.append(row)
-                    step()
-    by_key = {(_freeze(p), s): row for (p, s), row in zip(unique, out)}
-    return [by_key[(_freeze(p), s)] for p in points for s in seeds]
+            jobs, threads = cpu_budget(n_jobs, device, threads_per_job, max(1, len(todo)))
+        if jobs == 1 and cluster is None:
+            for i in todo:
+                p, s = unique[i]
+                done(i, _call(fn, p, s, threads, *args))
+                step()
+        elif todo:
+            failed: BaseException | None = None
+            for i, row in _dispatch(fn, unique, todo, threads, args, backend, cluster, jobs, keep_going=cache_dir is not None):
+                if isinstance(row, BaseException):
+                    failed = failed or row
+                    continue
+                done(i, row)
+                step()
+            if failed is not None:
+                raise failed
+    rows = {(_freeze(p), s): row for (p, s), row in zip(unique, out)}
+    return [rows[(_freeze(p), s)] for p in points for s in seeds]
+
+
+def _dispatch(fn: Callable, unique: list, todo: list[int], threads: int, args: tuple, backend: str,
+              cluster: Cluster | None, jobs: int, keep_going: bool = False) -> Iterator[tuple[int, dict | BaseException]]:
+    """Run the ``todo`` calls through joblib (on ``cluster`` when given), yielding ``(index, row)`` as each
+    finishes. The joblib backend is set for these calls only (scikit-learn's own parallel calls elsewhere
+    stay local). Backends without result generators (Ray's) run in chunks of ``2 * jobs`` calls so that
+    finished points are still handed back (and stored) along the way."""
+    from joblib import Parallel, delayed, parallel_config
+
+    def calls(idx: list[int]):
+        return (delayed(_call_indexed)(i, keep_going, fn, *unique[i], threads, *args) for i in idx)
+
+    extra = {"client": cluster.client} if cluster is not None and cluster.backend == "dask" else {}
+    with parallel_config(backend=cluster.backend if cluster else backend, n_jobs=jobs, **extra):
+        if (cluster.backend if cluster else backend) == "ray":
+            for start in range(0, len(todo), 2 * jobs):
+                yield from Parallel()(calls(todo[start:start + 2 * jobs]))
+        else:
+            yield from Parallel(return_as="generator_unordered")(calls(todo))
 
 
 def _freeze(value: Any) -> Any:
@@ -225,4 +475,4 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
     return out
 
 
-__all__ = ["run_grid", "summarise", "fit_and_score", "cpu_budget", "limit_threads", "progress_bar", "input_shape"]
+__all__ = ["run_grid", "backend_context", "Cluster", "point_key", "summarise", "fit_and_score", "cpu_budget", "limit_threads", "progress_bar", "input_shape"]

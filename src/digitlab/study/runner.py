@@ -18,6 +18,7 @@ from digitlab.data.idx import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
 from digitlab.errors import ConfigError
+from digitlab.experiment import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
 from digitlab.train import resolve_device
@@ -116,9 +117,10 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
             log.info("%s: reused cached result %s", name, key)
             return hit, cache.entry(name, key), True, key
     work = cache.new_workdir(name, key)
+    points = cache.points_dir(name, key) if study.use_cache else None
     ctx = TaskContext(dataset=dataset, out_dir=work, profile=study.profile, seed=study.seed, device=device,
                       n_jobs=study.n_jobs, progress=progress, log=log, inputs={r: done[r][0] for r in required},
-                      backend=study.backend)
+                      backend=study.backend, points_dir=points)
     log.info("%s: running (%s profile)", name, study.profile)
     t0 = time.perf_counter()
     try:
@@ -128,7 +130,10 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
         raise
     result.seconds = round(time.perf_counter() - t0, 2)
     log.info("%s: done in %.1f s", name, result.seconds)
-    return result, cache.commit(name, key, work, result), False, key
+    entry = cache.commit(name, key, work, result)
+    if points is not None:
+        shutil.rmtree(points, ignore_errors=True)  # the entry holds the result now; a failure above keeps them to resume
+    return result, entry, False, key
 
 
 def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = True) -> RunOutcome:
@@ -140,7 +145,11 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     study = cfg.study
     dataset = load_dataset(study.dataset, study.data_dir or None, **data_options(study))
     device = resolve_device(study.device)
-    run_dir = make_run_dir(study.output_dir, study.name)
+    try:
+        run_dir = make_run_dir(study.output_dir, study.name)
+    except OSError as exc:  # checked when the config was resolved; this is the race after that check
+        raise ConfigError(f"config key study.output_dir: cannot create a run folder in {study.output_dir} "
+                          f"({exc.strerror or exc}); fix its permissions or name another folder") from None
     log = _logger(run_dir, quiet)
     atomic_write_bytes(run_dir / "config.toml", to_toml(cfg).encode())
     env = environment(device, study.seed, study.n_jobs)
@@ -148,12 +157,14 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
     log.info("run folder %s; dataset %s (%d train / %d test); device %s", run_dir, dataset.name,
              len(dataset.y_train), len(dataset.y_test), device)
     cache = Cache(study.cache_dir)
+    cache.clean_orphans()  # work folders of killed runs (see study.cache)
     results, cached, done = {}, {}, {}
-    for name, task_cfg in cfg.tasks.items():
-        result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
-        shutil.copytree(entry, run_dir / "results" / name, copy_function=_link_or_copy)
-        results[name], cached[name] = result, hit
-        done[name] = (Upstream(result, run_dir / "results" / name), key)
+    with backend_context(study.backend, study.scheduler, study.n_jobs):  # one cluster for the whole study
+        for name, task_cfg in cfg.tasks.items():
+            result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
+            shutil.copytree(entry, run_dir / "results" / name, copy_function=_link_or_copy)
+            results[name], cached[name] = result, hit
+            done[name] = (Upstream(result, run_dir / "results" / name), key)
     seconds = round(time.perf_counter() - t0, 2)
     summary = {"name": study.name, "dataset": {**dataset.summary(), "fingerprint": dataset.fingerprint()}, "profile": study.profile, "seconds": seconds,
                "finished": datetime.now().isoformat(timespec="seconds"),

@@ -40,6 +40,9 @@ class TaskContext:
     progress: bool = True  # show progress bars
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("digitlab"))
     inputs: dict[str, "Upstream"] = field(default_factory=dict)  # the tasks named in REQUIRES, by NAME
+    # Folder for finished grid points of this task (pass it as run_grid(..., cache_dir=ctx.points_dir)): a
+    # killed run, rerun, repeats only the points in flight. None: no point cache (--no-cache, library use).
+    points_dir: Path | None = None
 
     @property
     def shared(self) -> dict[str, "Upstream"]:  # the name before REQUIRES existed

@@ -175,7 +175,7 @@ def run_points(ctx: TaskContext, cfg: Config, points: list[Point], data: tuple) 
     seeds = [ctx.seed + s for s in range(cfg.n_seeds)]
     grid = [{"point": p} for p in points]
     rows = run_grid(train_point, grid, seeds, args=(*data, ctx.device), n_jobs=ctx.n_jobs, backend=ctx.backend, device=ctx.device, threads_per_job=cfg.threads_per_job,
-                    progress=ctx.progress, description="cnn sweeps")
+                    progress=ctx.progress, description="cnn sweeps", cache_dir=ctx.points_dir)
     return {(r["point"], r["seed"]): r for r in rows}
 
 
