@@ -500,3 +500,14 @@ def test_report_of_a_damaged_run_names_what_is_missing(cached_study, tmp_path, c
         else:  # refused: one line, and the previous report is kept
             assert rc == 2 and len(captured.err.strip().splitlines()) == 1, (case, captured.err)
             assert (d / "report.html").read_text() == "the previous report"
+
+
+def test_a_file_system_error_mid_command_is_one_line(monkeypatch, capsys):
+    """Disk full or permissions changed while a command runs: one line and exit 2, not a traceback."""
+    from digitlab import cli
+
+    def full(args):
+        raise OSError(28, "No space left on device", "/runs/x/report.html")
+
+    monkeypatch.setattr(cli, "cmd_data", full)
+    _one_line_exit_2(capsys, ["data", "list"], "/runs/x/report.html: No space left on device")

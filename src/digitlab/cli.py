@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     except DigitlabError as exc:
         print(f"digitlab: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused (disk full, permissions changed mid-run): one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"digitlab: error: {where}{exc.strerror or exc}; check the folder's permissions and free space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("digitlab: interrupted; finished tasks are kept in the cache", file=sys.stderr)
         return 130
