@@ -221,6 +221,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 BACKENDS = ("loky", "threading", "multiprocessing", "dask", "ray")
+NEEDS_DATA_DIR = ("ddr", "folder")  # datasets that exist only in a folder the user names
+NO_DATA_DIR = ("digits",)  # bundled with a package: a data folder would be silently ignored
 NAME_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 
@@ -242,6 +244,14 @@ def _check_study(study: StudyConfig) -> None:
                   "use up to 100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
     for key in ("output_dir", "cache_dir"):
         _check_writable_dir(key, Path(getattr(study, key)), bad)
+    from digitlab.data.registry import REGISTRY
+
+    if study.dataset not in REGISTRY:
+        raise bad("dataset", f"dataset {study.dataset!r}: unknown name", f"choose one of {', '.join(REGISTRY)}")
+    if study.dataset in NEEDS_DATA_DIR and not study.data_dir:
+        raise bad("data_dir", f"dataset {study.dataset!r} needs a data folder", "pass --data-dir DIR")
+    if study.dataset in NO_DATA_DIR and study.data_dir:
+        raise bad("data_dir", f"dataset {study.dataset!r} is bundled and reads no folder", "drop --data-dir")
     if study.data_dir:
         folder = Path(study.data_dir).expanduser()
         if not folder.exists():
