@@ -29,7 +29,7 @@ from digitlab.errors import DigitlabError
 from digitlab.names import humanize
 from digitlab.report import answers as A
 from digitlab.report.load import LoadedTask, RunData, load_run
-from digitlab.report.outline import OUTLINE, Part, Section, outline_tasks
+from digitlab.report.outline import OUTLINE, Part, Section, in_pdf, outline_tasks
 from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,6 +48,11 @@ def fmt_duration(s: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+TEXT_WIDTH_MM = 180.0  # A4 minus the page margins of report.css and the figures" own side margins
+FIGURE_SCALE = 0.72  # figures print at this share of their saved size (matplotlib's 10 pt labels -> ~8 pt)
+FIGURE_MAX_HEIGHT_MM = 100.0
+
+
 @dataclass
 class FigureView:
     number: int
@@ -56,6 +61,21 @@ class FigureView:
     html: str | None
     error: str
     task: str
+    width_mm: float = 0.0
+    height_mm: float = 0.0
+    in_pdf: bool = True
+
+    @property
+    def print_width_mm(self) -> float:
+        """Width in the PDF: the saved size scaled, within the text width and the height cap.
+        Figures narrower than half the text width sit side by side."""
+        if self.width_mm <= 0 or self.height_mm <= 0:
+            return TEXT_WIDTH_MM
+        w = min(self.width_mm * FIGURE_SCALE, TEXT_WIDTH_MM)
+        h = w * self.height_mm / self.width_mm
+        if h > FIGURE_MAX_HEIGHT_MM:
+            w *= FIGURE_MAX_HEIGHT_MM / h
+        return round(max(w, 60.0), 1)
 
     @property
     def anchor(self) -> str:
@@ -138,10 +158,16 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
     block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
                       findings=[humanize(f) for f in r.findings],
                       notes=[Markup(humanize(n)) for n in r.notes if not n.startswith(drop_notes)])
-    for f in task.figures:
-        block.figures.append(FigureView(num.next_figure(), humanize(f.caption), f.src, f.html, f.error, name))
-    for tb in r.tables:
-        block.tables.append(prepare_table(tb, num.next_table(), name))
+    fig_pdf = in_pdf(name, "figures", [f.name for f in task.figures])
+    for f, pdf in zip(task.figures, fig_pdf):
+        block.figures.append(FigureView(num.next_figure(), humanize(f.caption), f.src, f.html, f.error, name,
+                                        f.width_mm, f.height_mm, pdf))
+    tab_pdf = in_pdf(name, "tables", [str(t.name) for t in r.tables])
+    for tb, pdf in zip(r.tables, tab_pdf):
+        t = prepare_table(tb, num.next_table(), name)
+        if not pdf:
+            t.placement = "html-only"
+        block.tables.append(t)
     return block
 
 

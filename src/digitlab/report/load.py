@@ -29,6 +29,8 @@ class LoadedFigure:
     src: str = ""  # data: URI of the PNG ("" when missing)
     html: str | None = None  # interactive fragment (HTML report only)
     error: str = ""  # why the figure cannot be shown
+    width_mm: float = 0.0  # printed size at the PNG's own resolution (0 when unknown)
+    height_mm: float = 0.0
 
 
 @dataclass
@@ -61,6 +63,22 @@ def _read_json(path: Path) -> tuple[Any, str]:
         return None, f"unreadable ({exc.__class__.__name__})"
     except ValueError as exc:
         return None, f"not valid JSON ({str(exc)[:80]})"
+
+
+def png_size_mm(data: bytes) -> tuple[float, float]:
+    """Printed (width, height) in mm of a PNG at its recorded resolution (matplotlib writes it; 96 dpi if absent)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            dpi = im.info.get("dpi", (96, 96))[0] or 96
+    except Exception:  # noqa: BLE001 - a PNG Pillow cannot parse still shows, at the page width
+        return 0.0, 0.0
+    dpi = float(dpi) if 30 <= float(dpi) <= 1200 else 96.0
+    return w / dpi * 25.4, h / dpi * 25.4
 
 
 def _png(path: Path) -> tuple[str, str]:
@@ -139,6 +157,8 @@ def load_task(name: str, folder: Path, interactive: bool = True) -> LoadedTask:
         src, why = _png(path) if path else ("", "has an unsafe file name")
         lf = LoadedFigure(fig.name, str(fig.file), str(fig.caption or ""), src=src,
                           error=f"figure file results/{name}/{fig.file} is {why}" if why else "")
+        if src:
+            lf.width_mm, lf.height_mm = png_size_mm(base64.b64decode(src.split(",", 1)[1]))
         if interactive and fig.html_file:
             hpath = _safe_child(folder, fig.html_file)
             try:

@@ -107,6 +107,39 @@ OUTLINE: tuple[Section, ...] = (
 )
 
 
+# What the PDF prints of each task: the brief asks for a concise report, so the PDF carries each task's
+# key figures and tables and names the others, which stay in report.html (and result.json). "*" = all.
+# A task not listed prints its first DEFAULT_PDF_FIGURES figures and DEFAULT_PDF_TABLES tables (a task
+# orders them by importance); a listed name the task does not produce is ignored, and when none of a
+# task's listed names exists, the default applies, so a renamed figure is never silently dropped.
+PDF_SELECTION: dict[str, tuple[tuple[str, ...] | str, tuple[str, ...] | str]] = {
+    "overview": (("samples", "class_counts", "pixel_hist"), ("classes",)),
+    "features": (("feature_scores", "distributions", "class_means"), ("accuracy", "class_means")),
+    "embed": (("maps",), ("methods", "own_class")),
+    "augment": (("gallery", "shift_map", "clean_delta", "robustness_heatmap", "flip_confusions"),
+                ("distribution_shift", "effectiveness", "flip_confusions")),
+    "classify": (("accuracy", "confusion_best", "per_class_f1", "reliability", "cost"), ("scores", "probabilistic", "cost")),
+    "cnn_sweeps": ("*", ("params_vs_accuracy",)),
+    "datasize": (("first_look", "growth", "convergence", "class_gain"), ("first_look", "milestones")),
+    "errors": (("error_map", "jaccard", "hard_gallery", "label_issues_test"), ("models", "traits", "label_issues_test")),
+    "overfit": (("penalties_cnn", "logreg", "dropout", "ladder", "remedies"), ("penalties", "dropout", "ladder", "remedies")),
+    "cluster": (("contingency", "assignments_umap", "layer_scores"), ("methods", "layers")),
+}
+DEFAULT_PDF_FIGURES = 4
+DEFAULT_PDF_TABLES = 3
+
+
+def in_pdf(task: str, kind: str, names: list[str]) -> list[bool]:
+    """Which of a task's figures (``kind="figures"``) or tables (``"tables"``) the PDF prints."""
+    chosen = PDF_SELECTION.get(task, (None, None))[0 if kind == "figures" else 1]
+    if chosen == "*":
+        return [True] * len(names)
+    if chosen and any(n in chosen for n in names):
+        return [n in chosen for n in names]
+    limit = DEFAULT_PDF_FIGURES if kind == "figures" else DEFAULT_PDF_TABLES
+    return [i < limit for i in range(len(names))]
+
+
 def outline_tasks() -> tuple[str, ...]:
     """Every task name the outline places, in the brief's order."""
     return tuple(t for s in OUTLINE for t in s.tasks)
@@ -119,4 +152,4 @@ def section_of(task: str) -> Section | None:
     return None
 
 
-__all__ = ["Part", "Section", "OUTLINE", "outline_tasks", "section_of"]
+__all__ = ["Part", "Section", "OUTLINE", "PDF_SELECTION", "in_pdf", "outline_tasks", "section_of"]
