@@ -191,3 +191,33 @@ def test_names_in_words():
     assert model_name("something_new") == "something new"
     assert humanize("cnn beats rbf_svm; see proba__cnn and results/cnn_sweeps") == \
         "CNN beats RBF SVM; see proba__cnn and results/cnn_sweeps"
+
+
+def test_chinese_report_embeds_a_cjk_font(run_dir, tmp_path):
+    import pypdf
+
+    from digitlab.errors import DigitlabError
+    from digitlab.report.i18n import cjk_font
+
+    small = tmp_path / "zh"
+    shutil.copytree(run_dir, small, ignore=shutil.ignore_patterns("features", "synthetic", "classify"))
+    summary = json.loads((small / "summary.json").read_text())
+    summary["tasks"] = [t for t in summary["tasks"] if t["task"] == "overview"]
+    (small / "summary.json").write_text(json.dumps(summary))
+    try:
+        font = cjk_font()
+    except DigitlabError as exc:  # no CJK font on this machine: the error says how to install one
+        assert "apt-get install fonts-wqy-microhei" in str(exc)
+        pytest.skip(f"no CJK font: {exc}")
+    html, pdf = B.build_reports(small, lang="zh", author="张三")
+    text = _text(html.read_text())
+    assert "任务一 · 数据预处理" in text and "主要发现" in text and "训练图像" in text  # headings and an answer template
+    reader = pypdf.PdfReader(pdf)
+    body = "".join(p.extract_text() for p in reader.pages)
+    assert "目录" in body and "张三" in body and re.search(r"[\u4e00-\u9fff]{4}", body)
+    fonts = {f["/BaseFont"] for p in reader.pages for f in (p["/Resources"].get("/Font") or {}).values()
+             for f in [f.get_object()]}
+    assert any(font.replace(" ", "-").split("-")[0] in str(f) for f in fonts), (font, fonts)
+    assert json.loads((small / "summary.json").read_text())["report"]["lang"] == "zh"
+    with pytest.raises(SystemExit):  # argparse refuses other languages
+        main(["report", str(small), "--no-pdf", "--lang", "fr"])

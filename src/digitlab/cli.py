@@ -34,10 +34,12 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--title", help="the report's title")
     g.add_argument("--author", help="author name(s) on the title page")
     g.add_argument("--course", help="course name on the title page")
+    g.add_argument("--lang", choices=["en", "zh"], help="report language: en (default) or zh (Chinese; the PDF needs a CJK "
+                   "font, e.g. apt-get install fonts-wqy-microhei)")
 
 
 def _report_meta(args: argparse.Namespace) -> dict:
-    return {"title": args.title, "author": args.author, "course": args.course}
+    return {"title": args.title, "author": args.author, "course": args.course, "lang": args.lang}
 
 
 def build_parser() -> argparse.ArgumentParser:

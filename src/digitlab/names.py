@@ -42,6 +42,15 @@ MODEL_NAMES: dict[str, str] = {
     "hdbscan": "HDBSCAN",
 }
 
+# The same models in Chinese (the report's --lang zh).
+MODEL_NAMES_ZH: dict[str, str] = {
+    "logreg": "逻辑回归", "linear_svm": "线性 SVM", "rbf_svm": "RBF 核 SVM", "svm": "SVM", "knn": "k 近邻",
+    "tree": "决策树", "decision_tree": "决策树", "random_forest": "随机森林", "extra_trees": "极端随机树",
+    "hgb": "梯度提升树", "gnb": "高斯朴素贝叶斯", "numpy_mlp": "NumPy 多层感知机", "mlp": "多层感知机",
+    "perceptron": "感知机", "cnn": "CNN", "lenet5": "LeNet-5", "resnet": "ResNet", "convmixer": "ConvMixer",
+    "kmeans": "k 均值", "agglomerative": "层次聚类", "gmm": "高斯混合模型", "spectral": "谱聚类",
+}
+
 # Column names and metric identifiers that read better in words (table headers).
 COLUMN_NAMES: dict[str, str] = {
     "model": "model",
@@ -86,9 +95,12 @@ _PROSE_IDS = ("random_forest", "extra_trees", "rbf_svm", "linear_svm", "logreg",
 _PROSE_RE = re.compile(r"(?<![\w./-])(" + "|".join(_PROSE_IDS) + r")(?![\w/-]|\.\w)")
 
 
-def model_name(name: str) -> str:
-    """``name`` in words ("random_forest" -> "random forest"); unknown names have '_' turned into spaces."""
+def model_name(name: str, lang: str = "en") -> str:
+    """``name`` in words ("random_forest" -> "random forest"); unknown names have '_' turned into spaces.
+    ``lang="zh"`` gives the Chinese name where there is one."""
     key = str(name)
+    if lang == "zh" and key in MODEL_NAMES_ZH:
+        return MODEL_NAMES_ZH[key]
     if key in MODEL_NAMES:
         return MODEL_NAMES[key]
     low = key.lower()
@@ -118,4 +130,4 @@ def humanize(text: str) -> str:
     return _PROSE_RE.sub(lambda m: MODEL_NAMES[m.group(1)], text)
 
 
-__all__ = ["MODEL_NAMES", "COLUMN_NAMES", "model_name", "column_name", "cell_name", "humanize"]
+__all__ = ["MODEL_NAMES", "MODEL_NAMES_ZH", "COLUMN_NAMES", "model_name", "column_name", "cell_name", "humanize"]

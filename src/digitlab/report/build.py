@@ -22,19 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from digitlab.data.idx import atomic_write_bytes
 from digitlab.errors import DigitlabError
 from digitlab.names import humanize
 from digitlab.report import answers as A
 from digitlab.report.load import LoadedTask, RunData, load_run
+from digitlab.report.i18n import cjk_font, outline_text, question, strings
 from digitlab.report.outline import OUTLINE, Part, Section, in_pdf, outline_tasks
 from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
 TEMPLATES = Path(__file__).parent / "templates"
-META_KEYS = ("title", "author", "course")
-DEFAULT_TITLE = "Handwritten-digit classification: a complete study"
+META_KEYS = ("title", "author", "course", "lang")
 
 
 def fmt_duration(s: Any) -> str:
@@ -105,6 +105,8 @@ class PartView:
     anchor: str
     blocks: list[TaskBlock]
     answer: str = ""
+    title: str = ""  # in the report's language
+    question: str = ""
     metrics_table: PreparedTable | None = None  # part 3.1 only
     metric_rows: list[dict] = field(default_factory=list)
 
@@ -114,6 +116,8 @@ class SectionView:
     section: Section
     parts: list[PartView]
     present: bool  # at least one of its tasks is in the run
+    label: str = ""  # in the report's language
+    title: str = ""
 
 
 @dataclass
@@ -142,18 +146,17 @@ def _registered_tasks() -> tuple[str, ...]:
     return tuple(TASK_ORDER)
 
 
-def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: tuple[str, ...] = ()) -> TaskBlock:
+def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: tuple[str, ...] = (),
+               T: dict[str, str] | None = None) -> TaskBlock:
     """The view of one task: absent, damaged, or its numbered figures and tables."""
+    T = T or strings("en")
     if task is None:
         how = f"digitlab run --tasks {name}"
-        if name in _registered_tasks():
-            msg = f"The task “{name}” was not part of this run; add it with <code>{how}</code> (or run the whole study)."
-        else:
-            msg = f"The task “{name}” is not available in this version of digitlab, so this question is not answered yet."
-        return TaskBlock(name, name, "absent", Markup(msg))
+        key = "task_absent" if name in _registered_tasks() else "task_unknown"
+        return TaskBlock(name, name, "absent", Markup(T[key].format(name=escape(name), how=escape(how))))
     if task.result is None:
-        return TaskBlock(name, name, "error", f"This section is missing: {task.error}. Rerun the task to restore it.",
-                         cached=task.cached, seconds=task.seconds)
+        return TaskBlock(name, name, "error", T["section_missing"].format(error=task.error), cached=task.cached,
+                         seconds=task.seconds)
     r = task.result
     block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
                       findings=[humanize(f) for f in r.findings],
@@ -171,45 +174,46 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
     return block
 
 
-def metric_definitions_table(num: Numbering) -> tuple[PreparedTable, list[dict]]:
+def metric_definitions_table(num: Numbering, T: dict[str, str]) -> tuple[PreparedTable, list[dict]]:
     """Part 3.1's table of metric definitions (from digitlab.metrics, the code that computes them)."""
     from digitlab.metrics import METRIC_DEFINITIONS
 
     rows = [{"metric": d["name"], "definition": d["formula"], "meaning": d["meaning"], "misleads": d["misleads"],
              "computed": d["computed"]} for d in METRIC_DEFINITIONS]
     table = PreparedTable(name="metric_definitions", number=num.next_table(),
-                          caption="The metrics computed for every model, how each is defined and what it means in practice.",
-                          columns=["metric", "definition", "meaning", "misleads"],
-                          headers=["metric", "definition", "what it tells", "can mislead when"], rows=[], sort=[],
+                          caption=T["metrics_caption"], columns=["metric", "definition", "meaning", "misleads"],
+                          headers=T["metric_headers"].split("|"), rows=[], sort=[],
                           numeric=[False] * 4, text_cols=[True] * 4, n_rows=len(rows), size="small",
                           groups=[[0, 1, 2, 3]], task="classify")
     return table, rows
 
 
-def build_sections(run: RunData, num: Numbering) -> list[SectionView]:
+def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[SectionView]:
+    T = strings(lang)
     results = {n: t.result for n, t in run.tasks.items() if t.result is not None}
     drop = _metric_note_names()
     views = []
     for sec in OUTLINE:
         parts = []
         for part in sec.parts:
-            pv = PartView(part, "part-" + part.number.replace(".", "-").lower(), [])
+            pv = PartView(part, "part-" + part.number.replace(".", "-").lower(), [], title=outline_text(part.title, lang),
+                          question=question(part.number, part.question, lang))
             if part.special == "metrics":
-                pv.metrics_table, pv.metric_rows = metric_definitions_table(num)
-                pv.answer = A.metrics_answer(results)
+                pv.metrics_table, pv.metric_rows = metric_definitions_table(num, T)
+                pv.answer = A.metrics_answer(results, lang)
             for name in part.tasks:
-                pv.blocks.append(task_block(name, run.tasks.get(name), num, drop if name == "classify" else ()))
+                pv.blocks.append(task_block(name, run.tasks.get(name), num, drop if name == "classify" else (), T))
             if part.tasks:
-                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results) for n in part.tasks) if x)
+                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results, lang) for n in part.tasks) if x)
             parts.append(pv)
         present = any(n in run.tasks for n in sec.tasks)
-        views.append(SectionView(sec, parts, present))
+        views.append(SectionView(sec, parts, present, outline_text(sec.label, lang), outline_text(sec.title, lang)))
     return views
 
 
-def other_blocks(run: RunData, num: Numbering) -> list[TaskBlock]:
+def other_blocks(run: RunData, num: Numbering, lang: str = "en") -> list[TaskBlock]:
     placed = set(outline_tasks())
-    return [task_block(n, t, num) for n, t in run.tasks.items() if n not in placed]
+    return [task_block(n, t, num, (), strings(lang)) for n, t in run.tasks.items() if n not in placed]
 
 
 def key_findings(sections: list[SectionView]) -> list[dict[str, str]]:
@@ -221,20 +225,19 @@ def key_findings(sections: list[SectionView]) -> list[dict[str, str]]:
                 continue
             line = pv.answer
             if line:
-                out.append({"label": f"{sv.section.label} · {pv.part.number}", "anchor": pv.anchor, "text": line})
+                out.append({"label": f"{sv.label} · {pv.part.number}", "anchor": pv.anchor, "text": line})
     return out
 
 
-def conclusions(sections: list[SectionView]) -> list[dict[str, str]]:
+def conclusions(sections: list[SectionView], lang: str = "en") -> list[dict[str, str]]:
     """A paragraph per section of the brief, assembled from its parts' answers (every number from the run)."""
     out = []
     for sv in sections:
         answered = [pv.answer for pv in sv.parts if pv.answer]
         if answered:
-            out.append({"label": sv.section.label, "title": sv.section.title, "text": " ".join(answered)})
+            out.append({"label": sv.label, "title": sv.title, "text": " ".join(answered)})
         elif not sv.section.optional:
-            out.append({"label": sv.section.label, "title": sv.section.title,
-                        "text": "Not answered by this run (its tasks were not run or their results are missing)."})
+            out.append({"label": sv.label, "title": sv.title, "text": strings(lang)["not_answered"]})
     return out
 
 
@@ -244,12 +247,14 @@ def conclusions(sections: list[SectionView]) -> list[dict[str, str]]:
 
 
 def report_meta(run: RunData, overrides: dict[str, str | None] | None = None) -> dict[str, str]:
-    """Title, author and course: the given overrides, else those stored in summary.json, else defaults."""
+    """Title, author, course and language: the given overrides, else those stored in summary.json, else defaults."""
     stored = run.summary.get("report") if isinstance(run.summary.get("report"), dict) else {}
     meta = {k: str(stored.get(k) or "") for k in META_KEYS}
     for k, v in (overrides or {}).items():
         if k in META_KEYS and v is not None:
             meta[k] = str(v).strip()
+    meta["lang"] = meta.get("lang") or "en"
+    strings(meta["lang"])  # an unknown language is a one-line error
     return meta
 
 
@@ -280,17 +285,21 @@ def _environment() -> jinja2.Environment:
 
 
 def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
-    """Everything the template needs, numbered in reading order."""
+    """Everything the template needs, numbered in reading order (in ``meta["lang"]``, default English)."""
+    lang = meta.get("lang") or "en"
+    T = strings(lang)
     num = Numbering()
-    sections = build_sections(run, num)
-    others = other_blocks(run, num)
+    sections = build_sections(run, num, lang)
+    others = other_blocks(run, num, lang)
     s = run.summary
     dataset = s.get("dataset") if isinstance(s.get("dataset"), dict) else {}
     tables = [t for sv in sections for pv in sv.parts for b in pv.blocks for t in b.tables] + [t for b in others for t in b.tables]
     timings = [{"task": n, "seconds": t.seconds, "cached": t.cached, "status": "ok" if t.result else "missing"}
                for n, t in run.tasks.items()]
     return {
-        "meta": {**meta, "title": meta["title"] or DEFAULT_TITLE},
+        "meta": {**meta, "title": meta["title"] or T["default_title"]},
+        "lang": lang,
+        "T": T,
         "run": {"name": s.get("name") or run.run_dir.name, "dataset": dataset.get("name") or "unknown dataset",
                 "profile": s.get("profile") or "unknown", "finished": str(s.get("finished") or "unknown").replace("T", " "),
                 "seconds": s.get("seconds"), "device": run.env.get("device", "unknown"), "seed": run.env.get("seed", "–"),
@@ -303,7 +312,7 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
         "sections": sections,
         "others": others,
         "key_findings": key_findings(sections),
-        "conclusions": conclusions(sections),
+        "conclusions": conclusions(sections, lang),
         "appendix_tables": [t for t in tables if t.placement == "appendix"],
         "html_only_tables": [t for t in tables if t.placement == "html-only"],
         "timings": timings,
@@ -332,6 +341,11 @@ def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozens
 
         plotly_js = get_plotlyjs()
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    if doc.get("lang") == "zh":
+        font = cjk_font() if not interactive else ""
+        family = f'"{font}", ' if font else ""
+        css += (f'\nbody.lang-zh {{ font-family: {family}"Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", '
+                '"PingFang SC", "DejaVu Sans", sans-serif; }\n')
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8") if interactive else ""
     explorer, note, data = _explorer(doc, doc["run_dir"]) if interactive else (None, "", "")
     return env.get_template("report.html.j2").render(**doc, interactive=interactive, plotly_js=Markup(plotly_js),
@@ -373,7 +387,7 @@ def layout_pdf(doc: dict[str, Any], base_url: Path, max_passes: int = 3):
 
 
 def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = None, author: str | None = None,
-                  course: str | None = None) -> tuple[Path, Path | None]:
+                  course: str | None = None, lang: str | None = None) -> tuple[Path, Path | None]:
     """Write ``report.html`` (and ``report.pdf``) into ``run_dir``; return their paths.
 
     ``title``, ``author`` and ``course`` go on the title page; given ones are stored in ``summary.json``
@@ -381,7 +395,7 @@ def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = 
     """
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    meta = report_meta(run, {"title": title, "author": author, "course": course})
+    meta = report_meta(run, {"title": title, "author": author, "course": course, "lang": lang})
     doc = document(run, meta)
     html = render_html(doc, interactive=True).encode()
     pdf_bytes = render_pdf(doc, run_dir) if pdf else None
@@ -392,7 +406,7 @@ def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = 
         if pdf_bytes is not None:
             pdf_path = run_dir / "report.pdf"
             atomic_write_bytes(pdf_path, pdf_bytes)
-        if any(v is not None for v in (title, author, course)):
+        if any(v is not None for v in (title, author, course, lang)):
             store_meta(run_dir, meta)
     except OSError as exc:
         raise DigitlabError(f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
