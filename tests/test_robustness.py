@@ -275,7 +275,9 @@ def test_huge_declared_dimensions_are_refused_without_allocating(tmp_path, shape
 
 
 # Random examples on a developer's machine (new ones each run); fixed ones in CI, so that CI never flakes.
-FUZZ = settings(max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")),
+# DIGITLAB_FUZZ_EXAMPLES=5000 searches harder.
+FUZZ = settings(max_examples=int(os.environ.get("DIGITLAB_FUZZ_EXAMPLES", 150)), deadline=None,
+                derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -70,9 +70,10 @@ def _header(data: bytes, name: str, partial: bool = False) -> tuple[np.dtype, tu
     dtype = IDX_DTYPES[code]
     total = header + math.prod(shape) * dtype.itemsize
     limit = max_idx_bytes()
-    if total > limit:
-        raise DatasetError(f"{name}: IDX header declares shape {shape} ({total:,} bytes), more than this machine's "
-                           f"{limit:,} bytes of memory; the file is corrupt or not an IDX file")
+    # Zero-length dimensions aside (numpy refuses those shapes too), the data must fit in memory.
+    if math.prod(d or 1 for d in shape) * dtype.itemsize > limit:
+        raise DatasetError(f"{name}: IDX header declares shape {shape}, more than this machine's {limit:,} bytes "
+                           "of memory could hold; the file is corrupt or not an IDX file")
     return dtype, shape, header, total
 
 
