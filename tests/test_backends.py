@@ -154,3 +154,13 @@ def test_ray_gives_the_serial_results():
     rows = run_grid(_seeded, points, [0, 1], args=(x,), backend="ray", n_jobs=2)
     assert [r["value"] for r in rows] == [r["value"] for r in run_grid(_seeded, points, [0, 1], args=(x,))]
     assert os.getpid() not in {r["pid"] for r in rows} and {r["threads"] for r in rows} == {1}
+
+
+@pytest.mark.parametrize("backend", ["threading", "multiprocessing"])
+def test_local_backends_without_result_generators_work_too(backend, tmp_path):
+    """joblib's multiprocessing backend hands results back only as a list: run_grid runs it in chunks."""
+    x = np.arange(3.0)
+    points = [{"k": k} for k in range(5)]
+    rows = run_grid(_seeded, points, [0, 1], args=(x,), backend=backend, n_jobs=2, cache_dir=tmp_path)
+    assert [r["value"] for r in rows] == [r["value"] for r in run_grid(_seeded, points, [0, 1], args=(x,))]
+    assert len(list(tmp_path.glob("*.pkl"))) == 10

@@ -381,11 +381,15 @@ def _dispatch(fn: Callable, unique: list, todo: list[int], threads: int, args: t
 
     extra = {"client": cluster.client} if cluster is not None and cluster.backend == "dask" else {}
     with parallel_config(backend=cluster.backend if cluster else backend, n_jobs=jobs, **extra):
-        if (cluster.backend if cluster else backend) == "ray":
+        try:
+            parallel = Parallel(return_as="generator_unordered")
+        except ValueError as exc:  # "does not support return_as" (Ray's and the multiprocessing backend)
+            if "return_as" not in str(exc):
+                raise
             for start in range(0, len(todo), 2 * jobs):
                 yield from Parallel()(calls(todo[start:start + 2 * jobs]))
-        else:
-            yield from Parallel(return_as="generator_unordered")(calls(todo))
+            return
+        yield from parallel(calls(todo))
 
 
 def _freeze(value: Any) -> Any:
