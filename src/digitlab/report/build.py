@@ -158,6 +158,9 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
         return TaskBlock(name, name, "error", T["section_missing"].format(error=task.error), cached=task.cached,
                          seconds=task.seconds)
     r = task.result
+    if is_skipped(r):
+        return TaskBlock(name, humanize(r.title), "skipped", str(r.metrics.get("reason") or r.summary or r.headline),
+                         cached=task.cached, seconds=task.seconds)
     block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
                       findings=[humanize(f) for f in r.findings],
                       notes=[Markup(humanize(n)) for n in r.notes if not n.startswith(drop_notes)])
@@ -172,6 +175,11 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
             t.placement = "html-only"
         block.tables.append(t)
     return block
+
+
+def is_skipped(result: Any) -> bool:
+    """A task that did not apply to this run's data (``metrics["skipped"]``, e.g. fundus grading on MNIST)."""
+    return result is not None and isinstance(result.metrics, dict) and result.metrics.get("skipped") is True
 
 
 def metric_definitions_table(num: Numbering, T: dict[str, str]) -> tuple[PreparedTable, list[dict]]:
@@ -190,7 +198,7 @@ def metric_definitions_table(num: Numbering, T: dict[str, str]) -> tuple[Prepare
 
 def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[SectionView]:
     T = strings(lang)
-    results = {n: t.result for n, t in run.tasks.items() if t.result is not None}
+    results = {n: t.result for n, t in run.tasks.items() if t.result is not None and not is_skipped(t.result)}
     drop = _metric_note_names()
     views = []
     for sec in OUTLINE:
@@ -206,7 +214,8 @@ def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[Secti
             if part.tasks:
                 pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results, lang) for n in part.tasks) if x)
             parts.append(pv)
-        present = any(n in run.tasks for n in sec.tasks)
+        present = any(b.status in ("ok", "error") for pv in parts for b in pv.blocks) or sec.key == "task3" and any(
+            n in run.tasks for n in sec.tasks)
         views.append(SectionView(sec, parts, present, outline_text(sec.label, lang), outline_text(sec.title, lang)))
     return views
 

@@ -102,8 +102,8 @@ OUTLINE: tuple[Section, ...] = (
              "Replace the digits by fundus photographs graded in five levels (DDR), train and score the same models, "
              "see whether the metrics differ markedly, and check how the digit augmentations behave there.",
              ("fundus",)),
-    ), how_to_run="digitlab run --tasks fundus --set fundus.data_dir=PATH/TO/DDR (or without a path for its "
-                  "synthetic stand-in)", optional=True),
+    ), how_to_run="digitlab run --dataset ddr --data-dir DIR (DIR holds DDR's DR_grading/; `digitlab data synth-fundus "
+                  "DIR` writes a synthetic stand-in)", optional=True),
 )
 
 
