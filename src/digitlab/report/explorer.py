@@ -56,6 +56,9 @@ def explorer_data(run_dir: str | Path, classes: list[str] | None = None) -> tupl
     if not pred_file.is_file():
         return None, "the explorer needs results/classify/predictions.npz (run the classify task)"
     if not map_file.is_file():
+        if (run_dir / "results" / "errors").is_dir():
+            return None, ("the errors task of this run stored no map file (results/errors/error_map.npz with pos, xy "
+                          "and images); a digitlab version whose errors task writes it is needed")
         return None, "the explorer needs results/errors/error_map.npz (run the errors task)"
     try:
         with np.load(pred_file, allow_pickle=False) as p, np.load(map_file, allow_pickle=False) as m:
