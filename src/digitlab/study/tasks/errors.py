@@ -241,6 +241,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     comparison = A.trait_comparison(traits, y, hard, np.isin(np.arange(len(y)), at) & (wrong == 0))
     clock["traits"] = time.perf_counter()
     pos, emb, map_s = _map(ctx, cfg, images, lab["z_test"], wrong, y, hard_min)
+    # The map for the report's explorer: rows of classify's test order, 2-D positions, the images themselves.
+    np.savez_compressed(ctx.out_dir / "error_map.npz", pos=pos, xy=np.asarray(emb, np.float32),
+                        images=np.asarray(images[pos], np.uint8))
     clock["map"] = time.perf_counter()
     jac = A.jaccard_matrix(errors)
     inter = A.intersections(errors, names)
