@@ -169,14 +169,14 @@ def embed(x: np.ndarray, method: str, seed: int | None = 0, n_jobs: int = 1, pca
     return step(x, seed=seed, n_jobs=n_jobs, **params)
 
 
-def import_umap():
-    """Import umap-learn with numba's compile cache in a persistent folder.
+def numba_cache_dir() -> str:
+    """Point numba's compile cache at a persistent folder for this process and return the folder.
 
-    numba compiles UMAP's kernels on first use (tens of seconds); with ``NUMBA_CACHE_DIR`` set
-    the compiled code is reused by later processes. A ``NUMBA_CACHE_DIR`` the user set is used as
-    it is; otherwise it is set (for this process) to ``numba/`` under digitlab's cache folder,
+    numba compiles UMAP's kernels on first use (tens of seconds); with ``NUMBA_CACHE_DIR`` set the
+    compiled code is reused by later processes. A ``NUMBA_CACHE_DIR`` the user set is used as it is;
+    otherwise it is set to ``numba/`` under digitlab's cache folder,
     :func:`digitlab.data.registry.cache_home`: ``$DIGITLAB_HOME``, else ``$XDG_CACHE_HOME/digitlab``,
-    else ``~/.cache/digitlab``.
+    else ``~/.cache/digitlab``. Called by :func:`import_umap`, not on import.
     """
     if "NUMBA_CACHE_DIR" not in os.environ:
         from digitlab.data.registry import cache_home
@@ -188,6 +188,12 @@ def import_umap():
 
         if "numba" in sys.modules:  # numba read its config already: tell it too (umap not yet loaded)
             sys.modules["numba"].config.CACHE_DIR = str(folder)
+    return os.environ["NUMBA_CACHE_DIR"]
+
+
+def import_umap():
+    """Import umap-learn with numba's compile cache in a persistent folder (:func:`numba_cache_dir`)."""
+    numba_cache_dir()
     import umap
 
     return umap
@@ -559,7 +565,7 @@ def load_embedding(folder: str | Path, method: str) -> SavedEmbedding:
     return SavedEmbedding(np.load(folder / "embedding_indices.npy"), np.load(path))
 
 
-__all__ = ["METHODS", "embed", "to_features", "pca_reduce", "pca_2d", "tsne_2d", "umap_2d", "import_umap",
+__all__ = ["METHODS", "embed", "to_features", "pca_reduce", "pca_2d", "tsne_2d", "umap_2d", "import_umap", "numba_cache_dir",
            "knn_accuracy_2d", "trustworthiness", "silhouette_by_class", "neighbour_class_fractions",
            "overlapping_pairs", "embedding_quality", "class_colors", "plot_embedding", "plot_embeddings",
            "png_thumbnails", "thumbnail_mime", "interactive_embedding_html", "interactive_embedding", "InteractiveEmbedding",
