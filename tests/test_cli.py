@@ -13,7 +13,7 @@ from digitlab.cli import main
     (["run", "--tasks", "overview", "--set", "study.n_jobs=1.5"], "study.n_jobs: expected int"),
     (["run", "--config", "/no/such/file.toml"], "not found"),
     (["data", "info", "nope"], "unknown name"),
-    (["report", "/no/such/run"], "not a finished digitlab run folder"),
+    (["report", "/no/such/run"], "pass a run folder"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, match):
     assert main(argv) == 2
