@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fundus_features", "feature_names", "fundus_mask", "quadratic_weighted_kappa", "grading_metrics", "downsample"]
+__all__ = ["fundus_features", "feature_names", "fundus_mask", "quadratic_weighted_kappa", "qwk_bootstrap", "grading_metrics",
+           "downsample"]
 
 CHANNELS = ("red", "green", "blue")
 HIST_BINS = 8  # bins of each channel's histogram (0-255)
@@ -214,10 +215,13 @@ def downsample(images: np.ndarray, side: int) -> np.ndarray:
     x = np.asarray(images)
     if max(x.shape[1:3]) <= side:
         return x
-    t = torch.from_numpy(np.ascontiguousarray(x)).float()
-    t = t[:, None] if x.ndim == 3 else t.permute(0, 3, 1, 2)
-    out = F.adaptive_avg_pool2d(t, side).round_().clamp_(0, 255).to(torch.uint8)
-    return (out[:, 0] if x.ndim == 3 else out.permute(0, 2, 3, 1)).contiguous().numpy()
+    out = []
+    for i in range(0, len(x), 512):  # in chunks: a float copy of all images would be 4x their size
+        t = torch.from_numpy(np.asarray(x[i:i + 512], dtype=np.float32))  # a fresh, writable array
+        t = t[:, None] if x.ndim == 3 else t.permute(0, 3, 1, 2)
+        o = F.adaptive_avg_pool2d(t, side).round_().clamp_(0, 255).to(torch.uint8)
+        out.append((o[:, 0] if x.ndim == 3 else o.permute(0, 2, 3, 1)).contiguous().numpy())
+    return np.concatenate(out) if out else np.zeros((0, side, side, *x.shape[3:]), np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,3 +264,23 @@ def grading_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: 
                referable_sensitivity=float(ref_p[ref_t].mean()) if ref_t.any() else float("nan"),
                referable_specificity=float((~ref_p[~ref_t]).mean()) if (~ref_t).any() else float("nan"))
     return out
+
+
+def qwk_bootstrap(y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int = 0,
+                  confidence: float = 0.95) -> dict[str, float]:
+    """Bootstrap of the quadratic weighted kappa over test images (all resamples at once):
+    ``{"qwk", "se", "low", "high"}`` (percentile interval)."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    n, k = len(y_true), n_classes
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    cells = y_true[idx] * k + y_pred[idx] + np.arange(n_boot)[:, None] * k * k
+    obs = np.bincount(cells.ravel(), minlength=n_boot * k * k).reshape(n_boot, k, k).astype(np.float64)
+    exp = obs.sum(2)[:, :, None] * obs.sum(1)[:, None, :] / n
+    i = np.arange(k)
+    w = (i[:, None] - i[None, :]) ** 2 / max(k - 1, 1) ** 2
+    den = (w * exp).sum((1, 2))
+    with np.errstate(all="ignore"):
+        q = np.where(den > 0, 1 - (w * obs).sum((1, 2)) / den, 0.0)
+    a = (1 - confidence) / 2
+    return {"qwk": quadratic_weighted_kappa(y_true, y_pred, k), "se": float(q.std(ddof=1)),
+            "low": float(np.quantile(q, a)), "high": float(np.quantile(q, 1 - a))}
