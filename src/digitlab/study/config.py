@@ -31,7 +31,7 @@ else:  # pragma: no cover
 from digitlab.errors import ConfigError
 
 PROFILES = ("quick", "standard", "full")
-TASK_ORDER = ("overview", "features", "embed", "augment", "classify", "cnn_sweeps", "datasize", "errors", "overfit", "cluster")
+TASK_ORDER = ("overview", "features", "embed", "augment", "classify", "cnn_sweeps", "datasize", "errors", "overfit", "cluster", "fundus")
 # Old key names that still work, with a deprecation message: one vocabulary across every task.
 ALIASES = {"train_size": "n_train", "test_size": "n_test", "seeds": "n_seeds"}
 
