@@ -157,12 +157,6 @@ def plot_accuracy(models: Sequence[str], accuracy: Sequence[float], low: Sequenc
     return fig
 
 
-def _words(name: str) -> str:
-    from digitlab.names import model_name
-
-    return model_name(name)
-
-
 # =============================================================================================
 # compare_models
 # =============================================================================================
