@@ -212,10 +212,14 @@ def test_task_on_colour_images_clusters_every_channel(tmp_path):
     up = _embedded(ds, tmp_path, methods=("pca",), n_points=200)
     out = tmp_path / "cluster"
     out.mkdir()
-    cfg = cluster.Config(spaces=["pixels", "pca"], draw_on="pca", methods=["kmeans", "ward"], n_points=0, layers=False)
+    cfg = cluster.Config(spaces=["pixels", "pca"], draw_on="pca", methods=["kmeans", "ward"], n_points=0, n_train=0,
+                         n_test=0, min_steps=5, layer_methods=["kmeans"], feature_map_channels=2)
     res = cluster.run(_ctx(ds, out, {"embed": up}), cfg)
     rows = res.tables[0].rows
     assert rows[0]["dims"] == 6 * 6 * 3 and all(r["ARI"] > 0.99 for r in rows)  # the colour alone separates them
+    layers = res.tables[-1].rows
+    assert layers[0]["layer"] == "input" and layers[0]["dims"] == 6 * 6 * 3
+    assert {r["layer"] for r in layers} == {"input", "block 1", "block 2", "block 3", "penultimate"}
 
 
 def test_missing_map_and_bad_keys_are_config_errors(tmp_path, mnist):

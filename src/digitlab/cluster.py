@@ -23,6 +23,7 @@ class with at most one cluster and the remaining clusters count as errors in the
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -102,7 +103,9 @@ def cluster(x: np.ndarray, method: str, n_clusters: int = 10, seed: int = 0, *, 
 
         sc = SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=int(min(n_neighbors, n - 1)),
                                 assign_labels="cluster_qr", random_state=seed, n_jobs=n_jobs)
-        return sc.fit_predict(x).astype(np.int64)
+        with warnings.catch_warnings():  # separate islands (common on a UMAP map) still get one cluster each
+            warnings.filterwarnings("ignore", message="Graph is not fully connected")
+            return sc.fit_predict(x).astype(np.int64)
     raise ConfigError(f"clustering method {method!r}: unknown; choose from {', '.join(METHODS)}")
 
 
@@ -266,17 +269,16 @@ def penultimate_module(model):
     return linears[-1]
 
 
-def images_to_tensor(x: np.ndarray, norm: tuple[float, float] = (0.0, 1.0)):
-    """uint8 images ``(n, H, W)`` or ``(n, H, W, C)`` -> float ``(n, C, H, W)``: ``(x / 255 - mean) / std``."""
-    import torch
+def images_to_tensor(x: np.ndarray, norm=(0.0, 1.0)):
+    """uint8 images (any layout :func:`digitlab.train.as_images` accepts: ``(n, H, W)``, ``(n, H, W, C)``, ...)
+    -> float ``(n, C, H, W)`` on the CPU, normalised like the trainer does (``norm`` = ``(mean, std)``,
+    floats or one value per channel)."""
+    from digitlab.train import normalise, to_tensor
 
-    x = np.asarray(x)
-    t = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0) if x.dtype == np.uint8 else torch.as_tensor(x, dtype=torch.float32)
-    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    return (t - norm[0]) / norm[1]
+    return normalise(to_tensor(x, "cpu"), norm)
 
 
-def layer_activations(model, x: np.ndarray, norm: tuple[float, float] = (0.0, 1.0), merge: Sequence[str] = MERGES,
+def layer_activations(model, x: np.ndarray, norm=(0.0, 1.0), merge: Sequence[str] = MERGES,
                       batch_size: int = 512, keep_maps: int = 0) -> dict[str, Any]:
     """The activations of every conv block and of the penultimate layer for images ``x``.
 
@@ -355,8 +357,6 @@ def linear_probe(x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: flo
     lbfgs, at most ``max_iter`` iterations) on a stratified ``1 - test_fraction`` of the rows and scores
     it on the rest.
     """
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -434,12 +434,16 @@ def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], 
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    cols = min(3, len(metrics))
+    rows_n = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.4 * rows_n), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
     names = {}
     for r in rows:
         names[r["depth"]] = r["layer"]
     palette = {"gap": "#1f77b4", "flatten": "#d62728"}
-    for ax, (key, label) in zip(axes[0], metrics):
+    for ax, (key, label) in zip(axes.ravel(), metrics):
         for merge in merges:
             for net, style in (("trained", "-"), ("untrained", "--")):
                 pts = sorted((r["depth"], r[key]) for r in rows if r["net"] == net and r["merge"] == merge)

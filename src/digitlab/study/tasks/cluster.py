@@ -112,13 +112,14 @@ class Config:
             raise bad("probe_c", f"{self.probe_c} is not positive", "use a positive number, e.g. 1.0")
 
 
-# quick: ~1,000 images for part 1 and a CNN trained for 60 steps on 2,000 images for part 2 (see the README
-# log for the measured wall times); full: every point the embed task embedded (Ward's memory grows as n^2:
-# about 4 GB at 30,000 points), the whole training set and every test image.
+# quick: 1,000 images for part 1 and a CNN trained for 60 steps on 2,000 images for part 2. full: 10,000
+# images (Ward's and HDBSCAN's pairwise distances grow as n^2: 0.4 and 0.8 GB at 10,000; beyond 10,000
+# HDBSCAN leaves brute force for a tree, which took over 7 minutes on 10,000 MNIST images in pixel space),
+# the whole training set and every test image. Measured times: see the report of issue 9 / README.
 PROFILES: dict[str, dict] = {
     "quick": {"n_points": 1000, "methods": ["kmeans", "gmm", "ward", "hdbscan", "spectral"], "kmeans_n_init": 2,
               "n_train": 2000, "n_test": 1000, "min_steps": 60, "layer_methods": ["kmeans"]},
-    "full": {"n_points": 20000, "n_train": 0, "n_test": 0, "layer_methods": ["kmeans", "gmm", "ward", "spectral"]},
+    "full": {"n_points": 10000, "n_train": 0, "n_test": 0, "layer_methods": ["kmeans", "gmm", "ward", "spectral"]},
 }
 
 SCORES = [("ari", "ARI"), ("nmi", "NMI"), ("homogeneity", "homogeneity"), ("completeness", "completeness"),
@@ -164,7 +165,7 @@ def space_features(space: str, pts: dict, cfg: Config, seed: int) -> np.ndarray:
     if not path.is_file():
         raise ConfigError(f"config key cluster.spaces: {space!r} needs the embed task's {space} map; add {space!r} to "
                           f"embed.methods or drop it from cluster.spaces")
-    return E.load_embedding(pts["dir"], space)[1][pts["rows"]].astype(np.float32)
+    return E.load_embedding(pts["dir"], space).embedding[pts["rows"]].astype(np.float32)
 
 
 def space_label(space: str, cfg: Config, dims: int) -> str:
@@ -302,7 +303,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                  f"{_join([C.LABELS[m] for m in cfg.methods])}, in {_join(list(img['names'].values()))}, and measure how "
                  "well the clusters agree with the classes"
                  + (f"; then we do the same with the output of every conv block and of the penultimate layer of a "
-                    f"trained CNN and of its untrained copy, and ask how well a linear probe reads the class from each layer."
+                    f"trained {_net(cfg.net)} and of its untrained copy, and ask how well a linear probe reads the class from each layer."
                     if cfg.layers else ".")),
         headline=headline, findings=findings, tables=tables, figures=figures, notes=notes, metrics=metrics)
 
@@ -413,7 +414,7 @@ def image_figures(ctx: TaskContext, cfg: Config, img: dict, pts: dict) -> list:
         draw = saved[0] if saved else None
     if draw is None:
         return figures
-    emb = E.load_embedding(pts["dir"], draw)[1][pts["rows"]]
+    emb = E.load_embedding(pts["dir"], draw).embedding[pts["rows"]]
     map_name = {"pca": "2-D PCA map", "umap": "UMAP map", "tsne": "t-SNE map"}[draw]
     for space in spaces:
         assignments = {m: img["labels"][(space, m)] for m in cfg.methods}
@@ -482,19 +483,40 @@ def image_findings(cfg: Config, img: dict, pts: dict, classes) -> list[str]:
     return out
 
 
+def merged_classes(y: np.ndarray, labels: np.ndarray, classes, share: float = 0.2) -> list[str]:
+    """Clusters that hold several classes, each at least ``share`` of the cluster: ["4/9", "3/5/8"]."""
+    table, ids = C.contingency(y, labels, len(classes))
+    out = []
+    for j, cl in enumerate(ids):
+        col = table[:, j]
+        if cl < 0 or col.sum() == 0:
+            continue
+        big = [str(classes[c]) for c in np.flatnonzero(col >= share * col.sum())]
+        if len(big) > 1:
+            out.append("/".join(big))
+    return out
+
+
 def hdbscan_sentence(img: dict, pts: dict, classes) -> str:
-    parts = []
+    """What HDBSCAN finds in each space: clusters, noise share, the classes most often noise, merged classes."""
+    parts, all_noise = [], []
     for space, name in img["names"].items():
         lab = img["labels"][(space, "hdbscan")]
         r = next(r for r in img["rows"] if r["_space"] == space and r["_method"] == "hdbscan")
-        share = C.noise_by_class(pts["y"], lab, len(classes))
-        if r["noise %"] >= 99.95:
-            parts.append(f"on {_prose(name)} it labels every image as noise (it finds no region denser than its surroundings)")
+        if r["clusters"] == 0:
+            all_noise.append(_prose(name))
             continue
-        top = np.argsort(-share, kind="stable")[:2]
-        tops = " and ".join(f"{classes[c]} ({100 * share[c]:.0f} % of the class)" for c in top if share[c] > 0)
-        parts.append(f"on {_prose(name)} it finds {r['clusters']} clusters and labels {r['noise %']:.1f} % of the images as noise"
-                     + (f", most of all {tops}" if tops else ""))
+        share = C.noise_by_class(pts["y"], lab, len(classes))
+        top = [c for c in np.argsort(-share, kind="stable")[:2] if share[c] > 0]
+        tops = " and ".join(f"{classes[c]} ({100 * share[c]:.1f} % of the class)" for c in top)
+        merged = merged_classes(pts["y"], lab, classes)
+        parts.append(f"on {_prose(name)} it finds {r['clusters']} clusters and labels {r['noise %']:.1f} % of the images as "
+                     "noise" + (f", most of all {tops}" if tops else "")
+                     + (f"; clusters that hold several classes (each at least a fifth of the cluster): {', '.join(merged)}"
+                        if merged else ""))
+    if all_noise:
+        parts.insert(0, f"on {_join(all_noise)} it labels every image as noise: no group of images is denser than its "
+                        "surroundings by enough to form a cluster")
     return "HDBSCAN chooses the number of clusters itself and leaves low-density points unclustered (noise): " + \
         "; ".join(parts) + "."
 
@@ -520,17 +542,21 @@ def layer_findings(cfg: Config, rows: list[dict], test_acc: float) -> list[str]:
     t_probe, u_probe = series("trained", "probe accuracy"), series("untrained", "probe accuracy")
     out.append(f"Linear-probe accuracy, same layers: trained {path(t_probe)}; untrained {path(u_probe)}.")
     pen_t, pen_u, inp = t_ari[-1][1], u_ari[-1][1], t_ari[0][1]
-    probe_gap = t_probe[-1][1] - u_probe[-1][1]
-    ari_gap = pen_t - pen_u
-    why = (f"At the penultimate layer training lifts the ARI by {ari_gap:+.2f} ({pen_u:.2f} untrained, {pen_t:.2f} trained) "
-           f"but the probe accuracy only by {100 * probe_gap:+.1f} points ({100 * u_probe[-1][1]:.1f} -> {100 * t_probe[-1][1]:.1f} %)")
-    if ari_gap > 2 * max(probe_gap, 0.0) and abs(u_probe[-1][1] - u_probe[0][1]) < 0.1:
-        why += (": random convolutions keep the class information about as linearly readable as the pixels "
-                f"({100 * u_probe[0][1]:.1f} % at the input), so what training adds is mostly geometry: it pulls each class "
-                "into one compact group that a clustering without labels can find.")
+    p_in, p_u, p_t = t_probe[0][1], u_probe[-1][1], t_probe[-1][1]
+    if pen_t - pen_u > 0.1:
+        out.append(f"The rise comes from training, not from the architecture: the same layers with their initial weights "
+                   f"reach ARI {pen_u:.2f} at the penultimate layer, the trained ones {pen_t:.2f}.")
     else:
-        why += "."
-    out.append(why)
+        out.append(f"Training changes the penultimate layer's clusters little (ARI {pen_u:.2f} untrained, {pen_t:.2f} trained).")
+    if p_u >= p_in - 0.02 and (pen_t - pen_u) > 2 * max(p_t - p_u, 0.0):
+        out.append(f"The untrained layers keep the class information (a linear probe reads {100 * p_u:.1f} % at the untrained "
+                   f"penultimate layer, {100 * p_in:.1f} % from the pixels) without gathering each class in one region "
+                   f"(ARI {pen_u:.2f}): with labels the classes can be read from random features, without labels they cannot "
+                   f"be found. Training adds {100 * (p_t - p_u):+.1f} points of probe accuracy but {pen_t - pen_u:+.2f} of "
+                   f"ARI: what it mostly adds is geometry, each class pulled into one compact group that {C.LABELS[method]} can find.")
+    elif p_u < p_in - 0.02:
+        out.append(f"The untrained layers lose class information: a linear probe reads {100 * p_u:.1f} % at the untrained "
+                   f"penultimate layer against {100 * p_in:.1f} % from the pixels, and {100 * p_t:.1f} % after training.")
     if pen_u < inp:
         out.append(f"The untrained network's penultimate layer clusters worse than the pixels themselves (ARI {pen_u:.2f} "
                    f"against {inp:.2f}): random layers mix the pixels without grouping the classes.")
