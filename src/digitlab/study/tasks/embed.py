@@ -164,8 +164,8 @@ def _tables(cfg: Config, classes, rows: list[dict], overlap_rows: list[dict], fr
               "for t-SNE and UMAP.", ["method", "points", "k-NN accuracy (2-D)", "trustworthiness", "silhouette", "seconds"]),
         Table("overlaps", [{k: v for k, v in r.items() if k not in ("a", "b")} for r in overlap_rows],
               f"Most-overlapping class pairs per map: overlap = share of a class's {cfg.k} nearest 2-D neighbours that "
-              "belong to the other class (mean of both directions); mean-image overlap = shared ink of the two "
-              "class-mean images.", ["method", "pair", "overlap %", "a->b %", "b->a %", "mean-image overlap %"]),
+              "belong to the other class (mean of both directions); mean-image overlap = shared intensity (ink, for "
+              "digits) of the two class-mean images.", ["method", "pair", "overlap %", "a->b %", "b->a %", "mean-image overlap %"]),
         Table("own_class", per_class, f"Share (%) of each class's {cfg.k} nearest 2-D neighbours that are of the same "
               "class, per map.", ["class"] + [LABELS[m] for m in cfg.methods]),
     ]
@@ -273,10 +273,11 @@ def _why_sentence(pair: dict, classes, frac: np.ndarray, ink: np.ndarray, meta: 
     overlap_all = (frac[iu] + frac.T[iu]) / 2
     rho = _spearman(overlap_all, ink_all)
     stroke = pair_reason(meta, classes[a], classes[b])
+    stuff = "ink" if meta.get("ink_on_blank", True) else "pixel intensity"  # photographs have no ink
     return (f"{classes[a]} and {classes[b]} also have similar average images: their class means share "
-            f"{100 * ink[a, b]:.0f} % of their ink (rank {rank} of {len(ink_all)} pairs, median {100 * np.median(ink_all):.0f} %)"
+            f"{100 * ink[a, b]:.0f} % of their {stuff} (rank {rank} of {len(ink_all)} pairs, median {100 * np.median(ink_all):.0f} %)"
             + (f" — {stroke}" if stroke else "")
-            + f". Over all pairs, overlap in the map follows shared ink (Spearman rho = {rho:.2f})"
+            + f". Over all pairs, overlap in the map follows shared {stuff} (Spearman rho = {rho:.2f})"
             + (": classes drawn with the same strokes become neighbours." if meta.get("ink_on_blank") else
                ": classes whose average images look alike become neighbours."))
 
