@@ -510,8 +510,8 @@ def hdbscan_sentence(img: dict, pts: dict, classes) -> str:
         top = [c for c in np.argsort(-share, kind="stable")[:2] if share[c] > 0]
         tops = " and ".join(f"{classes[c]} ({100 * share[c]:.1f} % of the class)" for c in top)
         merged = merged_classes(pts["y"], lab, classes)
-        parts.append(f"on {_prose(name)} it finds {r['clusters']} clusters and labels {r['noise %']:.1f} % of the images as "
-                     "noise" + (f", most of all {tops}" if tops else "")
+        noise = f"labels {r['noise %']:.1f} % of the images as noise" if r["noise %"] > 0 else "labels no image as noise"
+        parts.append(f"on {_prose(name)} it finds {r['clusters']} clusters and {noise}" + (f", most of all {tops}" if tops else "")
                      + (f"; clusters that hold several classes (each at least a fifth of the cluster): {', '.join(merged)}"
                         if merged else ""))
     if all_noise:
