@@ -191,3 +191,14 @@ def test_ddr_study_through_the_runner_and_the_report(ddr_dir, tmp_path):
         assert (out.run_dir / "results" / "fundus" / fig.file).stat().st_size > 500
     aug = {t.name: t for t in out.results["augment"].tables}
     assert "colour_jitter" in {r["train_augmentation"] for r in aug["effectiveness"].rows}  # added on colour data
+
+
+def test_cli_synth_fundus_writes_a_ddr_folder_and_refuses_to_overwrite(tmp_path, capsys):
+    from digitlab.cli import main
+
+    assert main(["data", "synth-fundus", str(tmp_path), "--n", "30", "--size", "32", "--seed", "1"]) == 0
+    assert "--dataset ddr --data-dir" in capsys.readouterr().out
+    lines = (tmp_path / "DR_grading" / "train.txt").read_text().splitlines()
+    assert lines and all((tmp_path / "DR_grading" / "train" / ln.split()[0]).is_file() for ln in lines)
+    assert main(["data", "synth-fundus", str(tmp_path), "--n", "30", "--size", "32"]) == 2  # exists: one-line error
+    assert "already exists" in capsys.readouterr().err
