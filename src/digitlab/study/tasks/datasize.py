@@ -83,7 +83,7 @@ class Config:
     gain_per: int = 1000  # images the gain is counted per
     n_draws: int = 2000  # parameter draws (from the fit's covariance) for the adequate size's 95 % interval
     reuse_classify: bool = True  # read points classify already trained instead of retraining them
-    threads_per_job: int = 0  # BLAS/torch threads per job (0 = cores / jobs)
+    threads_per_job: int = 1  # BLAS/torch threads per job (0 = cores / jobs); 1: parallelism comes from jobs (study.n_jobs)
     # -- model settings: the same names and defaults as classify's (so its runs can be reused)
     svm_n_train: int = 0  # cap on the RBF SVM's training images; 0 = no cap
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
@@ -111,7 +111,7 @@ class Config:
                     "gain_per", "n_draws", "n_estimators", "hgb_max_iter", "svm_search_size", "mlp_epochs"):
             if getattr(self, key) < 1:
                 raise bad(key, f"{getattr(self, key)} must be at least 1", "e.g. 1")
-        for key in ("n_test", "log_sizes", "svm_n_train", "hgb_pca", "cnn_epochs", "cnn_min_steps"):
+        for key in ("n_test", "log_sizes", "svm_n_train", "hgb_pca", "cnn_epochs", "cnn_min_steps", "threads_per_job"):
             if getattr(self, key) < 0:
                 raise bad(key, f"{getattr(self, key)} must be at least 0", "0 means the default")
         if not self.sizes or any(s < 0 for s in self.sizes) or any(s < 0 for s in self.table_sizes):
@@ -126,13 +126,15 @@ class Config:
 
 # The zoo settings of the quick and full profiles are classify's, so its runs can be reused. Quick: the
 # CNN gets 100 optimiser steps at least instead of the recipe's 200 (on 1,000 MNIST images 96.3 / 94.6 /
-# 96.4 % against 96.5 / 97.1 / 96.6 %, in half the time; see digitlab.train's recipe notes), one thread
-# per job (two threads of a tiny CNN on a busy 2-core machine run several times slower).
+# 96.4 % against 96.5 / 97.1 / 96.6 %, in half the time; see digitlab.train's recipe notes).
+# Every profile: one thread per job. The grid is many small independent fits, so parallelism belongs to
+# the jobs (study.n_jobs); two threads per fit on a busy 2-core machine ran a 200-step CNN on 8x8 images
+# in 64-75 s against 5 s with one thread (measured), as the threads' spin-waits fight other processes.
 PROFILES = {
     "quick": {"models": ["gnb", "logreg", "knn", "random_forest", "cnn"], "sizes": [1000, 2000, 5000], "n_seeds": 2,
               "slow_models": ["cnn"], "table_sizes": [1000, 5000], "n_draws": 500,
               "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0], "svm_gamma": [0.02, 0.04],
-              "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_min_steps": 100, "threads_per_job": 1},
+              "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6, "cnn_min_steps": 100},
     "full": {"sizes": [500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 45000, 0], "n_seeds": 5,
              "slow_n_seeds": 3, "full_n_seeds": 3, "n_draws": 5000,
              "n_estimators": 500, "hgb_max_iter": 500, "hgb_pca": 0, "svm_search_size": 10000, "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
@@ -422,16 +424,25 @@ def _size(v: float) -> int | str | None:
     return "beyond 1e12" if math.isinf(v) else int(v)
 
 
+def _where(size: float, f: PowerLawFit, available: int) -> str:
+    """Whether an adequate size lies among the sizes measured or is an extrapolation of the fit."""
+    if size > available:
+        return f"beyond the {available:,} images the data set has"
+    if size > f.size_range[1]:
+        return f"extrapolated beyond the largest size measured ({int(f.size_range[1]):,})"
+    if size < f.size_range[0]:
+        return f"below the smallest size measured ({int(f.size_range[0]):,})"
+    return "within the sizes measured"
+
+
 def _fit_note(f: PowerLawFit, size: float, available: int) -> str:
     parts = []
     if f.at_bound:
         parts.append(f"{', '.join(f.at_bound)} at a bound")
     if not f.has_covariance:
         parts.append("no uncertainty (as many points as parameters)")
-    if size > available:
-        parts.append("extrapolated beyond the data")
-    elif size < f.size_range[0]:
-        parts.append("below the smallest size measured")
+    if not f.size_range[0] <= size <= f.size_range[1]:
+        parts.append(_where(size, f, available))
     return "; ".join(parts)
 
 
@@ -655,7 +666,7 @@ def growth_findings(summary: list[dict], fits: dict, adequate: dict, cfg: Config
         words = []
         for m in sorted(fitted, key=lambda m: fitted[m]["size"]):
             a, f = fitted[m], fits[m]
-            where = ("beyond the data" if a["size"] > available else "within the data")
+            where = _where(a["size"], f, available)
             ci = (f" (95 % interval {_fmt_end(a['low'], f)}-{_fmt_end(a['high'], f)})" if math.isfinite(a["low"]) else
                   " (no interval: too few points)")
             words.append(f"{model_name(m)} {_fmt_size(a['size'])}{ci}, {where}")
