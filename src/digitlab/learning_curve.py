@@ -193,17 +193,17 @@ def adequate_size(fit: PowerLawFit, gain: float = 0.001, per: float = 1000.0, n_
 
 def sample_parameters(fit: PowerLawFit, n_draws: int = 2000, seed: int = 0,
                       b_bounds: tuple[float, float] = B_BOUNDS) -> np.ndarray | None:
-    """``(n_draws, 3)`` parameter draws from the fit's normal approximation (clipped to the bounds),
-    or None when the fit has no covariance."""
+    """``(n, 3)`` parameter draws from the fit's normal approximation truncated to the fit's bounds
+    (draws outside them are rejected, so a parameter at a bound does not pile up draws there), or None
+    when the fit has no covariance or the bounds reject almost every draw."""
     if not fit.has_covariance:
         return None
     rng = np.random.default_rng(seed)
     cov = (fit.cov + fit.cov.T) / 2
-    draws = rng.multivariate_normal([fit.a, fit.b, fit.c], cov, size=n_draws, method="eigh", check_valid="ignore")
-    draws[:, 0] = np.clip(draws[:, 0], 0, None)
-    draws[:, 1] = np.clip(draws[:, 1], *b_bounds)
-    draws[:, 2] = np.clip(draws[:, 2], 0, 1)
-    return draws
+    draws = rng.multivariate_normal([fit.a, fit.b, fit.c], cov, size=4 * n_draws, method="eigh", check_valid="ignore")
+    ok = (draws[:, 0] >= 0) & (draws[:, 1] >= b_bounds[0]) & (draws[:, 1] <= b_bounds[1]) & (draws[:, 2] >= 0) & (draws[:, 2] <= 1)
+    draws = draws[ok][:n_draws]
+    return draws if len(draws) >= max(20, n_draws // 20) else None
 
 
 def adequate_size_interval(fit: PowerLawFit, gain: float = 0.001, per: float = 1000.0, level: float = 0.95,
