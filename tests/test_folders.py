@@ -94,6 +94,19 @@ def test_bad_file_is_one_line_error_naming_it(tmp_path, damage):
     assert not any((tmp_path / "c").iterdir())  # no cache entry, no temporary file left behind
 
 
+def test_truncated_file_is_refused_even_after_weasyprint_is_imported(tmp_path):
+    """WeasyPrint switches on Pillow's LOAD_TRUNCATED_IMAGES for the whole process when imported."""
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    root = make_folder(tmp_path / "imgs")
+    data = (root / "red" / "0.png").read_bytes()
+    (root / "red" / "0.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match="0.png"):
+        load_image_folder(root, cache_dir=tmp_path / "c")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for the library that set it
+
+
 def test_skip_bad_files_counts_and_remembers(tmp_path, caplog):
     root = make_folder(tmp_path / "imgs")
     (root / "blue" / "x.png").write_bytes(b"garbage")

@@ -13,6 +13,7 @@ A file that cannot be decoded is a one-line :class:`DatasetError` naming it, or,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -302,9 +303,30 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
     return LoadedImages(np.load(npy, mmap_mode="r"), kept, skipped, npy, False)
 
 
+@contextlib.contextmanager
+def _strict_decoding():
+    """Truncated files must fail to decode. WeasyPrint sets Pillow's process-wide
+    ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` on import, which would silently pad a half file with
+    grey; switch it off while we decode and restore it afterwards."""
+    from PIL import ImageFile
+
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
 def _decode_all(paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool,
                 n_jobs: int | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Decode each file into the next free row of ``out``; return the kept indices and the skips."""
+    with _strict_decoding():
+        return _decode_rows(paths, spec, out, skip_bad_files, n_jobs)
+
+
+def _decode_rows(paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool,
+                 n_jobs: int | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
     kept, skipped = [], []
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
     chunk = 64 * n_jobs  # bounded memory, and a bad file stops the work soon
