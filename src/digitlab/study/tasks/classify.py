@@ -19,6 +19,7 @@ import numpy as np
 from digitlab import metrics as M
 from digitlab.errors import ConfigError
 from digitlab.models.classic import CLASSIC_MODELS
+from digitlab.names import model_name
 from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe
 from digitlab.plots import plot_confusion_matrix
 from digitlab.studies import Data, compare_models, plain_log_ticks, plot_accuracy
@@ -541,7 +542,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
                  f"{len(y_test):,} test images of the official split with the full metrics suite."),
         findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
         tables=tables, figures=figures, notes=data.notes + method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
-        headline=(f"Best model: {best} at {100 * acc[best]:.2f} % test accuracy (95 % CI {100 * cis[best]['low']:.2f}-"
+        headline=(f"Best model: {model_name(best)} at {100 * acc[best]:.2f} % test accuracy (95 % CI {100 * cis[best]['low']:.2f}-"
                   f"{100 * cis[best]['high']:.2f}) on {len(y_test):,} test images."),
         metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
                  "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file, "saved_models": saved,

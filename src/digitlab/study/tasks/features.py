@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from digitlab.names import model_name
 from digitlab.study.common import subset_indices
 from digitlab.errors import ConfigError
 from digitlab.features import (
@@ -177,7 +178,7 @@ def _accuracy_findings(acc: list[dict]) -> list[str]:
         feats, pix = rows.pop("features"), rows.pop("pixels")
         (top,) = rows.values()
         gap = 100 * (pix["accuracy"] - feats["accuracy"])
-        out.append(f"{clf}: the {feats['n_inputs']} hand-crafted features reach {100 * feats['accuracy']:.1f} % test accuracy, "
+        out.append(f"{model_name({'rf': 'random_forest'}.get(clf, clf))}: the {feats['n_inputs']} hand-crafted features reach {100 * feats['accuracy']:.1f} % test accuracy, "
                    f"the {top['input']} {100 * top['accuracy']:.1f} %, and the {pix['n_inputs']} raw pixels "
                    f"{100 * pix['accuracy']:.1f} % ({abs(gap):.1f} points {'above' if gap >= 0 else 'below'} all features, "
                    f"from {pix['n_inputs'] / feats['n_inputs']:.0f}x as many inputs).")
