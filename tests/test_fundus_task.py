@@ -202,3 +202,25 @@ def test_cli_synth_fundus_writes_a_ddr_folder_and_refuses_to_overwrite(tmp_path,
     assert lines and all((tmp_path / "DR_grading" / "train" / ln.split()[0]).is_file() for ln in lines)
     assert main(["data", "synth-fundus", str(tmp_path), "--n", "30", "--size", "32"]) == 2  # exists: one-line error
     assert "already exists" in capsys.readouterr().err
+
+
+def test_compare_run_puts_another_runs_augment_numbers_beside(tmp_path):
+    import json
+
+    from digitlab.data.registry import MNIST_META
+    from digitlab.data.fundus import FUNDUS_META
+
+    run = tmp_path / "run"
+    (run / "results" / "augment").mkdir(parents=True)
+    rows = [{"train_augmentation": "none", "delta_clean_vs_none": 0.0}, {"train_augmentation": "hflip", "delta_clean_vs_none": -0.02},
+            {"train_augmentation": "rotate_large", "delta_clean_vs_none": -0.05}]
+    (run / "results" / "augment" / "result.json").write_text(json.dumps({"tables": [{"name": "effectiveness", "rows": rows}]}))
+    (run / "summary.json").write_text(json.dumps({"dataset": {"name": "mnist", "meta": MNIST_META}}))
+    F.Config(compare_run=str(run)).validate()
+    deltas, meta, name = F.read_compare(str(run))
+    assert name == "mnist" and deltas["rotate_large"] == -0.05 and meta["label_swaps_under_rotation"]
+    aug_rows = [{"augmentation": "none", "qwk": 0.80}, {"augmentation": "hflip", "qwk": 0.83}]
+    comp = {r["augmentation"]: r for r in F.comparison_rows(["none", "hflip"], aug_rows, {"hflip": 0.01}, deltas, meta,
+                                                             FUNDUS_META, name)}
+    assert comp["hflip"]["mnist accuracy change (pp)"] == -2.0 and comp["hflip"]["fundus QWK change (this task)"] == pytest.approx(0.03)
+    assert comp["rotate_large"]["keeps label: mnist"] == "no (6 <-> 9)" and comp["rotate_large"]["keeps grade: fundus"] == "yes"
