@@ -139,7 +139,7 @@ def test_synthetic_grades_are_learnable_by_a_small_cnn(ddr):
 def test_config_rejects_bad_values(tmp_path):
     from digitlab.errors import ConfigError
 
-    for bad in ({"balance": "weights"}, {"nets": ["vgg"]}, {"augmentations": ["hflip"]}, {"models": ["cnn"]},
+    for bad in ({"balance": "weights"}, {"nets": ["vgg"]}, {"nets": [], "models": []}, {"augmentations": ["hflip"]}, {"models": ["cnn"]},
                 {"compare_run": str(tmp_path)}, {"train_p": 0.0}, {"pixel_size": 4}):
         with pytest.raises(ConfigError, match="fundus"):
             F.Config(**bad).validate()

@@ -94,6 +94,8 @@ class Config:
             raise bad("inputs", f"{self.inputs} not valid", f"use any of {', '.join(INPUTS)}")
         if [n for n in self.nets if n not in NET_FAMILIES]:
             raise bad("nets", f"{self.nets} not valid", f"use any of {', '.join(NET_FAMILIES)}")
+        if not self.nets and not (self.models and self.inputs):
+            raise bad("nets", "no grader to train (no nets, and no classic models or inputs)", "name at least one network or model")
         aug_unknown = [a for a in list(self.net_augment) + list(self.augmentations) if a != "none" and a not in AUGMENTATIONS]
         if aug_unknown:
             raise bad("augmentations", f"{aug_unknown} unknown", f"use 'none' or names of {', '.join(AUGMENTATIONS)}")
