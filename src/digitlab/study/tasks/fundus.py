@@ -72,6 +72,7 @@ class Config:
     train_p: float = 0.5  # probability that a training image gets each augmentation
     augmentations: list[str] = field(default_factory=lambda: ["none", "hflip", "rotate_large", "colour_jitter", "elastic"])  # compared on the base CNN ("none" first)
     n_seeds: int = 1  # seeds per network (mean over seeds in the tables)
+    threads: int = 1  # torch/BLAS threads while the networks train (0 = leave torch's setting); see the note below
     compare_run: str = ""  # run folder of an MNIST study whose results/augment/result.json goes beside the fundus results ("" = explain from metadata)
     gallery_n: int = 6  # test images in the augmentation gallery
 
@@ -105,6 +106,8 @@ class Config:
             raise bad("pixel_size", f"{self.pixel_size} out of range", "use 8 to 128 pixels")
         if self.net_size and not 16 <= self.net_size <= 1024:
             raise bad("net_size", f"{self.net_size} out of range", "use 0 (as loaded) or 16 to 1024 pixels")
+        if self.threads < 0:
+            raise bad("threads", f"{self.threads} is negative", "use 0 (torch's default) or a number of threads, e.g. 1")
         for key in ("width", "steps", "batch_size", "n_seeds", "n_estimators", "hgb_max_iter", "gallery_n"):
             if getattr(self, key) < 1:
                 raise bad(key, f"{getattr(self, key)} must be at least 1", "use a positive number")
@@ -119,8 +122,9 @@ class Config:
 
 # quick: for a synthetic set of a few hundred images at 64 px: the classic zoo on 16-px pixels and on
 # the features, three small nets at 48 px and the CNN with two augmentations, 100 steps each (six
-# trainings). Measured on 256 training / 109 test images at 64 px: 12 s on 2 idle cores (the nets
-# take most of it; several times that when the cores are shared); 8 s at 32 px and 60 steps.
+# trainings). Measured on 256 training / 109 test images at 64 px: 12 s with torch's 2 threads on
+# near-idle cores; while another process kept the 2 cores busy, 168 s with 2 threads and 16 s with
+# 1 (hence ``threads = 1``).
 # On a non-fundus dataset the task returns at once.
 PROFILES: dict[str, dict] = {
     "quick": {"models": ["logreg", "random_forest", "hgb"], "pixel_size": 16, "n_estimators": 100, "hgb_max_iter": 100,
@@ -512,6 +516,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     if ds.meta.get("kind") != "fundus":
         return how_to(ctx)
     from digitlab.augment import plot_gallery
+    from digitlab.experiment import limit_threads
     from digitlab.fundus_features import downsample, fundus_features
     from digitlab.study.common import progress
 
@@ -538,7 +543,9 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     x_net_tr, x_net_te = downsample(part.x_train, size)[bal], downsample(part.x_test, size)
     aug_names = list(cfg.augmentations)
     total = len(cfg.models) * len(inputs) + (len(cfg.nets) + len(aug_names)) * cfg.n_seeds
-    with progress(ctx, "fundus", total) as step:
+    # One thread by default: on a 2-core machine shared with another busy process, the quick profile's
+    # nets took 168 s with torch's 2 threads against 15 s with 1 (measured back to back).
+    with progress(ctx, "fundus", total) as step, limit_threads(cfg.threads):
         rows = classic_rows(ctx, cfg, inputs, y_tr[bal], y_te, step)
         net_aug = make_augment(list(cfg.net_augment), cfg.train_p)
         for net in cfg.nets:
@@ -673,6 +680,7 @@ def method_notes(cfg: Config, size: int, n_features: int, prep_s: float) -> list
         f"statistics; preparing both took {prep_s:.1f} s.",
         f"Networks at {size} px: AdamW with the one-cycle schedule, peak lr {cfg.lr}, batch {cfg.batch_size}, a budget of "
         f"{cfg.steps} optimiser steps (epochs follow from the training-set size), no validation split (the last step is kept), "
+        f"{cfg.threads or 'torch default'} thread(s), "
         f"family nets trained with {', '.join(cfg.net_augment) or 'no augmentation'} (p={cfg.train_p} each); the augmentation "
         "comparison trains the CNN with one augmentation at a time.",
     ]
