@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from digitlab.errors import ConfigError, ModelError
-from digitlab.experiment import progress_bar
+from digitlab.experiment import limit_threads, progress_bar
 from digitlab.models.nets import build_net
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -373,18 +372,6 @@ def penalty(model: nn.Module, cfg: TrainConfig) -> torch.Tensor | float:
 # =============================================================================================
 
 
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Use ``n`` torch CPU threads inside the block (0 = unchanged), restoring the old value."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -490,7 +477,7 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
     cfg.validate()
     device = resolve_device(cfg.device)
     augment = resolve_augment(augment if augment is not None else (cfg.augment or None))
-    with _threads(cfg.num_threads):
+    with limit_threads(cfg.num_threads):  # torch, BLAS and OpenMP threads (0 = unchanged)
         torch.manual_seed(cfg.seed)  # dropout masks; the weights were drawn when the model was built
         train, val = _prepare(x_train, y_train, x_val, y_val, cfg, device)
         norm = image_norm(train.x)
