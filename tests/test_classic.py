@@ -5,7 +5,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 from sklearn.base import clone
 
-from digitlab.data import load_dataset, stratified_subset
+from digitlab.data import stratified_subset
 from digitlab.errors import DigitlabError, ModelError
 from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model, unit_pixels
 
@@ -24,8 +24,8 @@ def _one_blas_thread():
 
 
 @pytest.fixture(scope="module")
-def mnist_small():
-    ds = load_dataset("mnist")
+def mnist_small(mnist):
+    ds = mnist
     tr = stratified_subset(ds.y_train, total=1500, seed=0)
     te = stratified_subset(ds.y_test, total=600, seed=0)
     return ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te]

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from digitlab.data import load_dataset, stratified_subset
+from digitlab.data import stratified_subset
 from digitlab.errors import ModelError
 from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model
 from digitlab.models.nets import build_net
@@ -44,8 +44,8 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def data():
-    ds = load_dataset("mnist")
+def data(mnist):
+    ds = mnist
     tr = stratified_subset(ds.y_train, total=500, seed=0)
     te = stratified_subset(ds.y_test, total=300, seed=0)
     return ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te]

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["panels", "single", "plot_confusion_matrix", "plot_images"]
+__all__ = ["panels", "single", "plot_confusion_matrix", "plot_images", "plain_log_ticks"]
 
 
 def single(ax=None, figsize: tuple[float, float] = (5.0, 4.0)):
@@ -166,3 +166,16 @@ def plot_images(images: np.ndarray, titles: Sequence[str] | None = None, *, cols
             fig.suptitle(suptitle, fontsize=9)
         fig.tight_layout()
     return fig
+
+
+def plain_log_ticks(axis) -> None:
+    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0); left alone when
+    fewer than two such ticks fall in view."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [m * 10.0**e for e in range(-3, 6) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    if len(ticks) >= 2:
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_minor_locator(NullLocator())
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

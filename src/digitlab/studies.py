@@ -46,7 +46,7 @@ import pandas as pd
 
 from digitlab import metrics as M
 from digitlab.errors import ConfigError
-from digitlab.plots import plot_confusion_matrix, plot_images, single
+from digitlab.plots import plain_log_ticks, plot_confusion_matrix, plot_images, single
 
 __all__ = ["Data", "as_data", "StudyResult", "compare_models", "ModelComparison", "error_analysis", "ErrorAnalysis",
            "label_issues", "LabelIssues", "learning_curve", "LearningCurve", "cnn_sweep", "CNNSweep",
@@ -128,17 +128,6 @@ class StudyResult:
 # =============================================================================================
 # Shared plot pieces
 # =============================================================================================
-
-
-def plain_log_ticks(axis) -> None:
-    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    lo, hi = axis.get_view_interval()
-    ticks = [m * 10.0**e for e in range(-3, 5) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
-    axis.set_major_locator(FixedLocator(ticks))
-    axis.set_minor_locator(NullLocator())
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def plot_accuracy(models: Sequence[str], accuracy: Sequence[float], low: Sequence[float], high: Sequence[float], ax=None):

@@ -38,6 +38,7 @@ from digitlab.experiment import run_grid, summarise
 from digitlab.learning_curve import (ITERATIVE, PowerLawFit, adequate_size, adequate_size_interval, fit_power_law,
                                      plot_learning_curve, scaling_exponent, size_ticks, training_curve)
 from digitlab.models.zoo import CNN, ModelRun, ZooSettings, check_models, describe_model, model_names, recipe, run_model
+from digitlab.plots import plain_log_ticks
 from digitlab.study.common import add_figure, split, subset_indices
 from digitlab.study.task import Table, TaskContext, TaskResult
 from digitlab.study.tasks.classify import DEFAULT_MODELS
@@ -549,21 +550,9 @@ def fig_error_all(summary: list[dict], fits: dict):
     ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="test error % (log)",
            title="Test error against training-set size (points: mean over seeds; lines: fitted power law)")
     size_ticks(ax.xaxis)
-    _plain_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=7, ncol=2)
     return fig
-
-
-def _plain_ticks(axis) -> None:
-    """Log-axis ticks at 1-2-5 steps labelled as plain numbers (not 2x10^0)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-    lo, hi = sorted(axis.get_view_interval())
-    ticks = [m * 10.0**e for e in range(-3, 6) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
-    if len(ticks) >= 2:
-        axis.set_major_locator(FixedLocator(ticks))
-        axis.set_minor_locator(NullLocator())
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def fig_fit_time(summary: list[dict], models: list[str]):
@@ -578,7 +567,7 @@ def fig_fit_time(summary: list[dict], models: list[str]):
     ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="fit time, s (log)",
            title="Fit time against training-set size (mean over seeds)")
     size_ticks(ax.xaxis)
-    _plain_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.legend(fontsize=7, ncol=2)
     return fig
 
