@@ -198,3 +198,25 @@ def test_task_runs_end_to_end_and_reuses_classify(small_ds, tmp_path):
         assert (ctx.out_dir / f.file).stat().st_size > 1000
     assert (ctx.out_dir / "growth.csv").read_text().count("\n") == 1 + res.metrics["runs"]
     assert res.headline.startswith("From 150 to 600 training images") and len(res.findings) >= 6
+
+
+def test_growth_points_are_stored_as_they_finish_and_reused_on_a_rerun(small_ds, tmp_path):
+    """With the runner's points folder every (model, size, seed) is stored as it finishes: a killed
+    standard run, rerun, trains again only the point in flight. Other settings or data get other keys."""
+    from digitlab.study.common import split
+
+    cfg = replace(Config(), models=["gnb", "logreg"], sizes=[100, 200], n_seeds=2, slow_models=[], full_n_seeds=1,
+                  reuse_classify=False)
+    ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False,
+                      points_dir=tmp_path / "points")
+    part = split(ctx, 0, 100)
+    rows = datasize.grow(ctx, cfg, part, [100, 200], {})
+    files = sorted((tmp_path / "points").glob("*.pkl"))
+    assert len(rows) == len(files) == 2 * 2 * 2  # models x sizes x seeds
+    again = datasize.grow(ctx, cfg, part, [100, 200], {})
+    assert [r["wall_seconds"] for r in again] == [r["wall_seconds"] for r in rows]  # read back, not retrained
+    assert sorted((tmp_path / "points").glob("*.pkl")) == files
+    # another model setting (the model's key changes through the shared ZooSettings) trains afresh
+    other = replace(cfg, models=["logreg"], sizes=[100], n_seeds=1, mlp_epochs=3, n_estimators=7)
+    datasize.grow(ctx, other, part, [100], {})
+    assert len(list((tmp_path / "points").glob("*.pkl"))) == len(files) + 1

@@ -105,15 +105,28 @@ def test_config_errors_name_the_key():
     O.Config(**O.PROFILES["full"]).validate()
 
 
-def test_task_end_to_end_on_tiny_data(tmp_path):
+def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
     from digitlab.data import load_dataset
     from digitlab.study.task import TaskContext
+
+    # every grid (networks, logistic regression) stores its finished points in the runner's points folder,
+    # so a killed standard run, rerun, loses at most the points in flight
+    seen, real_grid = [], O.run_grid
+
+    def spy(fn, points, seeds, **kw):
+        seen.append((fn.__name__, kw.get("cache_dir"), len(points) * len(seeds)))
+        return real_grid(fn, points, seeds, **kw)
+
+    monkeypatch.setattr(O, "run_grid", spy)
 
     cfg = O.Config(**(O.PROFILES["quick"] | {"n_train": 150, "n_val": 100, "n_test": 200, "epochs": 3, "min_steps": 0,
                                              "batch_size": 32, "cnn_width": 4, "cnn_hidden": 16, "mlp_hidden": [32],
                                              "deep_mlp_hidden": [32, 32], "logreg_max_iter": 10}))  # fmt: skip
-    ctx = TaskContext(dataset=load_dataset("digits"), out_dir=tmp_path, profile="quick", progress=False)
+    ctx = TaskContext(dataset=load_dataset("digits"), out_dir=tmp_path, profile="quick", progress=False,
+                      points_dir=tmp_path / "points")
     res = O.run(ctx, cfg)
+    assert [(name, folder) for name, folder, _ in seen] == [("train_point", tmp_path / "points"), ("fit_logreg", tmp_path / "points")]
+    assert len(list((tmp_path / "points").glob("*.pkl"))) == sum(n for *_, n in seen)
     assert res.headline and len(res.findings) >= 8
     assert {t.name for t in res.tables} == {"penalties", "logreg", "dropout", "ladder", "remedies", "curves"}
     assert [f.name for f in res.figures] == ["penalties_cnn", "weights_cnn", "penalties_mlp", "weights_mlp", "logreg", "dropout",
@@ -144,3 +157,4 @@ def test_classify_draws_the_cnn_training_curves(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[1]["val_acc"] == 80.0 and rows[0]["train_acc"] == 60.0
     file = fig_cnn_curves(history, tmp_path)
     assert (tmp_path / file).stat().st_size > 500
+

@@ -294,7 +294,13 @@ def _classify_settings(up) -> dict[str, Any]:
 
 
 def grow(ctx: TaskContext, cfg: Config, part, sizes: list[int], reused: dict) -> list[dict]:
-    """Train every (model, size, seed) of the growth not read from classify; tidy rows, one per run."""
+    """Train every (model, size, seed) of the growth not read from classify; tidy rows, one per run.
+
+    Each finished point is stored in ``ctx.points_dir`` (when the runner gives one), so a killed run,
+    rerun, trains again only the points that were in flight. A point's key there is the task's cache key
+    (this config section: every model setting and size list; seed, device, data fingerprint, code, the
+    classify result it reads) plus the point (model, size), its seed and a hash of the shared arguments
+    (training and test images, zoo settings, device, CNN step budget)."""
     available = len(ctx.dataset.y_train)
     groups: dict[tuple[int, ...], list[dict]] = {}
     for m in cfg.models:
@@ -307,7 +313,7 @@ def grow(ctx: TaskContext, cfg: Config, part, sizes: list[int], reused: dict) ->
     for seeds, points in groups.items():
         rows += run_grid(fit_point, points, list(seeds), args=args, n_jobs=ctx.n_jobs, backend=ctx.backend, device=ctx.device,
                          threads_per_job=cfg.threads_per_job, progress=ctx.progress,
-                         description=f"datasize: {len(points)} points x {len(seeds)} seeds")
+                         description=f"datasize: {len(points)} points x {len(seeds)} seeds", cache_dir=ctx.points_dir)
     order = {m: i for i, m in enumerate(cfg.models)}
     rows.sort(key=lambda r: (order[r["model"]], r["n_train"], r["seed"]))
     y = part.y_test

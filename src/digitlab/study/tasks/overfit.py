@@ -604,12 +604,17 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     all_points = list({key(p): p for p in [base, *pen.values(), *drop.values(), *ladder.values(), *extra.values(),
                                             *l2_cnn.values()]}.values())  # fmt: skip
     t0 = time.perf_counter()
+    # Finished points go to ctx.points_dir (a killed run, rerun, retrains only those in flight). Their keys: the
+    # task's cache key (this config section, seed, device, data fingerprint, code) + the point (net, its params,
+    # training settings) + seed + a hash of the arrays, validation fraction, classes and device passed below.
     args = (part.x_train, part.y_train, part.x_test, part.y_test, val_fraction)
     rows = run_grid(train_point, all_points, seeds, args=(*args, n_classes, ctx.device), n_jobs=ctx.n_jobs, backend=ctx.backend,
-                    device=ctx.device, threads_per_job=cfg.threads_per_job, progress=ctx.progress, description="overfit: networks")
+                    device=ctx.device, threads_per_job=cfg.threads_per_job, progress=ctx.progress, description="overfit: networks",
+                    cache_dir=ctx.points_dir)
     lr_points = [{"penalty": "none", "C": 1.0}] + [{"penalty": p, "C": float(c)} for p in cfg.logreg_penalties for c in cfg.logreg_C]
     lr_rows = run_grid(fit_logreg, lr_points, seeds, args=(*args, cfg.logreg_max_iter), n_jobs=ctx.n_jobs, backend=ctx.backend,
-                       threads_per_job=cfg.threads_per_job, progress=ctx.progress, description="overfit: logistic regression")
+                       threads_per_job=cfg.threads_per_job, progress=ctx.progress, description="overfit: logistic regression",
+                       cache_dir=ctx.points_dir)
     wall = time.perf_counter() - t0
     for r in rows:
         r["_key"] = key({k: r[k] for k in ("net", "net_params", "train", "curves")})
