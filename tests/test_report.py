@@ -221,3 +221,35 @@ def test_chinese_report_embeds_a_cjk_font(run_dir, tmp_path):
     assert json.loads((small / "summary.json").read_text())["report"]["lang"] == "zh"
     with pytest.raises(SystemExit):  # argparse refuses other languages
         main(["report", str(small), "--no-pdf", "--lang", "fr"])
+
+
+def test_title_and_classify_answer_follow_the_dataset_kind():
+    """A fundus run's report is not titled or worded for handwritten digits: the default title and the
+    classify answer's nouns come from the dataset's meta (kind, item noun) stored in summary.json."""
+    from digitlab.data.fundus import FUNDUS_META
+    from digitlab.data.registry import MNIST_META
+    from digitlab.report import answers as A
+    from digitlab.report.i18n import default_title
+
+    fundus = {"name": "ddr", "meta": dict(FUNDUS_META)}
+    res = TaskResult(title="Classification", summary="", headline="", findings=[], tables=[], figures=[],
+                     metrics={"accuracy": {"logreg": 0.55, "linear_svm": 0.5, "random_forest": 0.7, "hgb": 0.72}})
+    for lang in ("en", "zh"):
+        title = default_title(fundus, lang)
+        text = A.answer("classify", res, {"classify": res}, lang, fundus)
+        assert "digit" not in title.lower() and "数字" not in title and title, title
+        assert "digit" not in text.lower() and "数字" not in text, text
+    assert "fundus photographs" in A.answer("classify", res, {"classify": res}, "en", fundus)
+    assert default_title(fundus) == "Diabetic-retinopathy grading of fundus photographs: a complete study"
+    # digits (and runs stored before the dataset had a meta) keep the digits title and wording
+    mnist = {"name": "mnist", "meta": dict(MNIST_META)}
+    assert default_title(mnist) == default_title(None) == "Handwritten-digit classification: a complete study"
+    assert A.answer("classify", res, {"classify": res}, "en", mnist).endswith("too simple for digits.")
+    assert A.answer("classify", res, {"classify": res}, "en").endswith("too simple for digits.")
+    # the document's title uses it when none is given
+    import types
+
+    run = types.SimpleNamespace(summary={"dataset": fundus}, tasks={}, run_dir=__import__("pathlib").Path("run"), env={},
+                                problems=[])
+    doc = B.document(run, {"title": "", "author": "", "course": "", "lang": "en"})
+    assert doc["meta"]["title"] == default_title(fundus)

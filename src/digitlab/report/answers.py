@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable
 
 from digitlab.names import humanize, model_name
+from digitlab.report.i18n import items
 
 TIMING = re.compile(r"\btook\b|\bimages per second\b|\bimg/s\b|\bwall time\b|\bCPU seconds\b|\bin \d[\d.,]* ?s\b", re.I)
 
@@ -123,7 +124,7 @@ def _embed(r: Any, results: dict, zh: bool) -> str:
     return text
 
 
-def _classic(r: Any, results: dict, zh: bool) -> str:
+def _classic(r: Any, results: dict, zh: bool, dataset: dict | None = None) -> str:
     acc = r.metrics.get("accuracy")
     if not isinstance(acc, dict):
         return ""
@@ -146,12 +147,12 @@ def _classic(r: Any, results: dict, zh: bool) -> str:
         text = f"在 {len(classic)} 个经典模型中，{mb}最准确（{_pct(classic[best])}），{mw}最差（{_pct(classic[worst])}）。"
         if err is not None:
             text += (f"最好的线性模型（{model_name(lbest, lang)}，{_pct(classic[lbest])}）的错误数是{mb}的 {err:.1f} 倍："
-                     "像素空间中每类一个线性边界对手写数字来说过于简单。")
+                     f"像素空间中每类一个线性边界对{items(dataset, 'zh')}来说过于简单。")
         return text
     text = f"Of {len(classic)} classic models, the {mb} is the most accurate ({_pct(classic[best])}) and the {mw} the least ({_pct(classic[worst])})."
     if err is not None:
         text += (f" The best linear model ({model_name(lbest)}, {_pct(classic[lbest])}) makes {err:.1f}× the errors "
-                 f"of the {mb}: one straight boundary per class in pixel space is too simple for digits.")
+                 f"of the {mb}: one straight boundary per class in pixel space is too simple for {items(dataset)}.")
     return text
 
 
@@ -188,13 +189,18 @@ ANSWERS: dict[str, Callable[[Any, dict, bool], str]] = {
 }
 
 
-def answer(task: str, result: Any, results: dict[str, Any], lang: str = "en") -> str:
-    """The short answer a task gives to its part of the brief (computed), or its headline."""
+# answers that name the data's images take the run's dataset summary (its meta: kind, item noun)
+WITH_DATASET = {"classify"}
+
+
+def answer(task: str, result: Any, results: dict[str, Any], lang: str = "en", dataset: dict | None = None) -> str:
+    """The short answer a task gives to its part of the brief (computed), or its headline. ``dataset``:
+    the run's dataset summary (summary.json's "dataset", with ``meta``), for the nouns of the answers."""
     fn = ANSWERS.get(task)
     text = ""
     if fn is not None and result is not None:
         try:
-            text = fn(result, results, lang == "zh")
+            text = fn(result, results, lang == "zh", *((dataset,) if task in WITH_DATASET else ()))
         except (TypeError, ValueError, KeyError, ZeroDivisionError, AttributeError):
             text = ""  # damaged metrics: fall back to the headline
     return text or headline(result)

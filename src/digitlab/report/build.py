@@ -29,7 +29,7 @@ from digitlab.errors import DigitlabError
 from digitlab.names import humanize
 from digitlab.report import answers as A
 from digitlab.report.load import LoadedTask, RunData, load_run
-from digitlab.report.i18n import cjk_font, outline_text, question, strings
+from digitlab.report.i18n import cjk_font, default_title, outline_text, question, strings
 from digitlab.report.outline import OUTLINE, Part, Section, in_pdf, outline_tasks
 from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
@@ -199,6 +199,7 @@ def metric_definitions_table(num: Numbering, T: dict[str, str]) -> tuple[Prepare
 def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[SectionView]:
     T = strings(lang)
     results = {n: t.result for n, t in run.tasks.items() if t.result is not None and not is_skipped(t.result)}
+    dataset = run.summary.get("dataset") if isinstance(run.summary.get("dataset"), dict) else None
     drop = _metric_note_names()
     views = []
     for sec in OUTLINE:
@@ -212,7 +213,7 @@ def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[Secti
             for name in part.tasks:
                 pv.blocks.append(task_block(name, run.tasks.get(name), num, drop if name == "classify" else (), T))
             if part.tasks:
-                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results, lang) for n in part.tasks) if x)
+                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results, lang, dataset) for n in part.tasks) if x)
             parts.append(pv)
         present = any(b.status in ("ok", "error") for pv in parts for b in pv.blocks) or sec.key == "task3" and any(
             n in run.tasks for n in sec.tasks)
@@ -306,7 +307,7 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
     timings = [{"task": n, "seconds": t.seconds, "cached": t.cached, "status": "ok" if t.result else "missing"}
                for n, t in run.tasks.items()]
     return {
-        "meta": {**meta, "title": meta["title"] or T["default_title"]},
+        "meta": {**meta, "title": meta["title"] or default_title(dataset, lang)},
         "lang": lang,
         "T": T,
         "run": {"name": s.get("name") or run.run_dir.name, "dataset": dataset.get("name") or "unknown dataset",

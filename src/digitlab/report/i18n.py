@@ -126,6 +126,47 @@ def strings(lang: str) -> dict[str, str]:
     return STRINGS[lang]
 
 
+# The report's default title and the plural noun for the data's images, by the dataset's ``meta["kind"]``
+# (digitlab.data: "digits", "clothing", "fundus", "images"); a run whose summary has no kind is the digits one.
+SUBJECTS: dict[str, dict[str, str]] = {
+    "en": {"digits": "Handwritten-digit classification", "clothing": "Clothing-image classification",
+           "fundus": "Diabetic-retinopathy grading of fundus photographs", "": "Image classification"},
+    "zh": {"digits": "手写数字分类", "clothing": "服装图像分类", "fundus": "眼底照片的糖尿病视网膜病变分级", "": "图像分类"},
+}
+ITEMS_ZH: dict[str, str] = {"digits": "手写数字", "clothing": "服装图像", "fundus": "眼底照片", "": "这些图像"}
+
+
+def _meta(dataset: dict | None) -> dict:
+    meta = (dataset or {}).get("meta") if isinstance(dataset, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def default_title(dataset: dict | None, lang: str = "en") -> str:
+    """The title page's title when none is given: the subject named by the dataset's kind (its summary
+    as stored in the run's summary.json, ``meta`` included); the digits title for runs without one."""
+    T = strings(lang)
+    kind = _meta(dataset).get("kind")
+    if not kind or kind == "digits":
+        return T["default_title"]
+    subject = SUBJECTS[lang].get(kind, SUBJECTS[lang][""])
+    return f"{subject}{'：完整研究报告' if lang == 'zh' else ': a complete study'}"
+
+
+def items(dataset: dict | None, lang: str = "en") -> str:
+    """The data's images in a plural noun for sentences: "digits", "fundus photographs", "garments" (from
+    ``meta["item_noun"]``; "digits" for runs without one, "these images" when only the kind is unknown)."""
+    meta = _meta(dataset)
+    if lang == "zh":
+        return ITEMS_ZH.get(meta.get("kind") or "digits", ITEMS_ZH[""])
+    noun = meta.get("item_noun")
+    if not meta:
+        return "digits"
+    if not isinstance(noun, str) or not noun.strip():
+        return "these images"
+    noun = noun.strip()
+    return noun if noun.endswith("s") else noun + "s"
+
+
 def outline_text(text: str, lang: str) -> str:
     return OUTLINE_ZH.get(text, text) if lang == "zh" else text
 
