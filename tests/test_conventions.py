@@ -22,6 +22,8 @@ import torch
 from matplotlib.figure import Figure
 
 from digitlab import augment as A
+from digitlab import cluster as C
+from digitlab import errors_analysis as EA
 from digitlab import embed as E
 from digitlab import features as Fe
 from digitlab import metrics as M
@@ -64,10 +66,9 @@ def test_importing_every_module_keeps_the_backend_and_the_environment():
 # Plotting functions: ax=, the Figure back, nothing saved or closed
 # =============================================================================================
 
-# Library plotting functions that draw their own figure without ax= (modules owned elsewhere; listed so
-# that the list cannot grow unnoticed).
-NO_AX = {"errors_analysis.plot_upset", "errors_analysis.plot_error_maps", "errors_analysis.plot_gallery",
-         "cluster.plot_assignments", "cluster.plot_layer_scores", "cluster.plot_filters", "cluster.plot_feature_maps"}
+# Library plotting functions that draw their own figure without ax= (none now; a set so that the list
+# cannot grow unnoticed).
+NO_AX: set[str] = set()
 
 
 def test_every_public_plotting_function_takes_ax():
@@ -96,6 +97,9 @@ def _cases():
     scores = [{"feature": n, "rank_F": i, "F": float(i + 1), "MI": 0.1} for i, n in enumerate(names[:5])]
     emb = rng.normal(size=(40, 2))
     cls = list("abcd")
+    errors = rng.random((4, 40)) < 0.3  # four models' mistakes
+    layer_rows = [{"depth": d, "layer": f"block {d}", "net": net, "merge": "gap", "ARI": rng.random(), "NMI": rng.random()}
+                  for d in range(3) for net in ("trained", "untrained")]
     return {
         "plot_confusion_matrix": lambda ax: plots.plot_confusion_matrix(y, proba.argmax(1), cls, ax=ax),
         "plot_images": lambda ax: plots.plot_images(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
@@ -108,6 +112,15 @@ def _cases():
         "plot_embeddings": lambda ax: E.plot_embeddings({"a": emb, "b": -emb}, y, cls, ax=ax),
         "plot_gallery": lambda ax: A.plot_gallery(imgs, ["hflip", "shift"], n_samples=3, ax=ax),
         "plot_shift_embedding": lambda ax: A.plot_shift_embedding(emb, {"x": emb + 1, "y": emb - 1}, y, ax=ax),
+        "plot_reliability_diagrams": lambda ax: M.plot_reliability_diagrams(y, {"a": proba, "b": proba[::-1]}, ax=ax),
+        "plot_upset": lambda ax: EA.plot_upset(EA.intersections(errors, cls), cls, errors.sum(1), ax=ax),
+        "plot_error_maps": lambda ax: EA.plot_error_maps(emb, y, cls, errors, cls, ax=ax),
+        "errors_analysis.plot_gallery": lambda ax: EA.plot_gallery(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
+        "plot_assignments": lambda ax: C.plot_assignments(emb, y, {"k": y[::-1], "w": y}, cls, ax=ax),
+        "plot_layer_scores": lambda ax: C.plot_layer_scores(layer_rows, [("ARI", "ARI"), ("NMI", "NMI")], ["gap"], ax=ax),
+        "plot_filters": lambda ax: C.plot_filters({"a": rng.normal(size=(6, 1, 3, 3)), "b": rng.normal(size=(4, 1, 3, 3))},
+                                                  ax=ax),
+        "plot_feature_maps": lambda ax: C.plot_feature_maps(imgs[:4], cls, {"a": rng.random((4, 5, 6, 6))}, 3, ax=ax),
     }
 
 
@@ -126,6 +139,44 @@ def test_plot_draws_into_ax_returns_the_figure_and_keeps_it_open(name, tmp_path,
     assert plt.fignum_exists(host.number) and len(host.axes) >= before
     assert axes[0] in host.axes  # the other slot is untouched
     assert list(tmp_path.iterdir()) == []  # nothing saved
+    plt.close("all")
+
+
+def test_many_panel_figures_stay_within_the_printable_width(tmp_path):
+    """With a study's worth of panels (11 models, 5 clusterings, 32 filters, 15 intersections, 10 images a
+    row) a new figure is at most plots.MAX_WIDTH (7.5 in) wide as saved, so the report prints its labels
+    at a readable size; more panels make more rows."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    n, names = 300, [f"model {i}" for i in range(11)]
+    y = np.repeat(np.arange(10), n // 10)
+    emb = rng.normal(size=(n, 2)) + y[:, None]
+    cls = [str(c) for c in range(10)]
+    errors = rng.random((11, n)) < 0.1
+    proba = rng.dirichlet(np.ones(10), size=n)
+    imgs = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    rows = [{"depth": d, "layer": f"block {d}", "net": net, "merge": mg, "ARI": rng.random(), "NMI": rng.random(),
+             "probe": rng.random()} for d in range(5) for net in ("trained", "untrained") for mg in ("gap", "flatten")]
+    figs = {
+        "error_map": EA.plot_error_maps(emb, y, cls, errors, names),
+        "upset": EA.plot_upset(EA.intersections(errors, names, 15), names, errors.sum(1), "largest"),
+        "gallery": EA.plot_gallery(imgs, ["#1\ngiven 3\nsuggest 5\nself-conf. 0.123"] * 20, cols=10),
+        "assignments": C.plot_assignments(emb, y, {m: rng.integers(0, 10, n) for m in "abcde"}, cls,
+                                          {m: "k-means on 50-component PCA\nARI 0.50, NMI 0.60" for m in "abcde"}),
+        "layer_scores": C.plot_layer_scores(rows, [("ARI", "ARI"), ("NMI", "NMI"), ("probe", "probe accuracy")], ["gap", "flatten"]),
+        "filters": C.plot_filters({"trained": rng.normal(size=(32, 1, 5, 5)), "untrained": rng.normal(size=(32, 1, 5, 5))}),
+        "feature_maps": C.plot_feature_maps(imgs[:10], cls, {k: rng.random((10, 32, 7, 7)) for k in ("a", "b", "c")}, 4),
+        "reliability": M.plot_reliability_diagrams(y, {m: proba for m in names}),
+    }
+    for name, fig in figs.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=100, bbox_inches="tight")  # as the tasks save them (save_png)
+        width = Image.open(buf).size[0] / 100
+        assert width <= plots.MAX_WIDTH + 0.1, (name, width)
+    assert figs["error_map"].get_size_inches()[1] < 6 and figs["reliability"].get_size_inches()[1] < 6.5
     plt.close("all")
 
 

@@ -396,65 +396,77 @@ def plot_contingency(table: np.ndarray, col_names: Sequence[str], classes: Seque
 
 
 def plot_assignments(emb: np.ndarray, y: np.ndarray, assignments: dict[str, np.ndarray], classes: Sequence[str],
-                     titles: dict[str, str] | None = None, space: str = ""):
+                     titles: dict[str, str] | None = None, space: str = "", ax=None, cols: int = 3):
     """The 2-D map coloured by the true labels, then once per clustering by its clusters.
 
     Clusters are coloured by their Hungarian-matched class (so a correct cluster has its class's
-    colour); unmatched clusters are black, noise light grey.
+    colour); unmatched clusters are black, noise light grey. ``cols`` panels per row (more rows for
+    more clusterings: the figure stays within :data:`digitlab.plots.MAX_WIDTH`). ``ax``: draw the
+    panels into the area of this Axes (or into exactly ``1 + len(assignments)`` Axes) instead of a new figure.
     """
-    import matplotlib.pyplot as plt
-
     from digitlab.embed import class_colors, plot_embedding
+    from digitlab.plots import fit_width, panels
 
-    panels = 1 + len(assignments)
-    cols = min(panels, 3)
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 4.3 * rows), squeeze=False)
-    plot_embedding(emb, y, classes, f"true labels{' (' + space + ')' if space else ''}", ax=axes[0, 0])
+    n_panels = 1 + len(assignments)
+    cols = max(1, min(n_panels, cols))
+    rows = -(-n_panels // cols)
+    cell = fit_width(3.0, cols)
+    given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == n_panels
+    fig, axes = panels(ax, 1 if given else rows, n_panels if given else cols, (cell * cols, cell * rows))
+    flat = axes.ravel()
+    plot_embedding(emb, y, classes, f"true labels{' (' + space + ')' if space else ''}", ax=flat[0])
+    flat[0].title.set_fontsize(9)
     colors = np.asarray(class_colors(len(classes)) + ["#000000", "#d0d0d0"])
-    size = float(np.clip(25_000 / max(len(emb), 1), 0.4, 8))
-    for ax, (name, lab) in zip(axes.ravel()[1:], assignments.items()):
+    size = float(np.clip(25_000 / max(len(emb), 1), 0.4, 8) * (cell / 4.3) ** 2)
+    for a, (name, lab) in zip(flat[1:], assignments.items()):
         mapping = hungarian_match(y, lab, len(classes))
         idx = np.array([len(classes) + 1 if c < 0 else mapping.get(int(c), len(classes)) for c in lab])
         order = np.random.default_rng(0).permutation(len(emb))
-        ax.scatter(emb[order, 0], emb[order, 1], c=colors[idx[order]], s=size, alpha=0.6, linewidths=0, rasterized=True)
-        ax.set_title((titles or {}).get(name, name), fontsize=10)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_aspect("equal", "datalim")
-    for ax in axes.ravel()[panels:]:
-        ax.axis("off")
-    fig.tight_layout()
+        a.scatter(emb[order, 0], emb[order, 1], c=colors[idx[order]], s=size, alpha=0.6, linewidths=0, rasterized=True)
+        a.set_title((titles or {}).get(name, name), fontsize=9)
+        a.set_xticks([]), a.set_yticks([])
+        a.set_aspect("equal", "datalim")
+    for a in flat[n_panels:]:
+        a.axis("off")
+    if ax is None:
+        fig.tight_layout()
     return fig
 
 
-def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], merges: Sequence[str]):
+def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], merges: Sequence[str], ax=None,
+                      cols: int = 2):
     """One panel per metric: score against depth, trained (solid) vs untrained (dashed), one colour per merge.
 
     ``rows`` have keys ``depth``, ``layer``, ``net`` ("trained"/"untrained"), ``merge`` and the metrics.
+    ``cols`` panels per row (within :data:`digitlab.plots.MAX_WIDTH`); ``ax``: draw into the area of this
+    Axes (or into exactly one Axes per metric) instead of a new figure.
     """
-    import matplotlib.pyplot as plt
+    from digitlab.plots import fit_width, panels
 
-    cols = min(3, len(metrics))
+    cols = max(1, min(cols, len(metrics)))
     rows_n = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.4 * rows_n), squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
-        ax.axis("off")
+    cell = fit_width(3.7, cols)
+    given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(metrics)
+    fig, axes = panels(ax, 1 if given else rows_n, len(metrics) if given else cols, (cell * cols, 0.8 * cell * rows_n))
+    for a in axes.ravel()[len(metrics):]:
+        a.axis("off")
     names = {}
     for r in rows:
         names[r["depth"]] = r["layer"]
     palette = {"gap": "#1f77b4", "flatten": "#d62728"}
-    for ax, (key, label) in zip(axes.ravel(), metrics):
+    for a, (key, label) in zip(axes.ravel(), metrics):
         for merge in merges:
             for net, style in (("trained", "-"), ("untrained", "--")):
                 pts = sorted((r["depth"], r[key]) for r in rows if r["net"] == net and r["merge"] == merge)
                 if pts:
-                    ax.plot(*zip(*pts), style, marker="o", ms=4, color=palette.get(merge, "gray"),
-                            label=f"{net}, {MERGE_LABELS.get(merge, merge)}")
-        ax.set_xticks(sorted(names), [names[d] for d in sorted(names)], rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel(label, fontsize=9)
-        ax.grid(alpha=0.3)
+                    a.plot(*zip(*pts), style, marker="o", ms=4, color=palette.get(merge, "gray"),
+                           label=f"{net}, {MERGE_LABELS.get(merge, merge)}")
+        a.set_xticks(sorted(names), [names[d] for d in sorted(names)], rotation=30, ha="right", fontsize=8)
+        a.set_ylabel(label, fontsize=9)
+        a.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    if ax is None:
+        fig.tight_layout()
     return fig
 
 
@@ -465,21 +477,28 @@ def _tile(ax, img: np.ndarray, cmap: str = "gray", symmetric: bool = False) -> N
     ax.set_xticks([]), ax.set_yticks([])
 
 
-def plot_filters(weights: dict[str, np.ndarray], max_filters: int = 32):
-    """First-layer kernels of each network (one row per network): red-blue, white = 0, each kernel
-    scaled to its own largest weight; kernels over several input channels show their channel mean."""
-    import matplotlib.pyplot as plt
+def plot_filters(weights: dict[str, np.ndarray], max_filters: int = 32, ax=None, per_row: int = 16):
+    """First-layer kernels of each network: red-blue, white = 0, each kernel scaled to its own largest
+    weight; kernels over several input channels show their channel mean. Each network takes
+    ``ceil(n / per_row)`` rows of at most ``per_row`` kernels (labelled with its name on its first row),
+    so the figure stays within :data:`digitlab.plots.MAX_WIDTH`. ``ax``: draw into the area of this Axes."""
+    from digitlab.plots import fit_width, panels
 
     n = min(max_filters, max(len(w) for w in weights.values()))
-    fig, axes = plt.subplots(len(weights), n, figsize=(0.55 * n + 1.2, 0.7 * len(weights) + 0.3), squeeze=False)
-    for row, (name, w) in zip(axes, weights.items()):
-        for j, ax in enumerate(row):
-            if j < len(w):
-                _tile(ax, w[j].mean(0), cmap="RdBu_r", symmetric=True)
+    cols = max(1, min(n, per_row))
+    lines = -(-n // cols)
+    tile = fit_width(0.55, cols, extra=1.2)
+    fig, axes = panels(ax, lines * len(weights), cols, (tile * cols + 1.2, (tile + 0.15) * lines * len(weights) + 0.3))
+    for k, (name, w) in enumerate(weights.items()):
+        block = axes[k * lines:(k + 1) * lines].ravel()
+        for j, a in enumerate(block):
+            if j < min(len(w), n):
+                _tile(a, w[j].mean(0), cmap="RdBu_r", symmetric=True)
             else:
-                ax.axis("off")
-        row[0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-    fig.subplots_adjust(wspace=0.08, hspace=0.1)
+                a.axis("off")
+        block[0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    if ax is None:
+        fig.subplots_adjust(wspace=0.08, hspace=0.1)
     return fig
 
 
@@ -499,22 +518,27 @@ def _montage(tiles: np.ndarray, normalise: bool = True) -> np.ndarray:
 
 
 def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str, np.ndarray], n_channels: int = 4,
-                      title: str = ""):
+                      title: str = "", ax=None):
     """Feature maps of one image per class (rows): the image, then ``n_channels`` channels per network.
 
     ``maps[net] = (n_images, C, H, W)``; for each network the ``n_channels`` channels whose mean
     activation varies most across the shown images are drawn, each tile on its own scale (dark = low).
-    One montage per network (one imshow each), so the figure stays cheap at any number of tiles.
+    One montage per network (one imshow each), so the figure stays cheap at any number of tiles. Tiles
+    shrink so that the figure stays within :data:`digitlab.plots.MAX_WIDTH`; ``ax``: draw into the area of
+    this Axes (or into exactly ``1 + len(maps)`` Axes) instead of a new figure.
     """
     import matplotlib.pyplot as plt
+
+    from digitlab.plots import fit_width, panels
 
     k = len(images)
     grey = images if images.ndim == 3 else images.mean(-1)
     first = next(iter(maps.values()))
     h, w = first.shape[2:]
     widths = [1] + [min(n_channels, m.shape[1]) for m in maps.values()]
-    fig, axes = plt.subplots(1, len(widths), figsize=(0.75 * sum(widths) + 1.2, 0.75 * k + 0.8),
-                             gridspec_kw={"width_ratios": widths, "wspace": 0.06}, squeeze=False)
+    tile = fit_width(0.75, sum(widths), extra=1.2)
+    fig, axes = panels(ax, 1, len(widths), (tile * sum(widths) + 1.2, tile * k + 0.8),
+                       **({"width_ratios": widths, "wspace": 0.06} if ax is None or hasattr(ax, "get_subplotspec") else {}))
     ax = axes[0, 0]
     ax.imshow(_montage(grey[:, None]), cmap="gray", interpolation="nearest")
     ax.set_yticks([i * (grey.shape[1] + 1) + grey.shape[1] / 2 for i in range(k)], [str(c) for c in classes], fontsize=8)
@@ -528,7 +552,7 @@ def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str
         ax.set_xticks([j * (w + 1) + w / 2 for j in range(len(chosen))], [f"ch {c}" for c in chosen], fontsize=7)
         ax.set_yticks([])
         ax.set_title(name, fontsize=8)
-    if title:
+    if title and ax is None:  # a title over the figure (a new figure only, as digitlab.plots.plot_images)
         fig.suptitle(title, fontsize=9)
     return fig
 

@@ -116,17 +116,18 @@ def intersections(errors: np.ndarray, names: Sequence[str], top: int | None = No
 
 
 def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[int], title: str = "",
-               labels: Mapping[str, str] | None = None):
+               labels: Mapping[str, str] | None = None, ax=None):
     """An UpSet plot of ``rows`` (from :func:`intersections`): intersection sizes as bars on top, the
     models in each intersection as joined dots below, each model's error count as bars on the left.
-    Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
+    The intersections' columns narrow so that the figure stays within :data:`digitlab.plots.MAX_WIDTH`.
+    ``ax``: draw into the area of this Axes instead of a new figure. Returns the matplotlib figure."""
+    from digitlab.plots import fit_width, grid
 
     labels = labels or {}
     m, k = len(names), len(rows)
-    fig = plt.figure(figsize=(max(6.0, 0.38 * k + 3.6), 2.6 + 0.3 * m))
-    gs = fig.add_gridspec(2, 3, width_ratios=(1.0, 1.45, max(k, 1) * 0.38), height_ratios=(2.0, 0.3 * m),
-                          wspace=0.0, hspace=0.04)
+    step = fit_width(0.38, max(k, 1), extra=3.6)
+    fig, gs = grid(ax, 2, 3, (max(6.0, step * k + 3.6), 2.6 + 0.3 * m), width_ratios=(1.0, 1.45, max(k, 1) * step),
+                   height_ratios=(2.0, 0.3 * m), wspace=0.0, hspace=0.04)
     ax_bar, ax_dots, ax_sets = fig.add_subplot(gs[0, 2]), fig.add_subplot(gs[1, 2]), fig.add_subplot(gs[1, 0])
     x = np.arange(k)
     sizes = [r["size"] for r in rows]
@@ -138,11 +139,12 @@ def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[i
     row_of = {n: m - 1 - j for j, n in enumerate(names)}  # first model on top
     for j in range(0, m, 2):  # zebra stripes guide the eye along a model's row
         ax_dots.axhspan(j - 0.5, j + 0.5, color="0.95", zorder=0)
+    dot = min(1.0, step / 0.38) ** 2  # dots shrink with the columns
     for xi, r in zip(x, rows):
-        ax_dots.scatter(np.full(m, xi), np.arange(m), s=28, color="0.82", zorder=1)
+        ax_dots.scatter(np.full(m, xi), np.arange(m), s=28 * dot, color="0.82", zorder=1)
         ys = sorted(row_of[n] for n in r["models"])
         ax_dots.plot([xi, xi], [ys[0], ys[-1]], color="0.25", lw=1.6, zorder=2)
-        ax_dots.scatter(np.full(len(ys), xi), ys, s=34, color="0.25", zorder=3)
+        ax_dots.scatter(np.full(len(ys), xi), ys, s=34 * dot, color="0.25", zorder=3)
     ax_dots.set(xlim=(-0.6, k - 0.4), ylim=(-0.5, m - 0.5), xticks=[], yticks=[row_of[n] for n in names],
                 yticklabels=[labels.get(n, n) for n in names])
     ax_dots.tick_params(axis="y", length=0, labelsize=8)
@@ -372,48 +374,54 @@ def detection_scores(ranked: Sequence[int], planted: np.ndarray) -> dict[str, fl
 
 
 def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], errors: np.ndarray, names: Sequence[str],
-                    labels: Mapping[str, str] | None = None, cols: int = 4):
-    """Error maps on one 2-D embedding: a large first panel coloured by how many models got each
-    image wrong, then one small panel per model with its errors in red over the other images in grey.
-    Returns the matplotlib figure."""
+                    labels: Mapping[str, str] | None = None, cols: int = 5, ax=None):
+    """Error maps on one 2-D embedding: a large panel (top left, 2 x 2 cells) coloured by how many models
+    got each image wrong, then one small panel per model with its errors in red over the other images
+    in grey, filling the grid of ``cols`` columns beside and below it. The figure is at most
+    :data:`digitlab.plots.MAX_WIDTH` wide (more models: more rows). ``ax``: draw into the area of this
+    Axes instead of a new figure. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     from matplotlib import patheffects
+
+    from digitlab.plots import fit_width, grid
 
     labels = labels or {}
     errors = np.asarray(errors, dtype=bool)
     m, n = errors.shape
+    cols = max(3, cols)
+    big = 2  # the summary panel spans big x big cells
+    beside = (cols - big) * big  # model panels to its right
+    rows = big + int(np.ceil(max(m - beside, 0) / cols))
+    cell = fit_width(1.5, cols)
+    fig, gs = grid(ax, rows, cols, (cell * cols, cell * rows + 0.7), hspace=0.35, wspace=0.08)
+    ax0 = fig.add_subplot(gs[:big, :big])
+    size = float(np.clip(12_000 / max(n, 1), 1.0, 14)) * (cell * big / 5.8) ** 2
     wrong = errors.sum(0)
-    cols = max(1, min(cols, m))
-    rows = int(np.ceil(m / cols))
-    left = max(2, rows)  # the summary panel is about as wide as the grid of model panels is high
-    fig = plt.figure(figsize=(2.9 * (cols + left), 2.9 * max(rows, 2) + 0.6))
-    gs = fig.add_gridspec(max(rows, 2), cols + left)
-    ax0 = fig.add_subplot(gs[:, :left])
-    size = float(np.clip(12_000 / max(n, 1), 1.0, 14))
     right = wrong == 0
     ax0.scatter(emb[right, 0], emb[right, 1], s=size, color="0.82", linewidths=0, rasterized=True, label="no model wrong")
     order = np.flatnonzero(~right)[np.argsort(wrong[~right], kind="stable")]  # most-missed drawn last (on top)
     cmap = plt.get_cmap("plasma_r", max(m, 1))
     sc = ax0.scatter(emb[order, 0], emb[order, 1], c=wrong[order], cmap=cmap, vmin=0.5, vmax=m + 0.5, s=size * 2.2,
                      linewidths=0.2, edgecolors="black", rasterized=True)
-    fig.colorbar(sc, ax=ax0, ticks=range(1, m + 1), orientation="horizontal", fraction=0.05, pad=0.02, shrink=0.8,
-                 label="models that got the image wrong")
-    halo = [patheffects.withStroke(linewidth=3, foreground="white")]
+    cb = fig.colorbar(sc, ax=ax0, ticks=range(1, m + 1), location="left", fraction=0.05, pad=0.02, shrink=0.9)
+    cb.set_label("models that got the image wrong", fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     for c in np.unique(y):
         mx, my = np.median(emb[y == c], axis=0)
-        ax0.text(mx, my, classes[c], ha="center", va="center", fontsize=11, weight="bold", path_effects=halo, zorder=4)
-    ax0.set_title("how many models got each image wrong", fontsize=10)
+        ax0.text(mx, my, classes[c], ha="center", va="center", fontsize=10, weight="bold", path_effects=halo, zorder=4)
+    ax0.set_title("how many models got each image wrong", fontsize=9)
+    cells = [(i, j) for i in range(big) for j in range(big, cols)] + [(i, j) for i in range(big, rows) for j in range(cols)]
     panels = [ax0]
-    for j, name in enumerate(names):
-        ax = fig.add_subplot(gs[j // cols, left + j % cols])
-        panels.append(ax)
-        e = errors[j]
-        ax.scatter(emb[~e, 0], emb[~e, 1], s=size * 0.4, color="0.85", linewidths=0, rasterized=True)
-        ax.scatter(emb[e, 0], emb[e, 1], s=size * 1.2, color="tab:red", linewidths=0, rasterized=True)
-        ax.set_title(f"{labels.get(name, name)} ({int(e.sum()):,} shown)", fontsize=8)
-    for ax in panels:
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_aspect("equal", "datalim")
+    for (i, j), name, e in zip(cells, names, errors):
+        a = fig.add_subplot(gs[i, j])
+        panels.append(a)
+        a.scatter(emb[~e, 0], emb[~e, 1], s=size * 0.25, color="0.85", linewidths=0, rasterized=True)
+        a.scatter(emb[e, 0], emb[e, 1], s=size * 0.6, color="tab:red", linewidths=0, rasterized=True)
+        a.set_title(f"{labels.get(name, name)}\n{int(e.sum()):,} wrong", fontsize=7.5)
+    for a in panels:
+        a.set_xticks([]), a.set_yticks([])
+        a.set_aspect("equal", "datalim")
     return fig
 
 
@@ -423,29 +431,18 @@ def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], erro
 
 
 def plot_gallery(images: np.ndarray, titles: Sequence[str], cols: int = 8, suptitle: str = "", cell: float = 1.35,
-                 title_size: float = 6.5):
+                 title_size: float = 6.5, ax=None):
     """A grid of images with a (possibly multi-line) title each; returns the matplotlib figure.
 
     Greyscale images with a dark background (ink on blank, e.g. MNIST) are shown dark on white, all
-    with the same colour map so that the images compare."""
-    import matplotlib.pyplot as plt
+    with the same colour map so that the images compare. Images shrink from ``cell`` inches so that
+    ``cols`` of them fit :data:`digitlab.plots.MAX_WIDTH`. ``ax``: draw into the area of this Axes
+    (:func:`digitlab.plots.plot_images`, which this is)."""
+    from digitlab.plots import fit_width, plot_images
 
-    images = np.asarray(images)
-    n = len(images)
-    cols = max(1, min(cols, n))
-    rows = max(1, int(np.ceil(n / cols)))
-    lines = max((t.count("\n") + 1 for t in titles), default=1)
-    cmap = None if images.ndim == 4 else "gray_r" if n and np.median(images) < 64 else "gray"
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, (cell + 0.13 * lines) * rows + 0.4), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, img, t in zip(axes.ravel(), images, titles):
-        ax.imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(t, fontsize=title_size)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    return fig
+    cols = max(1, min(cols, len(images)))
+    return plot_images(images, titles, cols=cols, ax=ax, suptitle=suptitle, cell=fit_width(cell, cols),
+                       title_size=title_size)
 
 
 __all__ = ["load_predictions", "error_matrix", "confidence", "misclassified", "votes", "jaccard_matrix", "intersections",

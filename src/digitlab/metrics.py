@@ -227,6 +227,38 @@ def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=Non
     return fig
 
 
+def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int = 15, ax=None, cols: int = 4,
+                              labels: dict[str, str] | None = None):
+    """One reliability diagram per model (``probas``: name -> ``(n, k)`` probabilities), ``cols`` per row.
+
+    Panels are sized so that the figure stays within :data:`digitlab.plots.MAX_WIDTH` (more models:
+    more rows, not a wider figure); axis labels sit on the outer panels only. ``labels``: names in
+    words for the panel titles. ``ax``: draw into the area of this Axes (or into exactly one Axes per
+    model) instead of a new figure. Returns the matplotlib Figure.
+    """
+    from digitlab.plots import fit_width, panels
+
+    names = list(probas)
+    cols = max(1, min(cols, len(names)))
+    rows = -(-len(names) // cols)
+    cell = fit_width(2.6, cols)
+    given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(names)
+    fig, axes = panels(ax, 1 if given else rows, len(names) if given else cols, (cell * cols, cell * rows + 0.2))
+    flat = axes.ravel()
+    for i, (a, name) in enumerate(zip(flat, names)):
+        plot_reliability_diagram(y_true, probas[name], n_bins, ax=a, label=(labels or {}).get(name, name))
+        a.title.set_fontsize(8)
+        a.tick_params(labelsize=7)
+        r, c = divmod(i, axes.shape[1])
+        a.set_xlabel("confidence" if r == axes.shape[0] - 1 or i + axes.shape[1] >= len(names) else "", fontsize=8)
+        a.set_ylabel("accuracy" if c == 0 else "", fontsize=8)
+    for a in flat[len(names):]:
+        a.axis("off")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # One call
 # ---------------------------------------------------------------------------------------------

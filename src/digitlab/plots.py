@@ -19,7 +19,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["panels", "single", "plot_confusion_matrix", "plot_images", "plain_log_ticks"]
+__all__ = ["MAX_WIDTH", "panels", "single", "grid", "fit_width", "plot_confusion_matrix", "plot_images", "plain_log_ticks"]
+
+# Widest figure (inches) the report prints legibly: it prints figures at 0.72 of their saved size within
+# ~180 mm of text width, so a 7.5-inch figure fills the width with its 10 pt labels at ~7 pt; a wider one
+# is shrunk further and its labels print smaller still. Multi-panel figures wrap into more rows instead.
+MAX_WIDTH = 7.5
+
+
+def fit_width(cell: float, cols: int, extra: float = 0.0, max_width: float = MAX_WIDTH) -> float:
+    """The panel size (inches) for ``cols`` panels of ``cell`` inches plus ``extra`` inches of margins,
+    shrunk so that the figure is at most ``max_width`` wide."""
+    return float(min(cell, (max_width - extra) / max(cols, 1)))
 
 
 def single(ax=None, figsize: tuple[float, float] = (5.0, 4.0)):
@@ -32,19 +43,41 @@ def single(ax=None, figsize: tuple[float, float] = (5.0, 4.0)):
     return ax.figure, ax
 
 
+def grid(ax, nrows: int, ncols: int, figsize: tuple[float, float], **gridspec_kw: Any):
+    """``(fig, gridspec)`` for a plot with its own layout of panels (spans, ratios).
+
+    ``ax`` None: a new figure of ``figsize`` and ``fig.add_gridspec(nrows, ncols, **gridspec_kw)``. One
+    Axes: a grid inside its area (the Axes itself is removed), so the plot becomes one cell of the
+    caller's figure. Add panels with ``fig.add_subplot(gridspec[i, j])``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+
+    if ax is None:
+        fig = plt.figure(figsize=figsize)
+        return fig, fig.add_gridspec(nrows, ncols, **gridspec_kw)
+    if not isinstance(ax, Axes) or ax.get_subplotspec() is None:
+        raise ValueError("ax: pass one Axes made by plt.subplots or fig.add_subplot (this plot lays out its own panels)")
+    spec, fig = ax.get_subplotspec(), ax.figure
+    ax.remove()
+    return fig, spec.subgridspec(nrows, ncols, **gridspec_kw)
+
+
 def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_kw: Any):
     """``(fig, axes)`` with ``axes`` a ``(nrows, ncols)`` array of Axes for a multi-panel plot.
 
     ``ax`` None: a new figure (``plt.subplots(..., squeeze=False, **subplot_kw)``). An array or list of
     ``nrows * ncols`` Axes: those, reshaped. One Axes: its area is split into the grid (the Axes itself
     is removed), so the plot becomes one cell of the caller's figure. ``sharex``/``sharey`` in
-    ``subplot_kw`` are honoured when the grid is made here.
+    ``subplot_kw`` are honoured when the grid is made here, and so are ``width_ratios`` / ``wspace`` /
+    ``hspace`` (passed to the grid in both cases).
     """
+    layout = {k: subplot_kw.pop(k) for k in ("width_ratios", "height_ratios", "wspace", "hspace") if k in subplot_kw}
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
 
     if ax is None:
-        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **subplot_kw)
+        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, gridspec_kw=layout or None, **subplot_kw)
         return fig, axes
     if isinstance(ax, Axes):
         if nrows * ncols == 1:
@@ -54,14 +87,14 @@ def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_k
             raise ValueError("ax: an Axes placed by hand (fig.add_axes) cannot be split into panels; "
                              "pass one made by plt.subplots or fig.add_subplot")
         fig = ax.figure
-        grid = spec.subgridspec(nrows, ncols)
+        gs = spec.subgridspec(nrows, ncols, **layout)
         ax.remove()
         axes = np.empty((nrows, ncols), dtype=object)
         share_x, share_y = subplot_kw.get("sharex", False), subplot_kw.get("sharey", False)
         for i in range(nrows):
             for j in range(ncols):
                 first = axes[0, 0] if (i, j) != (0, 0) else None
-                axes[i, j] = fig.add_subplot(grid[i, j], sharex=first if share_x else None, sharey=first if share_y else None)
+                axes[i, j] = fig.add_subplot(gs[i, j], sharex=first if share_x else None, sharey=first if share_y else None)
         return fig, axes
     axes = np.asarray(ax, dtype=object)
     if axes.size != nrows * ncols:
