@@ -191,8 +191,12 @@ def test_task_end_to_end_on_small_mnist(mnist, tmp_path):
     assert trained["penultimate"]["probe accuracy"] > untrained["penultimate"]["probe accuracy"]
     assert trained["penultimate"]["ARI kmeans"] > untrained["penultimate"]["ARI kmeans"]
     assert res.headline and len(res.findings) >= 5 and "HDBSCAN" in " ".join(res.findings)
+    from PIL import Image
+
     for fig in res.figures:
         assert (out / fig.file).stat().st_size > 500, fig.file
+        # saved at 110 dpi: no wider than the report prints legibly (7.5 in, with bbox slack)
+        assert Image.open(out / fig.file).size[0] / 110 <= 7.7, (fig.file, Image.open(out / fig.file).size)
     assert {f.name for f in res.figures} >= {"contingency", "assignments_pixels", "layer_scores", "filters", "feature_maps_1"}
 
 

@@ -208,8 +208,12 @@ def test_errors_task_end_to_end_on_digits(tmp_path):
     assert [float(r["score"]) for r in cands] == sorted(float(r["score"]) for r in cands)
     names = {f.name for f in res.figures}
     assert {"error_map", "jaccard", "upset", "label_issues_test"} <= names
+    from PIL import Image
+
     for fig in res.figures:
         assert (folder / fig.file).stat().st_size > 500
+        # saved at 110 dpi: no wider than the report prints legibly (7.5 in, with bbox slack)
+        assert Image.open(folder / fig.file).size[0] / 110 <= 7.7, (fig.file, Image.open(folder / fig.file).size)
     tables = {t.name: t for t in res.tables}
     assert len(tables["label_issues_test"].rows) == min(20, len(pred["y_true"]))
     assert res.metrics["planted"]["n"] >= 1 and res.headline and len(res.findings) >= 5

@@ -398,11 +398,15 @@ def image_figures(ctx: TaskContext, cfg: Config, img: dict, pts: dict) -> list:
     import matplotlib.pyplot as plt
 
     spaces = list(img["names"])
-    fig, axes = plt.subplots(1, len(spaces), figsize=(4.6 * len(spaces), 4.4), squeeze=False)
-    for ax, space in zip(axes[0], spaces):
+    cols = min(2, len(spaces))  # two tables per row keep the figure within the report's printable width
+    rows = -(-len(spaces) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 3.5 * rows), squeeze=False)
+    for ax in axes.ravel()[len(spaces):]:
+        ax.axis("off")
+    for ax, space in zip(axes.ravel(), spaces):
         best = best_row(img["rows"], space)
         table, names = C.matched_contingency(pts["y"], img["labels"][(space, best["_method"])], len(classes))
-        C.plot_contingency(table, names, classes, f"{best['method']} on {_prose(img['names'][space])} (ARI {best['ARI']:.2f})", ax=ax)
+        C.plot_contingency(table, names, classes, f"{best['method']} on {_prose(img['names'][space])}\n(ARI {best['ARI']:.2f})", ax=ax)
     fig.tight_layout()
     add_figure(figures, fig, ctx.out_dir, "contingency",
                "Contingency tables after Hungarian matching, for the best method (by ARI) in each space: row = true class, "

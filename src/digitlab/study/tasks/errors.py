@@ -29,6 +29,7 @@ from digitlab import errors_analysis as A
 from digitlab.errors import ConfigError
 from digitlab.models.zoo import check_models
 from digitlab.names import model_name
+from digitlab.plots import fit_width
 from digitlab.study.common import add_figure, split, status, subset_indices
 from digitlab.study.task import Table, TaskContext, TaskResult
 
@@ -399,7 +400,8 @@ def _figures(ctx: TaskContext, cfg: Config, d: dict) -> list:
                + (f" ({n_hard:,} of the {len(d['hard']):,} hard images, {100 * share:.0f} % of the map against "
                   f"{100 * natural:.0f} % of the test set, and a stratified sample of the rest)" if len(pos) < len(d["y"]) else "")
                + ". Left: how many models got each image wrong (grey: none). Right: each model's mistakes in red.")
-    fig, ax = plt.subplots(figsize=(0.55 * m + 2.5, 0.5 * m + 1.5))
+    cell = fit_width(0.55, m, extra=2.5)  # within the report's printable width
+    fig, ax = plt.subplots(figsize=(cell * m + 2.5, 0.9 * cell * m + 1.5))
     im = ax.imshow(d["jac"], cmap="viridis", vmin=0, vmax=1)
     for i, j in np.ndindex(d["jac"].shape):
         ax.text(j, i, f"{d['jac'][i, j]:.2f}", ha="center", va="center", fontsize=6.5,
@@ -428,7 +430,7 @@ def _figures(ctx: TaskContext, cfg: Config, d: dict) -> list:
         at = [_pos(d, r["index"]) for r in top] if part == "test" else [r["index"] for r in top]
         titles = [f"#{k + 1}{'' if r['flagged'] else ' (not flagged)'}\ngiven {classes[r['given']]}\n"
                   f"suggest {classes[r['suggested']]}\nself-conf. {r['score']:.3f}" for k, r in enumerate(top)]
-        cols = 10 if max(len(c) for c in classes) <= 6 else 7
+        cols = 8 if max(len(c) for c in classes) <= 6 else 6  # four title lines per image need ~0.9 inch
         add_figure(figs, A.plot_gallery(source[at], titles, cols=cols), out,
                    f"label_issues_{part}",
                    f"The {len(top)} {part} images whose given label is most probably wrong: the candidates confident learning "
