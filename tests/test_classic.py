@@ -119,3 +119,36 @@ def test_logreg_penalties_fit_and_l1_is_sparser_than_l2(mnist_small):
         make_model("logreg", penalty="l3")
     with pytest.raises(ModelError, match="l1_ratio"):
         make_model("logreg", penalty="elasticnet", l1_ratio=1.5)
+
+
+@pytest.mark.parametrize("name", ["knn", "hgb", "rbf_svm"])
+def test_pca_models_fit_thirty_images(name, mnist_small):
+    """The PCA-50 front ends (k-NN, boosting, RBF SVM with and without its validation search) fit a
+    training set smaller than their component count: 30 images of ten classes (the datasize task's
+    smallest sizes, a few hundred fundus photographs) instead of raising scikit-learn's n_components error."""
+    x, y, xt, yt = mnist_small
+    idx = np.concatenate([np.flatnonzero(y == c)[:3] for c in range(10)])
+    for params in ({}, {"C": 5.0, "gamma": 0.02}) if name == "rbf_svm" else ({},):
+        model = make_model(name, random_state=0, **{**FAST.get(name, {}), **params}).fit(x[idx], y[idx])
+        assert model.predict(xt[:50]).shape == (50,)
+        pipe = getattr(model, "best_estimator_", model)
+        pca = pipe.named_steps["pca"]
+        assert pca.n_components_ == 30 and pca.n_components == 50  # the cap fits; the setting stays (clone sees 50)
+        assert clone(pipe).named_steps["pca"].n_components == 50
+    if name == "hgb":  # 3 validation images cannot hold ten classes: no early stopping on this fit
+        assert model.named_steps["clf"].early_stopping_used_ is False and model.named_steps["clf"].early_stopping is True
+    # on the full 1,500 nothing changes: 50 components and early stopping as before
+    if name in ("knn", "hgb"):
+        big = make_model(name, random_state=0, **FAST.get(name, {})).fit(x, y)
+        assert big.named_steps["pca"].n_components_ == 50
+        if name == "hgb":
+            assert big.named_steps["clf"].early_stopping_used_ is True
+
+
+def test_pca_models_fit_images_with_fewer_pixels_than_components():
+    """8x8 images (64 pixels) with PCA-50 keep 50; 5x5 ones (25 pixels) keep 25 instead of raising."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 30)
+    x = (rng.random((120, 5, 5)) * 255).astype(np.uint8)
+    model = make_model("knn", pca=50).fit(x, y)
+    assert model.named_steps["pca"].n_components_ == 25

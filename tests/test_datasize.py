@@ -220,3 +220,18 @@ def test_growth_points_are_stored_as_they_finish_and_reused_on_a_rerun(small_ds,
     other = replace(cfg, models=["logreg"], sizes=[100], n_seeds=1, mlp_epochs=3, n_estimators=7)
     datasize.grow(ctx, other, part, [100], {})
     assert len(list((tmp_path / "points").glob("*.pkl"))) == len(files) + 1
+
+
+def test_growth_on_a_small_dataset_fits_the_pca_models(small_ds, tmp_path):
+    """datasize on a few dozen images per size (a small fundus set, sklearn digits subsets): the models
+    with a PCA-50 front end (k-NN, boosting, RBF SVM) train at 30 images instead of raising."""
+    from digitlab.study.common import split
+
+    cfg = replace(Config(), models=["knn", "hgb", "rbf_svm"], sizes=[30, 60], n_seeds=1, slow_models=[], full_n_seeds=1,
+                  reuse_classify=False, hgb_max_iter=10, svm_search_size=40, svm_C=[5.0], svm_gamma=[0.02, 0.04])
+    ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False)
+    part = split(ctx, 0, 100)
+    rows = datasize.grow(ctx, cfg, part, [30, 60], {})
+    assert [(r["model"], r["n_train"]) for r in rows] == [(m, n) for m in cfg.models for n in (30, 60)]
+    assert all(len(r["y_pred"]) == 100 for r in rows)
+    assert max(r["accuracy"] for r in rows if r["model"] == "knn") > 0.5  # chance is 0.1

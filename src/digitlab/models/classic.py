@@ -12,6 +12,7 @@ machine can afford on the full 60k training set (see each entry's description).
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -47,9 +48,76 @@ def pixels_step() -> tuple[str, FunctionTransformer]:
     return ("pixels", FunctionTransformer(unit_pixels))
 
 
+class CappedPCA(PCA):
+    """:class:`~sklearn.decomposition.PCA` whose integer ``n_components`` is a cap, not a demand.
+
+    scikit-learn refuses more components than ``min(n_samples, n_features)``; the zoo's PCA-50 front
+    ends then crash on small training sets (the datasize task's smallest sizes, a validation search's
+    subset, 8x8 images of 64 pixels, a few hundred fundus photographs). Here each fit keeps
+    ``min(n_components, n_samples, n_features)`` components; ``n_components_`` says how many it kept
+    and the ``n_components`` parameter itself is left as set (so ``clone`` and ``get_params`` see it).
+    """
+
+    def _capped(self, X) -> int | float | str | None:
+        """The component count to fit ``X`` with (integer settings capped at the data's rank bound)."""
+        n = self.n_components
+        if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+            return int(min(n, *np.shape(X)[:2]))
+        return n
+
+    def fit(self, X, y=None):
+        return self._with_cap(X, lambda: super(CappedPCA, self).fit(X, y))
+
+    def fit_transform(self, X, y=None):
+        return self._with_cap(X, lambda: super(CappedPCA, self).fit_transform(X, y))
+
+    def _with_cap(self, X, call):
+        asked = self.n_components
+        self.n_components = self._capped(X)
+        try:
+            return call()
+        finally:
+            self.n_components = asked
+
+
 def pca_step(n_components: int, random_state: int) -> tuple[str, PCA]:
-    """PCA front end: randomized SVD is fast on 60k x 784 and seeded for reproducibility."""
-    return ("pca", PCA(n_components=n_components, svd_solver="randomized", whiten=False, random_state=random_state))
+    """PCA front end: randomized SVD is fast on 60k x 784 and seeded for reproducibility. Keeps at
+    most ``n_components`` (fewer when the training set has fewer images or pixels; see :class:`CappedPCA`)."""
+    return ("pca", CappedPCA(n_components=n_components, svd_solver="randomized", whiten=False, random_state=random_state))
+
+
+def stratified_split_possible(y: np.ndarray, test_size: int | float, train_size: int | None = None) -> bool:
+    """Whether scikit-learn's stratified ``train_test_split`` can split labels ``y`` this way: every
+    class needs two images, and both parts at least one image per class (it raises otherwise)."""
+    counts = np.unique(np.asarray(y), return_counts=True)[1]
+    n = int(counts.sum())
+    n_test = math.ceil(test_size * n) if isinstance(test_size, float) else int(test_size)
+    n_train = n - n_test if train_size is None else int(train_size)
+    return bool(len(counts) and counts.min() >= 2 and min(n_test, n_train) >= len(counts))
+
+
+class HGBClassifier(HistGradientBoostingClassifier):
+    """:class:`~sklearn.ensemble.HistGradientBoostingClassifier` that also fits on very small sets.
+
+    Its early stopping carves a stratified validation split (``validation_fraction``) that needs at
+    least one image per class on each side; on a set too small for that (a few dozen images of ten
+    classes, a class with one image) this fit runs without early stopping, up to ``max_iter`` rounds,
+    instead of raising. ``early_stopping_used_`` records which happened.
+    """
+
+    def fit(self, X, y, sample_weight=None, **kwargs):
+        frac = self.validation_fraction
+        small = bool(self.early_stopping is True and frac is not None and kwargs.get("X_val") is None
+                     and not stratified_split_possible(y, frac))
+        if small:
+            self.early_stopping = False
+        try:
+            super().fit(X, y, sample_weight=sample_weight, **kwargs)
+        finally:
+            if small:
+                self.early_stopping = True
+        self.early_stopping_used_ = bool(self.do_early_stopping_)
+        return self
 
 
 def _delegate_has(attr: str) -> Callable[[Any], bool]:
@@ -82,7 +150,9 @@ class ValidationSearch(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         n_search = min(self.search_size, int(0.7 * len(y)))
         n_val = min(self.val_size, len(y) - n_search)
-        xs, xv, ys, yv = train_test_split(X, y, train_size=n_search, test_size=n_val, stratify=y, random_state=self.random_state)
+        # stratified when every class fits on both sides (on a few dozen images it cannot: a plain split then)
+        strat = y if stratified_split_possible(y, n_val, n_search) else None
+        xs, xv, ys, yv = train_test_split(X, y, train_size=n_search, test_size=n_val, stratify=strat, random_state=self.random_state)
         self.search_results_ = []
         for params in ParameterGrid(self.param_grid or {}):
             est = clone(self.estimator).set_params(**params).fit(xs, ys)
@@ -210,7 +280,7 @@ def _hgb(random_state: int, n_jobs: int, max_iter: int = 200, learning_rate: flo
     # PCA-50 front end: on the raw 784 pixels each of the 10 trees per round costs ~15x more
     # (10k images: 420 s raw against 10 s on PCA-50 on this 2-core machine, 95.6 % vs 94.0 %)
     steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else [])
-    return Pipeline(steps + [("clf", HistGradientBoostingClassifier(
+    return Pipeline(steps + [("clf", HGBClassifier(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, l2_regularization=l2_regularization,
         early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=random_state))])
 

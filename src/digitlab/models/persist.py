@@ -47,6 +47,8 @@ FORMAT_VERSION = 1
 TRUSTED_TYPES: tuple[str, ...] = (
     "digitlab.models.classic.unit_pixels",
     "digitlab.models.classic.ValidationSearch",
+    "digitlab.models.classic.CappedPCA",
+    "digitlab.models.classic.HGBClassifier",
     "digitlab.models.numpy_mlp.NumpyMLPClassifier",
     "digitlab.models.numpy_mlp.MLP",
     "digitlab.models.numpy_mlp.Linear",
