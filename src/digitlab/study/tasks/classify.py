@@ -194,20 +194,11 @@ def fig_per_class_f1(runs: list[dict], mets: dict[str, dict], classes: list[str]
 
 
 def fig_reliability(runs: list[dict], y_test: np.ndarray, n_bins: int, out_dir) -> str | None:
-    import matplotlib.pyplot as plt
-
     prob_runs = [r for r in runs if r["proba"] is not None]
     if not prob_runs:
         return None
-    cols = min(4, len(prob_runs))
-    rows = int(np.ceil(len(prob_runs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, r in zip(axes.ravel(), prob_runs):
-        M.plot_reliability_diagram(y_test, r["proba"], n_bins, ax=ax, label=r["name"])
-        ax.legend().remove() if ax.get_legend() else None
-    for ax in axes.ravel()[len(prob_runs):]:
-        ax.axis("off")
-    fig.tight_layout()
+    fig = M.plot_reliability_diagrams(y_test, {r["name"]: r["proba"] for r in prob_runs}, n_bins,
+                                      labels={r["name"]: model_name(r["name"]) for r in prob_runs})
     return save_png(fig, out_dir, "reliability")
 
 
