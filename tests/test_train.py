@@ -380,3 +380,56 @@ def test_colour_tensors_and_per_channel_normalisation():
     assert isinstance(res_g.norm[0], float) and isinstance(res_g.norm[1], float)
     with pytest.raises(ModelError, match="channels"):
         as_images(np.zeros((2, 8, 8, 5), np.uint8)[:, :, :6, :])  # (2, 8, 6, 5): neither layout
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision: bf16 autocast with fp32 master weights
+# ---------------------------------------------------------------------------------------------
+
+
+def test_precision_auto_follows_the_hardware_and_bad_names_are_refused(monkeypatch):
+    import digitlab.train as T
+
+    assert T.native_bf16("mps") is False
+    monkeypatch.setattr(T, "native_bf16", lambda device: False)
+    assert T.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(T, "native_bf16", lambda device: True)
+    assert T.resolve_precision("auto", "cpu") == "bf16"
+    assert T.resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ConfigError, match="precision 'fp16'"):
+        TrainConfig(precision="fp16").validate()
+
+
+def test_bf16_forward_keeps_fp32_weights_and_gradients_close_to_fp32_autograd(mnist):
+    # The same batch through the same net: autocast's bf16 convolutions give gradients within bf16's
+    # resolution of the fp32 ones, while parameters and their gradients stay fp32 (master weights).
+    import digitlab.train as T
+
+    x = normalise(to_tensor(mnist.x_train[:64], "cpu"), (0.13, 0.31))
+    y = torch.as_tensor(mnist.y_train[:64].astype(np.int64))
+    grads = {}
+    for prec in ("fp32", "bf16"):
+        net = build_net("cnn", seed=0, **TINY)
+        with T.autocast(prec, "cpu"):
+            logits = net(x)
+        assert logits.dtype == (torch.bfloat16 if prec == "bf16" else torch.float32)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
+        grads[prec] = torch.cat([p.grad.flatten() for p in net.parameters()])
+        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
+    cos = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cos > 0.99
+    assert not torch.equal(grads["fp32"], grads["bf16"])  # the bf16 path really ran in lower precision
+
+
+def test_bf16_training_is_deterministic_and_learns_like_fp32(small, mnist):
+    x, y = small
+    test = stratified_subset(mnist.y_test, total=1000, seed=0)
+    accs = {}
+    for prec in ("fp32", "bf16", "bf16"):
+        res = fit(build_net("cnn", seed=0, **TINY), x, y, replace(BASE, epochs=4, precision=prec))
+        assert res.precision == prec
+        acc = float(np.mean(predict_proba(res.model, mnist.x_test[test], norm=res.norm).argmax(1) == mnist.y_test[test]))
+        if prec in accs:
+            assert acc == accs[prec]  # same seed, same precision: the same run
+        accs[prec] = acc
+    assert accs["fp32"] > 0.8 and abs(accs["bf16"] - accs["fp32"]) < 0.03
