@@ -111,9 +111,14 @@ def task_code_version(task_module: str) -> str:
 def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_fingerprint: str,
               upstream: dict[str, str] | None = None) -> str:
     """The key of a task's result: its config section, seed, device kind, data, the code it runs and
-    the keys of the tasks it reads (so a change upstream recomputes it)."""
+    the keys of the tasks it reads (so a change upstream recomputes it). The device kind includes the
+    precision networks train in there (bf16 on CPUs and GPUs that run it natively), so a cache moved
+    between a bf16 machine and an fp32 one is not mistaken for the same results."""
+    from digitlab.train import resolve_precision
+
+    kind = device.split(":")[0]
     payload = json.dumps(
-        {"task": task, "config": section, "seed": seed, "device": device.split(":")[0],
+        {"task": task, "config": section, "seed": seed, "device": kind + ("-bf16" if resolve_precision("auto", kind) == "bf16" else ""),
          "data": data_fingerprint, "code": task_code_version(f"digitlab.study.tasks.{task}"),
          "upstream": upstream or {}},
         sort_keys=True, default=str,

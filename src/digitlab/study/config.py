@@ -50,7 +50,7 @@ class StudyConfig:
     seed: int = 0  # every task derives its randomness from this
     tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
     device: str = "auto"  # auto | cpu | cuda | mps
-    n_jobs: int = 1  # parallel jobs (joblib / scikit-learn); -1 = all cores, -2 = all but one
+    n_jobs: int = -1  # parallel jobs (joblib / scikit-learn); -1 = all cores (the default), -2 = all but one, 1 = serial
     backend: str = "loky"  # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
     scheduler: str = ""  # dask: scheduler address (tcp://host:8786), ray: cluster address (auto); "" = a local cluster
     output_dir: str = "runs"  # run folders land in <output_dir>/<timestamp>-<name>/

@@ -21,7 +21,7 @@ from digitlab.errors import ConfigError
 from digitlab.experiment import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
-from digitlab.train import resolve_device
+from digitlab.train import resolve_device, resolve_precision
 
 PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
             "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
@@ -55,6 +55,7 @@ def environment(device: str, seed: int, n_jobs: int) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device + (f" ({gpu})" if gpu else ""),
+        "train_precision": resolve_precision("auto", device),  # networks' forward pass (digitlab.train.TrainConfig.precision)
         "seed": seed,
         "n_jobs": n_jobs,
         "code_version": code_version(),
