@@ -3,12 +3,17 @@
     python benchmarks/bench_embed.py                       # 10,000 and 70,000 points
     python benchmarks/bench_embed.py --sizes 2000 10000    # other sizes (70000 = all train + test)
     python benchmarks/bench_embed.py --umap-parallel       # also unseeded, multi-threaded UMAP
+    python benchmarks/bench_embed.py --sizes 70000 --baseline   # and plain openTSNE / umap-learn defaults beside ours
 
 Sizes up to 60,000 are seeded stratified subsets of the training set; 70,000 is every train and
 test image. Both methods run on the same PCA-50 projection of pixels/255 (timed separately).
 UMAP's first call in a process compiles numba kernels: we time small warm-up calls first (cold,
 then warm, for each of its two neighbour-search paths), so the timings per size are warm ones.
 Prints wall seconds, CPU seconds of this process and the 2-D k-NN accuracy (a sanity check).
+With ``--baseline`` each size also runs the libraries as a notebook would call them, with their
+defaults (``openTSNE.TSNE(n_jobs=..., random_state=seed).fit(z)``,
+``umap.UMAP(random_state=seed).fit_transform(z)``) on the same PCA-50 input, alternating with ours,
+and prints the time ratio and both 2-D k-NN accuracies.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup-points", type=int, default=1000, help="size of UMAP's warm-up call")
     p.add_argument("--umap-parallel", action="store_true", help="also time unseeded UMAP with --n-jobs threads")
+    p.add_argument("--baseline", action="store_true", help="also run plain openTSNE / umap-learn with their defaults")
     return p.parse_args(argv)
 
 
@@ -74,6 +80,24 @@ def warm_up(ds, args: argparse.Namespace) -> None:
             report(f"umap warm-up {path}, {state}", len(z), wall, cpu, emb, y)
 
 
+def plain_tsne(z: np.ndarray, seed: int, n_jobs: int) -> np.ndarray:
+    import openTSNE
+
+    return np.asarray(openTSNE.TSNE(n_jobs=n_jobs, random_state=seed).fit(z))
+
+
+def plain_umap(z: np.ndarray, seed: int) -> np.ndarray:
+    umap = E.import_umap()
+    return umap.UMAP(random_state=seed).fit_transform(z)
+
+
+def side_by_side(label: str, n: int, ours: tuple, theirs: tuple, y: np.ndarray) -> None:
+    """One line: our wall time against the plain library's, and the 2-D k-NN accuracy of each."""
+    (e1, w1, _), (e2, w2, _) = ours, theirs
+    print(f"  {label} at {n:,}: digitlab {w1:.1f} s (2-D kNN {E.knn_accuracy_2d(e1, y):.3f}), plain defaults {w2:.1f} s "
+          f"(2-D kNN {E.knn_accuracy_2d(e2, y):.3f}): digitlab takes {w1 / w2:.2f}x the plain time", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     ds = load_dataset("mnist")
@@ -87,13 +111,21 @@ def main(argv: list[str] | None = None) -> None:
         z, wall, cpu = timed(E.pca_reduce, x, 50, args.seed)
         report("pca-50", len(z), wall, cpu)
         if "tsne" in args.methods:
-            emb, wall, cpu = timed(E.tsne_2d, z, seed=args.seed, n_jobs=args.n_jobs)
+            ours = emb, wall, cpu = timed(E.tsne_2d, z, seed=args.seed, n_jobs=args.n_jobs)
             grad = "fft" if len(z) >= E.FFT_MIN_POINTS else "bh"
             report(f"tsne ({grad}, seeded)", len(z), wall, cpu, emb, y)
+            if args.baseline:
+                theirs = timed(plain_tsne, z, args.seed, args.n_jobs)
+                report("tsne (plain openTSNE defaults)", len(z), theirs[1], theirs[2], theirs[0], y)
+                side_by_side("t-SNE", len(z), ours, theirs, y)
         if "umap" in args.methods:
             knn = "exact knn" if len(z) <= E.UMAP_EXACT_KNN_MAX_POINTS else "nn-descent"
-            emb, wall, cpu = timed(E.umap_2d, z, seed=args.seed)
+            ours = emb, wall, cpu = timed(E.umap_2d, z, seed=args.seed)
             report(f"umap ({knn}, seeded, 1 thread)", len(z), wall, cpu, emb, y)
+            if args.baseline:
+                theirs = timed(plain_umap, z, args.seed)
+                report("umap (plain umap-learn defaults)", len(z), theirs[1], theirs[2], theirs[0], y)
+                side_by_side("UMAP", len(z), ours, theirs, y)
             if args.umap_parallel:
                 emb, wall, cpu = timed(E.umap_2d, z, seed=None, n_jobs=args.n_jobs)
                 report(f"umap ({knn}, unseeded, {args.n_jobs} thr.)", len(z), wall, cpu, emb, y)
