@@ -253,3 +253,48 @@ def test_title_and_classify_answer_follow_the_dataset_kind():
                                 problems=[])
     doc = B.document(run, {"title": "", "author": "", "course": "", "lang": "en"})
     assert doc["meta"]["title"] == default_title(fundus)
+
+
+def test_pdf_prints_the_first_findings_and_the_html_all(run_dir):
+    """A section with many findings: the PDF prints the first PDF_FINDINGS and says how many more the HTML holds."""
+    from digitlab.report.outline import PDF_FINDINGS
+
+    run = load_run(run_dir)
+    findings = [f"Finding number {i:02d} of the synthetic task." for i in range(30)]
+    run.tasks["features"].result.findings = findings
+    doc = B.document(run, B.report_meta(run))
+    from html import unescape
+
+    static, interactive = (unescape(_text(B.render_html(doc, interactive=i))) for i in (False, True))
+    assert all(f in interactive for f in findings)
+    assert [f in static for f in findings] == [i < PDF_FINDINGS for i in range(30)]
+    assert f"{30 - PDF_FINDINGS} more of this section's 30 findings are in report.html." in static
+    assert "more of this section's" not in interactive
+    # a section with few findings prints them all, without the line
+    few = run.tasks["overview"].result.findings
+    assert 0 < len(few) <= PDF_FINDINGS and all(humanize(f) in static for f in few)
+    assert static.count("more of this section's") == sum(
+        len(t.result.findings) > PDF_FINDINGS for t in run.tasks.values() if t.result is not None)
+
+
+def test_a_row_of_figures_that_does_not_fit_leaves_the_rows_before_it(tmp_path):
+    """Figures sit in line boxes: a second row that does not fit the page must not drag the first row (and
+    leave a near-empty page behind), so the first figure stays on the page where the text ends."""
+    import weasyprint
+
+    css = (B.TEMPLATES / "report.css").read_text(encoding="utf-8")
+    box = '<figure style="width: 150mm"><div style="height: 95mm; background: #888"></div><figcaption>{}</figcaption></figure>'
+    html = (f'<html><head><style>{css}</style></head><body class="static"><main>'
+            '<div style="height: 120mm">text that fills about half of the page</div><h4>Results</h4>'
+            f'<div class="figures">{box.format("first")}{box.format("second")}</div></main></body></html>')
+    pages = weasyprint.HTML(string=html).render().pages
+    assert len(pages) == 2
+
+    def texts(box):
+        out = [getattr(box, "text", "") or ""]
+        for child in getattr(box, "children", []) or []:
+            out += texts(child)
+        return out
+
+    first = " ".join(texts(pages[0]._page_box))
+    assert "RESULTS" in first.upper() and "first" in first and "second" not in first

@@ -30,7 +30,7 @@ from digitlab.names import humanize
 from digitlab.report import answers as A
 from digitlab.report.load import LoadedTask, RunData, load_run
 from digitlab.report.i18n import cjk_font, default_title, outline_text, question, strings
-from digitlab.report.outline import OUTLINE, Part, Section, in_pdf, outline_tasks
+from digitlab.report.outline import OUTLINE, PDF_FINDINGS, Part, Section, in_pdf, outline_tasks
 from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -97,6 +97,11 @@ class TaskBlock:
     findings: list[str] = field(default_factory=list)
     cached: bool = False
     seconds: float | None = None
+
+    @property
+    def pdf_findings(self) -> list[str]:
+        """The findings the PDF prints (the first :data:`~digitlab.report.outline.PDF_FINDINGS`); the HTML shows all."""
+        return self.findings[:PDF_FINDINGS]
 
 
 @dataclass

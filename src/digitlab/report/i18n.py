@@ -28,6 +28,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "not_run": "Not part of this run. To add it:", "missing_results": "Missing results.",
         "missing_figure": "Figure {n} is missing.", "rerun": "Rerun the task to restore it.", "it_showed": "It showed:",
         "continued": "Table {n}, continued: more columns.", "html_only": "In report.html only:", "rows": "rows",
+        "more_findings": "{k} more of this section's {n} findings are in report.html.",
         "in_appendix": "It is printed in Appendix A, page", "no_answer":
             "The stored results hold no summary sentence for this question; see the findings above.",
         "no_key": "No task of this run produced a result that can be summarised.",
@@ -62,6 +63,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "not_run": "本次运行未包含此部分。添加方法：", "missing_results": "结果缺失。",
         "missing_figure": "图 {n} 缺失。", "rerun": "重新运行该任务即可恢复。", "it_showed": "原图内容：",
         "continued": "表 {n}（续）：其余各列。", "html_only": "仅见于 report.html：", "rows": "行",
+        "more_findings": "本节共 {n} 条发现，其余 {k} 条见 report.html。",
         "in_appendix": "完整表格见附录 A，第", "no_answer": "存储的结果中没有针对此问题的概括句；请参见上面的发现。",
         "no_key": "本次运行没有可以概括的结果。",
         "first_rows": "前 {k} 行，共 {n} 行；全部数据见 results/{task}/result.json",

@@ -127,6 +127,9 @@ PDF_SELECTION: dict[str, tuple[tuple[str, ...] | str, tuple[str, ...] | str]] = 
 }
 DEFAULT_PDF_FIGURES = 4
 DEFAULT_PDF_TABLES = 3
+# The PDF prints a task's first PDF_FINDINGS findings (a task lists them most important first; the part's
+# answer box carries its conclusion) and says how many more report.html holds, where every finding stays.
+PDF_FINDINGS = 6
 
 
 def in_pdf(task: str, kind: str, names: list[str]) -> list[bool]:
@@ -152,4 +155,4 @@ def section_of(task: str) -> Section | None:
     return None
 
 
-__all__ = ["Part", "Section", "OUTLINE", "PDF_SELECTION", "in_pdf", "outline_tasks", "section_of"]
+__all__ = ["Part", "Section", "OUTLINE", "PDF_SELECTION", "PDF_FINDINGS", "in_pdf", "outline_tasks", "section_of"]
