@@ -433,3 +433,21 @@ def test_bf16_training_is_deterministic_and_learns_like_fp32(small, mnist):
             assert acc == accs[prec]  # same seed, same precision: the same run
         accs[prec] = acc
     assert accs["fp32"] > 0.8 and abs(accs["bf16"] - accs["fp32"]) < 0.03
+
+
+def test_precision_override_sets_what_auto_means_and_is_restored(monkeypatch):
+    import digitlab.train as T
+
+    monkeypatch.delenv(T.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(T, "native_bf16", lambda device: True)
+    with T.precision_override("fp32"):
+        assert T.resolve_precision("auto", "cpu") == "fp32"
+        assert T.resolve_precision("bf16", "cpu") == "bf16"  # an explicit setting wins
+    assert T.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(T, "native_bf16", lambda device: False)
+    with T.precision_override("bf16"):
+        assert T.resolve_precision("auto", "cpu") == "bf16"
+        assert T.resolve_precision("auto", "mps") == "fp32"  # no bf16 autocast on MPS here
+    with pytest.raises(ConfigError, match="precision 'half'"):
+        with T.precision_override("half"):
+            pass

@@ -23,6 +23,8 @@ def _study_args(p: argparse.ArgumentParser) -> None:
                    help="override one config value, e.g. --set classify.n_train=5000 (repeatable)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="networks' forward pass (default auto: bf16 where the CPU/GPU runs it natively)")
     p.add_argument("--jobs", "-j", type=int, dest="n_jobs", help="parallel jobs (-1 = all cores)")
     p.add_argument("--name", help="run name (default: <dataset>-<profile>)")
     p.add_argument("--output", dest="output_dir", help="folder for run folders (default: runs)")
@@ -109,7 +111,7 @@ def _resolve(args: argparse.Namespace):
     data = load_toml(args.config) if args.config else {}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     return resolve(data, args.overrides, profile=args.profile, dataset=args.dataset, data_dir=args.data_dir,
-                   tasks=tasks, seed=args.seed, device=args.device, n_jobs=args.n_jobs, name=args.name,
+                   tasks=tasks, seed=args.seed, device=args.device, precision=args.precision, n_jobs=args.n_jobs, name=args.name,
                    output_dir=args.output_dir, cache_dir=args.cache_dir)
 
 

@@ -22,9 +22,11 @@ comments above them and from ``benchmarks/bench_train.py``.
 from __future__ import annotations
 
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -187,13 +189,46 @@ def native_bf16(device: str) -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+PRECISION_ENV = "DIGITLAB_PRECISION"  # "fp32" or "bf16": what "auto" means in this process and the workers it starts
+
+
 def resolve_precision(precision: str, device: str) -> str:
-    """``"fp32"`` or ``"bf16"``: ``"auto"`` becomes bf16 where :func:`native_bf16` holds, else fp32."""
+    """``"fp32"`` or ``"bf16"``: ``"auto"`` becomes bf16 where :func:`native_bf16` holds, else fp32.
+
+    A study's ``study.precision`` (see :func:`precision_override`) sets what ``"auto"`` means for
+    every network the study trains, in this process and in the worker processes it starts.
+    """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r}: unknown; use one of {list(PRECISIONS)}")
     if precision == "auto":
+        forced = os.environ.get(PRECISION_ENV, "")
+        if forced in ("fp32", "bf16"):
+            return forced if device in ("cpu", "cuda") else "fp32"
         return "bf16" if native_bf16(device) else "fp32"
     return precision
+
+
+@contextmanager
+def precision_override(precision: str) -> Iterator[None]:
+    """Inside the block, ``precision="auto"`` means ``precision`` ("auto" leaves it to the hardware).
+
+    Set through the environment so that joblib/loky and local Dask workers started inside the block
+    inherit it; restored on exit.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: unknown; use one of {list(PRECISIONS)}")
+    old = os.environ.get(PRECISION_ENV)
+    if precision == "auto":
+        os.environ.pop(PRECISION_ENV, None)
+    else:
+        os.environ[PRECISION_ENV] = precision
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(PRECISION_ENV, None)
+        else:
+            os.environ[PRECISION_ENV] = old
 
 
 def autocast(precision: str, device: str):
@@ -878,4 +913,4 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "predict_proba", "evaluate", "resolve_device", "cross_validate",
            "CNNClassifier", "FAST_RECIPE", "ONE_EPOCH_RECIPE", "STRONG_RECIPE", "random_shift", "random_affine", "resolve_augment",
-           "planned_epochs", "l1_penalty", "l2_penalty", "penalty", "resolve_precision", "native_bf16", "autocast"]
+           "planned_epochs", "l1_penalty", "l2_penalty", "penalty", "resolve_precision", "precision_override", "native_bf16", "autocast"]

@@ -50,6 +50,7 @@ class StudyConfig:
     seed: int = 0  # every task derives its randomness from this
     tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
     device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # networks' forward pass: auto (bf16 where the CPU/GPU runs it natively, else fp32) | fp32 | bf16
     n_jobs: int = -1  # parallel jobs (joblib / scikit-learn); -1 = all cores (the default), -2 = all but one, 1 = serial
     backend: str = "loky"  # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
     scheduler: str = ""  # dask: scheduler address (tcp://host:8786), ray: cluster address (auto); "" = a local cluster
@@ -315,6 +316,8 @@ def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = No
         raise ConfigError(f"config key study.profile: {study.profile!r} is not a profile; choose quick, standard or full")
     if study.device not in ("auto", "cpu", "cuda", "mps"):
         raise ConfigError(f"config key study.device: {study.device!r} is not a device; choose auto, cpu, cuda or mps")
+    if study.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"config key study.precision: {study.precision!r} is not a precision; choose auto, fp32 or bf16")
     _check_study(study)
     if not study.tasks:
         raise ConfigError("config key study.tasks: empty; list at least one task, e.g. [\"overview\", \"classify\"]")

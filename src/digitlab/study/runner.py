@@ -21,7 +21,7 @@ from digitlab.errors import ConfigError
 from digitlab.experiment import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
-from digitlab.train import resolve_device, resolve_precision
+from digitlab.train import precision_override, resolve_device, resolve_precision
 
 PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
             "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
@@ -153,14 +153,16 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
                           f"({exc.strerror or exc}); fix its permissions or name another folder") from None
     log = _logger(run_dir, quiet)
     atomic_write_bytes(run_dir / "config.toml", to_toml(cfg).encode())
-    env = environment(device, study.seed, study.n_jobs)
+    with precision_override(study.precision):
+        env = environment(device, study.seed, study.n_jobs)
     atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=1).encode())
     log.info("run folder %s; dataset %s (%d train / %d test); device %s", run_dir, dataset.name,
              len(dataset.y_train), len(dataset.y_test), device)
     cache = Cache(study.cache_dir)
     cache.clean_orphans()  # work folders of killed runs (see study.cache)
     results, cached, done = {}, {}, {}
-    with backend_context(study.backend, study.scheduler, study.n_jobs):  # one cluster for the whole study
+    # precision first: the cluster's local workers inherit it
+    with precision_override(study.precision), backend_context(study.backend, study.scheduler, study.n_jobs):
         for name, task_cfg in cfg.tasks.items():
             result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
             shutil.copytree(entry, run_dir / "results" / name, copy_function=_link_or_copy)
