@@ -63,3 +63,22 @@ def test_bad_toml_and_missing_file(tmp_path):
     bad.write_text("[study\nseed = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_toml(bad)
+
+
+def test_dataset_profiles_apply_to_their_dataset_and_profile_and_the_file_still_wins():
+    fashion = resolve({"study": {"dataset": "fashion-mnist"}}).tasks["classify"]
+    assert (fashion.cnn_recipe, fashion.cnn_augment, fashion.svm_pca) == ("wide", "shift+hflip", 100)
+    assert resolve({"study": {"dataset": "mnist"}}).tasks["classify"].cnn_recipe == "strong"
+    assert resolve({"study": {"dataset": "fashion-mnist", "profile": "quick"}}).tasks["classify"].cnn_recipe == "fast"
+    mine = resolve({"study": {"dataset": "fashion-mnist"}, "classify": {"cnn_recipe": "strong"}}).tasks["classify"]
+    assert (mine.cnn_recipe, mine.cnn_augment) == ("strong", "shift+hflip")
+
+
+def test_zoo_cnn_augment_and_the_wide_recipe_reach_the_estimator():
+    from digitlab.models.zoo import ZooSettings, build_model, describe_model
+
+    est = build_model("cnn", ZooSettings(cnn_recipe="wide", cnn_augment="shift+hflip"))
+    assert est.augment == "shift+hflip" and est.net_params["width"] == 32 and est.epochs == 10
+    assert "shift + hflip augmentation" in describe_model("cnn", ZooSettings(cnn_recipe="wide", cnn_augment="shift+hflip"))
+    with pytest.raises(ConfigError, match="cnn_augment 'twirl'"):
+        resolve({"classify": {"cnn_augment": "twirl"}})

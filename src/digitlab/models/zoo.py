@@ -35,8 +35,10 @@ class ZooSettings:
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
     svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])
     svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])
+    svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     mlp_epochs: int = 15  # epochs of the NumPy MLP
-    cnn_recipe: str = "strong"  # "strong" or "fast" (digitlab.train's recipes)
+    cnn_recipe: str = "strong"  # "fast", "strong" or "wide" (digitlab.train's recipes)
+    cnn_augment: str = ""  # the CNN's training augmentation ("" = the recipe's; "shift+hflip" adds mirror images)
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
 
@@ -67,18 +69,23 @@ def model_params(name: str, s: ZooSettings) -> dict[str, Any]:
     if name == "hgb":
         return {"max_iter": s.hgb_max_iter, "pca": s.hgb_pca}
     if name == "rbf_svm":
-        return {"search_size": s.svm_search_size, "C": list(s.svm_C), "gamma": list(s.svm_gamma)}
+        return {"search_size": s.svm_search_size, "C": list(s.svm_C), "gamma": list(s.svm_gamma), "pca": s.svm_pca}
     if name == "numpy_mlp":
         return {"epochs": s.mlp_epochs}
     return {}
 
 
 def recipe(s: ZooSettings) -> tuple:
-    from digitlab.train import FAST_RECIPE, STRONG_RECIPE
+    from digitlab.train import FAST_RECIPE, STRONG_RECIPE, WIDE_RECIPE, resolve_augment
 
-    recipes = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE}
+    recipes = {"fast": FAST_RECIPE, "strong": STRONG_RECIPE, "wide": WIDE_RECIPE}
     if s.cnn_recipe not in recipes:
-        raise ConfigError(f"cnn_recipe {s.cnn_recipe!r}: unknown; use 'fast' or 'strong'")
+        raise ConfigError(f"cnn_recipe {s.cnn_recipe!r}: unknown; use 'fast', 'strong' or 'wide'")
+    if s.cnn_augment:
+        try:
+            resolve_augment(s.cnn_augment)
+        except Exception as exc:
+            raise ConfigError(f"cnn_augment {s.cnn_augment!r}: {exc}; use catalogue names joined by '+', e.g. 'shift+hflip'") from None
     return recipes[s.cnn_recipe]
 
 
@@ -92,6 +99,8 @@ def build_model(name: str, s: ZooSettings, seed: int = 0, n_jobs: int = 1, devic
             over["epochs"] = s.cnn_epochs
         if s.cnn_max_seconds:
             over["max_seconds"] = s.cnn_max_seconds
+        if s.cnn_augment:
+            over["augment"] = s.cnn_augment
         return CNNClassifier.from_recipe(recipe(s), **over, **extra)
     from digitlab.models.classic import make_model
 
@@ -102,7 +111,8 @@ def describe_model(name: str, s: ZooSettings) -> str:
     """One line: what the model is and how it was set up."""
     if name == CNN:
         net, _, tc = recipe(s)
-        aug = f", {tc.augment} augmentation" if getattr(tc, "augment", None) else ""
+        augment = s.cnn_augment or getattr(tc, "augment", "")
+        aug = f", {augment.replace('+', ' + ')} augmentation" if augment else ""
         cap = f", capped at {s.cnn_max_seconds:g} s" if s.cnn_max_seconds else ""
         return (f"PyTorch {net} net, {s.cnn_recipe} recipe: {s.cnn_epochs or tc.epochs} epochs, {tc.optimizer}, "
                 f"{tc.scheduler} schedule, batch {tc.batch_size}{aug}{cap}")

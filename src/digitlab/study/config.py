@@ -1,7 +1,9 @@
 """Study configuration: a TOML file plus CLI overrides, resolved against profiles, validated once.
 
 Resolution order (later wins): the task's ``Config`` defaults (= the ``standard`` profile) ->
-the task's ``PROFILES[profile]`` overrides -> the TOML file's section -> ``--set`` overrides.
+the task's ``PROFILES[profile]`` overrides -> the task's ``DATASET_PROFILES[dataset][profile]``
+overrides (settings a dataset needs, e.g. classify's wider CNN for Fashion-MNIST) -> the TOML file's
+section -> ``--set`` overrides.
 Unknown sections or keys and values of the wrong type are :class:`ConfigError`\\ s naming the key.
 """
 
@@ -326,6 +328,8 @@ def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = No
     for name in study.tasks:
         mod = task_module(name)
         cfg = _apply(mod.Config(), name, getattr(mod, "PROFILES", {}).get(study.profile, {}))
+        # a task's settings for this dataset and profile (e.g. classify's for Fashion-MNIST), before the file's
+        cfg = _apply(cfg, name, getattr(mod, "DATASET_PROFILES", {}).get(study.dataset, {}).get(study.profile, {}))
         tasks[name] = _apply(cfg, name, data.pop(name, {}))
     for section in data:
         task_module(section)  # unknown section -> error; a known task not in study.tasks is checked too

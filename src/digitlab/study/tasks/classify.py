@@ -43,11 +43,13 @@ class Config:
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
     svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])  # RBF SVM C candidates
     svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates (PCA-50 of pixels/255)
+    svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     n_estimators: int = 100  # trees of the random forest and extra trees (the zoo's default 300 adds ~0.1 point for 3x the time)
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     hgb_pca: int = 50  # PCA components in front of boosting (0 = raw pixels: ~40x slower)
     mlp_epochs: int = 15  # epochs of the NumPy MLP (learning rate halves every 5)
-    cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE) or "fast" (FAST_RECIPE)
+    cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    cnn_augment: str = ""  # the CNN's training augmentation: "" = the recipe's; catalogue names joined by "+", e.g. "shift+hflip"
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
     n_boot: int = 2000  # bootstrap resamples of the accuracy confidence interval
@@ -62,6 +64,9 @@ class Config:
         for key in ("n_boot", "ece_bins", "n_estimators", "hgb_max_iter", "svm_search_size", "mlp_epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 1")
+        for key in ("svm_pca", "hgb_pca", "svm_n_train", "cnn_epochs"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 0 (0 = the default)")
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"config key classify.alpha: {self.alpha} must be in (0, 1); e.g. 0.05")
         if self.save_max_mb <= 0:
@@ -75,6 +80,16 @@ PROFILES = {
     "full": {"n_estimators": 500, "hgb_max_iter": 500, "hgb_pca": 0, "svm_search_size": 10000, "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
              "svm_gamma": [0.01, 0.015, 0.02, 0.03, 0.04], "mlp_epochs": 30, "n_boot": 5000},
 }
+
+
+# Per-dataset settings on top of a profile's (study.config applies them before the TOML file's and
+# --set values). Fashion-MNIST (standard and full): the wide CNN recipe with mirror images (a mirrored
+# garment keeps its class), 93.59 % against the strong recipe's 92.27 % (seed 0, see
+# digitlab.train.WIDE_RECIPE); the RBF SVM with the Fashion-MNIST benchmark's C = 10 and gamma =
+# "scale" (1 / (features x variance) = 0.016 on PCA-100 of pixels/255), on PCA-100: 89.93 % against
+# 89.17 % on PCA-50 with the same C and gamma (the published raw-pixel figure is 89.7 %).
+FASHION = {"cnn_recipe": "wide", "cnn_augment": "shift+hflip", "svm_pca": 100, "svm_C": [10.0], "svm_gamma": [0.016]}
+DATASET_PROFILES = {"fashion-mnist": {"standard": FASHION, "full": FASHION}}
 
 
 def settings(cfg: Config) -> ZooSettings:

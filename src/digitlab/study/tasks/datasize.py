@@ -54,8 +54,8 @@ REQUIRES = ("classify",)
 
 # Zoo settings that change each model (a mismatch with classify's forbids reusing that model's runs).
 ZOO_FIELDS = {"random_forest": ("n_estimators",), "extra_trees": ("n_estimators",), "hgb": ("hgb_max_iter", "hgb_pca"),
-              "rbf_svm": ("svm_n_train", "svm_search_size", "svm_C", "svm_gamma"), "numpy_mlp": ("mlp_epochs",),
-              CNN: ("cnn_recipe", "cnn_epochs", "cnn_max_seconds")}  # fmt: skip
+              "rbf_svm": ("svm_n_train", "svm_search_size", "svm_C", "svm_gamma", "svm_pca"), "numpy_mlp": ("mlp_epochs",),
+              CNN: ("cnn_recipe", "cnn_augment", "cnn_epochs", "cnn_max_seconds")}  # fmt: skip
 
 
 # =============================================================================================
@@ -90,11 +90,13 @@ class Config:
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
     svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])  # RBF SVM C candidates
     svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates
+    svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     n_estimators: int = 100  # trees of the random forest and extra trees
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     hgb_pca: int = 50  # PCA components in front of boosting (0 = raw pixels)
     mlp_epochs: int = 15  # epochs of the NumPy MLP
-    cnn_recipe: str = "strong"  # "strong" or "fast" (digitlab.train's recipes)
+    cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    cnn_augment: str = ""  # the CNN's training augmentation: "" = the recipe's; catalogue names joined by "+", e.g. "shift+hflip"
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
     cnn_min_steps: int = 0  # CNN optimiser-step budget (more epochs on small sets); 0 = the recipe's own (200)
@@ -112,7 +114,7 @@ class Config:
                     "gain_per", "n_draws", "n_estimators", "hgb_max_iter", "svm_search_size", "mlp_epochs"):
             if getattr(self, key) < 1:
                 raise bad(key, f"{getattr(self, key)} must be at least 1", "e.g. 1")
-        for key in ("n_test", "log_sizes", "svm_n_train", "hgb_pca", "cnn_epochs", "cnn_min_steps", "threads_per_job"):
+        for key in ("n_test", "log_sizes", "svm_n_train", "svm_pca", "hgb_pca", "cnn_epochs", "cnn_min_steps", "threads_per_job"):
             if getattr(self, key) < 0:
                 raise bad(key, f"{getattr(self, key)} must be at least 0", "0 means the default")
         if not self.sizes or any(s < 0 for s in self.sizes) or any(s < 0 for s in self.table_sizes):
