@@ -64,13 +64,15 @@ class PILDataset(torch.utils.data.Dataset):
         return (t - self.mean) / self.std, int(self.y[i])
 
 
-def baseline_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, batch_size: int, lr: float, seed: int) -> float:
-    """One epoch through the PIL + DataLoader pipeline; returns training seconds."""
-    torch.manual_seed(seed)
-    model = build_net(net_name, seed=seed, **net_params)
+def pil_loader(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[torch.utils.data.DataLoader, float, float]:
+    """A shuffling DataLoader over :class:`PILDataset`, normalised by the images' mean and std (returned too)."""
     xf = x.astype(np.float32) / 255
-    loader = torch.utils.data.DataLoader(PILDataset(x, y, float(xf.mean()), float(xf.std())), batch_size=batch_size, shuffle=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    mean, std = float(xf.mean()), float(xf.std())
+    return torch.utils.data.DataLoader(PILDataset(x, y, mean, std), batch_size=batch_size, shuffle=True), mean, std
+
+
+def loader_epoch(model: torch.nn.Module, loader, opt: torch.optim.Optimizer) -> float:
+    """One plain training pass over ``loader`` (NCHW, fp32); returns its seconds."""
     model.train()
     t0 = time.perf_counter()
     for xb, yb in loader:
@@ -79,6 +81,14 @@ def baseline_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict
         loss.backward()
         opt.step()
     return time.perf_counter() - t0
+
+
+def baseline_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, batch_size: int, lr: float, seed: int) -> float:
+    """One epoch through the PIL + DataLoader pipeline; returns training seconds."""
+    torch.manual_seed(seed)
+    model = build_net(net_name, seed=seed, **net_params)
+    loader, _, _ = pil_loader(x, y, batch_size)
+    return loader_epoch(model, loader, torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4))
 
 
 def engine_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, cfg, seed: int) -> float:
@@ -108,21 +118,12 @@ def notebook_run(ds, epochs: int, seed: int = 0) -> list[tuple[int, float, float
     """
     torch.manual_seed(seed)
     model = notebook_lenet()
-    xf = ds.x_train.astype(np.float32) / 255
-    mean, std = float(xf.mean()), float(xf.std())
-    loader = torch.utils.data.DataLoader(PILDataset(ds.x_train, ds.y_train, mean, std), batch_size=256, shuffle=True)
+    loader, mean, std = pil_loader(ds.x_train, ds.y_train, 256)
     x_test = (torch.from_numpy(ds.x_test.astype(np.float32) / 255).unsqueeze(1) - mean) / std
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rows, elapsed = [], 0.0
     for epoch in range(1, epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        elapsed += time.perf_counter() - t0
+        elapsed += loader_epoch(model, loader, opt)
         model.eval()
         with torch.inference_mode():
             acc = float((model(x_test).argmax(1).numpy() == ds.y_test).mean())
