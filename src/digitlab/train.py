@@ -21,6 +21,7 @@ comments above them and from ``benchmarks/bench_train.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -179,8 +180,11 @@ def native_bf16(device: str) -> bool:
     """
     if device == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device != "cpu":
-        return False
+    return device == "cpu" and _cpu_has_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
