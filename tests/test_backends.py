@@ -145,7 +145,7 @@ def test_cluster_settings_are_checked_when_the_config_is_resolved(monkeypatch):
 
 
 def test_ray_gives_the_serial_results():
-    pytest.importorskip("ray", reason="ray is not installed (pip install -e \".[ray]\"); not part of the test extra")
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e \".[ray]\"; the test extra has it)")
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray pickles with its own copy
