@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from digitlab.augment import (AUGMENTATIONS, _blur, augment_images, compose, distribution_shift, get_augmentation,
                               mmd_rbf, plot_gallery)  # fmt: skip
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 NAMES = list(AUGMENTATIONS)
 

@@ -12,7 +12,7 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.experiment import _dask_budget, backend_context, run_grid
 from digitlab.study.config import resolve
 
@@ -101,7 +101,7 @@ def test_a_whole_study_on_dask_equals_the_loky_study(cluster, tmp_path):
         cfg = resolve({"study": {"dataset": "digits", "profile": "quick", "tasks": ["cnn_sweeps"], "backend": backend,
                                  "output_dir": str(tmp_path / backend), "cache_dir": str(tmp_path / f"cache-{backend}"),
                                  "pdf": False, "device": "cpu", **extra}, "cnn_sweeps": sets})
-        out[backend] = run_study(cfg, quiet=True, build_report=False).results["cnn_sweeps"]
+        out[backend] = run_study(cfg, quiet=True).results["cnn_sweeps"]
     for table_l, table_d in zip(out["loky"].tables, out["dask"].tables):
         strip = lambda rows: [{k: v for k, v in r.items() if "second" not in k} for r in rows]  # noqa: E731
         assert strip(table_l.rows) == strip(table_d.rows)

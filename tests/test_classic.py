@@ -6,7 +6,7 @@ from threadpoolctl import threadpool_limits
 from sklearn.base import clone
 
 from digitlab.data import stratified_subset
-from digitlab.errors import DigitlabError, ModelError
+from digitlab.exceptions import DigitlabError, ModelError
 from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model, unit_pixels
 
 # small-but-fair settings so the whole zoo fits in a few seconds

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from digitlab.data import stratified_subset
-from digitlab.data.registry import Dataset
-from digitlab.errors import ConfigError
+from digitlab.data.dataset import Dataset
+from digitlab.exceptions import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import classify
 
@@ -93,7 +93,7 @@ def test_subset_sizes_and_official_test_indices(tiny, tmp_path):
 
 
 def test_saved_models_load_back_with_identical_predictions(result):
-    from digitlab.models.persist import load_model
+    from digitlab.models.zoo import load_model
 
     res, out, tiny = result
     saved = res.metrics["saved_models"]

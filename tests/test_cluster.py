@@ -8,8 +8,8 @@ import pytest
 from sklearn import metrics as M
 
 from digitlab import cluster as C
-from digitlab.data.registry import Dataset
-from digitlab.errors import ConfigError
+from digitlab.data.dataset import Dataset
+from digitlab.exceptions import ConfigError
 from digitlab.models.nets import NET_NAMES, build_net
 from digitlab.study.task import TaskContext, Upstream
 

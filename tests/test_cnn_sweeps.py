@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digitlab.data import stratified_subset
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import cnn_sweeps
 from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, sweep_finding, sweep_point

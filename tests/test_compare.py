@@ -10,7 +10,7 @@ from scipy import stats
 from digitlab import metrics as M
 from digitlab.cli import main
 from digitlab.compare import _ModelSample, _welch, bootstrap_p_value, compare_runs
-from digitlab.errors import DigitlabError
+from digitlab.exceptions import DigitlabError
 
 MODELS = "classify.models=['gnb','knn']"
 
@@ -27,7 +27,7 @@ def runs(tmp_path_factory):
         study = {"dataset": "digits", "profile": "quick", "tasks": ["overview", "classify"], "output_dir": str(root / "runs"),
                  "cache_dir": str(root / "cache"), "name": name, "n_jobs": 1, "device": "cpu", "pdf": False,
                  "use_cache": use_cache}
-        return run_study(resolve({"study": study}, [MODELS, *overrides]), quiet=True, build_report=False).run_dir
+        return run_study(resolve({"study": study}, [MODELS, *overrides]), quiet=True).run_dir
 
     return {"base": make("base"), "same": make("same", use_cache=False), "n_train": make("small", "classify.n_train=300"),
             "n_test": make("fewtest", "classify.n_test=200"), "root": root}

@@ -1,6 +1,6 @@
 import pytest
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.config import load_toml, parse_override, resolve, to_toml
 
 

@@ -10,6 +10,7 @@ import pytest
 from digitlab.study.config import TASK_ORDER, resolve, task_module, to_toml
 from digitlab.study.runner import run_study
 from digitlab.study.task import TaskResult
+from digitlab.report.build import build_reports
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,7 @@ def test_task_runs_on_tiny_data_and_the_report_renders_it(name, cache_dir, tmp_p
     cfg = resolve({"study": {"dataset": "digits", "profile": "quick", "tasks": [name], "output_dir": str(tmp_path),
                              "cache_dir": str(cache_dir), "pdf": False}})
     out = run_study(cfg, quiet=True)
+    out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf)
     result = out.results[name]
     assert isinstance(result, TaskResult) and result.title and result.findings
     stored = json.loads((out.run_dir / "results" / name / "result.json").read_text())

@@ -28,7 +28,7 @@ from digitlab import embed as E
 from digitlab import features as Fe
 from digitlab import metrics as M
 from digitlab import plots
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -103,7 +103,7 @@ def _cases():
     return {
         "plot_confusion_matrix": lambda ax: plots.plot_confusion_matrix(y, proba.argmax(1), cls, ax=ax),
         "plot_images": lambda ax: plots.plot_images(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
-        "plot_reliability_diagram": lambda ax: M.plot_reliability_diagram(y, proba, ax=ax),
+        "plot_reliability_diagram": lambda ax: plots.plot_reliability_diagram(y, proba, ax=ax),
         "plot_class_mean_images": lambda ax: Fe.plot_class_mean_images(*Fe.class_mean_images(imgs, y, 4), cls, ax=ax),
         "plot_feature_scores": lambda ax: Fe.plot_feature_scores(scores, ax=ax),
         "plot_feature_distributions": lambda ax: Fe.plot_feature_distributions(X, y, names, names[:2], cls, ax=ax),
@@ -112,7 +112,7 @@ def _cases():
         "plot_embeddings": lambda ax: E.plot_embeddings({"a": emb, "b": -emb}, y, cls, ax=ax),
         "plot_gallery": lambda ax: A.plot_gallery(imgs, ["hflip", "shift"], n_samples=3, ax=ax),
         "plot_shift_embedding": lambda ax: A.plot_shift_embedding(emb, {"x": emb + 1, "y": emb - 1}, y, ax=ax),
-        "plot_reliability_diagrams": lambda ax: M.plot_reliability_diagrams(y, {"a": proba, "b": proba[::-1]}, ax=ax),
+        "plot_reliability_diagrams": lambda ax: plots.plot_reliability_diagrams(y, {"a": proba, "b": proba[::-1]}, ax=ax),
         "plot_upset": lambda ax: EA.plot_upset(EA.intersections(errors, cls), cls, errors.sum(1), ax=ax),
         "plot_error_maps": lambda ax: EA.plot_error_maps(emb, y, cls, errors, cls, ax=ax),
         "errors_analysis.plot_gallery": lambda ax: EA.plot_gallery(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
@@ -169,7 +169,7 @@ def test_many_panel_figures_stay_within_the_printable_width(tmp_path):
         "layer_scores": C.plot_layer_scores(rows, [("ARI", "ARI"), ("NMI", "NMI"), ("probe", "probe accuracy")], ["gap", "flatten"]),
         "filters": C.plot_filters({"trained": rng.normal(size=(32, 1, 5, 5)), "untrained": rng.normal(size=(32, 1, 5, 5))}),
         "feature_maps": C.plot_feature_maps(imgs[:10], cls, {k: rng.random((10, 32, 7, 7)) for k in ("a", "b", "c")}, 4),
-        "reliability": M.plot_reliability_diagrams(y, {m: proba for m in names}),
+        "reliability": plots.plot_reliability_diagrams(y, {m: proba for m in names}),
     }
     for name, fig in figs.items():
         buf = io.BytesIO()
@@ -273,10 +273,10 @@ def test_save_and_load_embedding_share_one_order(tmp_path):
 
 
 def test_task_context_defaults_to_auto_and_the_cpu_budget_resolves_it(tmp_path):
-    from digitlab.data.registry import Dataset
-    from digitlab.experiment import cpu_budget
+    from digitlab.data.dataset import Dataset
+    from digitlab.runtime import cpu_budget
     from digitlab.study.task import TaskContext
-    from digitlab.train import resolve_device
+    from digitlab.runtime import resolve_device
 
     z = np.zeros((2, 4, 4), np.uint8)
     ctx = TaskContext(Dataset("tiny", z, np.zeros(2, np.int64), z, np.zeros(2, np.int64), ["0"]), tmp_path)

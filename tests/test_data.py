@@ -5,7 +5,7 @@ import pytest
 
 from digitlab.data import load_dataset, stratified_subset, write_idx
 from digitlab.data.registry import bundled_mnist_dir, load_idx_folder
-from digitlab.errors import ConfigError, DatasetError
+from digitlab.exceptions import ConfigError, DatasetError
 
 
 def test_mnist_shapes_and_checksums(mnist):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from digitlab.data import stratified_subset
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.learning_curve import (PowerLawFit, adequate_size, adequate_size_interval, fit_power_law, power_law,
                                      training_curve)
 from digitlab.study.common import subset_indices

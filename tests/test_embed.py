@@ -12,7 +12,7 @@ from PIL import Image
 
 from digitlab import embed as E
 from digitlab.data.subsets import stratified_subset
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 
 def gaussian_clusters(n_per: int = 60, n_clusters: int = 5, dim: int = 20, seed: int = 0):

@@ -7,8 +7,9 @@ import types
 import numpy as np
 import pytest
 
-from digitlab.errors import ConfigError
-from digitlab.experiment import cpu_budget, fit_and_score, run_grid, summarise
+from digitlab.exceptions import ConfigError
+from digitlab.experiment import fit_and_score, run_grid, summarise
+from digitlab.runtime import cpu_budget
 from digitlab.models.zoo import ZooSettings, run_model
 from digitlab.study import cache as C
 from digitlab.study.common import split, subset_indices

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from digitlab import errors_analysis as A
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from scipy import ndimage as ndi
 
 from digitlab import features as F
 from digitlab.data import stratified_subset
-from digitlab.data.registry import Dataset
-from digitlab.errors import ConfigError, DatasetError
+from digitlab.data.dataset import Dataset
+from digitlab.exceptions import ConfigError, DatasetError
 
 
 # ---------------------------------------------------------------------------------------------

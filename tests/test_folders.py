@@ -9,8 +9,8 @@ from PIL import Image
 from digitlab.data import load_dataset
 from digitlab.data.folders import (ImageSpec, cache_key, load_folder_dataset, load_image_folder, load_images,
                                    read_file_list)
-from digitlab.data.registry import Dataset
-from digitlab.errors import DatasetError
+from digitlab.data.dataset import Dataset
+from digitlab.exceptions import DatasetError
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
 

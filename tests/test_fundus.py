@@ -10,7 +10,7 @@ from PIL import Image
 from digitlab.data import load_dataset
 from digitlab.data.fundus import (DDR_CLASSES, FundusSpec, crop_fundus, find_ddr_root, fundus_bbox, graham, load_ddr,
                                   synth_counts, synth_fundus, synth_image)
-from digitlab.errors import DatasetError
+from digitlab.exceptions import DatasetError
 
 SMALL = {"train": [3, 2, 3, 2, 2, 2], "valid": [1, 1, 1, 1, 1, 1], "test": [2, 1, 2, 1, 1, 2]}
 

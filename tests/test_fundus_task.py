@@ -10,6 +10,7 @@ from digitlab.augment import AUGMENTATIONS, augment_images, get_augmentation
 from digitlab.fundus_features import (downsample, feature_names, fundus_features, grading_metrics,
                                       quadratic_weighted_kappa, qwk_bootstrap)
 from digitlab.study.tasks import fundus as F
+from digitlab.report.build import build_reports
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -137,7 +138,7 @@ def test_synthetic_grades_are_learnable_by_a_small_cnn(ddr):
 
 
 def test_config_rejects_bad_values(tmp_path):
-    from digitlab.errors import ConfigError
+    from digitlab.exceptions import ConfigError
 
     for bad in ({"balance": "weights"}, {"nets": ["vgg"]}, {"nets": [], "models": []}, {"augmentations": ["hflip"]}, {"models": ["cnn"]},
                 {"compare_run": str(tmp_path)}, {"train_p": 0.0}, {"pixel_size": 4}):
@@ -170,6 +171,7 @@ def test_ddr_study_through_the_runner_and_the_report(ddr_dir, tmp_path):
                    "fundus": {"models": ["logreg"], "nets": ["cnn"], "steps": 20, "augmentations": ["none", "colour_jitter"],
                               "n_estimators": 20}})
     out = run_study(cfg, quiet=True)
+    out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf)
     assert set(out.results) == {"overview", "embed", "augment", "classify", "fundus"}  # augment added: fundus REQUIRES it
     assert list(out.results)[-1] == "fundus"
     res = out.results["fundus"]

@@ -5,7 +5,7 @@ import pytest
 
 from digitlab.data.idx import encode_idx, md5_of_content, parse_idx, read_idx, write_idx
 from digitlab.data.registry import MNIST_MD5, bundled_mnist_dir
-from digitlab.errors import DatasetError
+from digitlab.exceptions import DatasetError
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from digitlab import metrics as M
+from digitlab import plots as P
 
 K = 5
 
@@ -182,7 +183,7 @@ def test_reliability_diagram_draws(tmp_path):
 
     matplotlib.use("Agg")
     y, _, proba = _random_case(0)
-    ax = M.plot_reliability_diagram(y, proba, n_bins=10, label="demo").axes[0]
+    ax = P.plot_reliability_diagram(y, proba, n_bins=10, label="demo").axes[0]
     assert "ECE" in ax.get_title() and len(ax.patches) > 0
     ax.figure.savefig(tmp_path / "rel.png")
     assert (tmp_path / "rel.png").stat().st_size > 0

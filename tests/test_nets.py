@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 from digitlab.models.nets import NET_NAMES, build_net, count_parameters, net_params
 
 

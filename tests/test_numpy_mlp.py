@@ -6,7 +6,7 @@ from threadpoolctl import threadpool_limits
 import torch
 
 from digitlab.data import load_dataset, stratified_subset
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 from digitlab.models.numpy_mlp import MLP, Linear, NumpyMLPClassifier, ReLU, SGDMomentum, SoftmaxCrossEntropy, learning_rate
 
 

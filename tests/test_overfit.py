@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.models.nets import build_net, count_parameters
 from digitlab.study.tasks import overfit as O
 

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from digitlab.data import stratified_subset
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model
 from digitlab.models.nets import build_net
 from digitlab.models.persist import (
@@ -22,12 +22,11 @@ from digitlab.models.persist import (
     SKOPS_FILE,
     TRUSTED_TYPES,
     WEIGHTS_FILE,
-    load_model,
     load_net,
     read_meta,
-    save_model,
     save_net,
 )
+from digitlab.models.zoo import load_model, save_model
 from digitlab.train import CNNClassifier
 
 FAST = {"random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10}, "hgb": {"max_iter": 10},

@@ -53,7 +53,7 @@ def photo_of(img8: np.ndarray, i: int, rng: np.random.Generator) -> Image.Image:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, mnist):
     from digitlab.data.subsets import stratified_subset
-    from digitlab.models.persist import save_model
+    from digitlab.models.zoo import save_model
     from digitlab.models.zoo import ZooSettings, run_model
 
     run = tmp_path_factory.mktemp("predict") / "20990101-000000-test"

@@ -59,7 +59,7 @@ def run_dir(tmp_path_factory):
     cfg = resolve({"study": {"tasks": ["overview", "features", "classify"], "dataset": "digits", "profile": "quick",
                              "output_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache")},
                    "classify": {"models": MODELS, "n_boot": 200}})
-    out = run_study(cfg, quiet=True, build_report=False)
+    out = run_study(cfg, quiet=True)
     _wide_long_task(out.run_dir / "results" / "synthetic")
     return out.run_dir
 
@@ -196,7 +196,7 @@ def test_names_in_words():
 def test_chinese_report_embeds_a_cjk_font(run_dir, tmp_path):
     import pypdf
 
-    from digitlab.errors import DigitlabError
+    from digitlab.exceptions import DigitlabError
     from digitlab.report.i18n import cjk_font
 
     small = tmp_path / "zh"

@@ -45,7 +45,7 @@ def report(tmp_path_factory):
     cfg = resolve({"study": {"tasks": ["overview", "classify"], "dataset": "digits", "profile": "quick",
                              "output_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache")},
                    "classify": {"models": ["logreg", "tree", "gnb"], "n_boot": 100}})
-    run = run_study(cfg, quiet=True, build_report=False).run_dir
+    run = run_study(cfg, quiet=True).run_dir
     p = np.load(run / "results" / "classify" / "predictions.npz")
     y, index = p["y_true"], p["test_index"]
     wrong = np.stack([p[f"y_pred__{m}"] != y for m in p["models"]])

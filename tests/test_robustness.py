@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from digitlab.cli import main
 from digitlab.data.idx import encode_idx, parse_idx, read_idx
-from digitlab.errors import ConfigError, DatasetError
+from digitlab.exceptions import ConfigError, DatasetError
 from digitlab.study import runner
 from digitlab.study.cache import OWNER, Cache
 from digitlab.study.config import resolve
@@ -245,7 +245,7 @@ def test_a_decompression_bomb_stops_at_the_size_its_header_declares(tmp_path):
             fh.write(z.compress(zeros))
         fh.write(z.flush())
     assert path.stat().st_size < 1 << 20
-    code = ("import resource, sys\nfrom digitlab.data.idx import read_idx\nfrom digitlab.errors import DatasetError\n"
+    code = ("import resource, sys\nfrom digitlab.data.idx import read_idx\nfrom digitlab.exceptions import DatasetError\n"
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             f"try:\n    read_idx({str(path)!r})\nexcept DatasetError as exc:\n    print(exc)\n"
             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")

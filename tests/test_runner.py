@@ -5,6 +5,7 @@ import pytest
 from digitlab.study import runner
 from digitlab.study.cache import Cache
 from digitlab.study.config import resolve
+from digitlab.report.build import build_reports
 
 
 def _cfg(tmp_path, **study):
@@ -14,6 +15,7 @@ def _cfg(tmp_path, **study):
 
 def test_run_folder_contents_and_cache_reuse(tmp_path):
     first = runner.run_study(_cfg(tmp_path), quiet=True)
+    build_reports(first.run_dir, pdf=False)
     for name in ("config.toml", "environment.json", "summary.json", "log.txt", "report.html"):
         assert (first.run_dir / name).is_file(), name
     assert (first.run_dir / "results" / "overview" / "result.json").is_file()

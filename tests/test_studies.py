@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from digitlab import metrics as M
 from digitlab import studies as S
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

@@ -11,27 +11,10 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from digitlab.data import load_dataset, stratified_subset
-from digitlab.errors import ConfigError, ModelError
+from digitlab.exceptions import ConfigError, ModelError
 from digitlab.models.nets import build_net
-from digitlab.train import (
-    FAST_RECIPE,
-    CNNClassifier,
-    TrainConfig,
-    as_images,
-    cross_validate,
-    fit,
-    image_shape,
-    l2_penalty,
-    normalise,
-    penalty,
-    planned_epochs,
-    predict_proba,
-    random_affine,
-    random_shift,
-    resolve_device,
-    stratified_split,
-    to_tensor,
-)
+from digitlab.train import FAST_RECIPE, CNNClassifier, TrainConfig, as_images, cross_validate, fit, image_shape, l2_penalty, normalise, penalty, planned_epochs, predict_proba, random_affine, random_shift, stratified_split, to_tensor
+from digitlab.runtime import resolve_device
 
 # Small, fast defaults: every test trains a tiny net on a few hundred images on the CPU.
 TINY = {"n_blocks": 2, "width": 8}
@@ -388,7 +371,7 @@ def test_colour_tensors_and_per_channel_normalisation():
 
 
 def test_precision_auto_follows_the_hardware_and_bad_names_are_refused(monkeypatch):
-    import digitlab.train as T
+    import digitlab.runtime as T
 
     assert T.native_bf16("mps") is False
     monkeypatch.setattr(T, "native_bf16", lambda device: False)
@@ -403,7 +386,7 @@ def test_precision_auto_follows_the_hardware_and_bad_names_are_refused(monkeypat
 def test_bf16_forward_keeps_fp32_weights_and_gradients_close_to_fp32_autograd(mnist):
     # The same batch through the same net: autocast's bf16 convolutions give gradients within bf16's
     # resolution of the fp32 ones, while parameters and their gradients stay fp32 (master weights).
-    import digitlab.train as T
+    import digitlab.runtime as T
 
     x = normalise(to_tensor(mnist.x_train[:64], "cpu"), (0.13, 0.31))
     y = torch.as_tensor(mnist.y_train[:64].astype(np.int64))
@@ -436,7 +419,7 @@ def test_bf16_training_is_deterministic_and_learns_like_fp32(small, mnist):
 
 
 def test_precision_override_sets_what_auto_means_and_is_restored(monkeypatch):
-    import digitlab.train as T
+    import digitlab.runtime as T
 
     monkeypatch.delenv(T.PRECISION_ENV, raising=False)
     monkeypatch.setattr(T, "native_bf16", lambda device: True)

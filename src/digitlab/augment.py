@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 __all__ = [
     "AUGMENTATIONS", "ALIASES", "AugmentationSpec", "Augmentation", "Compose", "get_augmentation", "compose",

@@ -1,6 +1,6 @@
 """Command line: ``digitlab run | report | compare | data | config``. Thin: parses, calls the library, prints.
 
-Any :class:`~digitlab.errors.DigitlabError` becomes one line on stderr and exit code 2.
+Any :class:`~digitlab.exceptions.DigitlabError` becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from digitlab.errors import DigitlabError
+from digitlab.exceptions import DigitlabError
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.study.use_cache = False
     if args.no_pdf:
         cfg.study.pdf = False
-    out = run_study(cfg, quiet=args.quiet, build_report=False)
+    out = run_study(cfg, quiet=args.quiet)
     from digitlab.report.build import build_reports
 
     out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf, **_report_meta(args))

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 METHODS = ("kmeans", "gmm", "ward", "hdbscan", "spectral")
 LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture", "ward": "agglomerative (Ward)", "hdbscan": "HDBSCAN",

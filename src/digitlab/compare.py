@@ -23,7 +23,7 @@ the p-value. Sweep tables that report a mean and standard deviation over seeds g
 Single measurements (seconds, sizes) and counts (FLOPs) get a difference but no interval.
 
 Bad input: a folder that is not a run or whose ``summary.json`` is unreadable, or two runs of
-different datasets, raise a one-line :class:`~digitlab.errors.DigitlabError`; a missing or corrupt
+different datasets, raise a one-line :class:`~digitlab.exceptions.DigitlabError`; a missing or corrupt
 task result, a task or model present in one run only, or different test images limit the
 comparison to what can honestly be compared, and :attr:`Comparison.notes` says what was left out and why.
 """
@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from digitlab.errors import DigitlabError
+from digitlab.exceptions import DigitlabError
 
 try:
     import tomllib
@@ -923,7 +923,7 @@ def default_output(c: Comparison) -> Path:
 
 
 def write_comparison(c: Comparison, output: str | Path | None = None, pdf: bool = False) -> tuple[Path, Path | None]:
-    from digitlab.data.idx import atomic_write_bytes
+    from digitlab.io import atomic_write_bytes
 
     out = Path(output) if output else default_output(c)
     if out.exists() and not out.is_dir():

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from digitlab.errors import ConfigError, DigitlabError
+from digitlab.exceptions import ConfigError, DigitlabError
 
 METHODS = ("pca", "tsne", "umap")
 TRUST_MAX_POINTS = 3000  # trustworthiness is O(n^2) in memory: a seeded subsample of this many points
@@ -179,7 +179,7 @@ def numba_cache_dir() -> str:
     else ``~/.cache/digitlab``. Called by :func:`import_umap`, not on import.
     """
     if "NUMBA_CACHE_DIR" not in os.environ:
-        from digitlab.data.registry import cache_home
+        from digitlab.data.dataset import cache_home
 
         folder = cache_home() / "numba"
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from digitlab.errors import ConfigError, DatasetError
+from digitlab.exceptions import ConfigError, DatasetError
 
 CV_MODELS = ("knn", "logreg")  # fast models for out-of-fold probabilities (see out_of_fold_proba)
 

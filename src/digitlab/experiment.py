@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -36,66 +35,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-# =============================================================================================
-# CPU budget and progress
-# =============================================================================================
-
-
-def cpu_budget(n_jobs: int = 1, device: str = "cpu", threads_per_job: int = 0, n_tasks: int | None = None) -> tuple[int, int]:
-    """``(jobs, threads per job)`` so that jobs x threads never exceeds the cores.
-
-    ``n_jobs`` follows joblib (-1 = all cores, -2 = all but one); ``n_tasks`` caps the jobs at the
-    number of things to run. On an accelerator one job runs at a time (jobs would only queue on it).
-    The threads apply to torch, BLAS and OpenMP alike (see :func:`limit_threads`).
-    """
-    cores = os.cpu_count() or 1
-    if device == "auto":  # a TaskContext made by hand defaults to "auto"; the runner passes a resolved device
-        from digitlab.train import resolve_device
-
-        device = resolve_device(device)
-    if device != "cpu":
-        return 1, threads_per_job or cores
-    jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-    jobs = max(1, min(jobs, cores, n_tasks if n_tasks else jobs))
-    threads = threads_per_job or max(1, cores // jobs)
-    return jobs, max(1, min(threads, cores))
-
-
-@contextmanager
-def limit_threads(threads: int) -> Iterator[None]:
-    """Cap torch, BLAS and OpenMP threads inside the block (0 = leave them), restoring them after."""
-    if threads <= 0:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextmanager
-def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[..., None]]:
-    """A transient rich progress bar; yields ``step(advance=1, description=None)`` (a no-op when off)."""
-    if not enabled:
-        yield lambda advance=1, description=None: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-        task = bar.add_task(description, total=total)
-
-        def step(advance: int = 1, description: str | None = None) -> None:
-            bar.update(task, advance=advance, **({"description": description} if description else {}))
-
-        yield step
-
+from digitlab.io import atomic_write
+from digitlab.runtime import cpu_budget, limit_threads, progress_bar
 
 # =============================================================================================
 # Grids
@@ -149,7 +90,7 @@ def _dask_budget(client: Any) -> tuple[int, int]:
 
 @contextmanager
 def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
-    from digitlab.errors import ConfigError
+    from digitlab.exceptions import ConfigError
 
     try:
         from distributed import Client, LocalCluster
@@ -186,7 +127,7 @@ def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
 
 @contextmanager
 def _ray_cluster(address: str, n_jobs: int) -> Iterator[Cluster]:
-    from digitlab.errors import ConfigError
+    from digitlab.exceptions import ConfigError
 
     try:
         import ray
@@ -279,18 +220,10 @@ def _load_point(path: Path) -> dict | None:
 
 
 def _save_point(path: Path, row: dict) -> None:
-    """Store one finished point atomically (a temporary file renamed into place)."""
+    """Store one finished point atomically."""
     import joblib
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            joblib.dump(row, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: joblib.dump(row, tmp))
 
 
 def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[int] = (0,), *, args: tuple = (),
@@ -479,4 +412,4 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
     return out
 
 
-__all__ = ["run_grid", "backend_context", "Cluster", "point_key", "summarise", "fit_and_score", "cpu_budget", "limit_threads", "progress_bar", "input_shape"]
+__all__ = ["run_grid", "backend_context", "Cluster", "point_key", "summarise", "fit_and_score", "input_shape"]

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from digitlab.errors import ConfigError, DatasetError
+from digitlab.exceptions import ConfigError, DatasetError
 
 CHUNK = 8192  # images per block: bounds the float intermediates to ~100 MB whatever n is
 

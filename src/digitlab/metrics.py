@@ -4,7 +4,7 @@ The standard scores are scikit-learn's (``sklearn.metrics``); this module only f
 conventions the study needs so that every model is scored alike: all ``n_classes`` labels are
 passed (a class absent from the test set or never predicted still gets its row, column and
 zeros), ``0/0`` counts as 0, and ranking metrics accept uncalibrated decision scores. What
-scikit-learn lacks is written here: expected calibration error and the reliability diagram,
+scikit-learn lacks is written here: expected calibration error (its diagram is drawn in ``digitlab.plots``),
 tie-pessimistic top-k accuracy, the seeded bootstrap interval (on ``scipy.stats.bootstrap``),
 McNemar's test with Holm's correction, model size and the metric definitions the report prints.
 
@@ -200,68 +200,6 @@ def expected_calibration_error(y_true, proba: np.ndarray, n_bins: int = 15) -> f
     """ECE = ``sum_b (n_b / n) |acc_b - conf_b|`` over equal-width confidence bins."""
     b = calibration_bins(y_true, proba, n_bins)
     return float(np.sum(b["count"] / b["count"].sum() * np.abs(b["accuracy"] - b["confidence"])))
-
-
-def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=None, label: str | None = None):
-    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
-
-    Bars show accuracy per bin; the gap to the diagonal is the miscalibration that ECE averages.
-    Draws into ``ax`` (default: a new figure) and returns the matplotlib Figure.
-    """
-    from digitlab.plots import single
-
-    fig, ax = single(ax, (4, 4))
-    b = calibration_bins(y_true, proba, n_bins)
-    width = 1.0 / n_bins
-    centers = b["edges"][:-1] + width / 2
-    f = b["count"] > 0
-    acc, conf = b["accuracy"][f], b["confidence"][f]
-    ax.bar(centers[f], acc, width=width * 0.95, color="tab:blue", alpha=0.8, label="accuracy")
-    # hatched gap between accuracy and mean confidence: above the bar = overconfident, inside = underconfident
-    ax.bar(centers[f], np.abs(conf - acc), bottom=np.minimum(acc, conf), width=width * 0.95, fill=False, hatch="///",
-           edgecolor="tab:red", lw=0.5, label="gap to mean confidence")
-    ax.plot([0, 1], [0, 1], "k--", lw=1)
-    ece = expected_calibration_error(y_true, proba, n_bins)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"{label + ': ' if label else ''}ECE {ece:.3f}")
-    return fig
-
-
-def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int = 15, ax=None, cols: int = 4,
-                              labels: dict[str, str] | None = None):
-    """One reliability diagram per model (``probas``: name -> ``(n, k)`` probabilities), ``cols`` per row.
-
-    Panels are sized so that the figure stays within :data:`digitlab.plots.MAX_WIDTH` (more models:
-    more rows, not a wider figure); axis labels sit on the outer panels only. ``labels``: names in
-    words for the panel titles. ``ax``: draw into the area of this Axes (or into exactly one Axes per
-    model) instead of a new figure. Returns the matplotlib Figure.
-    """
-    from digitlab.plots import fit_width, panels
-
-    names = list(probas)
-    cols = max(1, min(cols, len(names)))
-    rows = -(-len(names) // cols)
-    cell = fit_width(2.6, cols)
-    given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(names)
-    fig, axes = panels(ax, 1 if given else rows, len(names) if given else cols, (cell * cols, cell * rows + 0.2))
-    flat = axes.ravel()
-    for i, (a, name) in enumerate(zip(flat, names)):
-        plot_reliability_diagram(y_true, probas[name], n_bins, ax=a, label=(labels or {}).get(name, name))
-        a.title.set_fontsize(8)
-        a.tick_params(labelsize=7)
-        r, c = divmod(i, axes.shape[1])
-        a.set_xlabel("confidence" if r == axes.shape[0] - 1 or i + axes.shape[1] >= len(names) else "", fontsize=8)
-        a.set_ylabel("accuracy" if c == 0 else "", fontsize=8)
-    for a in flat[len(names):]:
-        a.axis("off")
-    if ax is None:
-        fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# One call
-# ---------------------------------------------------------------------------------------------
 
 
 def classification_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: int | None = None,

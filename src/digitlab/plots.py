@@ -19,7 +19,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["MAX_WIDTH", "panels", "single", "grid", "fit_width", "plot_confusion_matrix", "plot_images", "plain_log_ticks"]
+from digitlab import metrics as M
+
+__all__ = ["MAX_WIDTH", "panels", "single", "grid", "fit_width", "plot_confusion_matrix", "plot_reliability_diagram",
+           "plot_reliability_diagrams", "plot_images", "plain_log_ticks"]
 
 # Widest figure (inches) the report prints legibly: it prints figures at 0.72 of their saved size within
 # ~180 mm of text width, so a 7.5-inch figure fills the width with its 10 pt labels at ~7 pt; a wider one
@@ -128,9 +131,7 @@ def plot_confusion_matrix(cm_or_y_true, y_pred=None, classes: Sequence[str] | No
     The matplotlib Figure.
     """
     if y_pred is not None:
-        from digitlab.metrics import confusion_matrix
-
-        cm = confusion_matrix(cm_or_y_true, y_pred, len(classes) if classes is not None else None)
+        cm = M.confusion_matrix(cm_or_y_true, y_pred, len(classes) if classes is not None else None)
     else:
         cm = np.asarray(cm_or_y_true)
     classes = [str(c) for c in (classes if classes is not None else range(len(cm)))]
@@ -151,6 +152,69 @@ def plot_confusion_matrix(cm_or_y_true, y_pred=None, classes: Sequence[str] | No
     if colorbar:
         fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
+
+
+# =============================================================================================
+# Reliability diagrams
+# =============================================================================================
+
+
+def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=None, label: str | None = None):
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
+
+    Bars show accuracy per bin; the gap to the diagonal is the miscalibration that ECE averages.
+    Draws into ``ax`` (default: a new figure) and returns the matplotlib Figure.
+    """
+    fig, ax = single(ax, (4, 4))
+    b = M.calibration_bins(y_true, proba, n_bins)
+    width = 1.0 / n_bins
+    centers = b["edges"][:-1] + width / 2
+    f = b["count"] > 0
+    acc, conf = b["accuracy"][f], b["confidence"][f]
+    ax.bar(centers[f], acc, width=width * 0.95, color="tab:blue", alpha=0.8, label="accuracy")
+    # hatched gap between accuracy and mean confidence: above the bar = overconfident, inside = underconfident
+    ax.bar(centers[f], np.abs(conf - acc), bottom=np.minimum(acc, conf), width=width * 0.95, fill=False, hatch="///",
+           edgecolor="tab:red", lw=0.5, label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ece = M.expected_calibration_error(y_true, proba, n_bins)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+           title=f"{label + ': ' if label else ''}ECE {ece:.3f}")
+    return fig
+
+
+def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int = 15, ax=None, cols: int = 4,
+                              labels: dict[str, str] | None = None):
+    """One reliability diagram per model (``probas``: name -> ``(n, k)`` probabilities), ``cols`` per row.
+
+    Panels are sized so that the figure stays within :data:`digitlab.plots.MAX_WIDTH` (more models:
+    more rows, not a wider figure); axis labels sit on the outer panels only. ``labels``: names in
+    words for the panel titles. ``ax``: draw into the area of this Axes (or into exactly one Axes per
+    model) instead of a new figure. Returns the matplotlib Figure.
+    """
+    names = list(probas)
+    cols = max(1, min(cols, len(names)))
+    rows = -(-len(names) // cols)
+    cell = fit_width(2.6, cols)
+    given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(names)
+    fig, axes = panels(ax, 1 if given else rows, len(names) if given else cols, (cell * cols, cell * rows + 0.2))
+    flat = axes.ravel()
+    for i, (a, name) in enumerate(zip(flat, names)):
+        plot_reliability_diagram(y_true, probas[name], n_bins, ax=a, label=(labels or {}).get(name, name))
+        a.title.set_fontsize(8)
+        a.tick_params(labelsize=7)
+        r, c = divmod(i, axes.shape[1])
+        a.set_xlabel("confidence" if r == axes.shape[0] - 1 or i + axes.shape[1] >= len(names) else "", fontsize=8)
+        a.set_ylabel("accuracy" if c == 0 else "", fontsize=8)
+    for a in flat[len(names):]:
+        a.axis("off")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+# ---------------------------------------------------------------------------------------------
 
 
 # =============================================================================================

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from digitlab.errors import DigitlabError, ModelError
+from digitlab.exceptions import DigitlabError, ModelError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 ARRAY_SUFFIXES = (".npy", ".idx", ".gz", "-ubyte")
@@ -313,7 +313,8 @@ class Predictor:
     def from_folder(cls, folder: str | os.PathLike, image_shape: tuple[int, int] = (28, 28),
                     classes: list[str] | None = None, name: str | None = None) -> "Predictor":
         """Load a saved model folder (``model.json`` + weights)."""
-        from digitlab.models.persist import load_model, read_meta
+        from digitlab.models.persist import read_meta
+        from digitlab.models.zoo import load_model
 
         folder = Path(folder)
         meta = read_meta(folder)

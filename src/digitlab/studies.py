@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from digitlab import metrics as M
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.plots import plain_log_ticks, plot_confusion_matrix, plot_images, single
 
 __all__ = ["Data", "as_data", "StudyResult", "compare_models", "ModelComparison", "error_analysis", "ErrorAnalysis",
@@ -265,7 +265,7 @@ def compare_models(data: Any, models: Sequence[str] | Mapping[str, Any], *, n_tr
     -------
     :class:`ModelComparison`
     """
-    from digitlab.experiment import progress_bar
+    from digitlab.runtime import progress_bar
     from digitlab.models.zoo import run_model
 
     specs = _model_specs(models)

@@ -21,13 +21,10 @@ comments above them and from ``benchmarks/bench_train.py``.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -35,16 +32,14 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from digitlab.errors import ConfigError, ModelError
-from digitlab.experiment import limit_threads, progress_bar
+from digitlab.exceptions import ConfigError, ModelError
+from digitlab.runtime import DEVICES, PRECISIONS, autocast, limit_threads, progress_bar, resolve_device, resolve_precision
 from digitlab.models.nets import build_net
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "onecycle", "plateau")
 PER_BATCH = ("cosine", "onecycle")  # schedulers stepped after every batch; the others after every epoch
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 # =============================================================================================
@@ -155,90 +150,6 @@ def planned_epochs(cfg: TrainConfig, n_train: int) -> int:
     if cfg.min_steps > 0 and cfg.epochs * steps < cfg.min_steps:
         return math.ceil(cfg.min_steps / max(steps, 1))
     return cfg.epochs
-
-
-def resolve_device(name: str = "auto") -> str:
-    """Turn ``"auto"`` into the best available device; check that a named one exists."""
-    if name not in DEVICES:
-        raise ConfigError(f"device {name!r}: unknown; use one of {list(DEVICES)}")
-    has_mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda': no CUDA GPU is visible to torch; use device = 'auto' or 'cpu'")
-    if name == "mps" and not has_mps:
-        raise ConfigError("device 'mps': Apple MPS is not available; use device = 'auto' or 'cpu'")
-    return name
-
-
-def native_bf16(device: str) -> bool:
-    """Whether ``device`` runs bfloat16 matrix products natively (not emulated, hence faster than fp32).
-
-    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). CPU: the AMX or AVX512-BF16
-    instructions (Linux ``/proc/cpuinfo`` flags ``amx_bf16`` / ``avx512_bf16``); without them
-    oneDNN emulates bf16 and it is slower than fp32. Other devices: no.
-    """
-    if device == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    return device == "cpu" and _cpu_has_bf16()
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-PRECISION_ENV = "DIGITLAB_PRECISION"  # "fp32" or "bf16": what "auto" means in this process and the workers it starts
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``"fp32"`` or ``"bf16"``: ``"auto"`` becomes bf16 where :func:`native_bf16` holds, else fp32.
-
-    A study's ``study.precision`` (see :func:`precision_override`) sets what ``"auto"`` means for
-    every network the study trains, in this process and in the worker processes it starts.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r}: unknown; use one of {list(PRECISIONS)}")
-    if precision == "auto":
-        forced = os.environ.get(PRECISION_ENV, "")
-        if forced in ("fp32", "bf16"):
-            return forced if device in ("cpu", "cuda") else "fp32"
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-@contextmanager
-def precision_override(precision: str) -> Iterator[None]:
-    """Inside the block, ``precision="auto"`` means ``precision`` ("auto" leaves it to the hardware).
-
-    Set through the environment so that joblib/loky and local Dask workers started inside the block
-    inherit it; restored on exit.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r}: unknown; use one of {list(PRECISIONS)}")
-    old = os.environ.get(PRECISION_ENV)
-    if precision == "auto":
-        os.environ.pop(PRECISION_ENV, None)
-    else:
-        os.environ[PRECISION_ENV] = precision
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(PRECISION_ENV, None)
-        else:
-            os.environ[PRECISION_ENV] = old
-
-
-def autocast(precision: str, device: str):
-    """The forward pass's autocast context: bf16 matmuls/convolutions, fp32 master weights (a no-op for fp32)."""
-    dev = "cuda" if device == "cuda" else "cpu"
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16" and device in ("cpu", "cuda"))
 
 
 # =============================================================================================
@@ -921,6 +832,6 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "predict_proba", "evaluate", "resolve_device", "cross_validate",
+__all__ = ["TrainConfig", "TrainResult", "fit", "predict_proba", "evaluate", "cross_validate",
            "CNNClassifier", "FAST_RECIPE", "ONE_EPOCH_RECIPE", "STRONG_RECIPE", "WIDE_RECIPE", "random_shift", "random_affine", "resolve_augment",
-           "planned_epochs", "l1_penalty", "l2_penalty", "penalty", "resolve_precision", "precision_override", "native_bf16", "autocast"]
+           "planned_epochs", "l1_penalty", "l2_penalty", "penalty"]

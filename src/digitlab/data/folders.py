@@ -27,7 +27,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from digitlab.errors import DatasetError
+from digitlab.exceptions import DatasetError
+from digitlab.io import atomic_write_text
 
 log = logging.getLogger("digitlab.data")
 
@@ -238,7 +239,7 @@ class LoadedImages:
 
 
 def default_cache_dir() -> Path:
-    from digitlab.data.registry import cache_home
+    from digitlab.data.dataset import cache_home
 
     return cache_home() / "images"
 
@@ -298,7 +299,7 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
         Path(tmp).unlink(missing_ok=True)
     info = {"key": key, "n_files": len(paths), "shape": [len(kept), *spec.shape], "spec": json.loads(spec.key()),
             "skipped": [[int(i), f, why] for i, (f, why) in zip(_skipped_index(kept, len(paths)), skipped)]}
-    _atomic_write_text(meta, json.dumps(info, indent=0))  # written last: an entry without it is ignored
+    atomic_write_text(meta, json.dumps(info, indent=0))  # written last: an entry without it is ignored
     log.info("cached %d images of %s in %s", len(kept), name, npy)
     return LoadedImages(np.load(npy, mmap_mode="r"), kept, skipped, npy, False)
 
@@ -419,12 +420,6 @@ def _read_cache(npy: Path, meta: Path, key: str, n_files: int, spec: ImageSpec) 
     return LoadedImages(images, kept, skipped, npy, True)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    from digitlab.data.idx import atomic_write_bytes
-
-    atomic_write_bytes(path, text.encode())
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "images"
 
@@ -503,7 +498,7 @@ def load_folder_dataset(root: str | os.PathLike, *, size: int | tuple[int, int] 
     that way (the official split). Without them, a stratified ``test_fraction`` is held out with
     ``seed``. ``colour=None`` picks RGB when the first images are colour.
     """
-    from digitlab.data.registry import Dataset
+    from digitlab.data.dataset import Dataset
 
     root = Path(root)
     name = name or root.name

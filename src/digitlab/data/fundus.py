@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from digitlab.data.folders import ImageSpec, fit_aspect, load_images, read_file_list, resize
-from digitlab.errors import DatasetError
+from digitlab.exceptions import DatasetError
 
 DDR_CLASSES = ["no DR", "mild NPDR", "moderate NPDR", "severe NPDR", "proliferative DR"]
 UNGRADABLE = 5  # DDR's grade for images too poor to grade
@@ -181,7 +181,7 @@ def load_ddr(data_dir: str | os.PathLike, *, size: int = 128, graham: bool = Fal
     (ungradable) is left out unless ``include_ungradable`` (then it is a sixth class). Images are
     decoded once and cached as a memory-mapped ``.npy`` (see :func:`digitlab.data.folders.load_images`).
     """
-    from digitlab.data.registry import Dataset
+    from digitlab.data.dataset import Dataset
 
     if valid not in ("train", "drop"):
         raise DatasetError(f"ddr option valid={valid!r}: unknown; use 'train' (add DDR's validation images to training) or 'drop'")

@@ -11,13 +11,14 @@ import gzip
 import hashlib
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from digitlab.errors import DatasetError
+from digitlab.io import atomic_write_bytes
+
+from digitlab.exceptions import DatasetError
 
 # dtype code -> numpy dtype (big-endian where it matters)
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -172,23 +173,6 @@ def encode_idx(arr: np.ndarray) -> bytes:
     code = _CODES[key]
     header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
     return header + np.ascontiguousarray(arr, dtype=IDX_DTYPES[code]).tobytes()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes via a temporary file in the same folder, then rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared and read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_idx(path: str | os.PathLike, arr: np.ndarray, compress: bool | None = None) -> Path:

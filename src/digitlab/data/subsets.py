@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 
 def stratified_subset(y: np.ndarray, per_class: int | None = None, total: int | None = None, seed: int = 0) -> np.ndarray:

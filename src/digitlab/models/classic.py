@@ -30,7 +30,7 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.metaestimators import available_if
 
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks

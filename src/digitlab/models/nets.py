@@ -45,7 +45,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 
 NET_NAMES: tuple[str, ...] = ("lenet5", "cnn", "resnet", "convmixer")  # convolutional families
 DENSE_NAMES: tuple[str, ...] = ("mlp",)  # fully connected families (no conv layers), for complexity/regularisation studies

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
 
 # ---------------------------------------------------------------------------------------------
 # Layers

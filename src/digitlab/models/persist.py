@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from digitlab.errors import ModelError
+from digitlab.exceptions import ModelError
+from digitlab.io import atomic_write
 
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
@@ -86,28 +85,9 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, write) -> None:
-    """``write(tmp_path)``, then rename over ``path``: a killed save never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a saved model is as readable as any other file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_meta(path_dir: Path, meta: dict) -> None:
     text = json.dumps(_jsonable(meta), indent=2, allow_nan=False)
-    _write_atomic(path_dir / META_FILE, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    atomic_write(path_dir / META_FILE, lambda p: p.write_text(text + "\n", encoding="utf-8"))
 
 
 def read_meta(path_dir: str | Path) -> dict:
@@ -167,7 +147,7 @@ def save_net(path_dir: str | Path, model, meta: dict) -> Path:
     path_dir = Path(path_dir)
     path_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _write_atomic(path_dir / WEIGHTS_FILE, lambda p: torch.save(state, p))
+    atomic_write(path_dir / WEIGHTS_FILE, lambda p: torch.save(state, p))
     full = {"format": NET_FORMAT, "format_version": FORMAT_VERSION, "weights": WEIGHTS_FILE, **meta,
             "in_shape": [int(v) for v in meta["in_shape"]], "n_classes": int(meta["n_classes"]),
             "net_params": dict(meta["net_params"] or {}), "versions": _versions()}  # fmt: skip
@@ -225,7 +205,7 @@ def save_skops(path_dir: str | Path, estimator, meta: dict | None = None) -> Pat
     path_dir = Path(path_dir)
     path_dir.mkdir(parents=True, exist_ok=True)
     path = path_dir / SKOPS_FILE
-    _write_atomic(path, lambda p: sio.dump(estimator, p))
+    atomic_write(path, lambda p: sio.dump(estimator, p))
     unknown = [t for t in _untrusted(path) if t not in TRUSTED_TYPES]
     if unknown:
         path.unlink()
@@ -266,29 +246,4 @@ def load_skops(path: str | Path):
 # ---------------------------------------------------------------------------------------------
 
 
-def save_model(path_dir: str | Path, name: str, estimator) -> Path:
-    """Save a fitted model under ``path_dir``: a :class:`~digitlab.train.CNNClassifier` as a network
-    (``model.pt`` + ``model.json``), anything else (the classic zoo) as ``model.skops`` + ``model.json``.
-
-    ``name`` is the model's name in the study (e.g. ``"cnn"``, ``"random_forest"``), kept in ``model.json``.
-    """
-    from digitlab.train import CNNClassifier
-
-    if isinstance(estimator, CNNClassifier):
-        return estimator.save(path_dir, name=name)
-    if not hasattr(estimator, "predict"):
-        raise ModelError(f"save_model {name!r}: a {type(estimator).__name__} is not an estimator (no predict)")
-    return save_skops(path_dir, estimator, {"name": name})
-
-
-def load_model(path_dir: str | Path, device: str = "cpu"):
-    """Load what :func:`save_model` wrote: a fitted estimator (``device`` places a network's weights)."""
-    meta = read_meta(path_dir)
-    if meta["format"] == NET_FORMAT:
-        from digitlab.train import CNNClassifier
-
-        return CNNClassifier.load(path_dir, device=device)
-    return load_skops(Path(path_dir) / Path(str(meta.get("file", SKOPS_FILE))).name)
-
-
-__all__ = ["save_net", "load_net", "save_skops", "load_skops", "save_model", "load_model", "read_meta", "TRUSTED_TYPES"]
+__all__ = ["save_net", "load_net", "save_skops", "load_skops", "read_meta", "TRUSTED_TYPES"]

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError, ModelError
+from digitlab.models import persist as P
 
 CNN = "cnn"
 
@@ -157,7 +159,7 @@ def run_model(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nd
     """
     from digitlab import metrics as M
     from digitlab.data.subsets import stratified_subset
-    from digitlab.experiment import cpu_budget, limit_threads
+    from digitlab.runtime import cpu_budget, limit_threads
 
     s = s or ZooSettings()
     x_fit, y_fit = x_train, y_train
@@ -178,5 +180,35 @@ def run_model(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nd
     return ModelRun(name, model, np.asarray(y_pred, np.int64), proba, scores, fit_s, predict_s, int(len(y_fit)), size)
 
 
-__all__ = ["ZooSettings", "ModelRun", "run_model", "build_model", "describe_model", "model_params", "model_names",
+# =============================================================================================
+# Saving and loading any zoo model
+# =============================================================================================
+
+
+def save_model(path_dir: str | Path, name: str, estimator) -> Path:
+    """Save a fitted model under ``path_dir``: a :class:`~digitlab.train.CNNClassifier` as a network
+    (``model.pt`` + ``model.json``), anything else (the classic zoo) as ``model.skops`` + ``model.json``.
+
+    ``name`` is the model's name in the study (e.g. ``"cnn"``, ``"random_forest"``), kept in ``model.json``.
+    """
+    from digitlab.train import CNNClassifier
+
+    if isinstance(estimator, CNNClassifier):
+        return estimator.save(path_dir, name=name)
+    if not hasattr(estimator, "predict"):
+        raise ModelError(f"save_model {name!r}: a {type(estimator).__name__} is not an estimator (no predict)")
+    return P.save_skops(path_dir, estimator, {"name": name})
+
+
+def load_model(path_dir: str | Path, device: str = "cpu"):
+    """Load what :func:`save_model` wrote: a fitted estimator (``device`` places a network's weights)."""
+    meta = P.read_meta(path_dir)
+    if meta["format"] == P.NET_FORMAT:
+        from digitlab.train import CNNClassifier
+
+        return CNNClassifier.load(path_dir, device=device)
+    return P.load_skops(Path(path_dir) / Path(str(meta.get("file", P.SKOPS_FILE))).name)
+
+
+__all__ = ["save_model", "load_model", "ZooSettings", "ModelRun", "run_model", "build_model", "describe_model", "model_params", "model_names",
            "check_models", "probabilities", "recipe", "CNN"]

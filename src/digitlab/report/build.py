@@ -24,8 +24,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from digitlab.data.idx import atomic_write_bytes
-from digitlab.errors import DigitlabError
+from digitlab.io import atomic_write_bytes
+from digitlab.exceptions import DigitlabError
 from digitlab.names import humanize
 from digitlab.report import answers as A
 from digitlab.report.load import LoadedTask, RunData, load_run

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from digitlab.errors import DigitlabError
+from digitlab.exceptions import DigitlabError
 
 LANGS = ("en", "zh")
 

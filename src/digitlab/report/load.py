@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digitlab.errors import DigitlabError
+from digitlab.exceptions import DigitlabError
 from digitlab.study.task import TaskResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -114,7 +114,7 @@ def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_f
     the keys of the tasks it reads (so a change upstream recomputes it). The device kind includes the
     precision networks train in there (bf16 on CPUs and GPUs that run it natively), so a cache moved
     between a bf16 machine and an fp32 one is not mistaken for the same results."""
-    from digitlab.train import resolve_precision
+    from digitlab.runtime import resolve_precision
 
     kind = device.split(":")[0]
     payload = json.dumps(
@@ -284,7 +284,7 @@ class Cache:
             work.mkdir(parents=True)
             (work / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         except OSError as exc:
-            from digitlab.errors import ConfigError
+            from digitlab.exceptions import ConfigError
 
             raise ConfigError(f"cache folder {self.root}: cannot write {work.parent} ({exc.strerror or exc}); "
                               "fix its permissions or choose another --cache-dir") from None

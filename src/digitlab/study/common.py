@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from digitlab.data.subsets import stratified_subset
-from digitlab.experiment import cpu_budget, progress_bar  # noqa: F401  (re-exported for tasks)
+from digitlab.runtime import cpu_budget, progress_bar  # noqa: F401  (cpu_budget re-exported for tasks)
 from digitlab.study.task import Figure, TaskContext, save_png
 
 

@@ -30,7 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 
 PROFILES = ("quick", "standard", "full")
 TASK_ORDER = ("overview", "features", "embed", "augment", "classify", "cnn_sweeps", "datasize", "errors", "overfit", "cluster", "fundus")

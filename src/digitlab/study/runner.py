@@ -1,4 +1,6 @@
-"""Run a study: resolve config -> load data -> run (or reuse) each task -> write the run folder -> report."""
+"""Run a study: resolve config -> load data -> run (or reuse) each task -> write the run folder.
+
+The reports are built from that folder by the caller (the CLI), never by the runner."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from digitlab.data.idx import atomic_write_bytes
+from digitlab.io import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.experiment import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
-from digitlab.train import precision_override, resolve_device, resolve_precision
+from digitlab.runtime import precision_override, resolve_device, resolve_precision
 
 PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
             "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
@@ -137,8 +139,9 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
     return result, entry, False, key
 
 
-def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = True) -> RunOutcome:
-    """Run every task of a resolved config and write the run folder (and the reports)."""
+def run_study(cfg: ResolvedConfig, quiet: bool = False) -> RunOutcome:
+    """Run every task of a resolved config and write the run folder. The runner never builds the
+    reports: the CLI (or the caller) does, with :func:`digitlab.report.build.build_reports`."""
     import matplotlib
 
     matplotlib.use("Agg")  # figures go to files; only the runner and the CLI choose the backend
@@ -174,10 +177,6 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False, build_report: bool = Tru
                "tasks": [{"task": n, "seconds": results[n].seconds, "cached": cached[n]} for n in results]}
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=1).encode())
     outcome = RunOutcome(run_dir, results, cached, seconds)
-    if build_report:
-        from digitlab.report.build import build_reports
-
-        outcome.html, outcome.pdf = build_reports(run_dir, pdf=study.pdf)
     log.info("study finished in %.1f s: %s", time.perf_counter() - t0, run_dir)
     return outcome
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digitlab.data.registry import Dataset
+from digitlab.data.dataset import Dataset
 
 
 @dataclass
@@ -51,7 +51,7 @@ class TaskContext:
     def upstream(self, name: str) -> "Upstream":
         """The stored result of required task ``name`` (a ConfigError if the task did not declare it)."""
         if name not in self.inputs:
-            from digitlab.errors import ConfigError
+            from digitlab.exceptions import ConfigError
 
             raise ConfigError(f"task input {name!r}: not available; add {name!r} to the task's REQUIRES")
         return self.inputs[name]

@@ -24,7 +24,7 @@ from digitlab.augment import (AUGMENTATIONS, augment_images, distribution_shift,
                               plot_shift_embedding, shift_embedding)  # fmt: skip
 from digitlab.experiment import fit_and_score
 from digitlab.study.common import subset_indices
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "augment"

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from digitlab import metrics as M
-from digitlab.errors import ConfigError
+from digitlab import plots as P
+from digitlab.exceptions import ConfigError
 from digitlab.models.classic import CLASSIC_MODELS
 from digitlab.names import model_name
 from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe
@@ -212,7 +213,7 @@ def fig_reliability(runs: list[dict], y_test: np.ndarray, n_bins: int, out_dir) 
     prob_runs = [r for r in runs if r["proba"] is not None]
     if not prob_runs:
         return None
-    fig = M.plot_reliability_diagrams(y_test, {r["name"]: r["proba"] for r in prob_runs}, n_bins,
+    fig = P.plot_reliability_diagrams(y_test, {r["name"]: r["proba"] for r in prob_runs}, n_bins,
                                       labels={r["name"]: model_name(r["name"]) for r in prob_runs})
     return save_png(fig, out_dir, "reliability")
 
@@ -464,7 +465,7 @@ def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -
 def save_models(runs: list, out_dir, cfg: Config) -> dict[str, str]:
     """Save each trained model under ``models/<name>/`` (networks as weights + JSON, classic models as
     skops); returns name -> folder, or the reason a model was not saved."""
-    from digitlab.models.persist import save_model
+    from digitlab.models.zoo import save_model
 
     saved = {}
     for r in runs:

@@ -16,7 +16,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.experiment import fit_and_score, run_grid
 from digitlab.models.nets import NET_NAMES
 from digitlab.study.common import split

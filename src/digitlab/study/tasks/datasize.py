@@ -33,7 +33,7 @@ import numpy as np
 
 from digitlab import metrics as M
 from digitlab.data.subsets import stratified_subset
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.experiment import run_grid, summarise
 from digitlab.learning_curve import (ITERATIVE, PowerLawFit, adequate_size, adequate_size_interval, fit_power_law,
                                      plot_learning_curve, scaling_exponent, size_ticks, training_curve)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from digitlab import embed as E
-from digitlab.data.registry import Dataset
+from digitlab.data.dataset import Dataset
 from digitlab.study.common import status, subset_indices
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "embed"

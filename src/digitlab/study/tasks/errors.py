@@ -26,7 +26,7 @@ import numpy as np
 
 from digitlab import embed as E
 from digitlab import errors_analysis as A
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.models.zoo import check_models
 from digitlab.names import model_name
 from digitlab.plots import fit_width

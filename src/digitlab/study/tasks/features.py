@@ -15,7 +15,7 @@ import numpy as np
 
 from digitlab.names import model_name
 from digitlab.study.common import subset_indices
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.features import (
     CLASSIFIERS,
     class_mean_images,

@@ -30,7 +30,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.common import add_figure, split, status
 from digitlab.study.task import Table, TaskContext, TaskResult
 
@@ -516,7 +516,7 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     if ds.meta.get("kind") != "fundus":
         return how_to(ctx)
     from digitlab.augment import plot_gallery
-    from digitlab.experiment import limit_threads
+    from digitlab.runtime import limit_threads
     from digitlab.fundus_features import downsample, fundus_features
     from digitlab.study.common import progress
 

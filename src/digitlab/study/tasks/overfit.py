@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.experiment import fit_and_score, run_grid, summarise
 from digitlab.study.common import add_figure, split
 from digitlab.study.task import Table, TaskContext, TaskResult

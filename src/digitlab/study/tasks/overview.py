@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from digitlab.data.registry import Dataset
+from digitlab.data.dataset import Dataset
 from digitlab.study.common import subset_indices
-from digitlab.errors import ConfigError
+from digitlab.exceptions import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "overview"
