@@ -28,10 +28,12 @@ from typing import Any
 
 TIME_KEY = re.compile(r"(^|_)(seconds|time|secs|wall|fit_s|predict_s|duration)(_|$)|\(s\)|seconds", re.I)
 NUMBER = re.compile(r"-?\d[\d,]*\.?\d*(?:e-?\d+)?")
+# timings inside prose ("took 4.8 s", "23,065 images per second", "12 CPU seconds", fit time "n^1.15")
+TIME_IN_TEXT = re.compile(r"-?\d[\d,]*\.?\d*\s*(?:s\b|ms\b|min\b|seconds?\b|CPU seconds|images per second|img/s)|n\^-?\d[\d.]*|\(\d[\d.]*\s*s,")
 
 
 def _is_time(key: str) -> bool:
-    return bool(TIME_KEY.search(str(key)))
+    return bool(TIME_KEY.search(str(key))) or "per_second" in str(key)
 
 
 def _close(a: float, b: float, rtol: float, atol: float) -> bool:
@@ -62,6 +64,9 @@ def diff(a: Any, b: Any, path: str, rtol: float, atol: float, out: list[str], te
         if not _close(float(a), float(b), rtol, atol):
             out.append(f"{path}: {a!r} -> {b!r}")
     elif isinstance(a, str) and isinstance(b, str):
+        if a == b:
+            return
+        a, b = TIME_IN_TEXT.sub("<time>", a), TIME_IN_TEXT.sub("<time>", b)
         if a == b:
             return
         # numbers inside text are compared with the tolerance; the words must match when text is compared
@@ -110,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0: exact)")
     ap.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for numbers (default 0)")
     ap.add_argument("--ignore-text", action="store_true", help="compare numbers only, not the words around them")
+    ap.add_argument("--tasks", default="", help="comma-separated tasks to compare (default: every task of either run)")
     ap.add_argument("--show", type=int, default=8, help="differences printed per task (default 8)")
     args = ap.parse_args(argv)
     moved = 0
     tasks_a = {p.parent.name: p for p in (args.before / "results").glob("*/result.json")}
     tasks_b = {p.parent.name: p for p in (args.after / "results").glob("*/result.json")}
-    for task in sorted(set(tasks_a) | set(tasks_b)):
+    wanted = [t for t in args.tasks.split(",") if t]
+    for task in wanted or sorted(set(tasks_a) | set(tasks_b)):
         if task not in tasks_a or task not in tasks_b:
             print(f"{task:12s} only in {'after' if task not in tasks_a else 'before'}")
             moved += 1

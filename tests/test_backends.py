@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import _dask_budget, backend_context, run_grid
+from digitlab.grid import _dask_budget, backend_context, run_grid
 from digitlab.study.config import resolve
 
 try:
@@ -122,7 +122,7 @@ def test_threads_per_job_never_oversubscribe_a_host():
 
 @needs_dask
 def test_an_unreachable_scheduler_is_one_config_error(monkeypatch):
-    from digitlab import experiment
+    from digitlab import grid
 
     monkeypatch.setattr(experiment, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(ConfigError, match="cannot connect to a dask scheduler") as err:

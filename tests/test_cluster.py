@@ -154,7 +154,7 @@ def _ctx(ds, out_dir, inputs=None):
 
 
 def _small(ds, n_train, n_test):
-    from digitlab.study.common import subset_indices
+    from digitlab.data.subsets import subset_indices
 
     return ds.subset(subset_indices(ds.y_train, n_train, 0), subset_indices(ds.y_test, n_test, 0))
 

@@ -9,7 +9,7 @@ from scipy import stats
 
 from digitlab import metrics as M
 from digitlab.cli import main
-from digitlab.compare import _ModelSample, _welch, bootstrap_p_value, compare_runs
+from digitlab.report.compare_runs import _ModelSample, _welch, bootstrap_p_value, compare_runs
 from digitlab.exceptions import DigitlabError
 
 MODELS = "classify.models=['gnb','knn']"

@@ -11,7 +11,7 @@ from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError
 from digitlab.learning_curve import (PowerLawFit, adequate_size, adequate_size_interval, fit_power_law, power_law,
                                      training_curve)
-from digitlab.study.common import subset_indices
+from digitlab.data.subsets import subset_indices
 from digitlab.study.task import TaskContext, Upstream
 from digitlab.study.tasks import classify, datasize
 from digitlab.study.tasks.datasize import Config, first_look_indices, resolve_sizes, seeds_for

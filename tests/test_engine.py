@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import fit_and_score, run_grid, summarise
+from digitlab.grid import fit_and_score, run_grid, summarise
 from digitlab.runtime import cpu_budget
 from digitlab.models.zoo import ZooSettings, run_model
 from digitlab.study import cache as C

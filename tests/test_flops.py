@@ -60,7 +60,7 @@ def test_measuring_leaves_the_model_untouched():
 
 
 def test_engine_reports_training_flops(digits_small):
-    from digitlab.experiment import fit_and_score
+    from digitlab.grid import fit_and_score
     from digitlab.models.nets import build_net
     from digitlab.train import TrainConfig
 

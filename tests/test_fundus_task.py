@@ -119,7 +119,7 @@ def test_oversampling_balances_every_grade():
 
 
 def test_synthetic_grades_are_learnable_by_a_small_cnn(ddr):
-    from digitlab.experiment import fit_and_score
+    from digitlab.grid import fit_and_score
     from digitlab.train import TrainConfig
 
     bal = F.oversample(ddr.y_train, seed=0)

@@ -59,7 +59,7 @@ def test_mlp_family_softmax_regression_and_dropout():
 
 @pytest.fixture(scope="module")
 def pool(mnist):
-    from digitlab.study.common import subset_indices
+    from digitlab.data.subsets import subset_indices
 
     tr, te = subset_indices(mnist.y_train, 450, 0), subset_indices(mnist.y_test, 300, 0)
     return mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from digitlab.experiment import run_grid
+from digitlab.grid import run_grid
 
 # cnn_sweeps on digits, shrunk: 4 learning rates x 1 seed of a one-block CNN, each a second or two.
 SETS = ["cnn_sweeps.sweeps=[\"lr\"]", "cnn_sweeps.lr_values=[0.003, 0.01, 0.03, 0.1]", "cnn_sweeps.n_seeds=1",

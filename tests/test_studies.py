@@ -1,4 +1,4 @@
-"""digitlab.studies: the study functions a notebook calls, on scikit-learn's 8x8 digits (1,347 / 450 images).
+"""digitlab.experiments: the study functions a notebook calls, on scikit-learn's 8x8 digits (1,347 / 450 images).
 
 Each result is checked against the library pieces it is built on (zoo runs, the metrics suite,
 McNemar/Holm, the power-law fit) and for what its tables must hold; every plot returns its Figure.
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from digitlab import metrics as M
-from digitlab import studies as S
+from digitlab import experiments as S
 from digitlab.exceptions import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -193,7 +193,7 @@ def test_augmentation_effect_scores_clean_and_corrupted(digits):
 
 
 def test_as_data_takes_arrays_and_the_subset_rule(digits):
-    from digitlab.study.common import subset_indices
+    from digitlab.data.subsets import subset_indices
 
     d = S.as_data((digits.x_train, digits.y_train, digits.x_test, digits.y_test), n_train=200, seed=3)
     np.testing.assert_array_equal(d.train_index, subset_indices(digits.y_train, 200, 3))

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models(args)
         if args.command == "compare":
-            from digitlab.compare import compare_runs
+            from digitlab.report.compare_runs import compare_runs
 
             comparison = compare_runs(args.run_a, args.run_b, alpha=args.alpha, n_boot=args.n_boot)
             html, pdf = comparison.write(args.output, pdf=args.pdf)

@@ -35,3 +35,11 @@ def stratified_subset(y: np.ndarray, per_class: int | None = None, total: int | 
     rng = np.random.default_rng(seed)
     picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]
     return np.sort(np.concatenate(picked))
+
+
+def subset_indices(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` images of labels ``y``: all of them when ``n`` is 0 or at least ``len(y)``,
+    otherwise an exact stratified subset drawn with ``seed`` (sorted)."""
+    if n <= 0 or n >= len(y):
+        return np.arange(len(y))
+    return stratified_subset(y, total=int(n), seed=seed)

@@ -239,7 +239,7 @@ class Cache:
         return None
 
     def points_dir(self, task: str, key: str) -> Path:
-        """Where the grid points of an unfinished task are kept (see :func:`digitlab.experiment.run_grid`)."""
+        """Where the grid points of an unfinished task are kept (see :func:`digitlab.grid.run_grid`)."""
         return self.root / task / f".points-{key}"
 
     def clean_orphans(self, now: float | None = None) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from digitlab.data.subsets import stratified_subset
+from digitlab.data.subsets import subset_indices
 from digitlab.runtime import cpu_budget, progress_bar  # noqa: F401  (cpu_budget re-exported for tasks)
 from digitlab.study.task import Figure, TaskContext, save_png
 
@@ -23,14 +23,6 @@ from digitlab.study.task import Figure, TaskContext, save_png
 # =============================================================================================
 # Which images: the one subset rule
 # =============================================================================================
-
-
-def subset_indices(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of ``n`` images of labels ``y``: all of them when ``n`` is 0 or at least ``len(y)``,
-    otherwise an exact stratified subset drawn with ``seed`` (sorted)."""
-    if n <= 0 or n >= len(y):
-        return np.arange(len(y))
-    return stratified_subset(y, total=int(n), seed=seed)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from digitlab.io import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
 from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import backend_context
+from digitlab.grid import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
 from digitlab.runtime import precision_override, resolve_device, resolve_precision

@@ -22,8 +22,8 @@ import numpy as np
 
 from digitlab.augment import (AUGMENTATIONS, augment_images, distribution_shift, get_augmentation, plot_gallery,
                               plot_shift_embedding, shift_embedding)  # fmt: skip
-from digitlab.experiment import fit_and_score
-from digitlab.study.common import subset_indices
+from digitlab.grid import fit_and_score
+from digitlab.data.subsets import subset_indices
 from digitlab.exceptions import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 

@@ -23,7 +23,8 @@ from digitlab.models.classic import CLASSIC_MODELS
 from digitlab.names import model_name
 from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe
 from digitlab.plots import plot_confusion_matrix
-from digitlab.studies import Data, compare_models, plain_log_ticks, plot_accuracy
+from digitlab.experiments import Data, compare_models, plot_accuracy
+from digitlab.plots import plain_log_ticks
 from digitlab.study.common import split
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
@@ -152,7 +153,7 @@ def _train_gflop(model: Any, x_train: np.ndarray | None) -> float | None:
     res = getattr(model, "train_result_", None)
     if res is None or x_train is None:
         return None
-    from digitlab.experiment import input_shape
+    from digitlab.grid import input_shape
     from digitlab.flops import train_flops
 
     per_image = train_flops(model.model_, input_shape(x_train[:1]), min(model.batch_size, max(2, len(x_train))))  # (C, H, W)

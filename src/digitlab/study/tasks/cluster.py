@@ -19,7 +19,7 @@ import numpy as np
 from digitlab import cluster as C
 from digitlab import embed as E
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import fit_and_score, input_shape
+from digitlab.grid import fit_and_score, input_shape
 from digitlab.runtime import cpu_budget, limit_threads
 from digitlab.models.nets import NET_NAMES, build_net
 from digitlab.study.common import add_figure, progress, split, status, subset_indices

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import fit_and_score, run_grid
+from digitlab.grid import fit_and_score, run_grid
 from digitlab.models.nets import NET_NAMES
 from digitlab.study.common import split
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png

@@ -34,7 +34,7 @@ import numpy as np
 from digitlab import metrics as M
 from digitlab.data.subsets import stratified_subset
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import run_grid, summarise
+from digitlab.grid import run_grid, summarise
 from digitlab.learning_curve import (ITERATIVE, PowerLawFit, adequate_size, adequate_size_interval, fit_power_law,
                                      plot_learning_curve, scaling_exponent, size_ticks, training_curve)
 from digitlab.models.zoo import CNN, ModelRun, ZooSettings, check_models, describe_model, model_names, recipe, run_model

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from digitlab.names import model_name
-from digitlab.study.common import subset_indices
+from digitlab.data.subsets import subset_indices
 from digitlab.exceptions import ConfigError
 from digitlab.features import (
     CLASSIFIERS,

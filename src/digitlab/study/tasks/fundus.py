@@ -5,7 +5,7 @@ DIR``); on any other dataset it returns at once a short section saying how to ru
 
 1. **Grading models.** The classic zoo on downsampled pixels and on hand-crafted colour/texture
    features (:mod:`digitlab.fundus_features`), and the CNN family (the configurable CNN, ResNet,
-   ConvMixer) trained through :func:`digitlab.experiment.fit_and_score`. Class imbalance (DDR has
+   ConvMixer) trained through :func:`digitlab.grid.fit_and_score`. Class imbalance (DDR has
    ~26x more "no DR" than "severe NPDR" images) is handled by random oversampling of the training
    indices (every grade drawn up to the largest grade's count), configurable.
 2. **Metrics that fit grading.** Quadratic weighted kappa (QWK, a miss by two grades costs four
@@ -235,7 +235,7 @@ def make_augment(names: list[str], p: float):
 
 
 def train_net(ctx: TaskContext, cfg: Config, net: str, size: int, x_tr, y_tr, x_te, y_te, augment, seed: int) -> dict:
-    from digitlab.experiment import fit_and_score
+    from digitlab.grid import fit_and_score
     from digitlab.train import TrainConfig
 
     # No validation split: the oversampled training set would leak repeats into it; the last step is kept.

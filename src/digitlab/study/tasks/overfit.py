@@ -3,7 +3,7 @@
 One small stratified training set (``n_train``, 2,000 images by default) so that over-fitting shows,
 a validation set drawn from the other official training images (``n_val``) to choose settings on,
 and the test set to report them. Five parts, all networks trained through the experiment engine
-(:func:`~digitlab.experiment.run_grid` and :func:`~digitlab.experiment.fit_and_score`) for one
+(:func:`~digitlab.grid.run_grid` and :func:`~digitlab.grid.fit_and_score`) for one
 budget (``epochs``, at least ``min_steps`` optimiser steps) with AdamW at ``weight_decay = 0``, so
 the only regulariser in a run is the one varied; the model scored is the **last** epoch's (no
 checkpoint selection), except in the early-stopping remedy:
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiment import fit_and_score, run_grid, summarise
+from digitlab.grid import fit_and_score, run_grid, summarise
 from digitlab.study.common import add_figure, split
 from digitlab.study.task import Table, TaskContext, TaskResult
 from digitlab.train import TrainConfig, stratified_split

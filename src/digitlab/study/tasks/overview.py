@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from digitlab.data.dataset import Dataset
-from digitlab.study.common import subset_indices
+from digitlab.data.subsets import subset_indices
 from digitlab.exceptions import ConfigError
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 

@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from digitlab import metrics as M
+
 from digitlab.io import atomic_write
 from digitlab.runtime import cpu_budget, limit_threads, progress_bar
 
@@ -48,7 +50,7 @@ log = logging.getLogger("digitlab")
 
 
 @dataclass
-class Cluster:
+class WorkerPool:
     """A cluster that :func:`backend_context` connected to: ``slots`` jobs run at once, each with
     ``threads`` threads, so that no worker host runs more threads than it has cores."""
 
@@ -59,7 +61,7 @@ class Cluster:
     client: Any = None  # the distributed.Client (dask)
 
 
-_ACTIVE: list[Cluster] = []
+_ACTIVE: list[WorkerPool] = []
 CONNECT_TIMEOUT_S = 20  # how long to try to reach a scheduler given by address
 WORKER_WAIT_S = 60  # how long to wait for the first worker to join it
 
@@ -89,7 +91,7 @@ def _dask_budget(client: Any) -> tuple[int, int]:
 
 
 @contextmanager
-def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
+def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[WorkerPool]:
     from digitlab.exceptions import ConfigError
 
     try:
@@ -118,7 +120,7 @@ def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
             raise ConfigError(f"study.scheduler {scheduler}: no dask worker joined within {WORKER_WAIT_S} s ({exc}); start "
                               f"`dask worker {scheduler}` on the worker machines") from None
         slots, threads = _dask_budget(client)
-        yield Cluster("dask", str(client.scheduler.address), slots, threads, client)
+        yield WorkerPool("dask", str(client.scheduler.address), slots, threads, client)
     finally:
         client.close()
         if cluster is not None:
@@ -126,7 +128,7 @@ def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[Cluster]:
 
 
 @contextmanager
-def _ray_cluster(address: str, n_jobs: int) -> Iterator[Cluster]:
+def _ray_cluster(address: str, n_jobs: int) -> Iterator[WorkerPool]:
     from digitlab.exceptions import ConfigError
 
     try:
@@ -149,15 +151,15 @@ def _ray_cluster(address: str, n_jobs: int) -> Iterator[Cluster]:
     try:
         # Ray's joblib backend reserves one CPU per job: one thread per job fills the cores exactly.
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        yield Cluster("ray", address or "local", slots, 1)
+        yield WorkerPool("ray", address or "local", slots, 1)
     finally:
         if started:
             ray.shutdown()
 
 
 @contextmanager
-def backend_context(backend: str = "loky", scheduler: str = "", n_jobs: int = 1) -> Iterator[Cluster | None]:
-    """Connect to (or start) the cluster of a cluster ``backend`` for the block; yields its :class:`Cluster`.
+def backend_context(backend: str = "loky", scheduler: str = "", n_jobs: int = 1) -> Iterator[WorkerPool | None]:
+    """Connect to (or start) the cluster of a cluster ``backend`` for the block; yields its :class:`WorkerPool`.
 
     ``backend`` "dask": ``scheduler`` is a dask scheduler address (``tcp://host:8786``); empty starts a
     ``LocalCluster`` of ``n_jobs`` single-threaded worker processes. ``backend`` "ray": ``scheduler`` is a
@@ -302,7 +304,7 @@ def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[in
 
 
 def _dispatch(fn: Callable, unique: list, todo: list[int], threads: int, args: tuple, backend: str,
-              cluster: Cluster | None, jobs: int, keep_going: bool = False) -> Iterator[tuple[int, dict | BaseException]]:
+              cluster: WorkerPool | None, jobs: int, keep_going: bool = False) -> Iterator[tuple[int, dict | BaseException]]:
     """Run the ``todo`` calls through joblib (on ``cluster`` when given), yielding ``(index, row)`` as each
     finishes. The joblib backend is set for these calls only (scikit-learn's own parallel calls elsewhere
     stay local). Backends without result generators (Ray's) run in chunks of ``2 * jobs`` calls so that
@@ -406,10 +408,10 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
             continue
         y = np.asarray(y)
         out[f"{name}_acc"] = float(np.mean(out[f"{name}_pred"] == y))
-        out[f"{name}_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None))))
+        out[f"{name}_loss"] = M.log_loss(y, proba)
     if keep_model:
         out["model"], out["norm"] = res.model, res.norm
     return out
 
 
-__all__ = ["run_grid", "backend_context", "Cluster", "point_key", "summarise", "fit_and_score", "input_shape"]
+__all__ = ["run_grid", "backend_context", "WorkerPool", "point_key", "summarise", "fit_and_score", "input_shape"]

@@ -5,7 +5,7 @@ know what it changed and whether the change is more than noise. :func:`compare_r
 folders written by ``digitlab run`` and returns a :class:`Comparison` whose tables are pandas
 DataFrames::
 
-    from digitlab.compare import compare_runs
+    from digitlab.report.compare_runs import compare_runs
     c = compare_runs("runs/20261123-101500-baseline", "runs/20261123-113000-variant")
     c.headline            # the significant changes, largest first, as sentences
     c.config              # the config keys that differ, with both values
