@@ -258,3 +258,33 @@ def test_config_rejects_unknown_augmentation():
 
     with pytest.raises(ConfigError, match="augment.augmentations"):
         task.Config(augmentations=["hflip", "mirror"]).validate()
+
+
+def test_augmentation_effect_scores_clean_corrupted_and_flipped(mnist):
+    """The one augmentation experiment: corruptions on a subset of the clean test images, flips on the reference model."""
+    from digitlab.experiments.augmentation import FLIP_TRANSFORMS, augmentation_effect, augmentation_shift
+
+    recipe = ("cnn", {"width": 4, "n_blocks": 1}, {"epochs": 1, "batch_size": 64, "lr": 0.01})
+    eff = augmentation_effect(mnist, ["vflip", "rotate_small"], recipe=recipe, n_train=600, n_test=200, n_test_corrupt=100,
+                              seed=0, device="cpu")
+    assert list(eff.summary.index) == ["none", "vflip", "rotate_small"] and eff.corruptions == ["vflip", "rotate_small"]
+    assert (eff.n_train, eff.n_test, eff.n_test_corrupt) == (600, 200, 100)
+    assert eff.summary.loc["none", "verdict"] == "baseline" and eff.summary.loc["none", "delta_clean"] == 0.0
+    assert set(eff.summary["verdict"].iloc[1:]) <= {"helps", "hurts", "within noise"}
+    none = eff.runs.set_index("augmentation").loc["none"]
+    assert none["vflip"] < none["clean"] - 0.2  # a network never shown upside-down digits fails on them
+    assert set(eff.flip_cms) == set(FLIP_TRANSFORMS) and list(eff.flips["transform"]) == list(FLIP_TRANSFORMS)
+    assert np.allclose(eff.flip_cms["hflip"].sum(1), 1.0) and len(eff.flip_per_class) == 10
+    assert eff.swap_pair == ("6", "9") and set(eff.swaps) == {"none", "vflip", "rotate_small"}
+    assert eff.train_config.epochs == 1 and eff.train_config.augment == ""
+    # the same seed gives the same numbers
+    again = augmentation_effect(mnist, ["vflip"], recipe=recipe, n_train=600, n_test=200, n_test_corrupt=100, seed=0,
+                                device="cpu", flips={})
+    assert again.runs.loc[0, "clean"] == eff.runs.loc[0, "clean"] and not again.flip_cms
+    sh = augmentation_shift(mnist, ["hflip"], n=200, embed_n=30, seed=0)
+    assert list(sh.shift["augmentation"]) == ["identity", "hflip"] and sh.clean_2d.shape == (30, 2)
+    import matplotlib.pyplot as plt
+
+    for fig in (eff.plot(), eff.plot_matrix(), eff.plot_clean_delta(), eff.plot_flips(), sh.plot_map(), sh.plot_embedding()):
+        assert isinstance(fig, plt.Figure)
+        plt.close(fig)

@@ -49,9 +49,13 @@ def sweep():
     ds = load_dataset("digits")
     tr = stratified_subset(ds.y_train, per_class=40, seed=0)
     te = stratified_subset(ds.y_test, per_class=20, seed=0)
+    from digitlab.experiments.cnn_sweep import _sweep_point
+    from digitlab.train import TrainConfig
+
     cfg = cnn_sweeps.Config(n_blocks=1, width=8, epochs=1, batch_size=64)
-    points = [{"point": cnn_sweeps.sweep_point(cfg, "lr", lr)} for lr in (0.003, 0.03)]
-    return cnn_sweeps.train_point, points, (ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], "cpu")
+    points = [cnn_sweeps.settings_of(cnn_sweeps.sweep_point(cfg, "lr", lr)) for lr in (0.003, 0.03)]
+    return _sweep_point, points, (ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], ("cnn", {}, TrainConfig()), {},
+                                  "cpu", 10)
 
 
 KEYS = ("test_acc", "test_loss", "params", "val_curve", "best_epoch")
@@ -124,7 +128,7 @@ def test_threads_per_job_never_oversubscribe_a_host():
 def test_an_unreachable_scheduler_is_one_config_error(monkeypatch):
     from digitlab import grid
 
-    monkeypatch.setattr(experiment, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(grid, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(ConfigError, match="cannot connect to a dask scheduler") as err:
         with backend_context("dask", "tcp://127.0.0.1:9"):
             pass

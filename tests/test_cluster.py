@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as M
 
-from digitlab import cluster as C
+from digitlab.experiments import clustering as C
 from digitlab.data.dataset import Dataset
 from digitlab.exceptions import ConfigError
 from digitlab.models.nets import NET_NAMES, build_net
@@ -241,3 +241,26 @@ def test_missing_map_and_bad_keys_are_config_errors(tmp_path, mnist):
     out.mkdir()
     with pytest.raises(ConfigError, match="cluster.spaces.*embed.methods"):
         cluster.run(_ctx(ds, out, {"embed": up}), cluster.Config(spaces=["pixels", "umap"], methods=["kmeans"], layers=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment functions, called directly
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cluster_images_scores_every_method_in_every_space_with_a_passed_map():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    images = np.clip(rng.normal(40, 10, (120, 8, 8)) + (y * 80)[:, None, None], 0, 255).astype(np.uint8)
+    xy = np.c_[y * 10.0, np.zeros(120)] + rng.normal(0, 0.5, (120, 2))  # a 2-D "map" with three tight groups
+    img = C.cluster_images(images, y, classes=["a", "b", "c"], spaces=["pixels", "pca", "umap"], maps={"umap": xy},
+                           methods=["kmeans", "ward"], pca_dims=5, n_init=1)
+    assert list(img.names.values()) == ["raw pixels", "PCA-5", "UMAP map"]
+    assert len(img.scores) == 6 and list(img.scores.columns[:3]) == ["space", "method", "dims"]
+    assert all(r["ARI"] > 0.99 for r in img.rows) and img.k == 3
+    assert img.best("umap")["_space"] == "umap"
+    table, cols = img.matched("umap", "kmeans")
+    assert np.array_equal(np.diag(table), [40, 40, 40]) and "-" not in cols
+    assert len(img.plot_contingency().axes) >= 3 and img.plot_assignments("pca", xy, "map").axes
+    with pytest.raises(ConfigError, match="tsne"):
+        C.cluster_images(images, y, spaces=["tsne"], methods=["kmeans"])

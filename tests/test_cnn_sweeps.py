@@ -1,4 +1,5 @@
-"""The cnn_sweeps task: a tiny sweep yields its tables, figures and computed findings."""
+"""The cnn_sweeps task: a tiny sweep yields its tables, figures and computed findings; the
+experiment it calls (digitlab.experiments.cnn_sweep) trains explicit points once each."""
 
 from dataclasses import replace
 
@@ -9,7 +10,9 @@ from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import cnn_sweeps
-from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, sweep_finding, sweep_point
+from digitlab.experiments.cnn_sweep import cnn_sweep
+from digitlab.study.prose.cnn_sweeps import sweep_finding
+from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, settings_of, sweep_point
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,17 @@ def test_unknown_sweep_or_value_is_a_config_error():
     with pytest.raises(ConfigError, match="lbfgs"):
         replace(Config(), optimizer_values=["lbfgs"]).validate()
     assert np.all([s in cnn_sweeps.SWEEPS for s in Config().sweeps])
+
+
+def test_explicit_points_train_once_and_compare_by_seed(small_ds):
+    """cnn_sweep with ``points``: equal points train once; compare / architectures read the runs back per point."""
+    base = {"net": "cnn", "n_blocks": 1, "width": 4, "epochs": 1, "batch_size": 64, "min_steps": 0}
+    pts = [base, {**base, "lr": 0.003}, dict(base), {"net": "lenet5", "epochs": 1, "batch_size": 64, "min_steps": 0}]
+    sw = cnn_sweep(small_ds, points=pts, seeds=2, n_train=300, n_test=100, n_jobs=1, device="cpu")
+    assert len(sw.rows) == 3 * 2 and sw.seeds == [0, 1]
+    rows = sw.compare({"base": base, "slow": pts[1]})
+    assert [r["value"] for r in rows] == ["base", "slow"] and all(r["seeds"] == 2 for r in rows)
+    assert rows[0]["test_acc_mean"] == round(100 * sum(r["test_acc"] for r in sw.runs_of(base)) / 2, 3)
+    arch = sw.architectures([("a", base), ("b", pts[1]), ("c", pts[3])])
+    assert len(arch) == 3 and arch == sorted(arch, key=lambda r: r["params"])
+    assert settings_of(sweep_point(Config(), "family", "resnet")) == {"net": "resnet", **dict(sweep_point(Config(), "family", "resnet").train)}

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,8 +21,8 @@ import torch
 from matplotlib.figure import Figure
 
 from digitlab import augment as A
-from digitlab import cluster as C
-from digitlab import errors_analysis as EA
+from digitlab.experiments import clustering as C
+from digitlab.experiments.error_analysis import intersections, plot_error_maps, plot_gallery, plot_upset
 from digitlab import embed as E
 from digitlab import features as Fe
 from digitlab import metrics as M
@@ -113,9 +112,9 @@ def _cases():
         "plot_gallery": lambda ax: A.plot_gallery(imgs, ["hflip", "shift"], n_samples=3, ax=ax),
         "plot_shift_embedding": lambda ax: A.plot_shift_embedding(emb, {"x": emb + 1, "y": emb - 1}, y, ax=ax),
         "plot_reliability_diagrams": lambda ax: plots.plot_reliability_diagrams(y, {"a": proba, "b": proba[::-1]}, ax=ax),
-        "plot_upset": lambda ax: EA.plot_upset(EA.intersections(errors, cls), cls, errors.sum(1), ax=ax),
-        "plot_error_maps": lambda ax: EA.plot_error_maps(emb, y, cls, errors, cls, ax=ax),
-        "errors_analysis.plot_gallery": lambda ax: EA.plot_gallery(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
+        "plot_upset": lambda ax: plot_upset(intersections(errors, cls), cls, errors.sum(1), ax=ax),
+        "plot_error_maps": lambda ax: plot_error_maps(emb, y, cls, errors, cls, ax=ax),
+        "error_analysis.plot_gallery": lambda ax: plot_gallery(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
         "plot_assignments": lambda ax: C.plot_assignments(emb, y, {"k": y[::-1], "w": y}, cls, ax=ax),
         "plot_layer_scores": lambda ax: C.plot_layer_scores(layer_rows, [("ARI", "ARI"), ("NMI", "NMI")], ["gap"], ax=ax),
         "plot_filters": lambda ax: C.plot_filters({"a": rng.normal(size=(6, 1, 3, 3)), "b": rng.normal(size=(4, 1, 3, 3))},
@@ -161,9 +160,9 @@ def test_many_panel_figures_stay_within_the_printable_width(tmp_path):
     rows = [{"depth": d, "layer": f"block {d}", "net": net, "merge": mg, "ARI": rng.random(), "NMI": rng.random(),
              "probe": rng.random()} for d in range(5) for net in ("trained", "untrained") for mg in ("gap", "flatten")]
     figs = {
-        "error_map": EA.plot_error_maps(emb, y, cls, errors, names),
-        "upset": EA.plot_upset(EA.intersections(errors, names, 15), names, errors.sum(1), "largest"),
-        "gallery": EA.plot_gallery(imgs, ["#1\ngiven 3\nsuggest 5\nself-conf. 0.123"] * 20, cols=10),
+        "error_map": plot_error_maps(emb, y, cls, errors, names),
+        "upset": plot_upset(intersections(errors, names, 15), names, errors.sum(1), "largest"),
+        "gallery": plot_gallery(imgs, ["#1\ngiven 3\nsuggest 5\nself-conf. 0.123"] * 20, cols=10),
         "assignments": C.plot_assignments(emb, y, {m: rng.integers(0, 10, n) for m in "abcde"}, cls,
                                           {m: "k-means on 50-component PCA\nARI 0.50, NMI 0.60" for m in "abcde"}),
         "layer_scores": C.plot_layer_scores(rows, [("ARI", "ARI"), ("NMI", "NMI"), ("probe", "probe accuracy")], ["gap", "flatten"]),

@@ -1,5 +1,6 @@
-"""The datasize task and its library (digitlab.learning_curve): exact subsets, the power-law fit,
-the adequate size, training curves, and the task end to end on a small MNIST subset."""
+"""The datasize task and its experiment (digitlab.experiments.learning_curve): exact subsets, the
+power-law fit, the adequate size, training curves, the experiment on its own, and the task end to end
+on a small MNIST subset."""
 
 import math
 from dataclasses import replace
@@ -9,12 +10,17 @@ import pytest
 
 from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError
-from digitlab.learning_curve import (PowerLawFit, adequate_size, adequate_size_interval, fit_power_law, power_law,
-                                     training_curve)
 from digitlab.data.subsets import subset_indices
+from digitlab.experiments.learning_curve import (PowerLawFit, adequate_size, adequate_size_interval, fit_power_law,
+                                                 learning_curve, power_law, seeds_for, training_curve)
+from digitlab.experiments.learning_curve import first_look_indices as _first_look_indices
 from digitlab.study.task import TaskContext, Upstream
 from digitlab.study.tasks import classify, datasize
-from digitlab.study.tasks.datasize import Config, first_look_indices, resolve_sizes, seeds_for
+from digitlab.study.tasks.datasize import Config, resolve_sizes
+
+
+def first_look_indices(y_train, y_test, cfg, seed):
+    return _first_look_indices(y_train, y_test, cfg.first_look_per_class, cfg.first_look_test_per_class, seed)
 
 # ---------------------------------------------------------------------------------------------
 # Subsets and sizes
@@ -55,10 +61,12 @@ def test_sizes_clamp_to_the_data_and_log_spacing_keeps_the_ends():
 
 
 def test_seed_counts_per_model_and_at_the_full_set():
-    cfg = replace(Config(), n_seeds=3, slow_models=["cnn"], slow_n_seeds=1, full_n_seeds=1)
-    assert seeds_for(cfg, "logreg", 5000, 60000, 7) == [7, 8, 9]
-    assert seeds_for(cfg, "cnn", 5000, 60000, 7) == [7]
-    assert seeds_for(cfg, "logreg", 60000, 60000, 7) == [7]
+    kw = {"seed": 7, "slow_models": ["cnn"], "slow_seeds": 1, "full_seeds": 1}
+    assert seeds_for("logreg", 5000, 60000, 3, **kw) == [7, 8, 9]
+    assert seeds_for("cnn", 5000, 60000, 3, **kw) == [7]
+    assert seeds_for("logreg", 60000, 60000, 3, **kw) == [7]
+    assert seeds_for("cnn", 5000, 60000, 2, seed=0, slow_models=["cnn"], slow_seeds=3) == [0, 1, 2]  # may exceed seeds
+    assert seeds_for("knn", 500, 60000, [4, 9]) == [4, 9]
 
 
 def test_config_rejects_bad_values_naming_the_key():
@@ -203,35 +211,48 @@ def test_task_runs_end_to_end_and_reuses_classify(small_ds, tmp_path):
 def test_growth_points_are_stored_as_they_finish_and_reused_on_a_rerun(small_ds, tmp_path):
     """With the runner's points folder every (model, size, seed) is stored as it finishes: a killed
     standard run, rerun, trains again only the point in flight. Other settings or data get other keys."""
-    from digitlab.study.common import split
-
     cfg = replace(Config(), models=["gnb", "logreg"], sizes=[100, 200], n_seeds=2, slow_models=[], full_n_seeds=1,
                   reuse_classify=False)
     ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False,
                       points_dir=tmp_path / "points")
-    part = split(ctx, 0, 100)
-    rows = datasize.grow(ctx, cfg, part, [100, 200], {})
+    cfg = replace(cfg, n_test=100)
+    rows = datasize.grow(ctx, cfg, [100, 200], {}).rows
     files = sorted((tmp_path / "points").glob("*.pkl"))
     assert len(rows) == len(files) == 2 * 2 * 2  # models x sizes x seeds
-    again = datasize.grow(ctx, cfg, part, [100, 200], {})
+    again = datasize.grow(ctx, cfg, [100, 200], {}).rows
     assert [r["wall_seconds"] for r in again] == [r["wall_seconds"] for r in rows]  # read back, not retrained
     assert sorted((tmp_path / "points").glob("*.pkl")) == files
     # another model setting (the model's key changes through the shared ZooSettings) trains afresh
     other = replace(cfg, models=["logreg"], sizes=[100], n_seeds=1, mlp_epochs=3, n_estimators=7)
-    datasize.grow(ctx, other, part, [100], {})
+    datasize.grow(ctx, other, [100], {})
     assert len(list((tmp_path / "points").glob("*.pkl"))) == len(files) + 1
 
 
 def test_growth_on_a_small_dataset_fits_the_pca_models(small_ds, tmp_path):
     """datasize on a few dozen images per size (a small fundus set, sklearn digits subsets): the models
     with a PCA-50 front end (k-NN, boosting, RBF SVM) train at 30 images instead of raising."""
-    from digitlab.study.common import split
-
     cfg = replace(Config(), models=["knn", "hgb", "rbf_svm"], sizes=[30, 60], n_seeds=1, slow_models=[], full_n_seeds=1,
                   reuse_classify=False, hgb_max_iter=10, svm_search_size=40, svm_C=[5.0], svm_gamma=[0.02, 0.04])
     ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False)
-    part = split(ctx, 0, 100)
-    rows = datasize.grow(ctx, cfg, part, [30, 60], {})
+    rows = datasize.grow(ctx, replace(cfg, n_test=100), [30, 60], {}).rows
     assert [(r["model"], r["n_train"]) for r in rows] == [(m, n) for m in cfg.models for n in (30, 60)]
     assert all(len(r["y_pred"]) == 100 for r in rows)
     assert max(r["accuracy"] for r in rows if r["model"] == "knn") > 0.5  # chance is 0.1
+
+
+def test_learning_curve_experiment_gives_the_seed_rule_the_fits_and_known_runs(small_ds):
+    """The experiment on its own: slow models get fewer seeds, the whole set its own count, a known
+    run replaces the first seed's training, and the tables hold what the fits say."""
+    lc = learning_curve(small_ds, {"gnb": "gnb", "LR": ("logreg", {"C": 0.5})}, [100, 200, 400, 0], seeds=2, slow_models=["LR"],
+                        slow_seeds=1, full_seeds=1, n_test=100, n_draws=200, milestones=[100, 0, 5000])
+    counts = lc.runs.groupby(["model", "n_train"]).size()
+    assert counts[("gnb", 100)] == 2 and counts[("LR", 100)] == 1 and counts[("gnb", 600)] == 1
+    assert list(lc.fits.index) == ["gnb", "LR"] and (lc.fits["ceiling_accuracy"] == 1 - lc.fits["c"]).all()
+    for m, f in lc.power_laws.items():
+        g = lc.runs[lc.runs["model"] == m]
+        assert f.c == pytest.approx(fit_power_law(g["n_train"], 1 - g["accuracy"]).c)
+    assert sorted(set(lc.milestones["n_train"])) == [100, 600] and lc.class_gain.shape == (2, 10)
+    assert [r["model"] for r in lc.tables["fits"]] == ["gnb", "LR"]
+    known = {("gnb", 600): {**lc.rows[-1], "model": "gnb", "n_train": 600, "seed": 0, "source": "elsewhere"}}
+    lc2 = learning_curve(small_ds, ["gnb"], [100, 0], seeds=1, n_test=100, known=known)
+    assert list(lc2.runs["source"]) == ["trained", "elsewhere"]

@@ -242,7 +242,7 @@ def test_task_profiles_resolve():
 
 
 def test_best_method_finding_reports_ties_and_winners():
-    from digitlab.study.tasks.embed import _best_sentence
+    from digitlab.study.prose.embed import best_sentence as _best_sentence
 
     rows = [{"method": "PCA", "k-NN accuracy (2-D)": 0.43, "trustworthiness": 0.73, "silhouette": 0.02},
             {"method": "t-SNE", "k-NN accuracy (2-D)": 0.9471, "trustworthiness": 0.968, "silhouette": 0.34},
@@ -253,3 +253,24 @@ def test_best_method_finding_reports_ties_and_winners():
     assert "by silhouette UMAP (0.440;" in text and "by trustworthiness t-SNE (0.968;" in text
     rows[2]["silhouette"] = 0.30
     assert _best_sentence(rows).startswith("t-SNE separates the classes best by all three measures")
+
+
+def test_embedding_study_measures_every_map_of_the_same_points(tiny):
+    from digitlab.experiments.embedding import embedding_study
+
+    res = embedding_study(tiny, ["pca", "tsne"], n_points=200, quality_points=100, top_pairs=3, k=5)
+    assert list(res.methods["method"]) == ["PCA", "t-SNE"] and set(res.methods["points"]) == {200}
+    assert res.methods[["k-NN accuracy (2-D)", "trustworthiness"]].to_numpy().min() >= 0
+    assert len(res.overlaps) == 2 * 3 and len(res.own_class) == tiny.n_classes
+    assert {m: e.shape for m, e in res.embeddings.items()} == {"pca": (200, 2), "tsne": (200, 2)}
+    assert res.space_name == "50-D PCA space" and len(res.pred) == 200
+    np.testing.assert_array_equal(res.hard, np.flatnonzero(res.pred != res.y))
+    assert np.allclose(np.diag(res.ink), 1.0) and 0 < res.pca_variance_kept < 100
+    assert set(res.ink_rho) == {"pca", "tsne"} and all(-1 <= r <= 1 for r in res.ink_rho.values())
+    again = embedding_study(tiny, ["pca"], n_points=200, quality_points=100, k=5)
+    np.testing.assert_array_equal(again.embeddings["pca"], res.embeddings["pca"])  # seeded: the same map
+    import matplotlib.pyplot as plt
+
+    for fig in (res.plot(), res.plot_map("tsne", "t-SNE")):
+        assert isinstance(fig, plt.Figure)
+        plt.close(fig)

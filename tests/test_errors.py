@@ -1,12 +1,13 @@
 """The errors task and its library: error sets, Jaccard, UpSet intersections, traits, label issues."""
 
 import csv
+import importlib
 from itertools import combinations
 
 import numpy as np
 import pytest
 
-from digitlab import errors_analysis as A
+A = importlib.import_module("digitlab.experiments.error_analysis")  # the module (its name is also a function)
 from digitlab.exceptions import ConfigError
 
 
@@ -219,3 +220,27 @@ def test_errors_task_end_to_end_on_digits(tmp_path):
     assert res.metrics["planted"]["n"] >= 1 and res.headline and len(res.findings) >= 5
     text = " ".join(res.findings)
     assert "logreg" not in text and "linear_svm" not in text  # models named in words
+
+
+def test_error_analysis_with_label_issues_and_map_on_small_data(mnist):
+    from digitlab.data.subsets import subset_indices
+
+    te = subset_indices(mnist.y_test, 300, 0)
+    x, y = mnist.x_test[te], mnist.y_test[te]
+    rng = np.random.default_rng(0)
+    preds = {m: np.where(rng.random(len(y)) < 0.1, (y + 1) % 10, y) for m in ("a", "b", "c")}
+    proba = {m: np.eye(10)[p] * 0.9 + 0.01 for m, p in preds.items()}
+    ea = A.error_analysis(y, preds, proba, images=x, classes=mnist.classes, index=te, hard_fraction=0.6,
+                          reference_per_class=10, train=mnist, n_train=500, pca_dims=10, planted_fraction=0.02,
+                          top_candidates=5, map_method="pca", map_size=100, seed=0)
+    wrong = sum(preds[m] != y for m in preds)
+    assert ea.hard_min == 2 and set(ea.hard_positions) == set(np.flatnonzero(wrong >= 2))
+    assert ea.per_model.loc["a", "errors"] == int((preds["a"] != y).sum())
+    assert ea.map_xy.shape == (100, 2) and set(ea.hard_positions) <= set(ea.map_pos)  # hard images first on the map
+    lab = ea.label
+    assert lab.n_train == 500 and lab.test_models == ["a", "b", "c"] and lab.planted["n"] == 10
+    assert len(lab.top["test"]) == 5 and all("models_suggesting" in r for r in lab.top["test"])
+    assert set(lab.test_candidates["index"]) <= set(te) and "centre_distance" in ea.trait_values
+    assert {"trait", "n_hard"} <= set(ea.comparison[0]) and ea.traits is not None
+    for fig in (ea.plot(), ea.plot_upset(5), ea.plot_error_map(), ea.plot_hard(4), lab.plot(4, part="test"), lab.plot(4)):
+        assert fig.axes

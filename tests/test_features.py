@@ -11,7 +11,6 @@ from scipy import ndimage as ndi
 
 from digitlab import features as F
 from digitlab.data import stratified_subset
-from digitlab.data.dataset import Dataset
 from digitlab.exceptions import ConfigError, DatasetError
 
 
@@ -282,3 +281,25 @@ def test_config_rejects_bad_values():
     for bad in ({"rank_by": "chi2"}, {"classifiers": ["svm"]}, {"threshold": 300}, {"classifiers": []}):
         with pytest.raises(ConfigError):
             dataclasses.replace(task.Config(), **bad).validate()
+
+
+def test_feature_study_scores_ranks_and_compares_with_pixels(mnist):
+    from digitlab.experiments.feature_study import feature_study
+
+    fs = feature_study(mnist, n_train=400, n_test=200, top_k=4, n_plot=3, classifiers=["logreg"], seed=0)
+    names = fs.names
+    assert list(fs.scores["feature"]) == names and sorted(fs.scores["rank_F"]) == list(range(1, len(names) + 1))
+    assert (fs.scores["pair_auc"] >= 0.5).all() and fs.X_train.shape == (400, len(names)) and fs.n_test == 200
+    assert list(fs.accuracy["input"]) == ["all features", "top-4 features", "raw pixels"]
+    assert (fs.accuracy["accuracy"] > 0.5).all()
+    assert len(fs.shown) == 3 and list(fs.class_means["feature"]) == fs.shown
+    assert fs.timing["n_images"] == 600 and set(fs.step_seconds) == {"extract", "scores", "classifiers"}
+    holes = fs.class_mean("holes")
+    assert holes["8"] > holes["1"]  # an eight has two loops, a one none
+    with pytest.raises(ConfigError, match="rank_by"):
+        feature_study(mnist, n_train=100, rank_by="chi2")
+    import matplotlib.pyplot as plt
+
+    for fig in (fs.plot(), fs.plot_class_means(), fs.plot_distributions(), fs.plot_pair_separation()):
+        assert isinstance(fig, plt.Figure)
+        plt.close(fig)

@@ -9,6 +9,7 @@ from sklearn.metrics import cohen_kappa_score
 from digitlab.augment import AUGMENTATIONS, augment_images, get_augmentation
 from digitlab.fundus_features import (downsample, feature_names, fundus_features, grading_metrics,
                                       quadratic_weighted_kappa, qwk_bootstrap)
+from digitlab.experiments import fundus as E
 from digitlab.study.tasks import fundus as F
 from digitlab.report.build import build_reports
 
@@ -112,7 +113,7 @@ def test_fundus_features_shape_and_grade_signal(ddr):
 
 def test_oversampling_balances_every_grade():
     y = np.array([0] * 50 + [1] * 5 + [2] * 20 + [4] * 2)
-    idx = F.oversample(y, seed=0)
+    idx = E.oversample(y, seed=0)
     counts = np.bincount(y[idx], minlength=5)
     assert counts.tolist() == [50, 50, 50, 0, 50]
     assert set(np.arange(len(y))) <= set(idx.tolist())  # every original image is kept
@@ -122,7 +123,7 @@ def test_synthetic_grades_are_learnable_by_a_small_cnn(ddr):
     from digitlab.grid import fit_and_score
     from digitlab.train import TrainConfig
 
-    bal = F.oversample(ddr.y_train, seed=0)
+    bal = E.oversample(ddr.y_train, seed=0)
     x_tr, x_te = downsample(ddr.x_train, 32)[bal], downsample(ddr.x_test, 32)
     cfg = TrainConfig(epochs=1, min_steps=80, batch_size=32, lr=0.005, val_fraction=0.0, device="cpu")
     res = fit_and_score("cnn", {"width": 8, "n_blocks": 3}, x_tr, ddr.y_train[bal], {"test": (x_te, ddr.y_test)}, cfg,
@@ -135,6 +136,43 @@ def test_synthetic_grades_are_learnable_by_a_small_cnn(ddr):
 # ---------------------------------------------------------------------------------------------
 # The task
 # ---------------------------------------------------------------------------------------------
+
+
+def test_fundus_grading_experiment_directly(ddr, tmp_path, monkeypatch):
+    """The library function: every fit a point of the grid runner (stored in cache_dir), tidy tables, ax= plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import digitlab.grid
+
+    seen, real = [], digitlab.grid.run_grid
+
+    def spy(fn, points, seeds, **kw):
+        seen.append((fn.__name__, kw.get("cache_dir"), len(points) * len(seeds)))
+        return real(fn, points, seeds, **kw)
+
+    monkeypatch.setattr(digitlab.grid, "run_grid", spy)
+    kw = dict(models=["logreg"], inputs=["pixels"], pixel_size=16, nets=["cnn"], net_size=32, width=4, steps=10, batch_size=16,
+              augmentations=["none", "hflip"], n_seeds=2, augment_deltas={"hflip": 0.01}, cache_dir=tmp_path / "points")
+    res = E.fundus_grading(ddr, **kw)
+    assert [(n, c) for n, c, _ in seen] == [("_classic_point", tmp_path / "points"), ("_net_point", tmp_path / "points")]
+    assert seen[1][2] == 3 * 2 and len(list((tmp_path / "points").glob("*.pkl"))) == 1 + 3 * 2
+    rows = E.records(res.grading)
+    assert [(r["model"], r["input"]) for r in rows] == [("logistic regression", "pixels"), ("CNN", "network")]
+    assert "params" not in rows[0] and rows[1]["n_seeds"] == 2 and -1 <= rows[1]["qwk"] <= 1  # absent cells stay absent
+    assert list(res.augmentation_runs["augmentation"]) == ["none", "hflip"] and res.n_train_balanced >= len(res.y_train)
+    comp = E.records(res.comparison)
+    assert comp[0]["augmentation"] == "hflip" and comp[0]["fundus accuracy change (pp, augment task)"] == 1.0
+    again = E.fundus_grading(ddr, **kw)  # every point from the cache: the same numbers
+    assert E.records(again.grading)[1]["qwk"] == rows[1]["qwk"]
+    fig, ax = plt.subplots()
+    assert res.plot_qwk(ax=ax) is fig
+    for f in (res.plot_confusion(), res.plot_recall(), res.plot_augment_comparison(), res.plot_gallery()):
+        assert f.axes
+        plt.close(f)
+    plt.close(fig)
 
 
 def test_config_rejects_bad_values(tmp_path):
@@ -222,7 +260,7 @@ def test_compare_run_puts_another_runs_augment_numbers_beside(tmp_path):
     deltas, meta, name = F.read_compare(str(run))
     assert name == "mnist" and deltas["rotate_large"] == -0.05 and meta["label_swaps_under_rotation"]
     aug_rows = [{"augmentation": "none", "qwk": 0.80}, {"augmentation": "hflip", "qwk": 0.83}]
-    comp = {r["augmentation"]: r for r in F.comparison_rows(["none", "hflip"], aug_rows, {"hflip": 0.01}, deltas, meta,
+    comp = {r["augmentation"]: r for r in E.comparison_rows(["none", "hflip"], aug_rows, {"hflip": 0.01}, deltas, meta,
                                                              FUNDUS_META, name)}
     assert comp["hflip"]["mnist accuracy change (pp)"] == -2.0 and comp["hflip"]["fundus QWK change (this task)"] == pytest.approx(0.03)
     assert comp["rotate_large"]["keeps label: mnist"] == "no (6 <-> 9)" and comp["rotate_large"]["keeps grade: fundus"] == "yes"

@@ -1,12 +1,12 @@
 """The over-fitting study: dropout placement, the MLP family, penalties acting on the weights, the
 validation split shared by curves and scores, config checks, and the task end to end on tiny data."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from digitlab.exceptions import ConfigError
+from digitlab.experiments import regularisation as R
 from digitlab.models.nets import build_net, count_parameters
 from digitlab.study.tasks import overfit as O
 
@@ -18,7 +18,7 @@ def _dropouts(module: nn.Module) -> list[float]:
 @pytest.mark.parametrize("place, in_features, in_head", [("conv", True, False), ("head", False, True), ("both", True, True)])
 def test_dropout_placement_changes_which_layers_drop(place, in_features, in_head):
     cfg = O.Config(cnn_blocks=3, cnn_width=8, cnn_hidden=32)
-    net = build_net("cnn", (1, 28, 28), 10, seed=0, **O.cnn_params(cfg, **O.dropout_params(place, 0.5)))
+    net = build_net("cnn", (1, 28, 28), 10, seed=0, **R.cnn_params(cfg, **R.dropout_params(place, 0.5)))
     assert (_dropouts(net.features) == [0.5] * 3) is in_features  # one after every conv block
     assert (_dropouts(net.classifier) == [0.5]) is in_head
     if in_head:  # in the head it acts on the dense hidden layer, right before the output layer
@@ -38,13 +38,13 @@ def test_dropout_placement_changes_which_layers_drop(place, in_features, in_head
 
 def test_rate_zero_builds_no_dropout_and_is_one_shared_point():
     cfg = O.Config()
-    net = build_net("cnn", (1, 28, 28), 10, **O.cnn_params(cfg, **O.dropout_params("both", 0.0)))
+    net = build_net("cnn", (1, 28, 28), 10, **R.cnn_params(cfg, **R.dropout_params("both", 0.0)))
     assert _dropouts(net) == []
-    pts = O.dropout_points(cfg)
-    zero = {O.key(p) for (place, r), p in pts.items() if r == 0.0}
+    pts = R.dropout_points(cfg)
+    zero = {R.key(p) for (place, r), p in pts.items() if r == 0.0}
     assert len(zero) == 1  # trained once, shown in every row of the heatmap
     with pytest.raises(ConfigError, match="placement"):
-        O.dropout_params("input", 0.5)
+        R.dropout_params("input", 0.5)
 
 
 def test_mlp_family_softmax_regression_and_dropout():
@@ -66,7 +66,7 @@ def pool(mnist):
 
 
 def _train(cfg, pool, net, params, curves=False, **train):
-    return O.train_point(O.point(cfg, net, params, curves=curves, **train), 0, 1, *pool, 1 / 3, 10, "cpu")
+    return R.train_point(R.point(cfg, net, params, curves=curves, **train), 0, 1, *pool, 1 / 3, 10, "cpu")
 
 
 def test_penalties_shrink_the_weights_in_the_expected_direction(pool):
@@ -85,7 +85,7 @@ def test_penalties_shrink_the_weights_in_the_expected_direction(pool):
 
 def test_curves_run_carves_the_same_validation_images_it_is_scored_on(pool):
     cfg = O.Config(epochs=4, min_steps=0, batch_size=64, lr=0.01)
-    params = O.cnn_params(O.Config(cnn_width=4, cnn_hidden=16))
+    params = R.cnn_params(O.Config(cnn_width=4, cnn_hidden=16))
     res = _train(cfg, pool, "cnn", params, curves=True)
     best = res["history"][res["best_epoch"] - 1]
     # fit's own validation split and the task's are the same images: the kept epoch's recorded validation
@@ -111,13 +111,15 @@ def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
 
     # every grid (networks, logistic regression) stores its finished points in the runner's points folder,
     # so a killed standard run, rerun, loses at most the points in flight
-    seen, real_grid = [], O.run_grid
+    import digitlab.grid
+
+    seen, real_grid = [], digitlab.grid.run_grid
 
     def spy(fn, points, seeds, **kw):
         seen.append((fn.__name__, kw.get("cache_dir"), len(points) * len(seeds)))
         return real_grid(fn, points, seeds, **kw)
 
-    monkeypatch.setattr(O, "run_grid", spy)
+    monkeypatch.setattr(digitlab.grid, "run_grid", spy)
 
     cfg = O.Config(**(O.PROFILES["quick"] | {"n_train": 150, "n_val": 100, "n_test": 200, "epochs": 3, "min_steps": 0,
                                              "batch_size": 32, "cnn_width": 4, "cnn_hidden": 16, "mlp_hidden": [32],
@@ -146,6 +148,34 @@ def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
                                                       "augmentation"]  # fmt: skip
     assert len(tab["curves"]) == 3 and res.metrics["n_train"] == 150 and res.metrics["n_val"] == 100
     assert any("coupled penalty" in n for n in res.notes)
+
+
+def test_regularisation_experiment_directly_on_arrays(pool):
+    """The library function a notebook calls: tidy DataFrames, choices made on validation, ax= plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = R.regularisation(pool, n_train=200, n_val=100, n_test=0, epochs=2, min_steps=0, batch_size=64, cnn_width=4, cnn_hidden=16,
+                           mlp_hidden=[16], deep_mlp_hidden=[16, 16], penalty_nets=["mlp"], l2_values=[1e-2], l1_values=[1e-4],
+                           logreg_C=[1.0], logreg_penalties=["l2"], logreg_max_iter=5, dropout_rates=[0.5],
+                           dropout_places=["head"], ladder=["softmax", "cnn"])  # fmt: skip
+    assert res.n_train == 200 and res.n_val == 100 and res.n_test == 300
+    assert set(res.penalties["strength"]) == {0.0, 1e-2, 1e-4} and set(res.penalties["net"]) == {"mlp"}
+    assert list(res.logreg["penalty"]) == ["none", "l2"] and list(res.ladder["model"]) == ["softmax", "cnn"]
+    assert list(res.remedies["remedy"]) == list(R.REMEDY_WORDS) and res.remedies["d_test"].iloc[0] == 0.0
+    assert res.l2_best == 1e-2 and res.dropout_best == ("head", 0.5) and len(res.curves) == 2 and 1 <= res.kept <= 2
+    # the unregularised CNN is one point: ladder rung, rate-0 dropout and the remedies' baseline agree
+    cnn = res.ladder_results()["cnn"]
+    assert res.dropout_results()[("head", 0.0)]["test_acc"] == cnn["test_acc"] == res.remedies["test_acc"].iloc[0]
+    assert ((res.penalties["train_acc"] >= 0) & (res.penalties["train_acc"] <= 1)).all()
+    fig, axes = plt.subplots(1, 2)
+    assert res.plot_ladder(ax=axes[0]) is fig
+    for f in (res.plot_penalties("mlp"), res.plot_weights("mlp"), res.plot_logreg(), res.plot_dropout(), res.plot_remedies()):
+        assert f.axes
+        plt.close(f)
+    plt.close(fig)
 
 
 def test_classify_draws_the_cnn_training_curves(tmp_path):

@@ -146,7 +146,7 @@ def test_learning_curve_grid_and_power_law(digits):
     for m in ("logreg", "knn"):
         assert mean[(m, len(digits.y_train))] > mean[(m, 100)]
         g = lc.runs[lc.runs["model"] == m]
-        from digitlab.learning_curve import fit_power_law
+        from digitlab.experiments.learning_curve import fit_power_law
 
         ref = fit_power_law(g["n_train"], 1 - g["accuracy"])
         assert lc.fits.loc[m, "c"] == pytest.approx(ref.c) and lc.fits.loc[m, "ceiling_accuracy"] == pytest.approx(1 - ref.c)

@@ -124,10 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_pdf:
         cfg.study.pdf = False
     out = run_study(cfg, quiet=args.quiet)
-    from digitlab.report.build import build_reports
+    from digitlab.report.build import PdfError, build_reports
 
-    out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf, **_report_meta(args))
     print(f"run folder: {out.run_dir}")
+    try:
+        out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf, **_report_meta(args))
+    except PdfError as exc:
+        print(f"HTML report: {exc.html}")
+        raise
     print(f"HTML report: {out.html}")
     if out.pdf:
         print(f"PDF report: {out.pdf}")
@@ -227,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             print(to_toml(_resolve(args)))
             return 0
         if args.command == "report":
-            from digitlab.report.build import build_reports
+            from digitlab.report.build import PdfError, build_reports
 
-            html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf, **_report_meta(args))
+            try:
+                html, pdf = build_reports(Path(args.run_dir), pdf=not args.no_pdf, **_report_meta(args))
+            except PdfError as exc:
+                print(f"HTML report: {exc.html}")
+                raise
             print(f"HTML report: {html}" + (f"\nPDF report: {pdf}" if pdf else ""))
             return 0
         if args.command == "predict":

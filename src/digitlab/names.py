@@ -7,30 +7,21 @@ table cells and headings, and tasks use it when they write sentences::
     from digitlab.names import model_name
     f"The {model_name('rbf_svm')} beats the {model_name('tree')} by 8 points."
 
-It imports nothing from digitlab, so any module may import it.
+The zoo's models take their words from their registry entry (:class:`digitlab.models.zoo.ModelSpec`),
+read when a name is looked up; this module keeps the words of the other identifiers.
 """
 
 from __future__ import annotations
 
 import re
 
-# Model identifiers of the zoo (digitlab.models.classic, "cnn") and of digitlab.models.nets.
+# Identifiers that are not models of the zoo (the zoo's models take their words from their registry
+# entry, digitlab.models.zoo.ModelSpec): other spellings, networks of digitlab.models.nets, clusterings.
 MODEL_NAMES: dict[str, str] = {
-    "logreg": "logistic regression",
-    "linear_svm": "linear SVM",
-    "rbf_svm": "RBF SVM",
     "svm": "SVM",
-    "knn": "k-NN",
-    "tree": "decision tree",
     "decision_tree": "decision tree",
-    "random_forest": "random forest",
-    "extra_trees": "extra trees",
-    "hgb": "gradient boosting",
-    "gnb": "Gaussian naive Bayes",
-    "numpy_mlp": "NumPy MLP",
     "mlp": "MLP",
     "perceptron": "perceptron",
-    "cnn": "CNN",
     "lenet5": "LeNet-5",
     "resnet": "ResNet",
     "convmixer": "ConvMixer",
@@ -42,13 +33,11 @@ MODEL_NAMES: dict[str, str] = {
     "hdbscan": "HDBSCAN",
 }
 
-# The same models in Chinese (the report's --lang zh).
+# The same in Chinese (the report's --lang zh).
 MODEL_NAMES_ZH: dict[str, str] = {
-    "logreg": "逻辑回归", "linear_svm": "线性 SVM", "rbf_svm": "RBF 核 SVM", "svm": "SVM", "knn": "k 近邻",
-    "tree": "决策树", "decision_tree": "决策树", "random_forest": "随机森林", "extra_trees": "极端随机树",
-    "hgb": "梯度提升树", "gnb": "高斯朴素贝叶斯", "numpy_mlp": "NumPy 多层感知机", "mlp": "多层感知机",
-    "perceptron": "感知机", "cnn": "CNN", "lenet5": "LeNet-5", "resnet": "ResNet", "convmixer": "ConvMixer",
-    "kmeans": "k 均值", "agglomerative": "层次聚类", "gmm": "高斯混合模型", "spectral": "谱聚类",
+    "svm": "SVM", "decision_tree": "决策树", "mlp": "多层感知机", "perceptron": "感知机", "lenet5": "LeNet-5",
+    "resnet": "ResNet", "convmixer": "ConvMixer", "kmeans": "k 均值", "agglomerative": "层次聚类", "gmm": "高斯混合模型",
+    "spectral": "谱聚类",
 }
 
 # Column names and metric identifiers that read better in words (table headers).
@@ -89,22 +78,48 @@ COLUMN_NAMES: dict[str, str] = {
 }
 
 # Identifiers distinctive enough to be replaced inside sentences written with raw names ("tree" and
-# "svm" are not: they are ordinary words too).
-_PROSE_IDS = ("random_forest", "extra_trees", "rbf_svm", "linear_svm", "logreg", "numpy_mlp", "hgb", "gnb",
-              "knn", "cnn", "lenet5", "convmixer", "resnet", "decision_tree")
-_PROSE_RE = re.compile(r"(?<![\w./-])(" + "|".join(_PROSE_IDS) + r")(?![\w/-]|\.\w)")
+# "svm" are not: they are ordinary words too); the zoo's models say so in their entry (in_prose).
+_PROSE_IDS = ("lenet5", "convmixer", "resnet", "decision_tree")
+
+
+def _zoo() -> list:
+    """The zoo's registry entries (read when a name is looked up, so a model registered later is known)."""
+    from digitlab.models.zoo import registered_models
+
+    return registered_models()
+
+
+def words(lang: str = "en") -> dict[str, str]:
+    """Identifier -> name in words of every known model: the zoo's registry entries and the other
+    identifiers (``lang="zh"``: only those with a Chinese name)."""
+    if lang == "zh":
+        return {**MODEL_NAMES_ZH, **{s.name: s.words_zh for s in _zoo() if s.words_zh}}
+    return {**MODEL_NAMES, **{s.name: s.words for s in _zoo()}}
+
+
+_PROSE_CACHE: dict[tuple, re.Pattern] = {}
+
+
+def _prose_re() -> tuple[re.Pattern, dict[str, str]]:
+    zoo = _zoo()
+    ids = tuple(s.name for s in zoo if s.in_prose) + _PROSE_IDS
+    if ids not in _PROSE_CACHE:
+        _PROSE_CACHE.clear()
+        _PROSE_CACHE[ids] = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, ids)) + r")(?![\w/-]|\.\w)")
+    return _PROSE_CACHE[ids], words()
 
 
 def model_name(name: str, lang: str = "en") -> str:
     """``name`` in words ("random_forest" -> "random forest"); unknown names have '_' turned into spaces.
     ``lang="zh"`` gives the Chinese name where there is one."""
     key = str(name)
-    if lang == "zh" and key in MODEL_NAMES_ZH:
-        return MODEL_NAMES_ZH[key]
-    if key in MODEL_NAMES:
-        return MODEL_NAMES[key]
-    low = key.lower()
-    return MODEL_NAMES.get(low, key.replace("_", " "))
+    zh = words("zh") if lang == "zh" else {}
+    if key in zh:
+        return zh[key]
+    en = words()
+    if key in en:
+        return en[key]
+    return en.get(key.lower(), key.replace("_", " "))
 
 
 def column_name(name: str) -> str:
@@ -117,7 +132,7 @@ def column_name(name: str) -> str:
 
 def cell_name(value: str) -> str:
     """A table cell that is exactly a model identifier, in words; any other text unchanged."""
-    return MODEL_NAMES.get(value, value) if isinstance(value, str) else value
+    return words().get(value, value) if isinstance(value, str) else value
 
 
 def humanize(text: str) -> str:
@@ -127,7 +142,8 @@ def humanize(text: str) -> str:
     ...), never inside file names, paths or code (``proba__cnn``, ``results/cnn``)."""
     if not isinstance(text, str) or not text:
         return text
-    return _PROSE_RE.sub(lambda m: MODEL_NAMES[m.group(1)], text)
+    pattern, names = _prose_re()
+    return pattern.sub(lambda m: names[m.group(1)], text)
 
 
-__all__ = ["MODEL_NAMES", "MODEL_NAMES_ZH", "COLUMN_NAMES", "model_name", "column_name", "cell_name", "humanize"]
+__all__ = ["MODEL_NAMES", "MODEL_NAMES_ZH", "COLUMN_NAMES", "words", "model_name", "column_name", "cell_name", "humanize"]

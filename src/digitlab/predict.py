@@ -37,6 +37,9 @@ MIN_CONTRAST = 24  # grey levels between background and ink below which an image
 MODEL_TASKS = ("classify",)  # tasks whose saved models predict looks at first (then any results/*/models)
 
 
+MAX_MODEL_SIDE = 4096  # a saved model's declared image side above this is refused before anything is allocated
+
+
 class PredictError(DigitlabError):
     """Bad input to predict: not an image, a blank image, a model that does not match."""
 
@@ -318,12 +321,28 @@ class Predictor:
 
         folder = Path(folder)
         meta = read_meta(folder)
+        where = folder / "model.json"
         shape = meta.get("in_shape")
-        if isinstance(shape, list) and len(shape) == 3:
-            if int(shape[0]) != 1:
+        if shape is not None:
+            if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                       and v >= 1 for v in shape)):
+                raise PredictError(f"{where}: in_shape {str(shape)[:60]} is not [channels, height, width] of positive whole "
+                                   "numbers; the file is damaged, save the model again")
+            if shape[0] != 1:
                 raise PredictError(f"{folder}: a model of {shape[0]}-channel images; predict reads greyscale digit models")
-            image_shape = (int(shape[1]), int(shape[2]))
-        model = load_model(folder)
+            if max(shape[1:]) > MAX_MODEL_SIDE:
+                raise PredictError(f"{where}: in_shape {shape} declares images of {shape[1]}x{shape[2]} pixels, more than "
+                                   f"{MAX_MODEL_SIDE} a side; the file is damaged or not digitlab's, save the model again")
+            image_shape = (shape[1], shape[2])
+        norm = meta.get("normalisation")
+        if meta.get("format") == "digitlab-net" and not (isinstance(norm, dict) and {"mean", "std"} <= set(norm)):
+            raise PredictError(f"{where}: no input normalisation (mean and std) recorded; the file is damaged or from an "
+                               "older digitlab, save the model again")
+        try:
+            model = load_model(folder)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise PredictError(f"{where}: cannot rebuild the model ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:120]}); the file is damaged, save the model again") from None
         return cls(model, name or str(meta.get("name") or folder.name), image_shape, classes, folder, meta)
 
     @classmethod

@@ -2,8 +2,9 @@
 
 Every model is a scikit-learn estimator that takes uint8 images ``(n, H, W)`` (or already
 flattened ``(n, H*W)``) and does its own scaling (pixels / 255, plus PCA where that makes the
-model fast or better). ``make_model(name)`` builds one; :data:`CLASSIC_MODELS` lists them with
-a one-line description of what the model is and how it is set up.
+model fast or better). Each is one entry of the zoo's registry (:func:`digitlab.models.zoo.register_model`,
+at the end of this file); ``make_model(name)`` builds one and :data:`CLASSIC_MODELS` is the registry's
+view of the models that are not networks.
 
 Defaults are chosen to give each model class a fair showing on MNIST at a cost this 2-core
 machine can afford on the full 60k training set (see each entry's description).
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -31,6 +31,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.metaestimators import available_if
 
 from digitlab.exceptions import ModelError
+from digitlab.models.zoo import CLASSIC_MODELS, ModelSpec, register_model
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks
@@ -180,15 +181,6 @@ class ValidationSearch(ClassifierMixin, BaseEstimator):
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registry entry: how to build the model and what it is."""
-
-    build: Callable[..., Any]  # build(random_state, n_jobs, **params) -> estimator
-    description: str  # one line for tables: model, front end, key settings
-    family: str  # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural"
-
-
 PENALTIES = ("l2", "l1", "elasticnet", "none")
 # scikit-learn 1.8 deprecated LogisticRegression(penalty=...): the penalty is l1_ratio (0 = L2, 1 = L1) and C=inf
 _PENALTY_DEPRECATED = inspect.signature(LogisticRegression).parameters["penalty"].default == "deprecated"
@@ -297,52 +289,60 @@ def _numpy_mlp(random_state: int, n_jobs: int, **params) -> Pipeline:
     return Pipeline([pixels_step(), ("clf", NumpyMLPClassifier(random_state=random_state, **params))])
 
 
-# descriptions are templates filled with the builder's settings by describe()
-CLASSIC_MODELS: dict[str, ModelSpec] = {
-    "logreg": ModelSpec(_logreg, "multinomial logistic regression ({penalty_text}, {solver}, C={C}) on pixels/255", "linear"),
-    "linear_svm": ModelSpec(_linear_svm, "linear SVM (squared hinge, one-vs-rest, C={C}) on pixels/255", "linear"),
-    "rbf_svm": ModelSpec(_rbf_svm, "RBF-kernel SVM on {input}, C and gamma picked on a {search_size}-image validation search",
-                         "kernel"),
-    "knn": ModelSpec(_knn, "k-NN, k={k}, {weights}-weighted, on {input}", "neighbours"),
-    "tree": ModelSpec(_tree, "decision tree ({criterion}, max_depth={max_depth}) on pixels/255", "tree"),
-    "random_forest": ModelSpec(_forest, "random forest, {n_estimators} trees, {max_features} of the pixels per split", "ensemble"),
-    "extra_trees": ModelSpec(_extra_trees, "extremely randomised trees, {n_estimators} trees, {max_features} of the pixels per split",
-                             "ensemble"),
-    "hgb": ModelSpec(_hgb, "histogram gradient boosting on {input}, up to {max_iter} rounds with early stopping, "
-                           "lr {learning_rate}, {max_leaf_nodes} leaves", "ensemble"),
-    "gnb": ModelSpec(_gnb, "Gaussian naive Bayes on pixels/255, var_smoothing {var_smoothing}", "probabilistic"),
-    "numpy_mlp": ModelSpec(_numpy_mlp, "from-scratch NumPy MLP, hidden {hidden}, SGD momentum {momentum}, lr {lr} "
-                                       "({lr_decay} decay), {epochs} epochs", "neural"),
-}
+def _logreg_text(v: dict) -> str:
+    pen = v["penalty"]
+    text = {"l2": "L2 penalty", "l1": "L1 penalty", "none": "no penalty",
+            "elasticnet": f"elastic net, {v['l1_ratio']:g} L1"}.get(pen, f"{pen} penalty")  # fmt: skip
+    return (f"multinomial logistic regression ({text}, {_logreg_solver(pen, v.get('solver'))}, "
+            f"C={'inf' if pen == 'none' else v['C']}) on pixels/255")
+
+
+def _mlp_defaults() -> dict:
+    from digitlab.models.numpy_mlp import NumpyMLPClassifier
+
+    return NumpyMLPClassifier().get_params()
+
+
+# The classic zoo's registry entries (digitlab.models.zoo.ModelSpec), in the order the studies list
+# them; a description template is filled with the builder's settings and the zoo settings that apply.
+for _spec in (
+    ModelSpec("logreg", "logistic regression", _logreg_text, _logreg, "linear", words_zh="逻辑回归"),
+    ModelSpec("linear_svm", "linear SVM", "linear SVM (squared hinge, one-vs-rest, C={C}) on pixels/255", _linear_svm, "linear",
+              words_zh="线性 SVM"),
+    ModelSpec("gnb", "Gaussian naive Bayes", "Gaussian naive Bayes on pixels/255, var_smoothing {var_smoothing}", _gnb,
+              "probabilistic", words_zh="高斯朴素贝叶斯"),
+    ModelSpec("tree", "decision tree", "decision tree ({criterion}, max_depth={max_depth}) on pixels/255", _tree, "tree",
+              words_zh="决策树", in_prose=False),
+    ModelSpec("knn", "k-NN", "k-NN, k={k}, {weights}-weighted, on {input}", _knn, "neighbours", words_zh="k 近邻"),
+    ModelSpec("random_forest", "random forest", "random forest, {n_estimators} trees, {max_features} of the pixels per split",
+              _forest, "ensemble", settings=lambda s: {"n_estimators": s.n_estimators}, words_zh="随机森林"),
+    ModelSpec("extra_trees", "extra trees", "extremely randomised trees, {n_estimators} trees, {max_features} of the pixels per split",
+              _extra_trees, "ensemble", settings=lambda s: {"n_estimators": s.n_estimators}, words_zh="极端随机树"),
+    ModelSpec("hgb", "gradient boosting", "histogram gradient boosting on {input}, up to {max_iter} rounds with early stopping, "
+              "lr {learning_rate}, {max_leaf_nodes} leaves", _hgb, "ensemble",
+              settings=lambda s: {"max_iter": s.hgb_max_iter, "pca": s.hgb_pca}, words_zh="梯度提升树"),
+    ModelSpec("rbf_svm", "RBF SVM", "RBF-kernel SVM on {input}, C and gamma picked on a {search_size}-image validation search",
+              _rbf_svm, "kernel", settings=lambda s: {"search_size": s.svm_search_size, "C": list(s.svm_C),
+                                                      "gamma": list(s.svm_gamma), "pca": s.svm_pca},
+              train_cap=lambda s: s.svm_n_train, words_zh="RBF 核 SVM"),
+    ModelSpec("numpy_mlp", "NumPy MLP", "from-scratch NumPy MLP, hidden {hidden}, SGD momentum {momentum}, lr {lr} "
+              "({lr_decay} decay), {epochs} epochs", _numpy_mlp, "neural", settings=lambda s: {"epochs": s.mlp_epochs},
+              defaults=_mlp_defaults, words_zh="NumPy 多层感知机"),
+):
+    register_model(_spec, replace=True)
 
 
 def describe(name: str, **params) -> str:
     """One line saying what model ``name`` is with these parameter overrides (for tables)."""
-    spec = CLASSIC_MODELS[name]
-    if name == "numpy_mlp":
-        from digitlab.models.numpy_mlp import NumpyMLPClassifier
-
-        values = NumpyMLPClassifier().get_params()
-    else:
-        values = {k: p.default for k, p in inspect.signature(spec.build).parameters.items() if p.default is not inspect.Parameter.empty}
-    values.update(params)
-    values["input"] = f"PCA-{values['pca']}" if values.get("pca") else "pixels/255"
-    if name == "logreg":
-        pen = values["penalty"]
-        values["penalty_text"] = {"l2": "L2 penalty", "l1": "L1 penalty", "none": "no penalty",
-                                  "elasticnet": f"elastic net, {values['l1_ratio']:g} L1"}.get(pen, f"{pen} penalty")  # fmt: skip
-        values["solver"] = _logreg_solver(pen, values.get("solver"))
-        if pen == "none":
-            values["C"] = "inf"
-    return spec.description.format(**values)
+    return CLASSIC_MODELS[name].describe(**params)
 
 
 def make_model(name: str, random_state: int = 0, n_jobs: int = 1, **params) -> Any:
-    """Build an unfitted model of the zoo.
+    """Build an unfitted model of the classic zoo.
 
     Parameters
     ----------
-    name : a key of :data:`CLASSIC_MODELS`.
+    name : a key of :data:`CLASSIC_MODELS` (the registered models that are not networks).
     random_state : seed of every random step (PCA, trees, search split, initialisation).
     n_jobs : parallel jobs for models that support them (forests, k-NN).
     **params : overrides of the builder's keyword arguments (e.g. ``n_estimators=50``).
@@ -353,7 +353,8 @@ def make_model(name: str, random_state: int = 0, n_jobs: int = 1, **params) -> A
     """
     if name not in CLASSIC_MODELS:
         raise ModelError(f"model {name!r}: unknown name; choose one of {', '.join(CLASSIC_MODELS)}")
+    spec = CLASSIC_MODELS[name]
     try:
-        return CLASSIC_MODELS[name].build(random_state, n_jobs, **params)
+        return spec.build(random_state, n_jobs, **{**spec.params, **params})
     except TypeError as exc:
         raise ModelError(f"model {name!r}: bad parameter ({exc}); see digitlab.models.classic for its settings") from None

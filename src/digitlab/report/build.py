@@ -8,12 +8,18 @@ HTML (plotly fragments, sortable tables, sidebar contents) and static for the PD
 page, contents with page numbers, numbered figures and tables, appendix for long tables).
 
 A damaged run still gets a report: a missing or corrupt result or figure shows as a visible note in
-its section. Both files are rendered before either is written, and each write is atomic, so a failure
-never leaves the previous report half-overwritten.
+its section. The outputs are independent: ``report.html`` is rendered and written (atomically) first, then
+the PDF is rendered and written (atomically too), so a PDF failure (a missing font, a bad image, a
+WeasyPrint bug) keeps the HTML report and every result, and is reported as one :class:`PdfError` line
+naming the cause and the fix. WeasyPrint is used through its public API (``HTML(...).render()``, the
+pages' ``anchors``, ``write_pdf``); the only internal it touches is the page boxes that
+:func:`digitlab.report.check.measure` reads to avoid near-empty pages, and a WeasyPrint without them
+only loses that refinement.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -35,6 +41,14 @@ from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 META_KEYS = ("title", "author", "course", "lang")
+
+
+class PdfError(DigitlabError):
+    """The PDF report could not be rendered or written; ``html`` is the HTML report, which was written."""
+
+    def __init__(self, message: str, html: Path):
+        super().__init__(message)
+        self.html = html
 
 
 def fmt_duration(s: Any) -> str:
@@ -151,6 +165,19 @@ def _registered_tasks() -> tuple[str, ...]:
     return tuple(TASK_ORDER)
 
 
+@functools.lru_cache(maxsize=1)
+def _trusted_notes() -> frozenset[str]:
+    """The notes digitlab itself writes with markup (the metric definitions): the only ones not escaped."""
+    from digitlab.metrics import metric_notes
+
+    return frozenset(metric_notes())
+
+
+def _note(text: Any) -> Any:
+    """A task's note for the template: escaped (it may quote class, file or folder names), except digitlab's own."""
+    return Markup(text) if isinstance(text, str) and text in _trusted_notes() else humanize(text)
+
+
 def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: tuple[str, ...] = (),
                T: dict[str, str] | None = None) -> TaskBlock:
     """The view of one task: absent, damaged, or its numbered figures and tables."""
@@ -168,7 +195,7 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
                          cached=task.cached, seconds=task.seconds)
     block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
                       findings=[humanize(f) for f in r.findings],
-                      notes=[Markup(humanize(n)) for n in r.notes if not n.startswith(drop_notes)])
+                      notes=[_note(n) for n in r.notes if not n.startswith(drop_notes)])
     fig_pdf = in_pdf(name, "figures", [f.name for f in task.figures])
     for f, pdf in zip(task.figures, fig_pdf):
         block.figures.append(FigureView(num.next_figure(), humanize(f.caption), f.src, f.html, f.error, name,
@@ -389,7 +416,10 @@ def layout_pdf(doc: dict[str, Any], base_url: Path, max_passes: int = 3):
     keys = [sv.section.key for sv in doc["sections"]] + ["other", "conclusions", "appendix", "environment"]
     for _ in range(max_passes):
         rendered = weasyprint.HTML(string=render_html(doc, interactive=False, flow=flow), base_url=str(base_url)).render()
-        fills = measure(rendered).pages
+        try:
+            fills = measure(rendered).pages
+        except (AttributeError, ImportError, TypeError):  # a WeasyPrint whose internals moved: keep the page breaks as they are
+            break
         more = set()
         for i in range(1, len(rendered.pages) - 1):
             starts = [k for k in keys if k in rendered.pages[i + 1].anchors and k not in flow]
@@ -413,20 +443,37 @@ def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = 
     meta = report_meta(run, {"title": title, "author": author, "course": course, "lang": lang})
     doc = document(run, meta)
     html = render_html(doc, interactive=True).encode()
-    pdf_bytes = render_pdf(doc, run_dir) if pdf else None
-    try:
-        html_path = run_dir / "report.html"
-        atomic_write_bytes(html_path, html)
-        pdf_path = None
-        if pdf_bytes is not None:
-            pdf_path = run_dir / "report.pdf"
-            atomic_write_bytes(pdf_path, pdf_bytes)
-        if any(v is not None for v in (title, author, course, lang)):
-            store_meta(run_dir, meta)
-    except OSError as exc:
-        raise DigitlabError(f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
-                            "and free space") from None
+    html_path, pdf_path = run_dir / "report.html", None
+    _write(run_dir, html_path, html)  # first: a PDF failure below keeps the HTML report
+    if any(v is not None for v in (title, author, course, lang)):
+        _write(run_dir, None, meta)
+    if pdf:
+        try:
+            pdf_bytes = render_pdf(doc, run_dir)
+        except Exception as exc:  # WeasyPrint raises many kinds (fonts, images, layout): one line, the HTML stays
+            (run_dir / "report.pdf").unlink(missing_ok=True)  # an older PDF would not match the new report.html
+            cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise PdfError(f"{run_dir}: report.pdf not written ({type(exc).__name__}: {cause}); report.html and every "
+                           "result are kept; check WeasyPrint's system libraries and fonts (pango, a CJK font for "
+                           "--lang zh), or skip the PDF with --no-pdf", html_path) from None
+        pdf_path = run_dir / "report.pdf"
+        try:
+            _write(run_dir, pdf_path, pdf_bytes)
+        except DigitlabError as exc:
+            raise PdfError(str(exc), html_path) from None
     return html_path, pdf_path
 
 
-__all__ = ["build_reports", "document", "render_html", "render_pdf", "load_run", "fmt_cell"]
+def _write(run_dir: Path, path: Path | None, data: bytes | dict[str, str]) -> None:
+    """Write one output atomically (``path`` None: store the title-page ``data`` in summary.json)."""
+    try:
+        if path is None:
+            store_meta(run_dir, data)
+        else:
+            atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise DigitlabError(f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
+                            "and free space") from None
+
+
+__all__ = ["build_reports", "PdfError", "document", "render_html", "render_pdf", "load_run", "fmt_cell"]

@@ -98,8 +98,11 @@ def explorer_data(run_dir: str | Path, classes: list[str] | None = None) -> tupl
 
 
 def explorer_json(data: dict[str, Any]) -> str:
-    """The data as JSON safe to embed in a ``<script type="application/json">`` element."""
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """The data as JSON safe to embed in a ``<script type="application/json">`` element: ``<``, ``>`` and
+    ``&`` (which class or file names from outside may hold) become JSON escapes, so no ``</script>``,
+    ``<!--`` or tag can end or alter the element; ``JSON.parse`` reads the same strings back."""
+    text = json.dumps(data, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 __all__ = ["explorer_data", "explorer_json", "MAX_POINTS"]

@@ -8,7 +8,7 @@ here (tasks that are not listed land in "Other results" at the end).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

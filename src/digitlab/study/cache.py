@@ -3,7 +3,8 @@
 An entry lives in ``<cache_dir>/<task>/<key>/`` and holds ``result.json`` plus the files the task
 wrote (figures, arrays). The key hashes the task name, its resolved config section, the seed, the
 device kind, the dataset fingerprint, the code the task runs (its module and the digitlab modules it
-imports) and the keys of the tasks it reads, so a rerun with the same inputs reuses the entry and any
+imports), the versions of the third-party libraries that compute results (:data:`RESULT_PACKAGES`,
+one environment hash shared by every task) and the keys of the tasks it reads, so a rerun with the same inputs reuses the entry and any
 change that can alter the result recomputes. A task runs in a temporary sibling
 folder that is renamed into place only when it finished: a killed run leaves no half entry.
 
@@ -44,6 +45,12 @@ OWNER = ".owner"  # "<host> <pid>" of the process that writes a .tmp-* work fold
 ORPHAN_AGE_S = 24 * 3600  # a .tmp-* folder of another host (or without owner) this old is an orphan
 POINTS_AGE_S = 7 * 24 * 3600  # finished grid points of a task nobody resumed for a week are dropped
 log = logging.getLogger("digitlab")
+# The third-party libraries whose code computes results: upgrading any of them changes every task's key
+# (one environment hash for all tasks), so a rerun after ``pip install -U`` recomputes instead of reusing
+# results the old version computed. Report-only libraries (matplotlib, plotly, jinja2, weasyprint) change
+# no number and are not part of the key; environment.json lists them all.
+RESULT_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "umap-learn", "openTSNE", "cleanlab", "pandas",
+                   "kornia", "scikit-image", "Pillow", "joblib", "numba", "skops")
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,6 +61,22 @@ def code_version() -> str:
         h.update(str(path.relative_to(PACKAGE_ROOT)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``"not installed"``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """The versions of :data:`RESULT_PACKAGES` (part of every cache key)."""
+    return {pkg: package_version(pkg) for pkg in RESULT_PACKAGES}
 
 
 def _module_file(name: str) -> Path | None:
@@ -110,8 +133,9 @@ def task_code_version(task_module: str) -> str:
 
 def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_fingerprint: str,
               upstream: dict[str, str] | None = None) -> str:
-    """The key of a task's result: its config section, seed, device kind, data, the code it runs and
-    the keys of the tasks it reads (so a change upstream recomputes it). The device kind includes the
+    """The key of a task's result: its config section, seed, device kind, data, the code it runs, the
+    versions of the libraries that compute results (:func:`library_versions`) and the keys of the
+    tasks it reads (so a change upstream recomputes it). The device kind includes the
     precision networks train in there (bf16 on CPUs and GPUs that run it natively), so a cache moved
     between a bf16 machine and an fp32 one is not mistaken for the same results."""
     from digitlab.runtime import resolve_precision
@@ -120,7 +144,7 @@ def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_f
     payload = json.dumps(
         {"task": task, "config": section, "seed": seed, "device": kind + ("-bf16" if resolve_precision("auto", kind) == "bf16" else ""),
          "data": data_fingerprint, "code": task_code_version(f"digitlab.study.tasks.{task}"),
-         "upstream": upstream or {}},
+         "libraries": library_versions(), "upstream": upstream or {}},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]

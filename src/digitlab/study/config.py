@@ -206,10 +206,27 @@ def _check_depth(key: str, value: Any) -> None:
             todo.extend((x, depth + 1) for x in v)
 
 
+BUNDLED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # shipped in the wheel: quick.toml, standard.toml, ...
+
+
+def bundled_config(path: str | Path) -> Path | None:
+    """The config shipped with digitlab that ``path`` names (``quick``, ``quick.toml`` or
+    ``configs/quick.toml``), or None: ``--config configs/quick.toml`` works outside the checkout too."""
+    p = Path(path)
+    if len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "configs"):
+        return None
+    cand = BUNDLED_CONFIGS / (p.name if p.suffix == ".toml" else f"{p.name}.toml")
+    return cand if cand.is_file() else None
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path}: not found; check the path (examples are in configs/)")
+        bundled = bundled_config(path)
+        if bundled is None:
+            names = ", ".join(sorted(p.name for p in BUNDLED_CONFIGS.glob("*.toml")))
+            raise ConfigError(f"config file {path}: not found; check the path (digitlab ships configs/{{{names}}})")
+        path = bundled
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -341,25 +358,26 @@ def resolve(data: dict[str, Any] | None = None, overrides: list[str] | None = No
 
 
 def to_toml(cfg: ResolvedConfig) -> str:
-    """Write the resolved config back as TOML (for the run folder and `digitlab config show`)."""
+    """Write the resolved config back as TOML (for the run folder and `digitlab config show`). Every value
+    is written by tomli-w, so any string (quotes, newlines, control characters) round-trips through
+    :func:`tomllib.loads`; lists of values stay on one line."""
     lines = []
     for section, values in cfg.to_dict().items():
         lines.append(f"[{section}]")
         for key, value in values.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{key} = {_toml_value(f'{section}.{key}', value)}")
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+def _toml_value(key: str, v: Any) -> str:
+    """One TOML value, written by tomli-w (None, which TOML cannot hold, as ""; tuples as lists)."""
+    import tomli_w
+
     if v is None:
-        return '""'
-    raise ConfigError(f"config value {v!r}: cannot be written as TOML")
+        v = ""
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(key, x) for x in v) + "]"
+    if not isinstance(v, (bool, int, float, str)):
+        raise ConfigError(f"config key {key}: value {v!r} cannot be written as TOML")
+    return tomli_w.dumps({"v": v}, multiline_strings=False).removeprefix("v = ").rstrip("\n")

@@ -13,20 +13,21 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
 from digitlab.io import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
-from digitlab.study.cache import Cache, cache_key, code_version, result_to_json
+from digitlab.study.cache import RESULT_PACKAGES, Cache, cache_key, code_version, package_version, result_to_json
 from digitlab.exceptions import ConfigError
 from digitlab.grid import backend_context
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
 from digitlab.runtime import precision_override, resolve_device, resolve_precision
 
-PACKAGES = ("digitlab", "numpy", "scipy", "scikit-learn", "torch", "openTSNE", "umap-learn", "kornia",
-            "scikit-image", "matplotlib", "plotly", "jinja2", "weasyprint")
+# Every runtime dependency: the libraries that compute results (also part of each cache key) and the
+# ones that draw and write the reports.
+PACKAGES = ("digitlab", *RESULT_PACKAGES, "threadpoolctl", "matplotlib", "plotly", "jinja2", "markupsafe",
+            "weasyprint", "rich", "tomli-w")
 
 
 @dataclass
@@ -43,12 +44,7 @@ def environment(device: str, seed: int, n_jobs: int) -> dict:
     """What the run ran on: versions, device, threads, seed (written to environment.json)."""
     import torch
 
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
+    versions = {pkg: package_version(pkg) for pkg in PACKAGES}
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else ""
     return {
         "python": platform.python_version(),
@@ -57,12 +53,20 @@ def environment(device: str, seed: int, n_jobs: int) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device + (f" ({gpu})" if gpu else ""),
+        "torch_cpu_capability": _cpu_capability(torch),  # the SIMD level torch's CPU kernels use (e.g. AVX512)
         "train_precision": resolve_precision("auto", device),  # networks' forward pass (digitlab.train.TrainConfig.precision)
         "seed": seed,
         "n_jobs": n_jobs,
         "code_version": code_version(),
         "packages": versions,
     }
+
+
+def _cpu_capability(torch) -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # older torch
+        return "unknown"
 
 
 def make_run_dir(output_dir: str | Path, name: str) -> Path:

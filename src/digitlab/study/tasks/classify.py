@@ -11,34 +11,28 @@ other tasks can study the images every model gets wrong.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-
-from digitlab import metrics as M
-from digitlab import plots as P
 from digitlab.exceptions import ConfigError
-from digitlab.models.classic import CLASSIC_MODELS
+from digitlab.experiments import Data, ModelComparison, compare_models
+from digitlab.models.zoo import ZooSettings, check_models, model_names, model_spec, recipe
 from digitlab.names import model_name
-from digitlab.models.zoo import ZooSettings, check_models, describe_model, recipe
-from digitlab.plots import plot_confusion_matrix
-from digitlab.experiments import Data, compare_models, plot_accuracy
-from digitlab.plots import plain_log_ticks
-from digitlab.study.common import split
+from digitlab.study.common import add_figure, split
+from digitlab.study.prose import classify as T
 from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 
 NAME = "classify"
 TITLE = "Model comparison: classic models and a CNN"
 
-DEFAULT_MODELS = ["logreg", "linear_svm", "gnb", "tree", "knn", "random_forest", "extra_trees", "hgb", "rbf_svm", "numpy_mlp", "cnn"]
+DEFAULT_MODELS = model_names("classify")  # the zoo registry's models of this study (digitlab.models.zoo.ModelSpec.studies)
 
 
 @dataclass
 class Config:
     """Settings of the classify task; defaults are the standard profile."""
 
-    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))  # keys of CLASSIC_MODELS, or "cnn"
+    models: list[str] = field(default_factory=lambda: model_names("classify"))  # registered zoo models (digitlab.models.zoo)
     n_train: int = 0  # training images (stratified subset); 0 = the full official training set
     n_test: int = 0  # test images (stratified subset); 0 = the full official test set
     svm_n_train: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
@@ -98,71 +92,47 @@ def settings(cfg: Config) -> ZooSettings:
     return ZooSettings.from_config(cfg)
 
 
-def model_description(name: str, cfg: Config) -> str:
-    return describe_model(name, settings(cfg))
-
-
 # ---------------------------------------------------------------------------------------------
-# Tables
+# Tables: the comparison's DataFrames as rounded report rows
 # ---------------------------------------------------------------------------------------------
 
 
-def _r(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None else round(float(x), nd)
+def _r(x, nd: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
-def score_rows(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict]) -> list[dict]:
+def score_rows(cmp: ModelComparison) -> list[dict]:
     """The label-based scores per model, best accuracy first."""
-    rows = []
-    for r in runs:
-        m, ci = mets[r["name"]], cis[r["name"]]
-        rows.append({"model": r["name"], "accuracy": _r(m["accuracy"]), "acc_ci_low": _r(ci["low"]), "acc_ci_high": _r(ci["high"]),
-                     "balanced_acc": _r(m["balanced_accuracy"]),
-                     "precision_macro": _r(m["precision_macro"]), "recall_macro": _r(m["recall_macro"]),
-                     "f1_macro": _r(m["f1_macro"]), "f1_micro": _r(m["f1_micro"]), "f1_weighted": _r(m["f1_weighted"]),
-                     "kappa": _r(m["cohen_kappa"]), "mcc": _r(m["mcc"])})
+    rows = [{"model": m, "accuracy": _r(x["accuracy"]), "acc_ci_low": _r(x["acc_ci_low"]), "acc_ci_high": _r(x["acc_ci_high"]),
+             "balanced_acc": _r(x["balanced_accuracy"]), "precision_macro": _r(x["precision_macro"]),
+             "recall_macro": _r(x["recall_macro"]), "f1_macro": _r(x["f1_macro"]), "f1_micro": _r(x["f1_micro"]),
+             "f1_weighted": _r(x["f1_weighted"]), "kappa": _r(x["kappa"]), "mcc": _r(x["mcc"])} for m, x in _records(cmp.scores, cmp)]
     return sorted(rows, key=lambda row: -row["accuracy"])
 
 
-def probability_rows(runs: list[dict], mets: dict[str, dict]) -> list[dict]:
+def _records(frame, cmp: ModelComparison) -> list[tuple[str, dict]]:
+    """``(model, row)`` of a per-model frame, in the order the models were trained."""
+    rows = frame.to_dict("index")
+    return [(m, rows[m]) for m in cmp.runs]
+
+
+def probability_rows(cmp: ModelComparison) -> list[dict]:
     """Ranking and probability scores per model (None where the model gives no probabilities)."""
-    rows = []
-    for r in runs:
-        m = mets[r["name"]]
-        rows.append({"model": r["name"], "outputs": "probabilities" if r["proba"] is not None else "decision scores",
-                     "roc_auc_ovr": _r(m["roc_auc_ovr"], 5), "pr_auc": _r(m["pr_auc"], 5), "top2_accuracy": _r(m["top2_accuracy"]),
-                     "log_loss": _r(m["log_loss"]), "brier": _r(m["brier"]), "ece": _r(m["ece"])})
-    return rows
+    return [{"model": m, "outputs": "probabilities" if cmp.proba[m] is not None else "decision scores",
+             "roc_auc_ovr": _r(x["roc_auc_ovr"], 5), "pr_auc": _r(x["pr_auc"], 5), "top2_accuracy": _r(x["top2_accuracy"]),
+             "log_loss": _r(x["log_loss"]), "brier": _r(x["brier"]), "ece": _r(x["ece"])} for m, x in _records(cmp.scores, cmp)]
 
 
-def per_class_rows(runs: list[dict], mets: dict[str, dict], classes: list[str]) -> list[dict]:
+def per_class_rows(cmp: ModelComparison) -> list[dict]:
     """Per-class F1 of every model (one row per model, one column per class)."""
-    return [{"model": r["name"], **{f"F1 {c}": _r(v) for c, v in zip(classes, mets[r["name"]]["f1"])}} for r in runs]
+    return [{"model": m, **{f"F1 {c}": _r(v) for c, v in x.items()}} for m, x in _records(cmp.per_class, cmp)]
 
 
-def cost_rows(runs: list[dict], cfg: Config, x_train: np.ndarray | None = None) -> list[dict]:
+def cost_rows(cmp: ModelComparison) -> list[dict]:
     """Training size, input, fit and predict time, training GFLOP (networks only), and model size per model."""
-    return [{"model": r["name"], "setup": model_description(r["name"], cfg), "n_train": r["n_train"],
-             "fit_s": _r(r["fit_s"], 2), "train_gflop": _train_gflop(r["model"], x_train), "predict_s": _r(r["predict_s"], 2),
-             "parameters": r["size"]["parameters"], "size_kb": _r(r["size"]["bytes"] / 1024, 1),
-             "chosen": _chosen_params(r["model"])} for r in runs]
-
-
-def _train_gflop(model: Any, x_train: np.ndarray | None) -> float | None:
-    """Training GFLOP of a fitted CNNClassifier (FLOPs per training image x images seen); None for classic models."""
-    res = getattr(model, "train_result_", None)
-    if res is None or x_train is None:
-        return None
-    from digitlab.grid import input_shape
-    from digitlab.flops import train_flops
-
-    per_image = train_flops(model.model_, input_shape(x_train[:1]), min(model.batch_size, max(2, len(x_train))))  # (C, H, W)
-    return _r(per_image * res.n_train_images_seen / 1e9, 3)
-
-
-def _chosen_params(model: Any) -> str:
-    best = getattr(model, "best_params_", None)
-    return ", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in best.items()) if best else ""
+    return [{"model": m, "setup": x["setup"], "n_train": int(x["n_train"]), "fit_s": _r(x["fit_s"], 2),
+             "train_gflop": _r(x["train_gflop"], 3), "predict_s": _r(x["predict_s"], 2), "parameters": int(x["parameters"]),
+             "size_kb": _r(x["size_kb"], 1), "chosen": x["chosen"]} for m, x in _records(cmp.cost, cmp)]
 
 
 def mcnemar_rows(frame) -> list[dict]:
@@ -173,90 +143,6 @@ def mcnemar_rows(frame) -> list[dict]:
             for r in frame.to_dict("records")]
 
 
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
-
-
-def fig_accuracy(rows: list[dict], out_dir) -> str:
-    rows = sorted(rows, key=lambda r: r["accuracy"])
-    fig = plot_accuracy([r["model"] for r in rows], [r["accuracy"] for r in rows], [r["acc_ci_low"] for r in rows],
-                        [r["acc_ci_high"] for r in rows])
-    return save_png(fig, out_dir, "accuracy")
-
-
-def fig_confusion(cm: np.ndarray, classes: list[str], model: str, out_dir) -> str:
-    """Counts and row-normalised confusion matrix of ``model``, saved as ``confusion_<model>.png``."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
-    plot_confusion_matrix(cm, classes=classes, ax=axes[0], title=f"{model}: counts")
-    plot_confusion_matrix(cm, classes=classes, normalize=True, ax=axes[1], title=f"{model}: % of the true class (recall on the diagonal)")
-    return save_png(fig, out_dir, f"confusion_{model}")
-
-
-def fig_per_class_f1(runs: list[dict], mets: dict[str, dict], classes: list[str], out_dir) -> str:
-    import matplotlib.pyplot as plt
-
-    names = [r["name"] for r in runs]
-    f1 = np.array([mets[n]["f1"] for n in names])
-    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 2.5, 0.4 * len(names) + 1.5))
-    im = ax.imshow(f1, cmap="viridis", aspect="auto", vmin=max(0.0, f1.min()), vmax=1.0)
-    for i, j in np.ndindex(f1.shape):
-        ax.text(j, i, f"{f1[i, j]:.3f}", ha="center", va="center", fontsize=7, color="white" if f1[i, j] < f1.mean() else "black")
-    ax.set(xticks=range(len(classes)), xticklabels=classes, yticks=range(len(names)), yticklabels=names, xlabel="class",
-           title="per-class F1")
-    fig.colorbar(im, ax=ax, fraction=0.03)
-    return save_png(fig, out_dir, "per_class_f1")
-
-
-def fig_reliability(runs: list[dict], y_test: np.ndarray, n_bins: int, out_dir) -> str | None:
-    prob_runs = [r for r in runs if r["proba"] is not None]
-    if not prob_runs:
-        return None
-    fig = P.plot_reliability_diagrams(y_test, {r["name"]: r["proba"] for r in prob_runs}, n_bins,
-                                      labels={r["name"]: model_name(r["name"]) for r in prob_runs})
-    return save_png(fig, out_dir, "reliability")
-
-
-def fig_mcnemar(runs: list[dict], rows: list[dict], out_dir) -> str | None:
-    import matplotlib.pyplot as plt
-
-    if len(runs) < 2:
-        return None
-    names = [r["name"] for r in runs]
-    pos = {n: i for i, n in enumerate(names)}
-    mat = np.full((len(names), len(names)), np.nan)
-    for row in rows:
-        i, j = pos[row["model_a"]], pos[row["model_b"]]
-        mat[i, j] = mat[j, i] = row["p_holm"]
-    fig, ax = plt.subplots(figsize=(0.6 * len(names) + 2.5, 0.55 * len(names) + 1.5))
-    im = ax.imshow(np.log10(np.clip(mat, 1e-10, 1)), cmap="magma", vmin=-10, vmax=0)
-    for i, j in np.ndindex(mat.shape):
-        if i != j:
-            ax.text(j, i, f"{mat[i, j]:.2g}" if mat[i, j] >= 1e-10 else "<1e-10", ha="center", va="center", fontsize=6,
-                    color="white" if mat[i, j] < 1e-5 else "black")
-    ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
-           title="McNemar: Holm-adjusted p-values (colour: log10)")
-    ax.tick_params(axis="x", rotation=60)
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    return save_png(fig, out_dir, "mcnemar")
-
-
-def fig_cost(cost: list[dict], scores: list[dict], out_dir) -> str:
-    import matplotlib.pyplot as plt
-
-    acc = {r["model"]: r["accuracy"] for r in scores}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in cost:
-        ax.scatter(max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]]), s=30)
-        ax.annotate(r["model"], (max(r["fit_s"], 1e-2), 100 * (1 - acc[r["model"]])), fontsize=8, xytext=(3, 3), textcoords="offset points")
-    ax.set(xscale="log", yscale="log", xlabel="fit time (s, log)", ylabel="test error % (log)", title="cost against error")
-    plain_log_ticks(ax.xaxis)
-    plain_log_ticks(ax.yaxis)
-    return save_png(fig, out_dir, "cost")
-
-
 def cnn_curve_rows(history: list[dict]) -> list[dict]:
     """The CNN's per-epoch training history (``CNNClassifier.history_``) as table rows, accuracies in %."""
     return [{"epoch": h["epoch"], "train_loss": _r(h["train_loss"]), "train_acc": _r(100 * h["train_acc"], 2),
@@ -264,168 +150,40 @@ def cnn_curve_rows(history: list[dict]) -> list[dict]:
             for h in history]  # fmt: skip
 
 
-def fig_cnn_curves(history: list[dict], out_dir) -> str:
-    """Training and validation loss (left) and accuracy (right) of the CNN per epoch, best epoch marked."""
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    best = ep[int(np.nanargmax([h["val_acc"] for h in history]))] if any(np.isfinite(h["val_acc"]) for h in history) else None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, m, label, scale in ((axes[0], "loss", "cross-entropy", 1), (axes[1], "acc", "accuracy (%)", 100)):
-        ax.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="training (running mean over the epoch)")
-        ax.plot(ep, [scale * h[f"val_{m}"] for h in history], "o-", ms=3, label="validation")
-        if best is not None:
-            ax.axvline(best, color="0.5", ls="--", lw=1, label=f"best validation epoch ({best}, kept)")
-        ax.set(xlabel="epoch", ylabel=label)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=7)
-    axes[0].set_yscale("log")
-    fig.tight_layout()
-    return save_png(fig, out_dir, "cnn_curves")
-
-
 # ---------------------------------------------------------------------------------------------
-# Findings
+# Findings and notes: the comparison's numbers handed to the sentences of study.prose.classify
 # ---------------------------------------------------------------------------------------------
 
 
-def findings(runs: list[dict], mets: dict[str, dict], cis: dict[str, dict], mc_rows: list[dict], classes: list[str],
-             y_test: np.ndarray, alpha: float) -> list[str]:
+def findings(cmp: ModelComparison, mc_rows: list[dict], alpha: float) -> list[str]:
     """Sentences computed from the measured numbers."""
-    acc = {r["name"]: mets[r["name"]]["accuracy"] for r in runs}
-    err = {n: 1 - a for n, a in acc.items()}
-    order = sorted(acc, key=acc.get, reverse=True)
-    best, worst = order[0], order[-1]
-    out = [f"{best} is the most accurate model at {100 * acc[best]:.2f} % (95 % bootstrap CI {100 * cis[best]['low']:.2f}-"
-           f"{100 * cis[best]['high']:.2f} %); {worst} is the least accurate at {100 * acc[worst]:.2f} %, "
-           f"{err[worst] / max(err[best], 1e-9):.1f}x the error rate of {best}."]
-    family = {n: ("neural" if n == "cnn" else CLASSIC_MODELS[n].family) for n in acc}
-    out += _family_findings(acc, err, family)
-    out += _model_pair_findings(runs, acc, err)
-    out += _calibration_findings(runs, mets)
-    out += _significance_findings(mc_rows, alpha)
-    out += _class_findings(runs, mets, classes, best)
-    wrong_all = np.all(np.stack([r["y_pred"] != y_test for r in runs]), axis=0)
-    out.append(f"{int(wrong_all.sum())} of {len(y_test)} test images ({100 * wrong_all.mean():.2f} %) are misclassified by "
-               f"all {len(runs)} models; stored in predictions.npz for the error analysis.")
-    return out
+    acc = {m: cmp.metrics[m]["accuracy"] for m in cmp.runs}
+    family = {m: model_spec(r.name).family for m, r in cmp.runs.items()}
+    params = {m: r.size["parameters"] for m, r in cmp.runs.items()}
+    classes = cmp.data.classes
+    best = max(acc, key=lambda m: round(float(acc[m]), 4))  # the scores table's first row
+    t, p, n = cmp.top_confusion(best)
+    return (T.best_worst(acc, cmp.ci) + T.family_findings(acc, family)
+            + T.pair_findings(acc, params, {m: r.fit_s for m, r in cmp.runs.items()}, cmp.pareto)
+            + T.calibration_findings(cmp.calibration.to_dict("index")) + T.significance_findings(mc_rows, alpha)
+            + T.class_findings(cmp.class_f1["mean_f1"].to_dict(), (classes[t], classes[p], n))
+            + [T.all_wrong_finding(len(cmp.all_wrong), len(cmp.data.y_test), len(cmp.runs))])
 
 
-def _family_findings(acc: dict, err: dict, family: dict) -> list[str]:
-    out = []
-    best_of = {f: max((n for n in acc if family[n] == f), key=acc.get) for f in set(family.values())}
-    nonlinear = [best_of[f] for f in ("kernel", "neighbours", "ensemble") if f in best_of]  # classic; the CNN comes below
-    if "linear" in best_of and nonlinear:
-        lin, nl = best_of["linear"], max(nonlinear, key=acc.get)
-        out.append(f"Linear models top out at {100 * acc[lin]:.2f} % ({lin}) while the best non-linear classic model ({nl}) "
-                   f"reaches {100 * acc[nl]:.2f} %: one linear boundary per class in pixel space leaves "
-                   f"{err[lin] / max(err[nl], 1e-9):.1f}x as many errors, because the same object drawn a little shifted, slanted "
-                   "or thicker lands elsewhere in pixel space, and no single hyperplane follows those curved class regions.")
-    ensembles = [n for n in ("random_forest", "extra_trees", "hgb") if n in acc]
-    if "tree" in acc and ensembles:
-        e = max(ensembles, key=acc.get)
-        out.append(f"A single decision tree reaches {100 * acc['tree']:.2f} %; the ensemble {e} reaches {100 * acc[e]:.2f} %, "
-                   f"removing {100 * (1 - err[e] / max(err['tree'], 1e-9)):.0f} % of the tree's errors: averaging (or boosting) many "
-                   f"trees cancels the variance of one deep tree.")
-    if "cnn" in acc:
-        classic = [n for n in acc if n != "cnn"]
-        if classic:
-            c = max(classic, key=acc.get)
-            ratio = err[c] / max(err["cnn"], 1e-9)
-            out.append(f"The CNN ({100 * acc['cnn']:.2f} %) {'beats' if ratio > 1 else 'does not beat'} the best classic model "
-                       f"{c} ({100 * acc[c]:.2f} %): {max(ratio, 1 / max(ratio, 1e-9)):.1f}x {'fewer' if ratio > 1 else 'more'} errors"
-                       + (" from weights shared across positions (translation structure) and local receptive fields."
-                          if ratio > 1 else "; at this training budget its convolutional prior does not pay off."))
-    return out
-
-
-def _model_pair_findings(runs: list[dict], acc: dict, err: dict) -> list[str]:
-    """Comparisons that isolate one design choice: kernel vs neighbours, MLP vs CNN, and cost."""
-    out = []
-    by = {r["name"]: r for r in runs}
-    if "rbf_svm" in acc and "knn" in acc:
-        s, k = "rbf_svm", "knn"
-        out.append(f"On the same PCA-50 features the RBF SVM ({100 * acc[s]:.2f} %) "
-                   f"{'beats' if acc[s] > acc[k] else 'trails'} 3-nearest-neighbours ({100 * acc[k]:.2f} %): both compare an image "
-                   f"with stored training images, but the SVM keeps {by[s]['size']['parameters']:,} numbers (support vectors and "
-                   f"weights) against k-NN's {by[k]['size']['parameters']:,} and learns how much each stored image counts.")
-    if "numpy_mlp" in acc and "cnn" in acc:
-        m, c = by["numpy_mlp"], by["cnn"]
-        ratio = err["numpy_mlp"] / max(err["cnn"], 1e-9)
-        out.append(f"The fully connected NumPy MLP ({m['size']['parameters']:,} parameters) reaches {100 * acc['numpy_mlp']:.2f} % and "
-                   f"the CNN ({c['size']['parameters']:,} parameters) {100 * acc['cnn']:.2f} %: "
-                   + (f"the CNN makes {ratio:.1f}x fewer errors with {m['size']['parameters'] / max(c['size']['parameters'], 1):.1f}x "
-                      "fewer parameters, the value of local filters shared across positions (translation equivariance) over "
-                      "one weight per pixel and unit." if ratio > 1 else
-                      f"the MLP makes {1 / max(ratio, 1e-9):.1f}x fewer errors here, so the CNN's training budget, not its "
-                      "architecture, limits it at this setting."))
-    front, best_err = [], np.inf
-    for r in sorted(runs, key=lambda r: r["fit_s"]):  # Pareto front: each model faster than all more accurate ones
-        if err[r["name"]] < best_err:
-            front.append(r["name"])
-            best_err = err[r["name"]]
-    out.append("Fit time against error, the models no other model beats on both are: "
-               + ", ".join(f"{n} ({by[n]['fit_s']:.1f} s, {100 * err[n]:.2f} % error)" for n in front) + ".")
-    return out
-
-
-def _calibration_findings(runs: list[dict], mets: dict) -> list[str]:
-    prob = [r["name"] for r in runs if mets[r["name"]]["log_loss"] is not None]
-    if len(prob) < 2:
-        return []
-    ll = {n: mets[n]["log_loss"] for n in prob}
-    ece = {n: mets[n]["ece"] for n in prob}
-    worst_ll, best_ll = max(ll, key=ll.get), min(ll, key=ll.get)
-    gap = {r["name"]: float(r["proba"].max(1).mean() - mets[r["name"]]["accuracy"]) for r in runs if r["name"] in ll}
-    over = [f"{n} (+{100 * g:.1f} points)" for n, g in sorted(gap.items(), key=lambda t: -t[1]) if g > 0.01]
-    under = [f"{n} ({100 * g:.1f} points)" for n, g in sorted(gap.items(), key=lambda t: t[1]) if g < -0.01]
-    out = [f"Log loss ranges from {ll[best_ll]:.3f} ({best_ll}) to {ll[worst_ll]:.3f} ({worst_ll}); expected calibration "
-           f"error from {min(ece.values()):.3f} ({min(ece, key=ece.get)}) to {max(ece.values()):.3f} ({max(ece, key=ece.get)}). "
-           f"Mean confidence minus accuracy: overconfident {', '.join(over) or 'none'}; underconfident "
-           f"{', '.join(under) or 'none'}"
-           + (" (forests average the votes of trees that disagree, which pulls their probabilities towards the middle)."
-              if any(u.split()[0] in ("random_forest", "extra_trees") for u in under) else ".")]
-    if "gnb" in ll:
-        r = next(r for r in runs if r["name"] == "gnb")
-        conf = r["proba"].max(1)
-        sure = conf > 0.99
-        y_true_acc = mets["gnb"]["accuracy"]
-        others = np.median([ll[n] for n in prob if n != "gnb"])
-        out.append(f"Gaussian naive Bayes multiplies 784 per-pixel likelihoods as if pixels were independent, so correlated "
-                   f"neighbouring pixels are counted many times over: {100 * sure.mean():.1f} % of its predictions have confidence "
-                   f"above 0.99, yet its accuracy is only {100 * y_true_acc:.1f} %, giving a log loss of {ll['gnb']:.2f} against a "
-                   f"median {others:.3f} for the other probabilistic models (ECE {ece['gnb']:.3f}).")
-    return out
-
-
-def _significance_findings(rows: list[dict], alpha: float) -> list[str]:
-    if not rows:
-        return []
-    sig = [r for r in rows if r["significant"]]
-    out = [f"{len(sig)} of {len(rows)} model pairs differ significantly in accuracy (McNemar, Holm-corrected, alpha {alpha:g})."]
-    not_sig = [r for r in rows if not r["significant"]]
-    if not_sig:
-        r = max(not_sig, key=lambda r: abs(r["acc_a"] - r["acc_b"]))
-        out.append(f"The largest difference that is not significant is {r['model_a']} vs {r['model_b']} "
-                   f"({100 * abs(r['acc_a'] - r['acc_b']):.2f} points, {r['a_only_right']} vs {r['b_only_right']} discordant images, "
-                   f"adjusted p = {r['p_holm']:.3g}): such models should be treated as tied on this test set.")
-    if sig:
-        r = min(sig, key=lambda r: abs(r["acc_a"] - r["acc_b"]))
-        out.append(f"The smallest significant difference is {r['model_a']} vs {r['model_b']} "
-                   f"({100 * abs(r['acc_a'] - r['acc_b']):.2f} points, adjusted p = {r['p_holm']:.3g}).")
-    return out
-
-
-def _class_findings(runs: list[dict], mets: dict, classes: list[str], best: str) -> list[str]:
-    f1 = np.array([mets[r["name"]]["f1"] for r in runs])
-    mean_f1 = f1.mean(axis=0)
-    hard, easy = int(mean_f1.argmin()), int(mean_f1.argmax())
-    cm = mets[best]["confusion_matrix"].copy()
-    np.fill_diagonal(cm, 0)
-    i, j = np.unravel_index(cm.argmax(), cm.shape)
-    return [f"Averaged over models, class {classes[hard]} is the hardest (mean F1 {mean_f1[hard]:.3f}) and class "
-            f"{classes[easy]} the easiest ({mean_f1[easy]:.3f}); the best model's most frequent confusion is true {classes[i]} "
-            f"predicted as {classes[j]} ({int(cm[i, j])} images)."]
+def method_notes(cmp: ModelComparison, cfg: Config, ds) -> list[str]:
+    """How the comparison was run: data, model set-up, searches, what the timings mean."""
+    notes = [T.data_note(len(cmp.data.y_train), len(ds.y_train), len(cmp.data.y_test), len(ds.y_test), ds.name)]
+    notes += [T.search_note(m, cmp.search_results(m), cmp.cost.loc[m, "chosen"]) for m in cmp.runs if cmp.search_results(m)]
+    cnn = cmp.runs.get("cnn")
+    if cnn is not None:
+        tr, model = getattr(cnn.model, "train_result_", None), cnn.model
+        budget = None
+        if tr is not None and getattr(tr, "steps", None):
+            budget = {"epochs_run": tr.epochs_run, "steps": tr.steps, "batch_size": model.batch_size,
+                      "min_steps": getattr(model, "min_steps", 0), "configured_epochs": cfg.cnn_epochs or tr.epochs_planned,
+                      "stretched": bool(getattr(model, "min_steps", 0) and tr.epochs_run > (cfg.cnn_epochs or 0) > 0)}
+        notes.append(T.cnn_note(cfg.cnn_recipe, budget, cfg.cnn_max_seconds, recipe(settings(cfg))[2].val_fraction))
+    return notes + [T.SCORES_NOTE]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,127 +191,51 @@ def _class_findings(runs: list[dict], mets: dict, classes: list[str], best: str)
 # ---------------------------------------------------------------------------------------------
 
 
-def method_notes(runs: list[dict], cfg: Config, n_train: int, n_test: int, ds) -> list[str]:
-    """How the comparison was run: data, model set-up, searches, what the timings mean."""
-    subset = lambda n, total: f" (a seeded stratified subset of the official {total:,})" if n < total else ""  # noqa: E731
-    notes = [f"Every model is trained on the same {n_train:,} training images{subset(n_train, len(ds.y_train))} and evaluated "
-             f"once on {n_test:,} test images{subset(n_test, len(ds.y_test))} of {ds.name}'s official split; nothing is tuned on "
-             "the test set. "
-             "Hyper-parameter searches use validation images carved from the training set. Times are wall-clock seconds "
-             "on the machine that ran the study, with BLAS threads limited to the study's n_jobs."]
-    for r in runs:
-        res = getattr(r["model"], "search_results_", None)
-        if res:
-            cells = "; ".join(", ".join(f"{k.split('__')[-1]}={v:g}" for k, v in row.items() if k != "val_accuracy")
-                              + f": {100 * row['val_accuracy']:.1f} %" for row in res)
-            notes.append(f"{r['name']} validation search ({len(res)} settings, chosen {_chosen_params(r['model'])}): {cells}.")
-    cnn = next((r for r in runs if r["name"] == "cnn"), None)
-    if cnn is not None:
-        tr = getattr(cnn["model"], "train_result_", None)
-        budget = (f": {tr.epochs_run} epochs, {tr.steps:,} optimiser steps of batch {cnn['model'].batch_size}"
-                  + (f" (the recipe's budget of at least {cnn['model'].min_steps:,} steps stretched the {cfg.cnn_epochs or tr.epochs_planned} "
-                     "configured epochs)" if getattr(cnn["model"], "min_steps", 0) and tr.epochs_run > (cfg.cnn_epochs or 0) > 0 else "")
-                  if tr is not None and getattr(tr, "steps", None) else "")
-        notes.append(f"The CNN uses the {cfg.cnn_recipe} training recipe" + budget
-                     + (f", capped at {cfg.cnn_max_seconds:g} s of training" if cfg.cnn_max_seconds else "")
-                     + f"; it holds out {100 * recipe(settings(cfg))[2].val_fraction:g} % of its training images to pick the best "
-                     "epoch's checkpoint, so it fits on fewer images than the classic models.")
-    notes.append("Models without probabilities (the SVMs) are ranked by their decision scores for ROC-AUC, PR-AUC and top-2; "
-                 "Platt scaling would cost five extra fits. predictions.npz stores y_pred and probabilities or scores per model.")
-    return notes
-
-
-def save_models(runs: list, out_dir, cfg: Config) -> dict[str, str]:
-    """Save each trained model under ``models/<name>/`` (networks as weights + JSON, classic models as
-    skops); returns name -> folder, or the reason a model was not saved."""
-    from digitlab.models.zoo import save_model
-
-    saved = {}
-    for r in runs:
-        mb = r.size["bytes"] / 2**20
-        if mb > cfg.save_max_mb:
-            saved[r.name] = f"not saved: {mb:,.0f} MB exceeds classify.save_max_mb = {cfg.save_max_mb:g}"
-            continue
-        save_model(out_dir / "models" / r.name, r.name, r.model)
-        saved[r.name] = f"models/{r.name}"
-    return saved
-
-
-def save_predictions(runs: list[dict], y_test: np.ndarray, test_index: np.ndarray, out_dir) -> str:
-    """Write ``predictions.npz``: y_true, test_index (rows of the official test set), model names, and per
-    model ``y_pred__<name>`` plus ``proba__<name>`` (or ``scores__<name>`` for models without probabilities)."""
-    arrays: dict[str, np.ndarray] = {"y_true": y_test, "test_index": test_index, "models": np.array([r["name"] for r in runs])}
-    for r in runs:
-        arrays[f"y_pred__{r['name']}"] = r["y_pred"]
-        if r["proba"] is not None:
-            arrays[f"proba__{r['name']}"] = r["proba"].astype(np.float32)
-        elif r["scores"] is not None:
-            arrays[f"scores__{r['name']}"] = r["scores"].astype(np.float32)
-    np.savez_compressed(out_dir / "predictions.npz", **arrays)
-    return "predictions.npz"
-
-
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     """Train every configured model on the official split and compare them."""
     cfg.validate()
     data = split(ctx, cfg.n_train, cfg.n_test)
-    x_train, y_train, x_test, y_test, test_index = data.x_train, data.y_train, data.x_test, data.y_test, data.test_index
-    classes = list(ctx.dataset.classes)
-    images = Data(x_train, y_train, x_test, y_test, classes, data.train_index, test_index, ctx.dataset.name, ctx.dataset.meta)
+    ds = ctx.dataset
+    images = Data(data.x_train, data.y_train, data.x_test, data.y_test, list(ds.classes), data.train_index, data.test_index,
+                  ds.name, ds.meta)
     cmp = compare_models(images, cfg.models, seed=ctx.seed, settings=settings(cfg), n_jobs=ctx.n_jobs, device=ctx.device,
                          n_boot=cfg.n_boot, alpha=cfg.alpha, ece_bins=cfg.ece_bins, progress=ctx.progress, log=ctx.log)
-    runs, mets, cis = list(cmp.runs.values()), cmp.metrics, cmp.ci
-    scores, probs, cost = score_rows(runs, mets, cis), probability_rows(runs, mets), cost_rows(runs, cfg, x_train)
-    mc = mcnemar_rows(cmp.mcnemar)
-    best = scores[0]["model"]
-    out = ctx.out_dir
-    figures = [Figure("accuracy", fig_accuracy(scores, out), "Test error of every model with its 95 % bootstrap confidence interval."),
-               Figure("confusion_best", fig_confusion(mets[best]["confusion_matrix"], classes, best, out),
-                      f"Confusion matrix of the best model ({best}): counts and row-normalised; off-diagonal cells are coloured."),
-               Figure("per_class_f1", fig_per_class_f1(runs, mets, classes, out), "Per-class F1 of every model.")]
-    rel = fig_reliability(runs, y_test, cfg.ece_bins, out)
-    if rel:
-        figures.append(Figure("reliability", rel, f"Reliability diagrams ({cfg.ece_bins} equal-width confidence bins) of the models "
-                                                  "that output probabilities; the dashed diagonal is perfect calibration."))
-    mcf = fig_mcnemar(runs, mc, out)
-    if mcf:
-        figures.append(Figure("mcnemar", mcf, "Pairwise McNemar tests: Holm-adjusted p-values (dark = significant)."))
-    figures.append(Figure("cost", fig_cost(cost, scores, out), "Fit time against test error (both log scale)."))
-    cnn_run = next((r for r in runs if r["name"] == "cnn"), None)
-    history = list(getattr(cnn_run.model, "history_", None) or []) if cnn_run is not None else []
+    scores, mc = score_rows(cmp), mcnemar_rows(cmp.mcnemar)
+    best, out, figures = scores[0]["model"], ctx.out_dir, []
+    add_figure(figures, cmp.plot(), out, "accuracy", T.CAPTIONS["accuracy"])
+    figures.append(Figure("confusion_best", save_png(cmp.plot_confusion_pair(best), out, f"confusion_{best}"),
+                          T.CAPTIONS["confusion_best"].format(best=best)))
+    add_figure(figures, cmp.plot_per_class_f1(), out, "per_class_f1", T.CAPTIONS["per_class_f1"])
+    rel = cmp.plot_reliability()
+    if rel is not None:
+        add_figure(figures, rel, out, "reliability", T.CAPTIONS["reliability"].format(bins=cfg.ece_bins))
+    mcf = cmp.plot_mcnemar()
+    if mcf is not None:
+        add_figure(figures, mcf, out, "mcnemar", T.CAPTIONS["mcnemar"])
+    add_figure(figures, cmp.plot_cost(), out, "cost", T.CAPTIONS["cost"])
+    history = cmp.history("cnn").to_dict("records")
+    val = 100 * recipe(settings(cfg))[2].val_fraction
     if history:
-        figures.append(Figure("cnn_curves", fig_cnn_curves(history, out), f"The CNN's training curves: cross-entropy (log scale) "
-                              f"and accuracy per epoch on its training images and on the {100 * recipe(settings(cfg))[2].val_fraction:g} % "
-                              "of them held out for validation; the weights of the best validation epoch are the ones tested."))
-    pred_file = save_predictions(runs, y_test, test_index, out)
-    saved = save_models(runs, out, cfg) if cfg.save_models else {}
-    all_wrong = cmp.all_wrong  # positions of the test images every model gets wrong
-    tables = [Table("scores", scores, "Label-based scores on the test set, best first (accuracy CI: percentile bootstrap, "
-                                      f"{cfg.n_boot} resamples)."),
-              Table("probabilistic", probs, "Ranking and probability scores; models without probabilities are ranked by their "
-                                            "decision scores, and log loss / Brier / ECE are left empty for them."),
-              Table("per_class_f1", per_class_rows(runs, mets, classes), "F1 per class and model (the heatmap's numbers)."),
-              Table("cost", cost, "Training images, setup, fit and predict time (this machine), training GFLOP (the CNN only: "
-                                  "PyTorch's FLOP count of one training step per image times the images seen; classic models have "
-                                  "no FLOP counter and keep seconds only), and model size (fitted numbers "
-                                  "and pickled size; parameters and their bytes for the CNN)."),
-              Table("mcnemar", mc, "Pairwise McNemar tests on the test set (exact binomial below 25 discordant images, otherwise "
-                                   "chi-square with continuity correction) with Holm-adjusted p-values.")]
+        add_figure(figures, cmp.plot_history("cnn"), out, "cnn_curves", T.CAPTIONS["cnn_curves"].format(val=val))
+    cmp.save_predictions(out / "predictions.npz")
+    saved = cmp.save_models(out, cfg.save_max_mb) if cfg.save_models else {}
+    tables = [Table("scores", scores, T.TABLES["scores"].format(n_boot=cfg.n_boot)),
+              Table("probabilistic", probability_rows(cmp), T.TABLES["probabilistic"]),
+              Table("per_class_f1", per_class_rows(cmp), T.TABLES["per_class_f1"]),
+              Table("cost", cost_rows(cmp), T.TABLES["cost"]),
+              Table("mcnemar", mc, T.TABLES["mcnemar"])]
     if history:
-        tables.append(Table("cnn_curves", cnn_curve_rows(history), f"The CNN's training history ({len(history)} epochs): training "
-                            "loss and accuracy (running means over each epoch's batches), validation loss and accuracy, and the "
-                            "learning rate at the epoch's start.", ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
-    acc = {r["name"]: round(float(mets[r["name"]]["accuracy"]), 5) for r in runs}
+        tables.append(Table("cnn_curves", cnn_curve_rows(history), T.TABLES["cnn_curves"].format(n=len(history)),
+                            ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
+    acc = {m: round(float(cmp.metrics[m]["accuracy"]), 5) for m in cmp.runs}
+    n_train, n_test = len(data.y_train), len(data.y_test)
     return TaskResult(
-        title=TITLE,
-        summary=(f"{len(runs)} models trained on {len(y_train):,} training images of {ctx.dataset.name} and scored on "
-                 f"{len(y_test):,} test images of the official split with the full metrics suite."),
-        findings=findings(runs, mets, cis, mc, classes, y_test, cfg.alpha),
-        tables=tables, figures=figures, notes=data.notes + method_notes(runs, cfg, len(y_train), len(y_test), ctx.dataset) + M.metric_notes(),
-        headline=(f"Best model: {model_name(best)} at {100 * acc[best]:.2f} % test accuracy (95 % CI {100 * cis[best]['low']:.2f}-"
-                  f"{100 * cis[best]['high']:.2f}) on {len(y_test):,} test images."),
-        metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": [r["name"] for r in runs],
-                 "n_train": int(len(y_train)), "n_test": int(len(y_test)), "predictions_file": pred_file, "saved_models": saved,
-                 "all_models_wrong": len(all_wrong), "all_models_wrong_index": test_index[all_wrong].tolist(),
-                 "f1_macro": {n: round(float(mets[n]["f1_macro"]), 5) for n in acc},
-                 "fit_seconds": {r["name"]: round(r["fit_s"], 2) for r in runs}})
+        title=TITLE, summary=T.summary(len(cmp.runs), n_train, ds.name, n_test),
+        findings=findings(cmp, mc, cfg.alpha), tables=tables, figures=figures,
+        notes=data.notes + method_notes(cmp, cfg, ds) + cmp.metric_notes(),
+        headline=T.headline(best, model_name(best), acc[best], cmp.ci[best], n_test),
+        metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": list(cmp.runs),
+                 "n_train": int(n_train), "n_test": int(n_test), "predictions_file": "predictions.npz", "saved_models": saved,
+                 "all_models_wrong": len(cmp.all_wrong), "all_models_wrong_index": data.test_index[cmp.all_wrong].tolist(),
+                 "f1_macro": {m: round(float(cmp.metrics[m]["f1_macro"]), 5) for m in acc},
+                 "fit_seconds": {m: round(r.fit_s, 2) for m, r in cmp.runs.items()}})

@@ -1,17 +1,21 @@
-"""Clustering of images and of a network's layer activations, and how well clusters agree with labels.
+"""Clustering experiment: do the classes form clusters, in the images, in their 2-D map and in a CNN's layers?
 
-Layered like :mod:`digitlab.embed`: each step is a plain function.
+One experiment, one home. :func:`cluster_images` clusters images with every method of :data:`METHODS`
+in several spaces (raw pixels, their PCA projection, and any 2-D map passed in as an array, e.g. the
+embed task's UMAP) and scores each clustering against the labels; :func:`cluster_layers` trains a CNN
+(the fast recipe's settings), keeps an untrained copy with the same initial weights as the control,
+and clusters and linearly probes the output of every conv block and of the penultimate layer. The
+``cluster`` task of the study and a notebook call these same functions.
+
+Building blocks, each a plain function:
 
 * clustering: :func:`cluster` runs one method of :data:`METHODS` (k-means, Gaussian mixture,
   agglomerative Ward, HDBSCAN, spectral) on a feature matrix; HDBSCAN marks noise with ``-1``;
 * agreement with the true labels: :func:`agreement` (ARI, NMI, homogeneity, completeness from
   scikit-learn, plus :func:`purity` and the accuracy after :func:`hungarian_match`),
-  :func:`matched_contingency` (classes x clusters, clusters reordered so that each class's matched
-  cluster sits on the diagonal) and :func:`noise_by_class` (what HDBSCAN leaves unclustered);
-* layers of a network from :mod:`digitlab.models.nets`: :func:`conv_blocks` (the output module of
-  every conv block), :func:`layer_activations` (forward hooks on those blocks and on the input of the
-  last linear layer, i.e. the penultimate layer; channels merged by global average pooling and/or
-  flattening, see :data:`MERGES`), :func:`first_conv_weights`, :func:`linear_probe`;
+  :func:`matched_contingency` and :func:`noise_by_class`;
+* layers of a network from :mod:`digitlab.models.nets`: :func:`conv_blocks`,
+  :func:`layer_activations`, :func:`first_conv_weights`, :func:`linear_probe`;
 * plots: :func:`plot_contingency`, :func:`plot_assignments`, :func:`plot_layer_scores`,
   :func:`plot_filters`, :func:`plot_feature_maps`.
 
@@ -23,12 +27,17 @@ class with at most one cluster and the remaining clusters count as errors in the
 
 from __future__ import annotations
 
+import time
 import warnings
-from typing import Any, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from digitlab.exceptions import ConfigError
+from digitlab.experiments.base import StudyResult, as_data
 
 METHODS = ("kmeans", "gmm", "ward", "hdbscan", "spectral")
 LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture", "ward": "agglomerative (Ward)", "hdbscan": "HDBSCAN",
@@ -557,7 +566,300 @@ def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str
     return fig
 
 
-__all__ = ["METHODS", "LABELS", "MERGES", "cluster", "contingency", "purity", "hungarian_match", "matched_accuracy",
-           "matched_contingency", "agreement", "noise_by_class", "conv_blocks", "penultimate_module",
-           "images_to_tensor", "layer_activations", "first_conv_weights", "linear_probe", "plot_contingency",
-           "plot_assignments", "plot_layer_scores", "plot_filters", "plot_feature_maps"]
+
+# =============================================================================================
+# The experiment, part 1: images in pixel, PCA and 2-D map space
+# =============================================================================================
+
+SPACES = ("pixels", "pca", "umap", "tsne")  # "umap"/"tsne" (and "pca2" ...): 2-D maps passed in as arrays
+SPACE_LABELS = {"pixels": "raw pixels", "umap": "UMAP map", "tsne": "t-SNE map"}
+SCORES = [("ari", "ARI"), ("nmi", "NMI"), ("homogeneity", "homogeneity"), ("completeness", "completeness"),
+          ("purity", "purity"), ("matched_accuracy", "matched accuracy")]
+
+
+def _status(enabled: bool, text: str):
+    """A spinner on stderr while a slow step runs (a no-op when ``enabled`` is False)."""
+    if not enabled:
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
+
+
+def prose_space(space_name: str) -> str:
+    """A space's table name as it reads in a sentence ("UMAP map" -> "the UMAP map")."""
+    return f"the {space_name}" if space_name.endswith("map") else space_name
+
+
+def merged_classes(y: np.ndarray, labels: np.ndarray, classes: Sequence[str], share: float = 0.2) -> list[str]:
+    """Clusters that hold several classes, each at least ``share`` of the cluster: ["4/9", "3/5/8"]."""
+    table, ids = contingency(y, labels, len(classes))
+    out = []
+    for j, cl in enumerate(ids):
+        col = table[:, j]
+        if cl < 0 or col.sum() == 0:
+            continue
+        big = [str(classes[c]) for c in np.flatnonzero(col >= share * col.sum())]
+        if len(big) > 1:
+            out.append("/".join(big))
+    return out
+
+
+@dataclass
+class ImageClustering(StudyResult):
+    """Every clustering method in every space, scored against the labels.
+
+    ``scores``: one row per space and method (space, method, dims, ARI, NMI, homogeneity, completeness,
+    purity, matched accuracy, clusters, noise %, seconds); ``rows`` the same as dicts (with ``_space``
+    and ``_method`` keys), ``labels[(space, method)]`` the cluster of every image, ``names`` each
+    space's label ("raw pixels", "PCA-50", "UMAP map"), ``k`` the clusters asked.
+    """
+
+    scores: pd.DataFrame
+    rows: list[dict]
+    labels: dict[tuple[str, str], np.ndarray]
+    names: dict[str, str]
+    k: int
+    y: np.ndarray
+    classes: list[str]
+    methods: list[str]
+    _main = "scores"
+
+    def best(self, space: str | None = None) -> dict:
+        """The row of the highest ARI (then NMI), over every space or in ``space``."""
+        pool = [r for r in self.rows if space is None or r["_space"] == space]
+        return max(pool, key=lambda r: (r["ARI"], r["NMI"]))
+
+    def row(self, space: str, method: str) -> dict:
+        return next(r for r in self.rows if r["_space"] == space and r["_method"] == method)
+
+    def matched(self, space: str, method: str) -> tuple[np.ndarray, list[str]]:
+        """:func:`matched_contingency` of one clustering."""
+        return matched_contingency(self.y, self.labels[(space, method)], len(self.classes))
+
+    def noise_by_class(self, space: str) -> np.ndarray:
+        """Share of each class HDBSCAN labels as noise in ``space``."""
+        return noise_by_class(self.y, self.labels[(space, "hdbscan")], len(self.classes))
+
+    def merged_classes(self, space: str, method: str) -> list[str]:
+        return merged_classes(self.y, self.labels[(space, method)], self.classes)
+
+    def plot(self, ax=None):
+        """Matched contingency tables of the best method (by ARI) in each space, two per row."""
+        from digitlab.plots import panels
+
+        spaces = list(self.names)
+        cols = min(2, len(spaces))  # two tables per row keep the figure within the report's printable width
+        rows = -(-len(spaces) // cols)
+        fig, axes = panels(ax, rows, cols, (3.7 * cols, 3.5 * rows))
+        for a in axes.ravel()[len(spaces):]:
+            a.axis("off")
+        for a, space in zip(axes.ravel(), spaces):
+            best = self.best(space)
+            table, names = self.matched(space, best["_method"])
+            plot_contingency(table, names, self.classes,
+                             f"{best['method']} on {prose_space(self.names[space])}\n(ARI {best['ARI']:.2f})", ax=a)
+        if ax is None:
+            fig.tight_layout()
+        return fig
+
+    plot_contingency = plot
+
+    def plot_assignments(self, space: str, emb: np.ndarray, map_name: str = "", ax=None):
+        """The clusterings of ``space`` drawn on the 2-D map ``emb`` (same rows), beside the true labels."""
+        assignments = {m: self.labels[(space, m)] for m in self.methods}
+        titles = {r["_method"]: f"{r['method']} on {self.names[space]}\nARI {r['ARI']:.2f}, NMI {r['NMI']:.2f}"
+                  for r in self.rows if r["_space"] == space}
+        return plot_assignments(emb, self.y, assignments, self.classes, titles, map_name, ax=ax)
+
+
+def cluster_images(images: np.ndarray, y: np.ndarray, *, classes: Sequence[str] | None = None,
+                   spaces: Sequence[str] = ("pixels", "pca"), maps: Mapping[str, np.ndarray] | None = None,
+                   methods: Sequence[str] = ("kmeans", "gmm", "ward", "hdbscan", "spectral"), n_clusters: int = 0,
+                   pca_dims: int = 50, n_init: int = 4, min_cluster_size: int = 0, min_samples: int = 0,
+                   n_neighbors: int = 15, covariance: str = "auto", seed: int = 0, n_jobs: int = 1, progress: bool = False,
+                   log: Any = None) -> ImageClustering:
+    """Cluster ``images`` (labels ``y``) with every method in every space and score each clustering.
+
+    ``spaces``: "pixels" (every channel of every pixel / 255), "pca" (PCA to ``pca_dims``) and any key of
+    ``maps``, a 2-D map of the same images (e.g. ``{"umap": xy}`` from the embed task; "umap" and
+    "tsne" are labelled "UMAP map" and "t-SNE map"). ``n_clusters``: clusters asked of every method but
+    HDBSCAN (0 = the number of classes). The remaining keywords go to :func:`cluster`.
+    """
+    from digitlab.embed import pca_reduce, to_features
+
+    y = np.asarray(y, dtype=np.int64)
+    classes = [str(c) for c in (classes if classes is not None else range(int(y.max()) + 1))]
+    maps = maps or {}
+    k = n_clusters or len(classes)
+    rows, labels, names = [], {}, {}
+    n_runs, done = len(spaces) * len(methods), 0
+    for space in spaces:
+        t0 = time.perf_counter()
+        if space == "pixels":
+            x = to_features(images)
+        elif space == "pca":
+            x = pca_reduce(images, pca_dims, seed)
+        elif space in maps:
+            x = np.asarray(maps[space]).astype(np.float32)
+        else:
+            raise ConfigError(f"space {space!r}: not pixels or pca, and no map of that name was passed (maps={list(maps)})")
+        prep = time.perf_counter() - t0
+        names[space] = f"PCA-{x.shape[1]}" if space == "pca" else SPACE_LABELS.get(space, space)
+        for method in methods:
+            done += 1
+            with _status(progress, f"cluster: {LABELS[method]} on {names[space]} ({done}/{n_runs})"):
+                t0 = time.perf_counter()
+                lab = cluster(x, method, k, seed, n_init=n_init, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                              n_neighbors=n_neighbors, covariance=covariance, n_jobs=n_jobs)
+                secs = time.perf_counter() - t0
+            labels[(space, method)] = lab
+            score = agreement(y, lab, len(classes))
+            rows.append({"space": names[space], "method": LABELS[method], "dims": int(x.shape[1]),
+                         **{label: round(score[key], 4) for key, label in SCORES},
+                         "clusters": score["n_clusters"], "noise %": round(100 * score["noise"], 1),
+                         "seconds": round(secs, 2), "_space": space, "_method": method, "_prep": prep})
+            if log is not None:
+                log.info("cluster: %s on %s: ARI %.3f in %.1f s", method, space, score["ari"], secs)
+    scores = pd.DataFrame([{c: v for c, v in r.items() if not c.startswith("_")} for r in rows])
+    return ImageClustering(scores, rows, labels, names, k, y, classes, list(methods))
+
+
+# =============================================================================================
+# The experiment, part 2: the layers of a trained and an untrained CNN
+# =============================================================================================
+
+
+def one_per_class(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Index of the first image of each class present in ``y`` (classes in order)."""
+    return np.array([int(np.flatnonzero(y == c)[0]) for c in range(n_classes) if np.any(y == c)])
+
+
+@dataclass
+class LayerClustering(StudyResult):
+    """Cluster agreement and linear-probe accuracy at the input and after every layer of a trained CNN
+    and of its untrained copy (the same initial weights).
+
+    ``scores``: one row per network ("trained"/"untrained"), depth, layer, merge ("gap"/"flatten"):
+    dims, ``ARI <method>``, ``NMI <method>`` per layer method, ``probe accuracy``; ``rows`` the same as
+    dicts. ``layers``: "input", the blocks, "penultimate"; ``shapes``: each layer's output shape.
+    ``test_acc``: the trained network's test accuracy; ``filter_change``: how far training moved the
+    first-layer kernels (Frobenius norm of the change / that of the initial weights).
+    """
+
+    scores: pd.DataFrame
+    rows: list[dict]
+    layers: list[str]
+    shapes: dict[str, tuple]
+    test_acc: float
+    filter_change: float
+    weights: dict[str, np.ndarray]
+    maps: dict[str, dict[str, np.ndarray]]  # net -> layer -> (one image per class, C, H, W)
+    x_pick: np.ndarray
+    y_pick: np.ndarray
+    classes: list[str]
+    methods: list[str]
+    merge: list[str]
+    net: str
+    n_train: int
+    n_test: int
+    fitted: dict[str, Any] = field(default_factory=dict)  # parameters, epochs_run, steps, train_seconds of the trained net
+    recipe: bool = True  # the fast recipe's network parameters were used
+    epochs: int = 0
+    min_steps: int = 0
+    _main = "scores"
+
+    def plot(self, ax=None):
+        """ARI, NMI per layer method and probe accuracy against depth, trained (solid) and untrained (dashed)."""
+        metric_panels = [(f"ARI {m}", f"ARI ({LABELS[m]})") for m in self.methods] + \
+                        [(f"NMI {m}", f"NMI ({LABELS[m]})") for m in self.methods] + [("probe accuracy", "linear-probe accuracy")]
+        return plot_layer_scores(self.rows, metric_panels, self.merge, ax=ax)
+
+    plot_scores = plot
+
+    def plot_filters(self, ax=None):
+        return plot_filters(self.weights, ax=ax)
+
+    def plot_feature_maps(self, layer: str, n_channels: int = 4, title: str = "", ax=None):
+        """Feature maps after ``layer`` for one test image per class, trained and untrained side by side."""
+        panel = {name: self.maps[name][layer] for name in self.maps}
+        return plot_feature_maps(self.x_pick, [self.classes[c] for c in self.y_pick], panel, n_channels, title, ax=ax)
+
+
+def cluster_layers(data: Any, *, net: str = "cnn", n_train: int = 10000, n_test: int = 4000, epochs: int = 2,
+                   min_steps: int = 200, merge: Sequence[str] = MERGES, methods: Sequence[str] = ("kmeans", "ward"),
+                   layer_pca_dims: int = 50, n_clusters: int = 0, probe_test_fraction: float = 0.5, probe_c: float = 1.0,
+                   probe_max_iter: int = 100, n_init: int = 4, min_cluster_size: int = 0, min_samples: int = 0,
+                   n_neighbors: int = 15, covariance: str = "auto", seed: int = 0, device: str = "cpu", n_jobs: int = 1,
+                   progress: bool = False) -> LayerClustering:
+    """Train ``net`` (the fast recipe's settings with ``epochs`` / ``min_steps``) on ``n_train`` images of
+    ``data`` (a Dataset or ``(x_train, y_train, x_test, y_test)``), build its untrained twin (same seed,
+    hence the same initial weights), and on ``n_test`` test images cluster (``methods``, after PCA to
+    ``layer_pca_dims``; 0 = as they are) and linearly probe the input and every layer of both, each
+    block merged per ``merge``. Clustering keywords go to :func:`cluster`."""
+    from dataclasses import replace
+
+    from digitlab.embed import pca_reduce, to_features
+    from digitlab.grid import fit_and_score, input_shape
+    from digitlab.models.nets import build_net
+    from digitlab.runtime import cpu_budget, limit_threads, progress_bar
+    from digitlab.train import FAST_RECIPE
+
+    d = as_data(data, n_train, n_test, seed)
+    n_classes = d.n_classes
+    recipe_net, recipe_params, recipe_cfg = FAST_RECIPE
+    params = dict(recipe_params) if net == recipe_net else {}
+    tcfg = replace(recipe_cfg, epochs=epochs, min_steps=min_steps, device=device)
+    _, threads = cpu_budget(n_jobs, device)
+    with _status(progress, f"cluster: training the {net} on {len(d.y_train):,} images"), limit_threads(threads):
+        fitted = fit_and_score(net, params, d.x_train, d.y_train, {"test": (d.x_test, d.y_test)}, tcfg,
+                               seed=seed, n_classes=n_classes, keep_model=True)
+    untrained = build_net(net, input_shape(d.x_train), n_classes, seed=seed, **params)
+    untrained.to(next(fitted["model"].parameters()).device)
+    nets = {"trained": fitted["model"], "untrained": untrained}
+    norm = fitted["norm"]
+
+    y, k = d.y_test, n_clusters or n_classes
+
+    def score_layer(x: np.ndarray) -> dict[str, float]:
+        z = pca_reduce(x, layer_pca_dims, seed) if layer_pca_dims and x.shape[1] > layer_pca_dims else x
+        out = {"dims": int(x.shape[1])}
+        for method in methods:
+            lab = cluster(z, method, k, seed, n_init=n_init, min_cluster_size=min_cluster_size, min_samples=min_samples,
+                          n_neighbors=n_neighbors, covariance=covariance, n_jobs=n_jobs)
+            score = agreement(y, lab, n_classes)
+            out[f"ARI {method}"], out[f"NMI {method}"] = round(score["ari"], 4), round(score["nmi"], 4)
+        out["probe accuracy"] = round(linear_probe(x, y, seed, probe_test_fraction, probe_c, probe_max_iter), 4)
+        return out
+
+    acts = {name: layer_activations(m, d.x_test, norm, merge) for name, m in nets.items()}
+    layers = ["input"] + acts["trained"]["layers"]
+    pixels = to_features(d.x_test)
+    rows: list[dict] = []
+    cache: dict[tuple, dict] = {}  # the input (both nets) and the penultimate layer (both merges) are one vector each
+    with progress_bar(progress, "cluster: layers", len(nets) * len(layers) * len(merge)) as step:
+        for name in nets:
+            for depth, layer in enumerate(layers):
+                for mg in merge:
+                    key = ("input",) if layer == "input" else (name, layer) if layer == "penultimate" else (name, layer, mg)
+                    if key not in cache:
+                        cache[key] = score_layer(pixels if layer == "input" else acts[name]["features"][layer][mg])
+                    rows.append({"net": name, "depth": depth, "layer": layer, "merge": mg, **cache[key]})
+                    step(description=f"cluster: {name} {layer}")
+    shapes = {n: acts["trained"]["shapes"][n] for n in acts["trained"]["layers"]}
+    pick = one_per_class(d.y_test, n_classes)
+    maps = {name: layer_activations(m, d.x_test[pick], norm, list(merge)[:1], keep_maps=len(pick))["maps"]
+            for name, m in nets.items()}
+    weights = {name: first_conv_weights(m) for name, m in nets.items()}
+    moved = float(np.linalg.norm(weights["trained"] - weights["untrained"]) / max(np.linalg.norm(weights["untrained"]), 1e-12))
+    info = {key: fitted.get(key) for key in ("params", "epochs_run", "steps", "train_seconds")}
+    return LayerClustering(pd.DataFrame(rows), rows, layers, shapes, float(fitted["test_acc"]), moved, weights, maps,
+                           d.x_test[pick], d.y_test[pick], list(d.classes), list(methods), list(merge), net,
+                           len(d.y_train), len(d.y_test), info, bool(params), tcfg.epochs, tcfg.min_steps)
+
+
+__all__ = ["cluster_images", "ImageClustering", "cluster_layers", "LayerClustering", "METHODS", "LABELS", "MERGES",
+           "MERGE_LABELS", "SPACES", "SPACE_LABELS", "SCORES", "cluster", "contingency", "purity", "hungarian_match",
+           "matched_accuracy", "matched_contingency", "agreement", "noise_by_class", "merged_classes", "one_per_class",
+           "prose_space", "conv_blocks", "penultimate_module", "images_to_tensor", "layer_activations", "first_conv_weights",
+           "linear_probe", "plot_contingency", "plot_assignments", "plot_layer_scores", "plot_filters", "plot_feature_maps"]
