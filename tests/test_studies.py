@@ -91,6 +91,35 @@ def test_comparison_plots(comparison):
     assert _is_figure(comparison.plot_all_wrong())
     html = comparison._repr_html_()
     assert "<table" in html and "knn" in html
+    for plot in ("plot_confusion_pair", "plot_per_class_f1", "plot_reliability", "plot_mcnemar", "plot_cost"):
+        assert _is_figure(getattr(comparison, plot)()), plot
+    fig, ax = plt.subplots()
+    assert comparison.plot_cost(ax=ax) is fig and comparison.plot_confusion_pair(ax=ax) is fig
+    plt.close("all")
+    assert comparison.history("cnn").empty  # no network in this comparison
+
+
+def test_compare_models_cost_calibration_pareto_and_files(comparison, digits, tmp_path):
+    c = comparison
+    assert list(c.cost.index) == list(c.runs) and (c.cost["setup"].str.len() > 0).all()
+    assert c.cost["train_gflop"].isna().all() and (c.cost["parameters"] > 0).all()  # classic models: no FLOP counter
+    assert set(c.calibration.index) == {"logreg", "knn", "gnb", "tree"}  # all four give probabilities
+    conf = {m: c.proba[m].max(1) for m in c.runs}
+    for m, row in c.calibration.iterrows():
+        assert row["confidence_gap"] == pytest.approx(conf[m].mean() - c.scores.loc[m, "accuracy"])
+        assert row["confident_share"] == pytest.approx(np.mean(conf[m] > 0.99))
+    np.testing.assert_allclose(c.class_f1["mean_f1"], c.per_class.mean(axis=0))
+    fit = c.cost["fit_s"]
+    assert c.pareto[0] == fit.idxmin() and c.best in c.pareto  # the fastest model and the most accurate one are on the front
+    t, p, n = c.top_confusion()
+    assert t != p and n == c.metrics[c.best]["confusion_matrix"][t, p]
+    c.save_predictions(tmp_path / "predictions.npz")
+    pred = np.load(tmp_path / "predictions.npz")
+    np.testing.assert_array_equal(pred["y_pred__gnb"], c.predictions["gnb"])
+    assert list(pred["models"]) == list(c.runs)
+    saved = c.save_models(tmp_path, max_mb=100)
+    assert saved["gnb"] == "models/gnb" and (tmp_path / "models" / "gnb").is_dir()
+    assert c.save_models(tmp_path / "small", max_mb=1e-9)["gnb"].startswith("not saved")
 
 
 def test_error_analysis_of_a_comparison(comparison, digits):

@@ -505,6 +505,11 @@ def load_folder_dataset(root: str | os.PathLike, *, size: int | tuple[int, int] 
     split = (root / "train").is_dir() and (root / "test").is_dir()
     parts = [scan_class_folders(root / s) for s in ("train", "test")] if split else [scan_class_folders(root)]
     classes = parts[0][2]
+    if len(classes) < 2:
+        where = root / "train" if split else root
+        found = f"only the class folder {classes[0]!r}" if classes else "no class folders"
+        raise DatasetError(f"{where}: {found}; a classification dataset needs at least 2 classes, one sub-folder "
+                           "of images per class")
     for paths_, labels_, _ in parts[1:]:
         extra = sorted(set(labels_) - set(classes))
         if extra:

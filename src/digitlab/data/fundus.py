@@ -196,10 +196,21 @@ def load_ddr(data_dir: str | os.PathLike, *, size: int = 128, graham: bool = Fal
         skipped += s
         n_ungradable += u
         parts[split] = len(p)
+    n_fit = len(paths) - parts["test"]
+    for what, n in (("training", n_fit), ("test", parts["test"])):
+        if n == 0:
+            lists = " and ".join(f"{s}.txt" for s in splits if s != "test") if what == "training" else "test.txt"
+            why = (f"{n_ungradable} ungradable image(s) left out, none gradable"
+                   if n_ungradable and not include_ungradable else "the lists name no images")
+            raise DatasetError(f"{root}: no {what} images ({lists}: {why}); list graded images (grades 0-4) in "
+                               f"{lists}, one 'file grade' line each")
     spec = FundusSpec(size=size, colour=colour, crop=crop, graham=graham)
     res = load_images(paths, spec, name=f"ddr-{size}", cache_dir=cache_dir, skip_bad_files=skip_bad_files, n_jobs=n_jobs)
     y = np.concatenate(grades)[res.kept]
     n_train = int(np.searchsorted(res.kept, len(paths) - parts["test"]))  # kept is sorted: train (+ valid) rows first
+    if n_train == 0 or n_train == len(y):
+        raise DatasetError(f"{root}: every {'training' if n_train == 0 else 'test'} image was skipped as unreadable; "
+                           "replace the damaged files")
     synthetic = (root / SYNTH_MARKER).is_file()
     classes = DDR_CLASSES + (["ungradable"] if include_ungradable else [])
     meta = {**json.loads(json.dumps(FUNDUS_META)), "synthetic": synthetic,
@@ -250,6 +261,9 @@ def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     return take
 
 
+MAX_SYNTH_IMAGES = 200_000  # more is a typo, not a test set (each image is a JPEG of up to 2048 px)
+
+
 def synth_fundus(out_dir: str | os.PathLike, n_images: int = 300, *, counts: Mapping[str, Sequence[int]] | None = None,
                  size: int = 256, seed: int = 0, quality: int = 90, overwrite: bool = False) -> dict[str, list[int]]:
     """Write a DDR-layout folder ``out_dir/DR_grading`` of synthetic fundus photographs (JPEG).
@@ -266,6 +280,10 @@ def synth_fundus(out_dir: str | os.PathLike, n_images: int = 300, *, counts: Map
         raise DatasetError(f"synth_fundus counts[{bad[0]!r}]: need a split of {', '.join(DDR_SPLITS)} with 6 counts >= 0 (grades 0-5)")
     if not 32 <= size <= 2048:
         raise DatasetError(f"synth_fundus size {size}: use 32 to 2048 pixels")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise DatasetError(f"synth_fundus seed {seed}: use a whole number from 0 to 2**63 - 1")
+    if sum(map(sum, counts.values())) > MAX_SYNTH_IMAGES:
+        raise DatasetError(f"synth_fundus: {sum(map(sum, counts.values())):,d} images; write at most {MAX_SYNTH_IMAGES:,d}")
     out_dir = Path(out_dir)
     final = out_dir / "DR_grading"
     if final.exists() and not overwrite:

@@ -16,6 +16,7 @@ the same numbers::
 
 from digitlab.experiments.augmentation import AugmentationEffect, augmentation_effect
 from digitlab.experiments.base import Data, StudyResult, as_data, plot_accuracy
+from digitlab.experiments.clustering import ImageClustering, LayerClustering, cluster_images, cluster_layers
 from digitlab.experiments.cnn_sweep import CNNSweep, cnn_sweep
 from digitlab.experiments.error_analysis import ErrorAnalysis, LabelIssues, error_analysis, label_issues
 from digitlab.experiments.learning_curve import LearningCurve, learning_curve
@@ -23,4 +24,5 @@ from digitlab.experiments.model_comparison import ModelComparison, compare_model
 
 __all__ = ["Data", "as_data", "StudyResult", "plot_accuracy", "compare_models", "ModelComparison", "error_analysis",
            "ErrorAnalysis", "label_issues", "LabelIssues", "learning_curve", "LearningCurve", "cnn_sweep", "CNNSweep",
-           "augmentation_effect", "AugmentationEffect"]
+           "augmentation_effect", "AugmentationEffect", "cluster_images", "ImageClustering", "cluster_layers",
+           "LayerClustering"]

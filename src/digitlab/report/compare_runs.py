@@ -34,6 +34,7 @@ import base64
 import hashlib
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ def read_predictions(run: RunFolder, problems: list[str], side: str) -> Predicti
         problems.append(f"Run {side} has no classify predictions (results/classify/predictions.npz), so its scores are taken "
                         "from its result tables and their differences get no interval or test.")
         return None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a damaged .npz is a zip error
         problems.append(f"Run {side}'s classify predictions are unreadable (predictions.npz: {_first_line(exc)}), so its scores "
                         "are taken from its result tables and their differences get no interval or test.")
         return None
@@ -891,7 +892,7 @@ MAX_ROWS = 60
 def render_html(c: Comparison, interactive: bool = True) -> str:
     import jinja2
 
-    templates = Path(__file__).parent / "report" / "templates"
+    templates = Path(__file__).parent / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=jinja2.select_autoescape(["j2", "html"]))
     env.filters["cell"] = _fmt
     css_file = templates / "report.css"  # the report's look, when it is there (read only)
