@@ -31,14 +31,25 @@ from digitlab.data import load_dataset, stratified_subset
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 70_000], help="numbers of points (70000 = all)")
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 70_000], help="numbers of points (70000 = all)"
+    )
     p.add_argument("--methods", nargs="+", default=["tsne", "umap"], choices=["tsne", "umap"])
     p.add_argument("--n-jobs", type=int, default=1, help="threads for t-SNE (and unseeded UMAP)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup-points", type=int, default=1000, help="size of UMAP's warm-up call")
-    p.add_argument("--umap-parallel", action="store_true", help="also time unseeded UMAP with --n-jobs threads")
-    p.add_argument("--baseline", action="store_true", help="also run plain openTSNE / umap-learn with their defaults")
-    p.add_argument("--repeats", type=int, default=2, help="with --baseline: runs of each, in alternating order (ours first, then theirs first)")
+    p.add_argument(
+        "--umap-parallel", action="store_true", help="also time unseeded UMAP with --n-jobs threads"
+    )
+    p.add_argument(
+        "--baseline", action="store_true", help="also run plain openTSNE / umap-learn with their defaults"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="with --baseline: runs of each, in alternating order (ours first, then theirs first)",
+    )
     return p.parse_args(argv)
 
 
@@ -61,7 +72,9 @@ def points(ds, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return ds.x_train[idx], ds.y_train[idx]
 
 
-def report(label: str, n: int, wall: float, cpu: float, emb: np.ndarray | None = None, y: np.ndarray | None = None) -> None:
+def report(
+    label: str, n: int, wall: float, cpu: float, emb: np.ndarray | None = None, y: np.ndarray | None = None
+) -> None:
     acc = f"{E.knn_accuracy_2d(emb, y):.3f}" if emb is not None else ""
     print(f"{label:<34} {n:>7,} {wall:>9.1f} {cpu:>9.1f} {acc:>9}", flush=True)
 
@@ -108,15 +121,20 @@ def side_by_side(label: str, z: np.ndarray, y: np.ndarray, ours, theirs, repeats
             runs[name].append((wall, E.knn_accuracy_2d(emb, y)))
             report(f"{label} ({name}, run {r + 1})", len(z), wall, cpu, emb, y)
     (w1, a1), (w2, a2) = (np.median(np.array(runs[k]), axis=0) for k in ("digitlab", "plain"))
-    print(f"  {label} at {len(z):,}, median of {repeats}: digitlab {w1:.1f} s (2-D kNN {a1:.3f}), plain defaults {w2:.1f} s "
-          f"(2-D kNN {a2:.3f}): digitlab takes {w1 / w2:.2f}x the plain time", flush=True)
+    print(
+        f"  {label} at {len(z):,}, median of {repeats}: digitlab {w1:.1f} s (2-D kNN {a1:.3f}), plain defaults {w2:.1f} s "
+        f"(2-D kNN {a2:.3f}): digitlab takes {w1 / w2:.2f}x the plain time",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     ds = load_dataset("mnist")
-    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, n_jobs {args.n_jobs}, "
-          f"NUMBA_CACHE_DIR {os.environ.get('NUMBA_CACHE_DIR', '(set on UMAP import)')}")
+    print(
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, n_jobs {args.n_jobs}, "
+        f"NUMBA_CACHE_DIR {os.environ.get('NUMBA_CACHE_DIR', '(set on UMAP import)')}"
+    )
     print(f"{'step':<34} {'points':>7} {'wall s':>9} {'cpu s':>9} {'2-D kNN':>9}")
     if "umap" in args.methods:
         warm_up(ds, args)
@@ -126,15 +144,28 @@ def main(argv: list[str] | None = None) -> None:
         report("pca-50", len(z), wall, cpu)
         if "tsne" in args.methods:
             if args.baseline:
-                side_by_side("tsne", z, y, lambda: E.tsne_2d(z, seed=args.seed, n_jobs=args.n_jobs),
-                             lambda: plain_tsne(z, args.seed, args.n_jobs), args.repeats)
+                side_by_side(
+                    "tsne",
+                    z,
+                    y,
+                    lambda: E.tsne_2d(z, seed=args.seed, n_jobs=args.n_jobs),  # noqa: B023  (called in this iteration)
+                    lambda: plain_tsne(z, args.seed, args.n_jobs),  # noqa: B023  (called in this iteration)
+                    args.repeats,
+                )
             else:
                 emb, wall, cpu = timed(E.tsne_2d, z, seed=args.seed, n_jobs=args.n_jobs)
                 grad = "fft" if len(z) >= E.FFT_MIN_POINTS else "bh"
                 report(f"tsne ({grad}, seeded)", len(z), wall, cpu, emb, y)
         if "umap" in args.methods:
             if args.baseline:
-                side_by_side("umap", z, y, lambda: E.umap_2d(z, seed=args.seed), lambda: plain_umap(z, args.seed), args.repeats)
+                side_by_side(
+                    "umap",
+                    z,
+                    y,
+                    lambda: E.umap_2d(z, seed=args.seed),  # noqa: B023  (called in this iteration)
+                    lambda: plain_umap(z, args.seed),  # noqa: B023  (called in this iteration)
+                    args.repeats,
+                )
             else:
                 knn = "exact knn" if len(z) <= E.UMAP_EXACT_KNN_MAX_POINTS else "nn-descent"
                 emb, wall, cpu = timed(E.umap_2d, z, seed=args.seed)

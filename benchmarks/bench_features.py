@@ -50,9 +50,11 @@ def main() -> None:
     all_x = np.concatenate([ds.x_train, ds.x_test])
     for n in (10_000, len(all_x)):
         x = all_x[:n]
-        s = best_of(lambda: F.extract_features(x, args.threshold, args.zoning), args.repeats)
+        s = best_of(lambda: F.extract_features(x, args.threshold, args.zoning), args.repeats)  # noqa: B023
         n_feat = F.extract_features(x[:1], args.threshold, args.zoning)[0].shape[1]
-        print(f"extract_features: {n:>6,} images x {n_feat} features: {s:6.2f} s  ({n / s:,.0f} images/s, best of {args.repeats})")
+        print(
+            f"extract_features: {n:>6,} images x {n_feat} features: {s:6.2f} s  ({n / s:,.0f} images/s, best of {args.repeats})"
+        )
     print("per step, 10,000 images:")
     for step, s in step_breakdown(all_x[:10_000], args.threshold, args.zoning, args.repeats).items():
         print(f"  {step:20s} {s:6.3f} s")

@@ -32,14 +32,34 @@ from digitlab.train import FAST_RECIPE, ONE_EPOCH_RECIPE, STRONG_RECIPE, fit, pr
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=20_000, help="training images per throughput run (stratified subset)")
-    p.add_argument("--repeats", type=int, default=3, help="alternating runs of each pipeline (and runs of ONE_EPOCH_RECIPE in the race)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--images", type=int, default=20_000, help="training images per throughput run (stratified subset)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="alternating runs of each pipeline (and runs of ONE_EPOCH_RECIPE in the race)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--no-recipe", action="store_true", help="skip timing FAST_RECIPE on the full training set")
+    p.add_argument(
+        "--no-recipe", action="store_true", help="skip timing FAST_RECIPE on the full training set"
+    )
     p.add_argument("--strong", action="store_true", help="also time STRONG_RECIPE")
-    p.add_argument("--notebook", action="store_true", help="race the course notebook's LeNet to its best accuracy (minutes)")
-    p.add_argument("--notebook-epochs", type=int, default=12, help="epochs the notebook trains (its best accuracy is the target)")
+    p.add_argument(
+        "--notebook",
+        action="store_true",
+        help="race the course notebook's LeNet to its best accuracy (minutes)",
+    )
+    p.add_argument(
+        "--notebook-epochs",
+        type=int,
+        default=12,
+        help="epochs the notebook trains (its best accuracy is the target)",
+    )
     p.add_argument("--only-notebook", action="store_true", help="run only the notebook race")
     return p
 
@@ -64,11 +84,17 @@ class PILDataset(torch.utils.data.Dataset):
         return (t - self.mean) / self.std, int(self.y[i])
 
 
-def pil_loader(x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[torch.utils.data.DataLoader, float, float]:
+def pil_loader(
+    x: np.ndarray, y: np.ndarray, batch_size: int
+) -> tuple[torch.utils.data.DataLoader, float, float]:
     """A shuffling DataLoader over :class:`PILDataset`, normalised by the images' mean and std (returned too)."""
     xf = x.astype(np.float32) / 255
     mean, std = float(xf.mean()), float(xf.std())
-    return torch.utils.data.DataLoader(PILDataset(x, y, mean, std), batch_size=batch_size, shuffle=True), mean, std
+    return (
+        torch.utils.data.DataLoader(PILDataset(x, y, mean, std), batch_size=batch_size, shuffle=True),
+        mean,
+        std,
+    )
 
 
 def loader_epoch(model: torch.nn.Module, loader, opt: torch.optim.Optimizer) -> float:
@@ -83,7 +109,9 @@ def loader_epoch(model: torch.nn.Module, loader, opt: torch.optim.Optimizer) -> 
     return time.perf_counter() - t0
 
 
-def baseline_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, batch_size: int, lr: float, seed: int) -> float:
+def baseline_epoch(
+    x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, batch_size: int, lr: float, seed: int
+) -> float:
     """One epoch through the PIL + DataLoader pipeline; returns training seconds."""
     torch.manual_seed(seed)
     model = build_net(net_name, seed=seed, **net_params)
@@ -107,8 +135,20 @@ def engine_epoch(x: np.ndarray, y: np.ndarray, net_name: str, net_params: dict, 
 def notebook_lenet() -> torch.nn.Module:
     """conv 6@5x5 -> avg-pool -> conv 16@5x5 -> avg-pool -> FC 120-84-10, ReLU (the course notes' network)."""
     nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2),
-                         nn.Flatten(), nn.Linear(16 * 4 * 4, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def notebook_run(ds, epochs: int, seed: int = 0) -> list[tuple[int, float, float]]:
@@ -128,7 +168,10 @@ def notebook_run(ds, epochs: int, seed: int = 0) -> list[tuple[int, float, float
         with torch.inference_mode():
             acc = float((model(x_test).argmax(1).numpy() == ds.y_test).mean())
         rows.append((epoch, elapsed, acc))
-        print(f"  notebook epoch {epoch:2d}: {elapsed:6.1f} s of training, test accuracy {acc * 100:.2f} %", flush=True)
+        print(
+            f"  notebook epoch {epoch:2d}: {elapsed:6.1f} s of training, test accuracy {acc * 100:.2f} %",
+            flush=True,
+        )
     return rows
 
 
@@ -144,8 +187,10 @@ def engine_to(ds, spec, target: float) -> tuple[float, float]:
 
 def notebook_race(ds, args) -> None:
     """Time to the notebook's best test accuracy: the notebook (epochs until its best) against ONE_EPOCH_RECIPE."""
-    print(f"notebook race: the course notebook's LeNet for {args.notebook_epochs} epochs, then digitlab's ONE_EPOCH_RECIPE "
-          f"({args.repeats} run(s) alternating with the notebook's epochs)")
+    print(
+        f"notebook race: the course notebook's LeNet for {args.notebook_epochs} epochs, then digitlab's ONE_EPOCH_RECIPE "
+        f"({args.repeats} run(s) alternating with the notebook's epochs)"
+    )
     rows = notebook_run(ds, args.notebook_epochs)
     best = max(rows, key=lambda r: (r[2], -r[1]))
     target, nb_seconds = best[2], best[1]
@@ -155,13 +200,18 @@ def notebook_race(ds, args) -> None:
         name, params, cfg = ONE_EPOCH_RECIPE
         wall, acc = engine_to(ds, (name, params, replace(cfg, seed=r)), target)
         ours.append((wall, acc))
-        print(f"  ONE_EPOCH_RECIPE seed {r}: {acc * 100:.2f} % in {wall:.2f} s (fit incl. data preparation)"
-              f"{'' if acc >= target else ' -- MISSED the notebook best'}", flush=True)
+        print(
+            f"  ONE_EPOCH_RECIPE seed {r}: {acc * 100:.2f} % in {wall:.2f} s (fit incl. data preparation)"
+            f"{'' if acc >= target else ' -- MISSED the notebook best'}",
+            flush=True,
+        )
     reached = [w for w, a in ours if a >= target]
     if reached:
         med = float(np.median(reached))
-        print(f"  time to {target * 100:.2f} %: notebook {nb_seconds:.1f} s, digitlab {med:.2f} s (median of {len(reached)} of "
-              f"{len(ours)} runs that reached it): {nb_seconds / med:.1f}x sooner")
+        print(
+            f"  time to {target * 100:.2f} %: notebook {nb_seconds:.1f} s, digitlab {med:.2f} s (median of {len(reached)} of "
+            f"{len(ours)} runs that reached it): {nb_seconds / med:.1f}x sooner"
+        )
     else:
         print("  digitlab never reached the notebook's best accuracy in one run of ONE_EPOCH_RECIPE")
 
@@ -175,16 +225,25 @@ def throughput(ds, args) -> None:
     net_name, net_params, cfg = FAST_RECIPE
     idx = stratified_subset(ds.y_train, total=args.images, seed=0)
     x, y = ds.x_train[idx], ds.y_train[idx]
-    print(f"throughput: {args.images:,} images, net {net_name} {net_params} ({count_parameters(build_net(net_name, **net_params)):,} "
-          f"parameters), batch {cfg.batch_size}, channels_last={cfg.channels_last} (ours), {args.repeats} alternating repeat(s)")
+    print(
+        f"throughput: {args.images:,} images, net {net_name} {net_params} ({count_parameters(build_net(net_name, **net_params)):,} "
+        f"parameters), batch {cfg.batch_size}, channels_last={cfg.channels_last} (ours), {args.repeats} alternating repeat(s)"
+    )
     ours, theirs = [], []
     for r in range(args.repeats):
         ours.append(args.images / engine_epoch(x, y, net_name, net_params, cfg, seed=r))
-        theirs.append(args.images / baseline_epoch(x, y, net_name, net_params, cfg.batch_size, cfg.lr, seed=r))
-        print(f"  repeat {r + 1}: engine {ours[-1]:8.0f} img/s   PIL+DataLoader {theirs[-1]:8.0f} img/s   "
-              f"ratio {ours[-1] / theirs[-1]:.2f}x", flush=True)
-    print(f"  median: engine {np.median(ours):.0f} img/s, PIL+DataLoader {np.median(theirs):.0f} img/s, "
-          f"ratio {np.median(ours) / np.median(theirs):.2f}x")
+        theirs.append(
+            args.images / baseline_epoch(x, y, net_name, net_params, cfg.batch_size, cfg.lr, seed=r)
+        )
+        print(
+            f"  repeat {r + 1}: engine {ours[-1]:8.0f} img/s   PIL+DataLoader {theirs[-1]:8.0f} img/s   "
+            f"ratio {ours[-1] / theirs[-1]:.2f}x",
+            flush=True,
+        )
+    print(
+        f"  median: engine {np.median(ours):.0f} img/s, PIL+DataLoader {np.median(theirs):.0f} img/s, "
+        f"ratio {np.median(ours) / np.median(theirs):.2f}x"
+    )
 
 
 def recipe(ds, name: str, spec, target: float) -> None:
@@ -195,9 +254,11 @@ def recipe(ds, name: str, spec, target: float) -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     acc = float(np.mean(predict_proba(res.model, ds.x_test, norm=res.norm).argmax(1) == ds.y_test))
     verdict = "reached" if acc >= target else "MISSED"
-    print(f"{name}: {net_name} {net_params}, {cfg.epochs} epoch(s), batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
-          f"{cfg.scheduler}, augment {cfg.augment or 'none'}: test accuracy {acc * 100:.2f} % ({verdict} {target * 100:.1f} %), training {res.train_seconds:.1f} s "
-          f"(fit incl. data preparation {wall:.1f} s, {cpu:.1f} CPU s, load average now {os.getloadavg()[0]:.1f}); val acc per epoch {[round(h['val_acc'] * 100, 2) for h in res.history]}")
+    print(
+        f"{name}: {net_name} {net_params}, {cfg.epochs} epoch(s), batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, "
+        f"{cfg.scheduler}, augment {cfg.augment or 'none'}: test accuracy {acc * 100:.2f} % ({verdict} {target * 100:.1f} %), training {res.train_seconds:.1f} s "
+        f"(fit incl. data preparation {wall:.1f} s, {cpu:.1f} CPU s, load average now {os.getloadavg()[0]:.1f}); val acc per epoch {[round(h['val_acc'] * 100, 2) for h in res.history]}"
+    )
 
 
 def main() -> None:
@@ -205,8 +266,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"load average {load:.1f} at start")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"load average {load:.1f} at start"
+    )
     ds = load_dataset("mnist")
     if args.only_notebook:
         notebook_race(ds, args)

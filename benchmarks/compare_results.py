@@ -29,7 +29,9 @@ from typing import Any
 TIME_KEY = re.compile(r"(^|_)(seconds|time|secs|wall|fit_s|predict_s|duration)(_|$)|\(s\)|seconds", re.I)
 NUMBER = re.compile(r"-?\d[\d,]*\.?\d*(?:e-?\d+)?")
 # timings inside prose ("took 4.8 s", "23,065 images per second", "12 CPU seconds", fit time "n^1.15")
-TIME_IN_TEXT = re.compile(r"-?\d[\d,]*\.?\d*\s*(?:s\b|ms\b|min\b|seconds?\b|CPU seconds|images per second|img/s)|n\^-?\d[\d.]*|\(\d[\d.]*\s*s,")
+TIME_IN_TEXT = re.compile(
+    r"-?\d[\d,]*\.?\d*\s*(?:s\b|ms\b|min\b|seconds?\b|CPU seconds|images per second|img/s)|n\^-?\d[\d.]*|\(\d[\d.]*\s*s,"
+)
 
 
 def _is_time(key: str) -> bool:
@@ -112,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
-    ap.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0: exact)")
+    ap.add_argument(
+        "--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0: exact)"
+    )
     ap.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for numbers (default 0)")
-    ap.add_argument("--ignore-text", action="store_true", help="compare numbers only, not the words around them")
-    ap.add_argument("--tasks", default="", help="comma-separated tasks to compare (default: every task of either run)")
+    ap.add_argument(
+        "--ignore-text", action="store_true", help="compare numbers only, not the words around them"
+    )
+    ap.add_argument(
+        "--tasks", default="", help="comma-separated tasks to compare (default: every task of either run)"
+    )
     ap.add_argument("--show", type=int, default=8, help="differences printed per task (default 8)")
     args = ap.parse_args(argv)
     moved = 0

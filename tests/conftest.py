@@ -4,7 +4,9 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-os.environ.setdefault("DIGITLAB_HOME", os.path.join(os.path.dirname(__file__), "..", ".digitlab-cache", "home"))
+os.environ.setdefault(
+    "DIGITLAB_HOME", os.path.join(os.path.dirname(__file__), "..", ".digitlab-cache", "home")
+)
 
 
 @pytest.fixture(scope="session")

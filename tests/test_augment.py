@@ -10,8 +10,16 @@ import pytest
 import torch
 from scipy import ndimage
 
-from digitlab.augment import (AUGMENTATIONS, _blur, augment_images, compose, distribution_shift, get_augmentation,
-                              mmd_rbf, plot_gallery)  # fmt: skip
+from digitlab.augment import (
+    AUGMENTATIONS,
+    _blur,
+    augment_images,
+    compose,
+    distribution_shift,
+    get_augmentation,
+    mmd_rbf,
+    plot_gallery,
+)
 from digitlab.exceptions import ConfigError
 
 NAMES = list(AUGMENTATIONS)
@@ -85,23 +93,28 @@ def test_rotate_90_equals_rot90(batch):
     assert err < 1e-4
 
 
-@pytest.mark.parametrize("name,params", [
-    ("affine", {"degrees": 0.0, "shift": 0.0, "scale": [1.0, 1.0], "shear": 0.0}),
-    ("pad_crop", {"pad": 0}),
-    ("crop_resize", {"scale": [1.0, 1.0], "ratio": [1.0, 1.0]}),
-    ("perspective", {"distortion": 0.0}),
-    ("brightness_contrast", {"brightness": 0.0, "contrast": 0.0}),
-    ("translate", {"shift": 0.0}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("affine", {"degrees": 0.0, "shift": 0.0, "scale": [1.0, 1.0], "shear": 0.0}),
+        ("pad_crop", {"pad": 0}),
+        ("crop_resize", {"scale": [1.0, 1.0], "ratio": [1.0, 1.0]}),
+        ("perspective", {"distortion": 0.0}),
+        ("brightness_contrast", {"brightness": 0.0, "contrast": 0.0}),
+        ("translate", {"shift": 0.0}),
+    ],
+)
 def test_zero_strength_is_identity(batch, name, params):
-    torch.testing.assert_close(get_augmentation(name, p=1.0, **params)(batch, gen()), batch, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        get_augmentation(name, p=1.0, **params)(batch, gen()), batch, atol=1e-4, rtol=0
+    )
 
 
 def test_pad_crop_is_an_integer_shift(batch):
     y = get_augmentation("pad_crop", pad=2, p=1.0)(batch, gen())
     for i in range(4):  # each output is the input shifted by some (dy, dx) in -2..2 with zero fill
         padded = torch.nn.functional.pad(batch[i, 0], (2, 2, 2, 2))
-        windows = [padded[dy:dy + 28, dx:dx + 28] for dy in range(5) for dx in range(5)]
+        windows = [padded[dy : dy + 28, dx : dx + 28] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(y[i, 0], w) for w in windows)
 
 
@@ -170,16 +183,21 @@ def test_augment_images_keeps_order_so_labels_stay_aligned(mnist):
 def test_augment_images_matches_tensor_path(mnist):
     x = mnist.x_test[:16]
     t = get_augmentation("rotate_small", p=1.0)(torch.from_numpy(x).float().div(255)[:, None], gen(2))
-    np.testing.assert_array_equal(augment_images(x, "rotate_small", seed=2), (t[:, 0] * 255).round().to(torch.uint8).numpy())
+    np.testing.assert_array_equal(
+        augment_images(x, "rotate_small", seed=2), (t[:, 0] * 255).round().to(torch.uint8).numpy()
+    )
 
 
-@pytest.mark.parametrize("call", [
-    lambda: get_augmentation("mirror"),
-    lambda: get_augmentation("rotate_small", angle=3),
-    lambda: get_augmentation("hflip", p=1.5),
-    lambda: get_augmentation("crop_resize", scale=[0.9, 0.5]),
-    lambda: augment_images(np.zeros((2, 8, 8), np.uint8), "nope"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: get_augmentation("mirror"),
+        lambda: get_augmentation("rotate_small", angle=3),
+        lambda: get_augmentation("hflip", p=1.5),
+        lambda: get_augmentation("crop_resize", scale=[0.9, 0.5]),
+        lambda: augment_images(np.zeros((2, 8, 8), np.uint8), "nope"),
+    ],
+)
 def test_bad_names_and_params_raise_config_error(call):
     with pytest.raises(ConfigError):
         call()
@@ -200,7 +218,7 @@ def test_mmd_matches_naive_formula():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(7, 3)), rng.normal(1.0, size=(5, 3))
     mmd2, sigma = mmd_rbf(a, b, bandwidth=1.3)
-    k = lambda u, v: np.exp(-np.sum((u - v) ** 2) / (2 * 1.3 ** 2))  # noqa: E731
+    k = lambda u, v: np.exp(-np.sum((u - v) ** 2) / (2 * 1.3**2))  # noqa: E731
     kxx = np.mean([k(a[i], a[j]) for i in range(7) for j in range(7) if i != j])
     kyy = np.mean([k(b[i], b[j]) for i in range(5) for j in range(5) if i != j])
     kxy = np.mean([k(u, v) for u in a for v in b])
@@ -234,20 +252,43 @@ def test_task_runs_tiny_and_yields_tables_and_figures(mnist, tmp_path):
     te = stratified_subset(mnist.y_test, total=300, seed=0)
     ds = mnist.subset(tr, te, "mnist-tiny")
     cfg = task.Config(**task.PROFILES["quick"])
-    cfg = dataclasses.replace(cfg, augmentations=["hflip", "rotate_large", "gaussian_noise"], n_train=500,
-                              n_test_corrupt=100, width=4, n_blocks=1, shift_n=200, embed_n=40, gallery_n=4)  # fmt: skip
+    cfg = dataclasses.replace(
+        cfg,
+        augmentations=["hflip", "rotate_large", "gaussian_noise"],
+        n_train=500,
+        n_test_corrupt=100,
+        width=4,
+        n_blocks=1,
+        shift_n=200,
+        embed_n=40,
+        gallery_n=4,
+    )
     ctx = TaskContext(dataset=ds, out_dir=tmp_path, seed=0, progress=False)
     res = task.run(ctx, cfg)
 
     tables = {t.name: t for t in res.tables}
-    assert {"catalogue", "distribution_shift", "effectiveness", "robustness", "flip_confusions", "flip_per_digit"} <= set(tables)
-    assert [r["train_augmentation"] for r in tables["effectiveness"].rows] == ["none", "hflip", "rotate_large", "gaussian_noise"]
+    assert {
+        "catalogue",
+        "distribution_shift",
+        "effectiveness",
+        "robustness",
+        "flip_confusions",
+        "flip_per_digit",
+    } <= set(tables)
+    assert [r["train_augmentation"] for r in tables["effectiveness"].rows] == [
+        "none",
+        "hflip",
+        "rotate_large",
+        "gaussian_noise",
+    ]
     assert [r["augmentation"] for r in tables["distribution_shift"].rows][0] == "identity"
     assert {r["transform"] for r in tables["flip_confusions"].rows} == {"hflip", "vflip", "rot180"}
     assert len(tables["flip_per_digit"].rows) == 10
     for f in res.figures:
         assert (tmp_path / f.file).is_file(), f.file
-    assert {"gallery", "shift_embedding", "robustness_heatmap", "clean_delta", "flip_confusions"} <= {f.name for f in res.figures}
+    assert {"gallery", "shift_embedding", "robustness_heatmap", "clean_delta", "flip_confusions"} <= {
+        f.name for f in res.figures
+    }
     assert len(res.findings) >= 5 and any("6" in s and "9" in s for s in res.findings)
     json.dumps([dataclasses.asdict(t) for t in res.tables])
     json.dumps(res.metrics)
@@ -265,9 +306,20 @@ def test_augmentation_effect_scores_clean_corrupted_and_flipped(mnist):
     from digitlab.experiments.augmentation import FLIP_TRANSFORMS, augmentation_effect, augmentation_shift
 
     recipe = ("cnn", {"width": 4, "n_blocks": 1}, {"epochs": 1, "batch_size": 64, "lr": 0.01})
-    eff = augmentation_effect(mnist, ["vflip", "rotate_small"], recipe=recipe, n_train=600, n_test=200, n_test_corrupt=100,
-                              seed=0, device="cpu")
-    assert list(eff.summary.index) == ["none", "vflip", "rotate_small"] and eff.corruptions == ["vflip", "rotate_small"]
+    eff = augmentation_effect(
+        mnist,
+        ["vflip", "rotate_small"],
+        recipe=recipe,
+        n_train=600,
+        n_test=200,
+        n_test_corrupt=100,
+        seed=0,
+        device="cpu",
+    )
+    assert list(eff.summary.index) == ["none", "vflip", "rotate_small"] and eff.corruptions == [
+        "vflip",
+        "rotate_small",
+    ]
     assert (eff.n_train, eff.n_test, eff.n_test_corrupt) == (600, 200, 100)
     assert eff.summary.loc["none", "verdict"] == "baseline" and eff.summary.loc["none", "delta_clean"] == 0.0
     assert set(eff.summary["verdict"].iloc[1:]) <= {"helps", "hurts", "within noise"}
@@ -278,13 +330,29 @@ def test_augmentation_effect_scores_clean_corrupted_and_flipped(mnist):
     assert eff.swap_pair == ("6", "9") and set(eff.swaps) == {"none", "vflip", "rotate_small"}
     assert eff.train_config.epochs == 1 and eff.train_config.augment == ""
     # the same seed gives the same numbers
-    again = augmentation_effect(mnist, ["vflip"], recipe=recipe, n_train=600, n_test=200, n_test_corrupt=100, seed=0,
-                                device="cpu", flips={})
+    again = augmentation_effect(
+        mnist,
+        ["vflip"],
+        recipe=recipe,
+        n_train=600,
+        n_test=200,
+        n_test_corrupt=100,
+        seed=0,
+        device="cpu",
+        flips={},
+    )
     assert again.runs.loc[0, "clean"] == eff.runs.loc[0, "clean"] and not again.flip_cms
     sh = augmentation_shift(mnist, ["hflip"], n=200, embed_n=30, seed=0)
     assert list(sh.shift["augmentation"]) == ["identity", "hflip"] and sh.clean_2d.shape == (30, 2)
     import matplotlib.pyplot as plt
 
-    for fig in (eff.plot(), eff.plot_matrix(), eff.plot_clean_delta(), eff.plot_flips(), sh.plot_map(), sh.plot_embedding()):
+    for fig in (
+        eff.plot(),
+        eff.plot_matrix(),
+        eff.plot_clean_delta(),
+        eff.plot_flips(),
+        sh.plot_map(),
+        sh.plot_embedding(),
+    ):
         assert isinstance(fig, plt.Figure)
         plt.close(fig)

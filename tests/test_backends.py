@@ -21,7 +21,9 @@ try:
 except ImportError:  # pragma: no cover - CI installs .[test], which includes dask[distributed]
     distributed = None
 
-needs_dask = pytest.mark.skipif(distributed is None, reason="dask.distributed is not installed (pip install -e \".[dask]\")")
+needs_dask = pytest.mark.skipif(
+    distributed is None, reason='dask.distributed is not installed (pip install -e ".[dask]")'
+)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test module
 
 
@@ -54,8 +56,20 @@ def sweep():
 
     cfg = cnn_sweeps.Config(n_blocks=1, width=8, epochs=1, batch_size=64)
     points = [cnn_sweeps.settings_of(cnn_sweeps.sweep_point(cfg, "lr", lr)) for lr in (0.003, 0.03)]
-    return _sweep_point, points, (ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], ("cnn", {}, TrainConfig()), {},
-                                  "cpu", 10)
+    return (
+        _sweep_point,
+        points,
+        (
+            ds.x_train[tr],
+            ds.y_train[tr],
+            ds.x_test[te],
+            ds.y_test[te],
+            ("cnn", {}, TrainConfig()),
+            {},
+            "cpu",
+            10,
+        ),
+    )
 
 
 KEYS = ("test_acc", "test_loss", "params", "val_curve", "best_epoch")
@@ -65,7 +79,9 @@ KEYS = ("test_acc", "test_loss", "params", "val_curve", "best_epoch")
 def test_dask_local_cluster_of_two_workers_gives_the_loky_results(cluster, sweep):
     fn, points, args = sweep
     loky = run_grid(fn, points, [0, 1], args=args, n_jobs=2, backend="loky", threads_per_job=1)
-    dask = run_grid(fn, points, [0, 1], args=args, backend="dask", scheduler=cluster.scheduler_address, threads_per_job=1)
+    dask = run_grid(
+        fn, points, [0, 1], args=args, backend="dask", scheduler=cluster.scheduler_address, threads_per_job=1
+    )
     assert [[r[k] for k in KEYS] for r in dask] == [[r[k] for k in KEYS] for r in loky]
     assert len({r["test_acc"] for r in loky}) > 1  # the points differ: a real comparison
 
@@ -75,7 +91,9 @@ def test_jobs_run_on_the_workers_with_threads_that_fit_their_cores(cluster):
     x = np.arange(5.0)
     points = [{"k": k} for k in range(6)]
     serial = run_grid(_seeded, points, [0, 1], args=(x,))
-    on_dask = run_grid(_seeded, points, [0, 1], args=(x,), backend="dask", scheduler=cluster.scheduler_address)
+    on_dask = run_grid(
+        _seeded, points, [0, 1], args=(x,), backend="dask", scheduler=cluster.scheduler_address
+    )
     assert [r["value"] for r in on_dask] == [r["value"] for r in serial]
     pids = {r["pid"] for r in on_dask}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # on the two worker processes
@@ -98,13 +116,35 @@ def test_no_scheduler_starts_a_local_cluster():
 def test_a_whole_study_on_dask_equals_the_loky_study(cluster, tmp_path):
     from digitlab.study.runner import run_study
 
-    sets = {"sweeps": ["lr"], "lr_values": [0.003, 0.03], "n_seeds": 2, "n_blocks": 1, "width": 8, "n_train": 400,
-            "n_test": 200, "epochs": 1, "threads_per_job": 1}
+    sets = {
+        "sweeps": ["lr"],
+        "lr_values": [0.003, 0.03],
+        "n_seeds": 2,
+        "n_blocks": 1,
+        "width": 8,
+        "n_train": 400,
+        "n_test": 200,
+        "epochs": 1,
+        "threads_per_job": 1,
+    }
     out = {}
     for backend, extra in (("loky", {"n_jobs": 2}), ("dask", {"scheduler": cluster.scheduler_address})):
-        cfg = resolve({"study": {"dataset": "digits", "profile": "quick", "tasks": ["cnn_sweeps"], "backend": backend,
-                                 "output_dir": str(tmp_path / backend), "cache_dir": str(tmp_path / f"cache-{backend}"),
-                                 "pdf": False, "device": "cpu", **extra}, "cnn_sweeps": sets})
+        cfg = resolve(
+            {
+                "study": {
+                    "dataset": "digits",
+                    "profile": "quick",
+                    "tasks": ["cnn_sweeps"],
+                    "backend": backend,
+                    "output_dir": str(tmp_path / backend),
+                    "cache_dir": str(tmp_path / f"cache-{backend}"),
+                    "pdf": False,
+                    "device": "cpu",
+                    **extra,
+                },
+                "cnn_sweeps": sets,
+            }
+        )
         out[backend] = run_study(cfg, quiet=True).results["cnn_sweeps"]
     for table_l, table_d in zip(out["loky"].tables, out["dask"].tables):
         strip = lambda rows: [{k: v for k, v in r.items() if "second" not in k} for r in rows]  # noqa: E731
@@ -114,10 +154,15 @@ def test_a_whole_study_on_dask_equals_the_loky_study(cluster, tmp_path):
 
 def test_threads_per_job_never_oversubscribe_a_host():
     """Two hosts: A runs two 2-thread workers on 4 cores (1 thread per job), B one 1-thread worker on 8."""
-    workers = {"tcp://a:1": {"host": "a", "nthreads": 2}, "tcp://a:2": {"host": "a", "nthreads": 2},
-               "tcp://b:1": {"host": "b", "nthreads": 1}}
-    client = SimpleNamespace(scheduler_info=lambda n_workers=-1: {"workers": workers},
-                             run=lambda fn: {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 8})
+    workers = {
+        "tcp://a:1": {"host": "a", "nthreads": 2},
+        "tcp://a:2": {"host": "a", "nthreads": 2},
+        "tcp://b:1": {"host": "b", "nthreads": 1},
+    }
+    client = SimpleNamespace(
+        scheduler_info=lambda n_workers=-1: {"workers": workers},
+        run=lambda fn: {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 8},
+    )
     assert _dask_budget(client) == (5, 1)
     workers["tcp://a:2"]["nthreads"] = 1
     client.run = lambda fn: {"tcp://a:1": 12, "tcp://a:2": 12, "tcp://b:1": 8}
@@ -139,17 +184,25 @@ def test_cluster_settings_are_checked_when_the_config_is_resolved(monkeypatch):
     import importlib.util
 
     assert resolve({"study": {"backend": "loky"}}).study.scheduler == ""
-    with pytest.raises(ConfigError, match="study.scheduler: 'tcp://h:8786' is set but study.backend is 'loky'"):
+    with pytest.raises(
+        ConfigError, match="study.scheduler: 'tcp://h:8786' is set but study.backend is 'loky'"
+    ):
         resolve({"study": {"scheduler": "tcp://h:8786"}})
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("distributed", "ray") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("distributed", "ray") else real(name, *a),
+    )
     for backend, extra in (("dask", "dask"), ("ray", "ray")):
-        with pytest.raises(ConfigError, match=rf"study.backend: '{backend}' needs .* pip install -e \"\.\[{extra}\]\""):
+        with pytest.raises(
+            ConfigError, match=rf"study.backend: '{backend}' needs .* pip install -e \"\.\[{extra}\]\""
+        ):
             resolve({"study": {"backend": backend}})
 
 
 def test_ray_gives_the_serial_results():
-    pytest.importorskip("ray", reason="ray is not installed (pip install -e \".[ray]\"; the test extra has it)")
+    pytest.importorskip("ray", reason='ray is not installed (pip install -e ".[ray]"; the test extra has it)')
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray pickles with its own copy

@@ -2,16 +2,21 @@
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from digitlab.data import stratified_subset
 from digitlab.exceptions import DigitlabError, ModelError
 from digitlab.models.classic import CLASSIC_MODELS, ValidationSearch, make_model, unit_pixels
 
 # small-but-fair settings so the whole zoo fits in a few seconds
-FAST = {"random_forest": {"n_estimators": 40}, "extra_trees": {"n_estimators": 40}, "hgb": {"max_iter": 30},
-        "rbf_svm": {"search_size": 400, "val_size": 300}, "numpy_mlp": {"epochs": 8}}
+FAST = {
+    "random_forest": {"n_estimators": 40},
+    "extra_trees": {"n_estimators": 40},
+    "hgb": {"max_iter": 30},
+    "rbf_svm": {"search_size": 400, "val_size": 300},
+    "numpy_mlp": {"epochs": 8},
+}
 # accuracy floors on 1,500 training images (chance is 0.10); measured values are 5-10 points higher
 FLOOR = {"tree": 0.60, "gnb": 0.60}
 
@@ -133,10 +138,15 @@ def test_pca_models_fit_thirty_images(name, mnist_small):
         assert model.predict(xt[:50]).shape == (50,)
         pipe = getattr(model, "best_estimator_", model)
         pca = pipe.named_steps["pca"]
-        assert pca.n_components_ == 30 and pca.n_components == 50  # the cap fits; the setting stays (clone sees 50)
+        assert (
+            pca.n_components_ == 30 and pca.n_components == 50
+        )  # the cap fits; the setting stays (clone sees 50)
         assert clone(pipe).named_steps["pca"].n_components == 50
     if name == "hgb":  # 3 validation images cannot hold ten classes: no early stopping on this fit
-        assert model.named_steps["clf"].early_stopping_used_ is False and model.named_steps["clf"].early_stopping is True
+        assert (
+            model.named_steps["clf"].early_stopping_used_ is False
+            and model.named_steps["clf"].early_stopping is True
+        )
     # on the full 1,500 nothing changes: 50 components and early stopping as before
     if name in ("knn", "hgb"):
         big = make_model(name, random_state=0, **FAST.get(name, {})).fit(x, y)

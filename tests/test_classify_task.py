@@ -12,7 +12,6 @@ from digitlab.exceptions import ConfigError
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import classify
 
-
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
@@ -27,9 +26,16 @@ def tiny(mnist) -> Dataset:
 @pytest.fixture(scope="module")
 def result(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("classify")
-    cfg = replace(classify.Config(**classify.PROFILES["quick"]), n_train=0,
-                  models=["logreg", "gnb", "tree", "random_forest", "rbf_svm", "cnn"], n_estimators=20,
-                  svm_search_size=300, cnn_epochs=4, cnn_max_seconds=10.0, n_boot=200)
+    cfg = replace(
+        classify.Config(**classify.PROFILES["quick"]),
+        n_train=0,
+        models=["logreg", "gnb", "tree", "random_forest", "rbf_svm", "cnn"],
+        n_estimators=20,
+        svm_search_size=300,
+        cnn_epochs=4,
+        cnn_max_seconds=10.0,
+        n_boot=200,
+    )
     ctx = TaskContext(tiny, out, profile="quick", progress=False)
     return classify.run(ctx, cfg), out, tiny
 
@@ -46,7 +52,9 @@ def test_tables_and_figures(result):
         assert r["acc_ci_low"] <= r["accuracy"] <= r["acc_ci_high"]
     for fig in res.figures:
         assert (out / fig.file).is_file(), fig.file
-    assert {"accuracy", "confusion_best", "per_class_f1", "reliability", "mcnemar"} <= {f.name for f in res.figures}
+    assert {"accuracy", "confusion_best", "per_class_f1", "reliability", "mcnemar"} <= {
+        f.name for f in res.figures
+    }
 
 
 def test_predictions_artifact_and_metrics(result):
@@ -85,7 +93,9 @@ def test_unknown_model_is_a_config_error(tiny, tmp_path):
 
 def test_subset_sizes_and_official_test_indices(tiny, tmp_path):
     ctx = TaskContext(tiny, tmp_path, progress=False)
-    res = classify.run(ctx, replace(classify.Config(), models=["gnb", "knn"], n_train=300, n_test=200, n_boot=100))
+    res = classify.run(
+        ctx, replace(classify.Config(), models=["gnb", "knn"], n_train=300, n_test=200, n_boot=100)
+    )
     assert res.metrics["n_train"] == 300 and res.metrics["n_test"] == 200
     pred = np.load(tmp_path / "predictions.npz")
     np.testing.assert_array_equal(pred["y_true"], tiny.y_test[pred["test_index"]])

@@ -6,15 +6,21 @@ import pytest
 from digitlab.cli import main
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["run", "--tasks", "overview", "--dataset", "cifar11"], "dataset 'cifar11': unknown name"),
-    (["run", "--tasks", "warp_drive"], "task 'warp_drive': unknown task"),
-    (["run", "--tasks", "overview", "--set", "overview.samples_per_class=abc"], "overview.samples_per_class: expected int"),
-    (["run", "--tasks", "overview", "--set", "study.n_jobs=1.5"], "study.n_jobs: expected int"),
-    (["run", "--config", "/no/such/file.toml"], "not found"),
-    (["data", "info", "nope"], "unknown name"),
-    (["report", "/no/such/run"], "pass a run folder"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["run", "--tasks", "overview", "--dataset", "cifar11"], "dataset 'cifar11': unknown name"),
+        (["run", "--tasks", "warp_drive"], "task 'warp_drive': unknown task"),
+        (
+            ["run", "--tasks", "overview", "--set", "overview.samples_per_class=abc"],
+            "overview.samples_per_class: expected int",
+        ),
+        (["run", "--tasks", "overview", "--set", "study.n_jobs=1.5"], "study.n_jobs: expected int"),
+        (["run", "--config", "/no/such/file.toml"], "not found"),
+        (["data", "info", "nope"], "unknown name"),
+        (["report", "/no/such/run"], "pass a run folder"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -29,8 +35,11 @@ def test_argparse_errors_exit_2(capsys):
 
 
 def test_console_script_exit_code():
-    proc = subprocess.run([sys.executable, "-m", "digitlab.cli", "run", "--dataset", "nope", "--tasks", "overview"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", "run", "--dataset", "nope", "--tasks", "overview"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "unknown name" in proc.stderr
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as M
 
-from digitlab.experiments import clustering as C
 from digitlab.data.dataset import Dataset
 from digitlab.exceptions import ConfigError
+from digitlab.experiments import clustering as C
 from digitlab.models.nets import NET_NAMES, build_net
 from digitlab.study.task import TaskContext, Upstream
 
@@ -22,7 +22,10 @@ PARTITIONS = {
     "two classes merged": (np.repeat([0, 1, 2, 3], 25), np.repeat([0, 0, 1, 2], 25)),
     "a class split in two": (np.repeat([0, 1, 2], 30), np.r_[np.repeat([0, 1], 15), np.repeat([2, 3], 30)]),
     "random": (np.random.default_rng(0).integers(0, 5, 200), np.random.default_rng(1).integers(0, 7, 200)),
-    "with noise": (np.repeat([0, 1, 2], 20), np.r_[np.repeat(0, 17), [-1] * 3, np.repeat(1, 20), np.repeat(2, 15), [-1] * 5]),
+    "with noise": (
+        np.repeat([0, 1, 2], 20),
+        np.r_[np.repeat(0, 17), [-1] * 3, np.repeat(1, 20), np.repeat(2, 15), [-1] * 5],
+    ),
 }
 
 
@@ -43,7 +46,10 @@ def test_scores_equal_scikit_learn(name):
 def test_identical_partitions_score_one_and_noise_is_reported():
     y, lab = PARTITIONS["identical up to renaming"]
     s = C.agreement(y, lab)
-    assert all(s[k] == pytest.approx(1.0) for k in ("ari", "nmi", "homogeneity", "completeness", "purity", "matched_accuracy"))
+    assert all(
+        s[k] == pytest.approx(1.0)
+        for k in ("ari", "nmi", "homogeneity", "completeness", "purity", "matched_accuracy")
+    )
     y, lab = PARTITIONS["with noise"]
     s = C.agreement(y, lab)
     assert s["noise"] == pytest.approx(8 / 60) and s["n_clusters"] == 3
@@ -95,7 +101,12 @@ def test_unknown_method_is_a_config_error():
 # Layers of the networks
 # ---------------------------------------------------------------------------------------------
 
-EXPECTED_BLOCKS = {"cnn": 3, "lenet5": 2, "resnet": 4, "convmixer": 5}  # defaults: 3 blocks; 2 stages; stem+3; patch+4
+EXPECTED_BLOCKS = {
+    "cnn": 3,
+    "lenet5": 2,
+    "resnet": 4,
+    "convmixer": 5,
+}  # defaults: 3 blocks; 2 stages; stem+3; patch+4
 
 
 @pytest.mark.parametrize("net_name", NET_NAMES)
@@ -108,12 +119,17 @@ def test_layer_activation_shapes(net_name, in_shape):
     x = np.random.default_rng(0).integers(0, 256, (7, *hwc), dtype=np.uint8)
     out = C.layer_activations(net, x, (0.1, 0.3), batch_size=3, keep_maps=2)
     blocks = C.conv_blocks(net)
-    assert len(blocks) == EXPECTED_BLOCKS[net_name] and out["layers"] == [n for n, _ in blocks] + ["penultimate"]
+    assert len(blocks) == EXPECTED_BLOCKS[net_name] and out["layers"] == [n for n, _ in blocks] + [
+        "penultimate"
+    ]
     # each block's recorded shape is its module's real output shape, taken independently of the hooks
     feats = net.features
     h = C.images_to_tensor(x[:1], (0.1, 0.3))
     real = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: real.__setitem__(n, tuple(o.shape[1:]))) for n, m in blocks]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, n=n: real.__setitem__(n, tuple(o.shape[1:])))
+        for n, m in blocks
+    ]
     with torch.no_grad():
         feats.eval()(h)
     for hk in hooks:
@@ -149,8 +165,15 @@ def test_linear_probe_reads_separable_features_and_not_noise():
 
 
 def _ctx(ds, out_dir, inputs=None):
-    return TaskContext(dataset=ds, out_dir=out_dir, profile="quick", seed=0, progress=False,
-                       log=logging.getLogger("test"), inputs=inputs or {})
+    return TaskContext(
+        dataset=ds,
+        out_dir=out_dir,
+        profile="quick",
+        seed=0,
+        progress=False,
+        log=logging.getLogger("test"),
+        inputs=inputs or {},
+    )
 
 
 def _small(ds, n_train, n_test):
@@ -175,8 +198,16 @@ def test_task_end_to_end_on_small_mnist(mnist, tmp_path):
     up = _embedded(ds, tmp_path)
     out = tmp_path / "cluster"
     out.mkdir()
-    cfg = cluster.Config(spaces=["pixels", "pca", "tsne"], draw_on="tsne", n_points=300, n_train=600, n_test=300,
-                         min_steps=30, layer_methods=["kmeans"], kmeans_n_init=1)
+    cfg = cluster.Config(
+        spaces=["pixels", "pca", "tsne"],
+        draw_on="tsne",
+        n_points=300,
+        n_train=600,
+        n_test=300,
+        min_steps=30,
+        layer_methods=["kmeans"],
+        kmeans_n_init=1,
+    )
     res = cluster.run(_ctx(ds, out, {"embed": up}), cfg)
     methods = {t.name: t for t in res.tables}["methods"]
     assert len(methods.rows) == 3 * len(C.METHODS)
@@ -186,7 +217,9 @@ def test_task_end_to_end_on_small_mnist(mnist, tmp_path):
     assert km["ARI"] > 0.15 and km["NMI"] > 0.3
     layers = {t.name: t for t in res.tables}["layers"].rows
     trained = {r["layer"]: r for r in layers if r["net"] == "trained" and r["merge"] in ("-", "flattened")}
-    untrained = {r["layer"]: r for r in layers if r["net"] == "untrained" and r["merge"] in ("-", "flattened")}
+    untrained = {
+        r["layer"]: r for r in layers if r["net"] == "untrained" and r["merge"] in ("-", "flattened")
+    }
     assert list(trained) == ["input", "block 1", "block 2", "block 3", "penultimate"]
     assert trained["penultimate"]["probe accuracy"] > untrained["penultimate"]["probe accuracy"]
     assert trained["penultimate"]["ARI kmeans"] > untrained["penultimate"]["ARI kmeans"]
@@ -197,7 +230,13 @@ def test_task_end_to_end_on_small_mnist(mnist, tmp_path):
         assert (out / fig.file).stat().st_size > 500, fig.file
         # saved at 110 dpi: no wider than the report prints legibly (7.5 in, with bbox slack)
         assert Image.open(out / fig.file).size[0] / 110 <= 7.7, (fig.file, Image.open(out / fig.file).size)
-    assert {f.name for f in res.figures} >= {"contingency", "assignments_pixels", "layer_scores", "filters", "feature_maps_1"}
+    assert {f.name for f in res.figures} >= {
+        "contingency",
+        "assignments_pixels",
+        "layer_scores",
+        "filters",
+        "feature_maps_1",
+    }
 
 
 def test_task_on_colour_images_clusters_every_channel(tmp_path):
@@ -208,7 +247,9 @@ def test_task_on_colour_images_clusters_every_channel(tmp_path):
 
     def images(n):
         y = np.repeat(np.arange(3), n // 3)
-        x = np.clip(colours[y][:, None, None, :] + rng.normal(0, 25, (len(y), 6, 6, 3)), 0, 255).astype(np.uint8)
+        x = np.clip(colours[y][:, None, None, :] + rng.normal(0, 25, (len(y), 6, 6, 3)), 0, 255).astype(
+            np.uint8
+        )
         return x, y
 
     (xtr, ytr), (xte, yte) = images(240), images(60)
@@ -216,11 +257,22 @@ def test_task_on_colour_images_clusters_every_channel(tmp_path):
     up = _embedded(ds, tmp_path, methods=("pca",), n_points=200)
     out = tmp_path / "cluster"
     out.mkdir()
-    cfg = cluster.Config(spaces=["pixels", "pca"], draw_on="pca", methods=["kmeans", "ward"], n_points=0, n_train=0,
-                         n_test=0, min_steps=5, layer_methods=["kmeans"], feature_map_channels=2)
+    cfg = cluster.Config(
+        spaces=["pixels", "pca"],
+        draw_on="pca",
+        methods=["kmeans", "ward"],
+        n_points=0,
+        n_train=0,
+        n_test=0,
+        min_steps=5,
+        layer_methods=["kmeans"],
+        feature_map_channels=2,
+    )
     res = cluster.run(_ctx(ds, out, {"embed": up}), cfg)
     rows = res.tables[0].rows
-    assert rows[0]["dims"] == 6 * 6 * 3 and all(r["ARI"] > 0.99 for r in rows)  # the colour alone separates them
+    assert rows[0]["dims"] == 6 * 6 * 3 and all(
+        r["ARI"] > 0.99 for r in rows
+    )  # the colour alone separates them
     layers = res.tables[-1].rows
     assert layers[0]["layer"] == "input" and layers[0]["dims"] == 6 * 6 * 3
     assert {r["layer"] for r in layers} == {"input", "block 1", "block 2", "block 3", "penultimate"}
@@ -240,7 +292,10 @@ def test_missing_map_and_bad_keys_are_config_errors(tmp_path, mnist):
     out = tmp_path / "c"
     out.mkdir()
     with pytest.raises(ConfigError, match="cluster.spaces.*embed.methods"):
-        cluster.run(_ctx(ds, out, {"embed": up}), cluster.Config(spaces=["pixels", "umap"], methods=["kmeans"], layers=False))
+        cluster.run(
+            _ctx(ds, out, {"embed": up}),
+            cluster.Config(spaces=["pixels", "umap"], methods=["kmeans"], layers=False),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +308,16 @@ def test_cluster_images_scores_every_method_in_every_space_with_a_passed_map():
     y = np.repeat(np.arange(3), 40)
     images = np.clip(rng.normal(40, 10, (120, 8, 8)) + (y * 80)[:, None, None], 0, 255).astype(np.uint8)
     xy = np.c_[y * 10.0, np.zeros(120)] + rng.normal(0, 0.5, (120, 2))  # a 2-D "map" with three tight groups
-    img = C.cluster_images(images, y, classes=["a", "b", "c"], spaces=["pixels", "pca", "umap"], maps={"umap": xy},
-                           methods=["kmeans", "ward"], pca_dims=5, n_init=1)
+    img = C.cluster_images(
+        images,
+        y,
+        classes=["a", "b", "c"],
+        spaces=["pixels", "pca", "umap"],
+        maps={"umap": xy},
+        methods=["kmeans", "ward"],
+        pca_dims=5,
+        n_init=1,
+    )
     assert list(img.names.values()) == ["raw pixels", "PCA-5", "UMAP map"]
     assert len(img.scores) == 6 and list(img.scores.columns[:3]) == ["space", "method", "dims"]
     assert all(r["ARI"] > 0.99 for r in img.rows) and img.k == 3

@@ -8,10 +8,10 @@ import pytest
 
 from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError
-from digitlab.study.task import TaskContext
-from digitlab.study.tasks import cnn_sweeps
 from digitlab.experiments.cnn_sweep import cnn_sweep
 from digitlab.study.prose.cnn_sweeps import sweep_finding
+from digitlab.study.task import TaskContext
+from digitlab.study.tasks import cnn_sweeps
 from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, settings_of, sweep_point
 
 
@@ -24,8 +24,17 @@ def small_ds(mnist):
 
 def test_quick_profile_sweep_yields_tables_figures_and_findings(small_ds, tmp_path):
     cfg = replace(Config(), **PROFILES["quick"])
-    cfg = replace(cfg, sweeps=["depth", "optimizer"], depth_values=[1, 2], optimizer_values=["sgd:0.1", "adamw"],
-                  n_train=400, n_test=200, n_blocks=2, width=4, threads_per_job=1)  # fmt: skip
+    cfg = replace(
+        cfg,
+        sweeps=["depth", "optimizer"],
+        depth_values=[1, 2],
+        optimizer_values=["sgd:0.1", "adamw"],
+        n_train=400,
+        n_test=200,
+        n_blocks=2,
+        width=4,
+        threads_per_job=1,
+    )
     ctx = TaskContext(dataset=small_ds, out_dir=tmp_path, profile="quick", n_jobs=1, progress=False)
     res = cnn_sweeps.run(ctx, cfg)
     assert [t.name for t in res.tables] == ["sweep_depth", "sweep_optimizer", "params_vs_accuracy"]
@@ -57,8 +66,11 @@ def test_sweep_points_change_exactly_one_setting():
 
 
 def test_finding_compares_the_effect_with_the_seed_spread():
-    rows = [{"value": 1, "test_acc_mean": 97.0, "test_acc_std": 0.1}, {"value": 2, "test_acc_mean": 98.0, "test_acc_std": 0.1},
-            {"value": 3, "test_acc_mean": 97.95, "test_acc_std": 0.1}]  # fmt: skip
+    rows = [
+        {"value": 1, "test_acc_mean": 97.0, "test_acc_std": 0.1},
+        {"value": 2, "test_acc_mean": 98.0, "test_acc_std": 0.1},
+        {"value": 3, "test_acc_mean": 97.95, "test_acc_std": 0.1},
+    ]
     text = sweep_finding("depth", rows)
     assert "best 2 (98.00 %)" in text and "worst 1 (97.00 %)" in text and "range of 1.00 points" in text
     assert "10.0x" in text and "does not exceed" in text
@@ -75,7 +87,12 @@ def test_unknown_sweep_or_value_is_a_config_error():
 def test_explicit_points_train_once_and_compare_by_seed(small_ds):
     """cnn_sweep with ``points``: equal points train once; compare / architectures read the runs back per point."""
     base = {"net": "cnn", "n_blocks": 1, "width": 4, "epochs": 1, "batch_size": 64, "min_steps": 0}
-    pts = [base, {**base, "lr": 0.003}, dict(base), {"net": "lenet5", "epochs": 1, "batch_size": 64, "min_steps": 0}]
+    pts = [
+        base,
+        {**base, "lr": 0.003},
+        dict(base),
+        {"net": "lenet5", "epochs": 1, "batch_size": 64, "min_steps": 0},
+    ]
     sw = cnn_sweep(small_ds, points=pts, seeds=2, n_train=300, n_test=100, n_jobs=1, device="cpu")
     assert len(sw.rows) == 3 * 2 and sw.seeds == [0, 1]
     rows = sw.compare({"base": base, "slow": pts[1]})
@@ -83,4 +100,7 @@ def test_explicit_points_train_once_and_compare_by_seed(small_ds):
     assert rows[0]["test_acc_mean"] == round(100 * sum(r["test_acc"] for r in sw.runs_of(base)) / 2, 3)
     arch = sw.architectures([("a", base), ("b", pts[1]), ("c", pts[3])])
     assert len(arch) == 3 and arch == sorted(arch, key=lambda r: r["params"])
-    assert settings_of(sweep_point(Config(), "family", "resnet")) == {"net": "resnet", **dict(sweep_point(Config(), "family", "resnet").train)}
+    assert settings_of(sweep_point(Config(), "family", "resnet")) == {
+        "net": "resnet",
+        **dict(sweep_point(Config(), "family", "resnet").train),
+    }

@@ -9,8 +9,8 @@ from scipy import stats
 
 from digitlab import metrics as M
 from digitlab.cli import main
-from digitlab.report.compare_runs import _ModelSample, _welch, bootstrap_p_value, compare_runs
 from digitlab.exceptions import DigitlabError
+from digitlab.report.compare_runs import _ModelSample, _welch, bootstrap_p_value, compare_runs
 
 MODELS = "classify.models=['gnb','knn']"
 
@@ -24,13 +24,27 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
 
     def make(name, *overrides, use_cache=True):
-        study = {"dataset": "digits", "profile": "quick", "tasks": ["overview", "classify"], "output_dir": str(root / "runs"),
-                 "cache_dir": str(root / "cache"), "name": name, "n_jobs": 1, "device": "cpu", "pdf": False,
-                 "use_cache": use_cache}
+        study = {
+            "dataset": "digits",
+            "profile": "quick",
+            "tasks": ["overview", "classify"],
+            "output_dir": str(root / "runs"),
+            "cache_dir": str(root / "cache"),
+            "name": name,
+            "n_jobs": 1,
+            "device": "cpu",
+            "pdf": False,
+            "use_cache": use_cache,
+        }
         return run_study(resolve({"study": study}, [MODELS, *overrides]), quiet=True).run_dir
 
-    return {"base": make("base"), "same": make("same", use_cache=False), "n_train": make("small", "classify.n_train=300"),
-            "n_test": make("fewtest", "classify.n_test=200"), "root": root}
+    return {
+        "base": make("base"),
+        "same": make("same", use_cache=False),
+        "n_train": make("small", "classify.n_train=300"),
+        "n_test": make("fewtest", "classify.n_test=200"),
+        "root": root,
+    }
 
 
 def _copy(run, root, name):
@@ -60,11 +74,18 @@ def test_one_changed_key_is_named_and_tested_paired(runs):
         acc = json.loads((run / "results/classify/result.json").read_text())["metrics"]["accuracy"]
         for r in c.tests.to_dict("records"):
             assert r[col] == pytest.approx(acc[r["model"]], abs=1e-5)
-    with np.load(runs["base"] / "results/classify/predictions.npz") as za, np.load(runs["n_train"] / "results/classify/predictions.npz") as zb:
+    with (
+        np.load(runs["base"] / "results/classify/predictions.npz") as za,
+        np.load(runs["n_train"] / "results/classify/predictions.npz") as zb,
+    ):
         assert np.array_equal(za["test_index"], zb["test_index"])
         t = M.mcnemar(za["y_true"], za["y_pred__knn"], zb["y_pred__knn"])
     row = c.tests.set_index("model").loc["knn"]
-    assert (row["only_a_right"], row["only_b_right"], row["p_value"]) == (t["b"], t["c"], pytest.approx(t["p_value"]))
+    assert (row["only_a_right"], row["only_b_right"], row["p_value"]) == (
+        t["b"],
+        t["c"],
+        pytest.approx(t["p_value"]),
+    )
     assert row["ci_low"] <= row["diff"] <= row["ci_high"]
     assert c.headline and all(isinstance(s, str) and s.endswith(".") for s in c.headline)
     assert not c.environment["key"].str.startswith("packages").any()  # same machine, same packages
@@ -124,7 +145,10 @@ def test_constructed_predictions_give_scipys_mcnemar(runs):
             assert row["p_value"] == pytest.approx(stats.chi2.sf(stat, 1))
             assert row["significant"]
             assert c.headline[0].startswith("k-NN: test accuracy fell from")
-            assert f"run B gets {n_fix} right that run A got wrong and {n_break} the other way round" in c.headline[0]
+            assert (
+                f"run B gets {n_fix} right that run A got wrong and {n_break} the other way round"
+                in c.headline[0]
+            )
         else:
             assert row["method"] == "McNemar, exact binomial"
             assert row["p_value"] == pytest.approx(stats.binomtest(n_fix, n, 0.5).pvalue)
@@ -158,7 +182,9 @@ def test_training_flops_change_is_reported(runs):
         file = run / "results/classify/result.json"
         res = json.loads(file.read_text())
         cost = next(t for t in res["tables"] if t["name"] == "cost")
-        next(r for r in cost["rows"] if r["model"] == "knn")["train_gflop"] = gflop  # as if k-NN were a network
+        next(r for r in cost["rows"] if r["model"] == "knn")["train_gflop"] = (
+            gflop  # as if k-NN were a network
+        )
         file.write_text(json.dumps(res))
     c = compare_runs(a, b)
     row = c.metrics[(c.metrics["metric"] == "train_gflop")].iloc[0]
@@ -178,7 +204,11 @@ def test_missing_and_corrupt_results_are_left_out_with_a_note(runs):
     c2 = compare_runs(runs["base"], b2)
     assert c2.paired is None and c2.tests.empty
     scores = c2.metrics[c2.metrics["kind"] == "score"]
-    assert len(scores) and (scores["interval"] == "no per-image predictions").all() and scores["ci_low"].isna().all()
+    assert (
+        len(scores)
+        and (scores["interval"] == "no per-image predictions").all()
+        and scores["ci_low"].isna().all()
+    )
     assert any("no classify predictions" in n for n in c2.notes)
 
 
@@ -204,7 +234,21 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, capsys):
 
 def test_cli_writes_html_pdf_and_tables(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", str(runs["base"]), str(runs["n_train"]), "--output", str(out), "--pdf", "--n-boot", "200"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(runs["base"]),
+                str(runs["n_train"]),
+                "--output",
+                str(out),
+                "--pdf",
+                "--n-boot",
+                "200",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "classify.n_train" in printed and "headline" in printed
     html = (out / "compare.html").read_text()
@@ -218,5 +262,9 @@ def test_cli_writes_html_pdf_and_tables(runs, tmp_path, capsys):
     # the default output is a new folder beside run A
     c = compare_runs(runs["base"], runs["n_train"], n_boot=200)
     html_path, pdf_path = c.write()
-    assert html_path.parent.parent == runs["base"].parent and html_path.parent.name.startswith("compare-") and pdf_path is None
+    assert (
+        html_path.parent.parent == runs["base"].parent
+        and html_path.parent.name.startswith("compare-")
+        and pdf_path is None
+    )
     assert c.write()[0].parent != html_path.parent  # never overwrites an earlier comparison

@@ -17,23 +17,28 @@ def test_file_then_overrides_win():
     data = {"study": {"tasks": ["overview"]}, "overview": {"samples_per_class": 5}}
     assert resolve(data).tasks["overview"].samples_per_class == 5
     assert resolve(data, ["overview.samples_per_class=3"]).tasks["overview"].samples_per_class == 3
-    assert resolve(data, profile="quick").tasks["overview"].samples_per_class == 5  # the file beats the profile
+    assert (
+        resolve(data, profile="quick").tasks["overview"].samples_per_class == 5
+    )  # the file beats the profile
 
 
-@pytest.mark.parametrize("data, overrides, match", [
-    ({"study": {"tasks": ["overview"], "colour": "red"}}, [], "study.colour: unknown key"),
-    ({"study": {"tasks": ["overview"]}, "overview": {"samples": 3}}, [], "overview.samples: unknown key"),
-    ({"study": {"tasks": ["overview"], "seed": "zero"}}, [], "study.seed: expected int"),
-    ({"study": {"tasks": ["overview"], "seed": True}}, [], "study.seed: expected int"),
-    ({"study": {"tasks": ["overview"], "profile": "huge"}}, [], "study.profile"),
-    ({"study": {"tasks": ["overview"], "device": "tpu"}}, [], "study.device"),
-    ({"study": {"tasks": ["nonsense"]}}, [], "task 'nonsense'"),
-    ({"study": {"tasks": []}}, [], "study.tasks: empty"),
-    ({"study": {"tasks": ["overview"]}, "bogus": {"a": 1}}, [], "task 'bogus'"),
-    ({"study": {"tasks": ["overview"]}}, ["overview.samples_per_class=0"], "out of range"),
-    ({"study": {"tasks": ["overview"]}}, ["nodot=1"], "section.key=value"),
-    ({"study": {"tasks": "overview"}}, [], "expected a list"),
-])
+@pytest.mark.parametrize(
+    "data, overrides, match",
+    [
+        ({"study": {"tasks": ["overview"], "colour": "red"}}, [], "study.colour: unknown key"),
+        ({"study": {"tasks": ["overview"]}, "overview": {"samples": 3}}, [], "overview.samples: unknown key"),
+        ({"study": {"tasks": ["overview"], "seed": "zero"}}, [], "study.seed: expected int"),
+        ({"study": {"tasks": ["overview"], "seed": True}}, [], "study.seed: expected int"),
+        ({"study": {"tasks": ["overview"], "profile": "huge"}}, [], "study.profile"),
+        ({"study": {"tasks": ["overview"], "device": "tpu"}}, [], "study.device"),
+        ({"study": {"tasks": ["nonsense"]}}, [], "task 'nonsense'"),
+        ({"study": {"tasks": []}}, [], "study.tasks: empty"),
+        ({"study": {"tasks": ["overview"]}, "bogus": {"a": 1}}, [], "task 'bogus'"),
+        ({"study": {"tasks": ["overview"]}}, ["overview.samples_per_class=0"], "out of range"),
+        ({"study": {"tasks": ["overview"]}}, ["nodot=1"], "section.key=value"),
+        ({"study": {"tasks": "overview"}}, [], "expected a list"),
+    ],
+)
 def test_bad_values_name_the_key(data, overrides, match):
     with pytest.raises(ConfigError, match=match) as err:
         resolve(data, overrides)
@@ -69,8 +74,13 @@ def test_dataset_profiles_apply_to_their_dataset_and_profile_and_the_file_still_
     fashion = resolve({"study": {"dataset": "fashion-mnist"}}).tasks["classify"]
     assert (fashion.cnn_recipe, fashion.cnn_augment, fashion.svm_pca) == ("wide", "shift+hflip", 100)
     assert resolve({"study": {"dataset": "mnist"}}).tasks["classify"].cnn_recipe == "strong"
-    assert resolve({"study": {"dataset": "fashion-mnist", "profile": "quick"}}).tasks["classify"].cnn_recipe == "fast"
-    mine = resolve({"study": {"dataset": "fashion-mnist"}, "classify": {"cnn_recipe": "strong"}}).tasks["classify"]
+    assert (
+        resolve({"study": {"dataset": "fashion-mnist", "profile": "quick"}}).tasks["classify"].cnn_recipe
+        == "fast"
+    )
+    mine = resolve({"study": {"dataset": "fashion-mnist"}, "classify": {"cnn_recipe": "strong"}}).tasks[
+        "classify"
+    ]
     assert (mine.cnn_recipe, mine.cnn_augment) == ("strong", "shift+hflip")
 
 
@@ -79,6 +89,8 @@ def test_zoo_cnn_augment_and_the_wide_recipe_reach_the_estimator():
 
     est = build_model("cnn", ZooSettings(cnn_recipe="wide", cnn_augment="shift+hflip"))
     assert est.augment == "shift+hflip" and est.net_params["width"] == 32 and est.epochs == 10
-    assert "shift + hflip augmentation" in describe_model("cnn", ZooSettings(cnn_recipe="wide", cnn_augment="shift+hflip"))
+    assert "shift + hflip augmentation" in describe_model(
+        "cnn", ZooSettings(cnn_recipe="wide", cnn_augment="shift+hflip")
+    )
     with pytest.raises(ConfigError, match="cnn_augment 'twirl'"):
         resolve({"classify": {"cnn_augment": "twirl"}})

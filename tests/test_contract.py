@@ -3,14 +3,14 @@ result the report renders, and its config section round-trips through TOML."""
 
 import html
 import json
-import tomllib
 
 import pytest
+import tomllib
 
+from digitlab.report.build import build_reports
 from digitlab.study.config import TASK_ORDER, resolve, task_module, to_toml
 from digitlab.study.runner import run_study
 from digitlab.study.task import TaskResult
-from digitlab.report.build import build_reports
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,18 @@ def cache_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("name", TASK_ORDER)
 def test_task_runs_on_tiny_data_and_the_report_renders_it(name, cache_dir, tmp_path):
-    cfg = resolve({"study": {"dataset": "digits", "profile": "quick", "tasks": [name], "output_dir": str(tmp_path),
-                             "cache_dir": str(cache_dir), "pdf": False}})
+    cfg = resolve(
+        {
+            "study": {
+                "dataset": "digits",
+                "profile": "quick",
+                "tasks": [name],
+                "output_dir": str(tmp_path),
+                "cache_dir": str(cache_dir),
+                "pdf": False,
+            }
+        }
+    )
     out = run_study(cfg, quiet=True)
     out.html, out.pdf = build_reports(out.run_dir, pdf=cfg.study.pdf)
     result = out.results[name]
@@ -51,4 +61,3 @@ def test_task_module_declares_the_contract(name):
     assert set(getattr(mod, "PROFILES", {})) <= {"quick", "full"}
     for req in getattr(mod, "REQUIRES", ()):
         assert TASK_ORDER.index(req) < TASK_ORDER.index(name), f"{name} requires {req}, which comes later"
-

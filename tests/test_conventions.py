@@ -21,13 +21,13 @@ import torch
 from matplotlib.figure import Figure
 
 from digitlab import augment as A
-from digitlab.experiments import clustering as C
-from digitlab.experiments.error_analysis import intersections, plot_error_maps, plot_gallery, plot_upset
 from digitlab import embed as E
 from digitlab import features as Fe
 from digitlab import metrics as M
 from digitlab import plots
 from digitlab.exceptions import ConfigError
+from digitlab.experiments import clustering as C
+from digitlab.experiments.error_analysis import intersections, plot_error_maps, plot_gallery, plot_upset
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -52,8 +52,13 @@ print(json.dumps({"backend": matplotlib.get_backend(), "modules": len(names), "f
 
 
 def test_importing_every_module_keeps_the_backend_and_the_environment():
-    out = subprocess.run([sys.executable, "-c", IMPORT_ALL], capture_output=True, text=True, timeout=300,
-                         env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"})
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "MPLBACKEND"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["backend"] == "svg"
@@ -82,7 +87,11 @@ def test_every_public_plotting_function_takes_ax():
             continue
         mod = importlib.import_module(f"digitlab.{m.name}")
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
-            if name.startswith("plot_") and fn.__module__ == mod.__name__ and "ax" not in inspect.signature(fn).parameters:
+            if (
+                name.startswith("plot_")
+                and fn.__module__ == mod.__name__
+                and "ax" not in inspect.signature(fn).parameters
+            ):
                 missing.add(f"{m.name}.{name}")
     assert missing == NO_AX
 
@@ -97,29 +106,56 @@ def _cases():
     emb = rng.normal(size=(40, 2))
     cls = list("abcd")
     errors = rng.random((4, 40)) < 0.3  # four models' mistakes
-    layer_rows = [{"depth": d, "layer": f"block {d}", "net": net, "merge": "gap", "ARI": rng.random(), "NMI": rng.random()}
-                  for d in range(3) for net in ("trained", "untrained")]
+    layer_rows = [
+        {
+            "depth": d,
+            "layer": f"block {d}",
+            "net": net,
+            "merge": "gap",
+            "ARI": rng.random(),
+            "NMI": rng.random(),
+        }
+        for d in range(3)
+        for net in ("trained", "untrained")
+    ]
     return {
         "plot_confusion_matrix": lambda ax: plots.plot_confusion_matrix(y, proba.argmax(1), cls, ax=ax),
         "plot_images": lambda ax: plots.plot_images(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
         "plot_reliability_diagram": lambda ax: plots.plot_reliability_diagram(y, proba, ax=ax),
-        "plot_class_mean_images": lambda ax: Fe.plot_class_mean_images(*Fe.class_mean_images(imgs, y, 4), cls, ax=ax),
+        "plot_class_mean_images": lambda ax: Fe.plot_class_mean_images(
+            *Fe.class_mean_images(imgs, y, 4), cls, ax=ax
+        ),
         "plot_feature_scores": lambda ax: Fe.plot_feature_scores(scores, ax=ax),
-        "plot_feature_distributions": lambda ax: Fe.plot_feature_distributions(X, y, names, names[:2], cls, ax=ax),
-        "plot_pairwise_auc": lambda ax: Fe.plot_pairwise_auc(Fe.pairwise_auc(X, y, 4), names, names[:2], cls, ax=ax),
+        "plot_feature_distributions": lambda ax: Fe.plot_feature_distributions(
+            X, y, names, names[:2], cls, ax=ax
+        ),
+        "plot_pairwise_auc": lambda ax: Fe.plot_pairwise_auc(
+            Fe.pairwise_auc(X, y, 4), names, names[:2], cls, ax=ax
+        ),
         "plot_embedding": lambda ax: E.plot_embedding(emb, y, cls, ax=ax),
         "plot_embeddings": lambda ax: E.plot_embeddings({"a": emb, "b": -emb}, y, cls, ax=ax),
         "plot_gallery": lambda ax: A.plot_gallery(imgs, ["hflip", "shift"], n_samples=3, ax=ax),
-        "plot_shift_embedding": lambda ax: A.plot_shift_embedding(emb, {"x": emb + 1, "y": emb - 1}, y, ax=ax),
-        "plot_reliability_diagrams": lambda ax: plots.plot_reliability_diagrams(y, {"a": proba, "b": proba[::-1]}, ax=ax),
+        "plot_shift_embedding": lambda ax: A.plot_shift_embedding(
+            emb, {"x": emb + 1, "y": emb - 1}, y, ax=ax
+        ),
+        "plot_reliability_diagrams": lambda ax: plots.plot_reliability_diagrams(
+            y, {"a": proba, "b": proba[::-1]}, ax=ax
+        ),
         "plot_upset": lambda ax: plot_upset(intersections(errors, cls), cls, errors.sum(1), ax=ax),
         "plot_error_maps": lambda ax: plot_error_maps(emb, y, cls, errors, cls, ax=ax),
-        "error_analysis.plot_gallery": lambda ax: plot_gallery(imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax),
+        "error_analysis.plot_gallery": lambda ax: plot_gallery(
+            imgs[:6], [str(v) for v in y[:6]], cols=3, ax=ax
+        ),
         "plot_assignments": lambda ax: C.plot_assignments(emb, y, {"k": y[::-1], "w": y}, cls, ax=ax),
-        "plot_layer_scores": lambda ax: C.plot_layer_scores(layer_rows, [("ARI", "ARI"), ("NMI", "NMI")], ["gap"], ax=ax),
-        "plot_filters": lambda ax: C.plot_filters({"a": rng.normal(size=(6, 1, 3, 3)), "b": rng.normal(size=(4, 1, 3, 3))},
-                                                  ax=ax),
-        "plot_feature_maps": lambda ax: C.plot_feature_maps(imgs[:4], cls, {"a": rng.random((4, 5, 6, 6))}, 3, ax=ax),
+        "plot_layer_scores": lambda ax: C.plot_layer_scores(
+            layer_rows, [("ARI", "ARI"), ("NMI", "NMI")], ["gap"], ax=ax
+        ),
+        "plot_filters": lambda ax: C.plot_filters(
+            {"a": rng.normal(size=(6, 1, 3, 3)), "b": rng.normal(size=(4, 1, 3, 3))}, ax=ax
+        ),
+        "plot_feature_maps": lambda ax: C.plot_feature_maps(
+            imgs[:4], cls, {"a": rng.random((4, 5, 6, 6))}, 3, ax=ax
+        ),
     }
 
 
@@ -157,18 +193,41 @@ def test_many_panel_figures_stay_within_the_printable_width(tmp_path):
     errors = rng.random((11, n)) < 0.1
     proba = rng.dirichlet(np.ones(10), size=n)
     imgs = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
-    rows = [{"depth": d, "layer": f"block {d}", "net": net, "merge": mg, "ARI": rng.random(), "NMI": rng.random(),
-             "probe": rng.random()} for d in range(5) for net in ("trained", "untrained") for mg in ("gap", "flatten")]
+    rows = [
+        {
+            "depth": d,
+            "layer": f"block {d}",
+            "net": net,
+            "merge": mg,
+            "ARI": rng.random(),
+            "NMI": rng.random(),
+            "probe": rng.random(),
+        }
+        for d in range(5)
+        for net in ("trained", "untrained")
+        for mg in ("gap", "flatten")
+    ]
     figs = {
         "error_map": plot_error_maps(emb, y, cls, errors, names),
         "upset": plot_upset(intersections(errors, names, 15), names, errors.sum(1), "largest"),
         "gallery": plot_gallery(imgs, ["#1\ngiven 3\nsuggest 5\nself-conf. 0.123"] * 20, cols=10),
-        "assignments": C.plot_assignments(emb, y, {m: rng.integers(0, 10, n) for m in "abcde"}, cls,
-                                          {m: "k-means on 50-component PCA\nARI 0.50, NMI 0.60" for m in "abcde"}),
-        "layer_scores": C.plot_layer_scores(rows, [("ARI", "ARI"), ("NMI", "NMI"), ("probe", "probe accuracy")], ["gap", "flatten"]),
-        "filters": C.plot_filters({"trained": rng.normal(size=(32, 1, 5, 5)), "untrained": rng.normal(size=(32, 1, 5, 5))}),
-        "feature_maps": C.plot_feature_maps(imgs[:10], cls, {k: rng.random((10, 32, 7, 7)) for k in ("a", "b", "c")}, 4),
-        "reliability": plots.plot_reliability_diagrams(y, {m: proba for m in names}),
+        "assignments": C.plot_assignments(
+            emb,
+            y,
+            {m: rng.integers(0, 10, n) for m in "abcde"},
+            cls,
+            dict.fromkeys("abcde", "k-means on 50-component PCA\nARI 0.50, NMI 0.60"),
+        ),
+        "layer_scores": C.plot_layer_scores(
+            rows, [("ARI", "ARI"), ("NMI", "NMI"), ("probe", "probe accuracy")], ["gap", "flatten"]
+        ),
+        "filters": C.plot_filters(
+            {"trained": rng.normal(size=(32, 1, 5, 5)), "untrained": rng.normal(size=(32, 1, 5, 5))}
+        ),
+        "feature_maps": C.plot_feature_maps(
+            imgs[:10], cls, {k: rng.random((10, 32, 7, 7)) for k in ("a", "b", "c")}, 4
+        ),
+        "reliability": plots.plot_reliability_diagrams(y, dict.fromkeys(names, proba)),
     }
     for name, fig in figs.items():
         buf = io.BytesIO()
@@ -217,9 +276,13 @@ def test_training_names_resolve_to_the_catalogue():
     out = shift(x, torch.Generator().manual_seed(3))
     where = out[:, 0].reshape(64, -1).argmax(1).numpy()
     rows, cols = where // 12, where % 12
-    assert out.sum().item() == 64 and set(rows - 5) == set(range(-2, 3)) and set(cols - 6) == set(range(-2, 3))
-    np.testing.assert_array_equal(A.augment_images((x[:, 0] * 255).byte().numpy(), "shift", seed=1),
-                                  A.augment_images((x[:, 0] * 255).byte().numpy(), "pad_crop", seed=1, pad=2))
+    assert (
+        out.sum().item() == 64 and set(rows - 5) == set(range(-2, 3)) and set(cols - 6) == set(range(-2, 3))
+    )
+    np.testing.assert_array_equal(
+        A.augment_images((x[:, 0] * 255).byte().numpy(), "shift", seed=1),
+        A.augment_images((x[:, 0] * 255).byte().numpy(), "pad_crop", seed=1, pad=2),
+    )
     assert resolve_augment(None) is None and resolve_augment("none") is None and resolve_augment("") is None
     with pytest.raises(ConfigError, match="shift"):
         resolve_augment("shfit")
@@ -273,9 +336,8 @@ def test_save_and_load_embedding_share_one_order(tmp_path):
 
 def test_task_context_defaults_to_auto_and_the_cpu_budget_resolves_it(tmp_path):
     from digitlab.data.dataset import Dataset
-    from digitlab.runtime import cpu_budget
+    from digitlab.runtime import cpu_budget, resolve_device
     from digitlab.study.task import TaskContext
-    from digitlab.runtime import resolve_device
 
     z = np.zeros((2, 4, 4), np.uint8)
     ctx = TaskContext(Dataset("tiny", z, np.zeros(2, np.int64), z, np.zeros(2, np.int64), ["0"]), tmp_path)
@@ -295,17 +357,28 @@ print(folder + "|" + numba.config.CACHE_DIR)
 
 
 def test_numba_cache_follows_xdg_cache_home_and_numba_cache_dir(tmp_path):
-    base = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "DIGITLAB_HOME", "XDG_CACHE_HOME")}
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "DIGITLAB_HOME", "XDG_CACHE_HOME")
+    }
+
     def folder(env: dict, order: str = "digitlab first") -> str:
-        out = subprocess.run([sys.executable, "-c", NUMBA_DIR, order], env={**base, **env}, capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", NUMBA_DIR, order],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.strip().splitlines()[-1]
 
     want = str(tmp_path / "xdg" / "digitlab" / "numba")
     assert folder({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == f"{want}|{want}"
     assert folder({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, "numba first") == f"{want}|{want}"
-    assert folder({"XDG_CACHE_HOME": "/nowhere", "DIGITLAB_HOME": str(tmp_path / "dl")}) == f"{tmp_path / 'dl' / 'numba'}|{tmp_path / 'dl' / 'numba'}"
+    assert (
+        folder({"XDG_CACHE_HOME": "/nowhere", "DIGITLAB_HOME": str(tmp_path / "dl")})
+        == f"{tmp_path / 'dl' / 'numba'}|{tmp_path / 'dl' / 'numba'}"
+    )
     mine = str(tmp_path / "mine")
     assert folder({"NUMBA_CACHE_DIR": mine, "XDG_CACHE_HOME": "/nowhere"}) == f"{mine}|{mine}"
 

@@ -95,6 +95,7 @@ def test_dataset_subset(mnist):
 
 # ---- an explicit data folder is used or refused, never replaced -------------------------------------
 
+
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "ddr", "folder"])
 def test_bad_data_dir_is_refused(tmp_path, name):
     (tmp_path / "a-file").write_text("x")
@@ -119,7 +120,10 @@ def test_fashion_mnist_with_explicit_dir_never_falls_back(tmp_path, monkeypatch)
     (tmp_path / "mine").mkdir()
     with pytest.raises(DatasetError, match="mine: no Fashion-MNIST IDX files"):
         load_dataset("fashion-mnist", tmp_path / "mine")
-    assert loaded == [] and registry.fashion_candidates(tmp_path / "mine") == [tmp_path / "mine", tmp_path / "mine" / "fashion-mnist"]
+    assert loaded == [] and registry.fashion_candidates(tmp_path / "mine") == [
+        tmp_path / "mine",
+        tmp_path / "mine" / "fashion-mnist",
+    ]
     load_dataset("fashion-mnist")
     assert loaded == [system]
 
@@ -140,7 +144,11 @@ def test_mnist_from_a_good_data_dir(tmp_path):
 
 def test_metadata_of_the_bundled_datasets():
     ds = load_dataset("digits")
-    assert ds.meta["kind"] == "digits" and ds.meta["ink_on_blank"] and ("6", "9") in ds.meta["label_swaps_under_rotation"]
+    assert (
+        ds.meta["kind"] == "digits"
+        and ds.meta["ink_on_blank"]
+        and ("6", "9") in ds.meta["label_swaps_under_rotation"]
+    )
     assert ds.channels == 1 and ds.input_shape == (1, 8, 8)
     from digitlab.data.registry import FASHION_META
 

@@ -13,7 +13,16 @@ from digitlab.study.config import TASK_ORDER
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    argv = ["run", "--profile", "quick", "--output", str(root / "runs"), "--cache-dir", str(root / "cache"), "--quiet"]
+    argv = [
+        "run",
+        "--profile",
+        "quick",
+        "--output",
+        str(root / "runs"),
+        "--cache-dir",
+        str(root / "cache"),
+        "--quiet",
+    ]
     assert main(argv) == 0
     (run_dir,) = (root / "runs").iterdir()
     return root, argv, run_dir

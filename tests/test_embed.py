@@ -33,6 +33,7 @@ def clusters():
 
 # ---- embeddings ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", E.METHODS)
 def test_separated_clusters_stay_separated(clusters, method):
     x, y = clusters
@@ -75,6 +76,7 @@ def test_to_features_scales_uint8_and_passes_floats():
 
 
 # ---- quality measures ----------------------------------------------------------------------
+
 
 def test_trustworthiness_of_identity_is_one_and_of_noise_low():
     rng = np.random.default_rng(0)
@@ -124,6 +126,7 @@ def test_neighbour_class_fractions_and_overlapping_pairs():
 
 # ---- plots and HTML ------------------------------------------------------------------------
 
+
 def test_plot_embedding_draws_points_labels_and_highlight(clusters):
     x, y = clusters
     fig = E.plot_embedding(E.pca_2d(x), y, list("abcde"), "t", highlight=np.arange(7))
@@ -172,7 +175,9 @@ def test_interactive_html_has_every_point_and_its_image(mnist):
 def test_interactive_html_subsamples_to_max_points(mnist):
     idx = np.arange(300)
     emb = np.zeros((300, 2), np.float32)
-    html = E.interactive_embedding_html(emb, mnist.y_train[idx], mnist.x_train[idx], mnist.classes, idx, "m", max_points=100)
+    html = E.interactive_embedding_html(
+        emb, mnist.y_train[idx], mnist.x_train[idx], mnist.classes, idx, "m", max_points=100
+    )
     assert sum(len(t["x"]) for t in _plotly_traces(html)) == 100
     assert len(json.loads(re.search(r"var thumbs = (\[.*?\]);", html).group(1))) == 100
 
@@ -186,6 +191,7 @@ def test_save_and_load_embedding(tmp_path):
 
 
 # ---- the task ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny(mnist):
@@ -203,7 +209,9 @@ def test_task_yields_tables_figures_and_embeddings(tiny, tmp_path):
     res = task.run(TaskContext(dataset=tiny, out_dir=tmp_path, progress=False), cfg)
     assert [t.name for t in res.tables] == ["methods", "overlaps", "own_class"]
     assert [r["method"] for r in res.tables[0].rows] == ["PCA", "t-SNE", "UMAP"]
-    assert all(0 <= r["k-NN accuracy (2-D)"] <= 1 and 0 <= r["trustworthiness"] <= 1 for r in res.tables[0].rows)
+    assert all(
+        0 <= r["k-NN accuracy (2-D)"] <= 1 and 0 <= r["trustworthiness"] <= 1 for r in res.tables[0].rows
+    )
     assert len(res.tables[1].rows) == 3 * cfg.top_pairs
     assert len(res.figures) == 4 and all((tmp_path / f.file).is_file() for f in res.figures)
     assert all((tmp_path / f.html_file).is_file() for f in res.figures[1:])
@@ -225,8 +233,17 @@ def test_task_all_points_uses_train_and_test(tiny, tmp_path):
     assert res.figures[1].html_file is None
 
 
-@pytest.mark.parametrize("bad", [{"methods": ["isomap"]}, {"methods": []}, {"n_points": "some"}, {"n_points": 10},
-                                 {"min_dist": 2.0}, {"pca_dims": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"methods": ["isomap"]},
+        {"methods": []},
+        {"n_points": "some"},
+        {"n_points": 10},
+        {"min_dist": 2.0},
+        {"pca_dims": 1},
+    ],
+)
 def test_task_config_rejects_bad_values(bad):
     from digitlab.study.config import resolve
 
@@ -244,9 +261,11 @@ def test_task_profiles_resolve():
 def test_best_method_finding_reports_ties_and_winners():
     from digitlab.study.prose.embed import best_sentence as _best_sentence
 
-    rows = [{"method": "PCA", "k-NN accuracy (2-D)": 0.43, "trustworthiness": 0.73, "silhouette": 0.02},
-            {"method": "t-SNE", "k-NN accuracy (2-D)": 0.9471, "trustworthiness": 0.968, "silhouette": 0.34},
-            {"method": "UMAP", "k-NN accuracy (2-D)": 0.9467, "trustworthiness": 0.952, "silhouette": 0.44}]
+    rows = [
+        {"method": "PCA", "k-NN accuracy (2-D)": 0.43, "trustworthiness": 0.73, "silhouette": 0.02},
+        {"method": "t-SNE", "k-NN accuracy (2-D)": 0.9471, "trustworthiness": 0.968, "silhouette": 0.34},
+        {"method": "UMAP", "k-NN accuracy (2-D)": 0.9467, "trustworthiness": 0.952, "silhouette": 0.44},
+    ]
     text = _best_sentence(rows)
     assert text.startswith("The best map depends on the measure")
     assert "t-SNE and UMAP tie (0.947/0.947; PCA 0.430)" in text

@@ -9,8 +9,8 @@ import pytest
 
 from digitlab.exceptions import ConfigError
 from digitlab.grid import fit_and_score, run_grid, summarise
-from digitlab.runtime import cpu_budget
 from digitlab.models.zoo import ZooSettings, run_model
+from digitlab.runtime import cpu_budget
 from digitlab.study import cache as C
 from digitlab.study.common import split, subset_indices
 from digitlab.study.config import resolve, with_requirements
@@ -21,8 +21,11 @@ from digitlab.study.task import TaskContext
 def small(mnist):
     from digitlab.data import stratified_subset
 
-    return mnist.subset(stratified_subset(mnist.y_train, total=600, seed=3),
-                        stratified_subset(mnist.y_test, total=300, seed=3), "mnist-small")
+    return mnist.subset(
+        stratified_subset(mnist.y_train, total=600, seed=3),
+        stratified_subset(mnist.y_test, total=300, seed=3),
+        "mnist-small",
+    )
 
 
 def test_subset_rule_zero_means_all_and_sizes_are_exact_and_stratified(mnist):
@@ -62,13 +65,25 @@ def _square(point, seed, threads, offset):
 def test_run_grid_rows_are_tidy_deduplicated_and_parallel_equals_serial():
     points = [{"x": 1}, {"x": 2}, {"x": 1}]
     serial = run_grid(_square, points, seeds=[0, 10], args=(0.5,))
-    assert [(r["x"], r["seed"], r["value"]) for r in serial] == [(1, 0, 1.5), (1, 10, 11.5), (2, 0, 4.5), (2, 10, 14.5),
-                                                                 (1, 0, 1.5), (1, 10, 11.5)]
+    assert [(r["x"], r["seed"], r["value"]) for r in serial] == [
+        (1, 0, 1.5),
+        (1, 10, 11.5),
+        (2, 0, 4.5),
+        (2, 10, 14.5),
+        (1, 0, 1.5),
+        (1, 10, 11.5),
+    ]
     parallel = run_grid(_square, points, seeds=[0, 10], args=(0.5,), n_jobs=2, backend="threading")
     assert [r["value"] for r in parallel] == [r["value"] for r in serial]
     table = summarise(serial[:4], by=["x"], metrics=["value"])
-    assert table[0] == {"x": 1, "n": 2, "value_mean": 6.5, "value_sd": pytest.approx(np.std([1.5, 11.5], ddof=1)),
-                        "value_min": 1.5, "value_max": 11.5}
+    assert table[0] == {
+        "x": 1,
+        "n": 2,
+        "value_mean": 6.5,
+        "value_sd": pytest.approx(np.std([1.5, 11.5], ddof=1)),
+        "value_min": 1.5,
+        "value_max": 11.5,
+    }
 
 
 def test_cpu_budget_never_oversubscribes():
@@ -86,17 +101,34 @@ def test_fit_and_score_matches_its_own_predictions(small):
     from digitlab.train import TrainConfig
 
     cfg = TrainConfig(epochs=2, batch_size=64, val_fraction=0.0, device="cpu")
-    out = fit_and_score("cnn", {"width": 4, "n_blocks": 2}, small.x_train, small.y_train,
-                        {"test": (small.x_test, small.y_test)}, cfg, seed=1, keep_model=True)
+    out = fit_and_score(
+        "cnn",
+        {"width": 4, "n_blocks": 2},
+        small.x_train,
+        small.y_train,
+        {"test": (small.x_test, small.y_test)},
+        cfg,
+        seed=1,
+        keep_model=True,
+    )
     assert out["test_acc"] == pytest.approx(np.mean(out["test_pred"] == small.y_test))
     assert out["test_acc"] > 0.5 and out["params"] > 0 and len(out["history"]) == out["epochs_run"]
-    again = fit_and_score("cnn", {"width": 4, "n_blocks": 2}, small.x_train, small.y_train,
-                          {"test": (small.x_test, small.y_test)}, cfg, seed=1)
+    again = fit_and_score(
+        "cnn",
+        {"width": 4, "n_blocks": 2},
+        small.x_train,
+        small.y_train,
+        {"test": (small.x_test, small.y_test)},
+        cfg,
+        seed=1,
+    )
     np.testing.assert_array_equal(out["test_pred"], again["test_pred"])  # seeded end to end
 
 
 def test_zoo_runs_any_model_by_name(small):
-    run = run_model("random_forest", small.x_train, small.y_train, small.x_test, ZooSettings(n_estimators=10), seed=0)
+    run = run_model(
+        "random_forest", small.x_train, small.y_train, small.x_test, ZooSettings(n_estimators=10), seed=0
+    )
     assert run.n_train == 600 and run.proba.shape == (300, 10) and run["y_pred"].shape == (300,)
     assert np.mean(run.y_pred == small.y_test) > 0.7
     svm = run_model("linear_svm", small.x_train, small.y_train, small.x_test)
@@ -152,7 +184,9 @@ def test_editing_a_module_changes_only_the_keys_of_tasks_that_import_it(tmp_path
     (root / "report" / "build.py").write_text((root / "report" / "build.py").read_text() + "\n# edited\n")
     (root / "cli.py").write_text((root / "cli.py").read_text() + "\n# edited\n")
     assert keys() == before
-    (root / "study" / "tasks" / "classify.py").write_text((root / "study" / "tasks" / "classify.py").read_text() + "\n# x\n")
+    (root / "study" / "tasks" / "classify.py").write_text(
+        (root / "study" / "tasks" / "classify.py").read_text() + "\n# x\n"
+    )
     after = keys()
     assert after["overview"] == before["overview"] and after["classify"] != before["classify"]
     C.module_closure.cache_clear()

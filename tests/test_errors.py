@@ -7,9 +7,9 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-A = importlib.import_module("digitlab.experiments.error_analysis")  # the module (its name is also a function)
 from digitlab.exceptions import ConfigError
 
+A = importlib.import_module("digitlab.experiments.error_analysis")  # the module (its name is also a function)
 
 # ---------------------------------------------------------------------------------------------
 # Error sets, Jaccard, intersections on a constructed case
@@ -47,10 +47,12 @@ def test_intersections_are_the_exclusive_ones_largest_first():
     names, e = A.error_matrix(Y, PREDS)
     rows = A.intersections(e, names)
     # image 0, 1 -> only a; 2 -> a, b; 3 -> a, b, c; 4 -> only b
-    assert rows == [{"models": ("a",), "degree": 1, "size": 2},
-                    {"models": ("a", "b", "c"), "degree": 3, "size": 1},
-                    {"models": ("a", "b"), "degree": 2, "size": 1},
-                    {"models": ("b",), "degree": 1, "size": 1}]
+    assert rows == [
+        {"models": ("a",), "degree": 1, "size": 2},
+        {"models": ("a", "b", "c"), "degree": 3, "size": 1},
+        {"models": ("a", "b"), "degree": 2, "size": 1},
+        {"models": ("b",), "degree": 1, "size": 1},
+    ]
     assert sum(r["size"] for r in rows) == int(e.any(0).sum())
     assert A.intersections(e, names, top=2) == rows[:2]
     assert A.intersections(np.zeros((2, 5), bool), ["x", "y"]) == []
@@ -64,7 +66,9 @@ def test_intersections_match_a_brute_force_count_on_random_sets():
     for k in range(1, 5):
         for combo in combinations(range(4), k):
             inside = np.all(e[list(combo)], axis=0)
-            outside = ~np.any(e[[j for j in range(4) if j not in combo]], axis=0) if k < 4 else np.ones(300, bool)
+            outside = (
+                ~np.any(e[[j for j in range(4) if j not in combo]], axis=0) if k < 4 else np.ones(300, bool)
+            )
             want = int((inside & outside).sum())
             assert got.get(tuple(names[j] for j in combo), 0) == want
 
@@ -106,8 +110,8 @@ def test_trait_comparison_measures_against_the_same_class():
 def test_slant_sign_follows_the_lean():
     img = np.zeros((2, 28, 28), np.uint8)
     for r in range(4, 24):  # a "/" line: the column grows as the row goes up
-        img[0, r, 20 - (r - 4) // 2: 22 - (r - 4) // 2] = 255
-        img[1, r, 8 + (r - 4) // 2: 10 + (r - 4) // 2] = 255  # a "\" line
+        img[0, r, 20 - (r - 4) // 2 : 22 - (r - 4) // 2] = 255
+        img[1, r, 8 + (r - 4) // 2 : 10 + (r - 4) // 2] = 255  # a "\" line
     tr = A.image_traits(img)
     assert tr["slant_deg"][0] > 15 and tr["slant_deg"][1] < -15
     assert set(A.image_traits(img, strokes=False)) == {"ink_ratio", "mean_intensity"}
@@ -124,7 +128,9 @@ def test_planted_label_flips_rank_among_the_top_candidates(mnist):
     idx = stratified_subset(mnist.y_train, total=2000, seed=0)
     x, y = mnist.x_train[idx], mnist.y_train[idx]
     y_flip, planted = A.plant_flips(y, 10, 10, seed=3)
-    assert (y_flip[planted] != y[planted]).all() and (np.delete(y_flip, planted) == np.delete(y, planted)).all()
+    assert (y_flip[planted] != y[planted]).all() and (
+        np.delete(y_flip, planted) == np.delete(y, planted)
+    ).all()
     (z,) = A.pca_space(x, 50, 0)
     proba = A.out_of_fold_proba(z, y_flip, 10, "knn", n_folds=5, seed=0)
     ranked = A.rank_label_issues(y_flip, proba, index=idx)
@@ -169,8 +175,15 @@ def test_rank_label_issues_handles_a_class_missing_from_the_labels():
 def test_config_validation_names_the_key():
     from digitlab.study.tasks.errors import Config
 
-    for key, value in (("map_method", "mds"), ("hard_fraction", 0.0), ("planted_fraction", 0.5), ("cv_folds", 1),
-                       ("test_models", ["nope"]), ("map_points", 10), ("cv_model", "svm")):
+    for key, value in (
+        ("map_method", "mds"),
+        ("hard_fraction", 0.0),
+        ("planted_fraction", 0.5),
+        ("cv_folds", 1),
+        ("test_models", ["nope"]),
+        ("map_points", 10),
+        ("cv_model", "svm"),
+    ):
         with pytest.raises(ConfigError, match=f"errors.{key}"):
             Config(**{key: value}).validate()
 
@@ -180,10 +193,21 @@ def test_errors_task_end_to_end_on_digits(tmp_path):
     from digitlab.study.config import resolve
     from digitlab.study.runner import run_study
 
-    cfg = resolve({"study": {"dataset": "digits", "profile": "quick", "tasks": ["errors"], "output_dir": str(tmp_path / "runs"),
-                             "cache_dir": str(tmp_path / "cache"), "pdf": False},
-                   "classify": {"models": ["logreg", "gnb", "knn", "linear_svm"]}, "embed": {"methods": ["pca"]},
-                   "errors": {"map_method": "pca", "planted_fraction": 0.02}})
+    cfg = resolve(
+        {
+            "study": {
+                "dataset": "digits",
+                "profile": "quick",
+                "tasks": ["errors"],
+                "output_dir": str(tmp_path / "runs"),
+                "cache_dir": str(tmp_path / "cache"),
+                "pdf": False,
+            },
+            "classify": {"models": ["logreg", "gnb", "knn", "linear_svm"]},
+            "embed": {"methods": ["pca"]},
+            "errors": {"map_method": "pca", "planted_fraction": 0.02},
+        }
+    )
     out = run_study(cfg, quiet=True)
     res, folder = out.results["errors"], out.run_dir / "results" / "errors"
     ds = load_dataset("digits")
@@ -214,7 +238,10 @@ def test_errors_task_end_to_end_on_digits(tmp_path):
     for fig in res.figures:
         assert (folder / fig.file).stat().st_size > 500
         # saved at 110 dpi: no wider than the report prints legibly (7.5 in, with bbox slack)
-        assert Image.open(folder / fig.file).size[0] / 110 <= 7.7, (fig.file, Image.open(folder / fig.file).size)
+        assert Image.open(folder / fig.file).size[0] / 110 <= 7.7, (
+            fig.file,
+            Image.open(folder / fig.file).size,
+        )
     tables = {t.name: t for t in res.tables}
     assert len(tables["label_issues_test"].rows) == min(20, len(pred["y_true"]))
     assert res.metrics["planted"]["n"] >= 1 and res.headline and len(res.findings) >= 5
@@ -230,17 +257,41 @@ def test_error_analysis_with_label_issues_and_map_on_small_data(mnist):
     rng = np.random.default_rng(0)
     preds = {m: np.where(rng.random(len(y)) < 0.1, (y + 1) % 10, y) for m in ("a", "b", "c")}
     proba = {m: np.eye(10)[p] * 0.9 + 0.01 for m, p in preds.items()}
-    ea = A.error_analysis(y, preds, proba, images=x, classes=mnist.classes, index=te, hard_fraction=0.6,
-                          reference_per_class=10, train=mnist, n_train=500, pca_dims=10, planted_fraction=0.02,
-                          top_candidates=5, map_method="pca", map_size=100, seed=0)
+    ea = A.error_analysis(
+        y,
+        preds,
+        proba,
+        images=x,
+        classes=mnist.classes,
+        index=te,
+        hard_fraction=0.6,
+        reference_per_class=10,
+        train=mnist,
+        n_train=500,
+        pca_dims=10,
+        planted_fraction=0.02,
+        top_candidates=5,
+        map_method="pca",
+        map_size=100,
+        seed=0,
+    )
     wrong = sum(preds[m] != y for m in preds)
     assert ea.hard_min == 2 and set(ea.hard_positions) == set(np.flatnonzero(wrong >= 2))
     assert ea.per_model.loc["a", "errors"] == int((preds["a"] != y).sum())
-    assert ea.map_xy.shape == (100, 2) and set(ea.hard_positions) <= set(ea.map_pos)  # hard images first on the map
+    assert ea.map_xy.shape == (100, 2) and set(ea.hard_positions) <= set(
+        ea.map_pos
+    )  # hard images first on the map
     lab = ea.label
     assert lab.n_train == 500 and lab.test_models == ["a", "b", "c"] and lab.planted["n"] == 10
     assert len(lab.top["test"]) == 5 and all("models_suggesting" in r for r in lab.top["test"])
     assert set(lab.test_candidates["index"]) <= set(te) and "centre_distance" in ea.trait_values
     assert {"trait", "n_hard"} <= set(ea.comparison[0]) and ea.traits is not None
-    for fig in (ea.plot(), ea.plot_upset(5), ea.plot_error_map(), ea.plot_hard(4), lab.plot(4, part="test"), lab.plot(4)):
+    for fig in (
+        ea.plot(),
+        ea.plot_upset(5),
+        ea.plot_error_map(),
+        ea.plot_hard(4),
+        lab.plot(4, part="test"),
+        lab.plot(4),
+    ):
         assert fig.axes

@@ -13,10 +13,10 @@ from digitlab import features as F
 from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError, DatasetError
 
-
 # ---------------------------------------------------------------------------------------------
 # Synthetic shapes
 # ---------------------------------------------------------------------------------------------
+
 
 def blank(n: int = 1, size: int = 28) -> np.ndarray:
     return np.zeros((n, size, size), dtype=np.uint8)
@@ -139,6 +139,7 @@ def test_bad_input_is_an_error():
 # Against scikit-image / scipy references
 # ---------------------------------------------------------------------------------------------
 
+
 def random_binary(n: int = 60, size: int = 20, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     density = rng.uniform(0.2, 0.8, (n, 1, 1))
@@ -174,8 +175,14 @@ def test_otsu_matches_skimage(mnist):
     from skimage.filters import threshold_otsu
 
     rng = np.random.default_rng(0)
-    imgs = np.concatenate([mnist.x_test[:100], rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
-                           rng.integers(40, 60, (5, 28, 28)).astype(np.uint8), np.full((2, 28, 28), 7, np.uint8)])
+    imgs = np.concatenate(
+        [
+            mnist.x_test[:100],
+            rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
+            rng.integers(40, 60, (5, 28, 28)).astype(np.uint8),
+            np.full((2, 28, 28), 7, np.uint8),
+        ]
+    )
     ref = np.array([threshold_otsu(im) for im in imgs])
     np.testing.assert_array_equal(F.otsu_thresholds(imgs), ref)
 
@@ -191,6 +198,7 @@ def test_class_mean_images_match_numpy(mnist):
 # ---------------------------------------------------------------------------------------------
 # Discriminability
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist_feats(mnist):
@@ -219,7 +227,9 @@ def test_f_scores_equal_sklearn_and_mi_is_seeded(mnist_feats):
     best = min(rows, key=lambda r: r["rank_F"])
     assert best["F"] == max(r["F"] for r in rows)
     by_name = {r["feature"]: r for r in rows}
-    assert by_name["holes"]["MI"] > 5 * by_name["centroid_col"]["MI"]  # topology carries class information, centring not
+    assert (
+        by_name["holes"]["MI"] > 5 * by_name["centroid_col"]["MI"]
+    )  # topology carries class information, centring not
 
 
 def test_pairwise_auc_matches_roc_auc_score():
@@ -253,6 +263,7 @@ def test_pairwise_separation_finds_the_planted_pair():
 # The task
 # ---------------------------------------------------------------------------------------------
 
+
 def test_task_runs_small_and_writes_its_outputs(tmp_path, mnist):
     from digitlab.study.task import TaskContext
     from digitlab.study.tasks import features as task
@@ -261,15 +272,24 @@ def test_task_runs_small_and_writes_its_outputs(tmp_path, mnist):
     te = stratified_subset(mnist.y_test, total=200, seed=0)
     ds = mnist.subset(tr, te, "mnist-tiny")
     cfg = dataclasses.replace(task.Config(), **task.PROFILES["quick"])
-    cfg = dataclasses.replace(cfg, n_train=500, n_test=0, extract_all=True, rf_trees=20, classifiers=["logreg", "rf"])
+    cfg = dataclasses.replace(
+        cfg, n_train=500, n_test=0, extract_all=True, rf_trees=20, classifiers=["logreg", "rf"]
+    )
     cfg.validate()
     res = task.run(TaskContext(ds, tmp_path, profile="quick", progress=False), cfg)
 
     assert {t.name for t in res.tables} == {"feature_scores", "class_means", "accuracy"}
-    assert {f.name for f in res.figures} == {"class_means", "feature_scores", "distributions", "pair_separation"}
+    assert {f.name for f in res.figures} == {
+        "class_means",
+        "feature_scores",
+        "distributions",
+        "pair_separation",
+    }
     assert all((tmp_path / f.file).is_file() for f in res.figures)
     acc = next(t for t in res.tables if t.name == "accuracy").rows
-    assert len(acc) == 6 and all(0.6 < r["accuracy"] <= 1 for r in acc if r["input"] != f"top-{cfg.top_k} features")
+    assert len(acc) == 6 and all(
+        0.6 < r["accuracy"] <= 1 for r in acc if r["input"] != f"top-{cfg.top_k} features"
+    )
     assert res.metrics["n_train"] == 500 and res.metrics["n_test"] == 200
     assert len(res.findings) >= 6 and any("hole" in s for s in res.findings)
     json.dumps([t.rows for t in res.tables]), json.dumps(res.metrics)  # plain JSON types only
@@ -288,7 +308,9 @@ def test_feature_study_scores_ranks_and_compares_with_pixels(mnist):
 
     fs = feature_study(mnist, n_train=400, n_test=200, top_k=4, n_plot=3, classifiers=["logreg"], seed=0)
     names = fs.names
-    assert list(fs.scores["feature"]) == names and sorted(fs.scores["rank_F"]) == list(range(1, len(names) + 1))
+    assert list(fs.scores["feature"]) == names and sorted(fs.scores["rank_F"]) == list(
+        range(1, len(names) + 1)
+    )
     assert (fs.scores["pair_auc"] >= 0.5).all() and fs.X_train.shape == (400, len(names)) and fs.n_test == 200
     assert list(fs.accuracy["input"]) == ["all features", "top-4 features", "raw pixels"]
     assert (fs.accuracy["accuracy"] > 0.5).all()

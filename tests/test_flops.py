@@ -36,7 +36,9 @@ def test_grouped_and_depthwise_conv_backward_is_not_overcounted(groups):
     conv = nn.Conv2d(c, c, k, padding=1, groups=groups, bias=False)
     fwd = 2 * (c // groups * k * k) * c * h * h
     assert forward_flops(conv, (c, h, h), batch=2) == fwd
-    assert train_flops(conv, (c, h, h), batch=2, input_grad=True) == 3 * fwd  # torch's own counter: (2 + groups) x
+    assert (
+        train_flops(conv, (c, h, h), batch=2, input_grad=True) == 3 * fwd
+    )  # torch's own counter: (2 + groups) x
 
 
 def test_stack_counts_input_gradients_after_the_first_layer():

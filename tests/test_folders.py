@@ -7,9 +7,15 @@ import pytest
 from PIL import Image
 
 from digitlab.data import load_dataset
-from digitlab.data.folders import (ImageSpec, cache_key, load_folder_dataset, load_image_folder, load_images,
-                                   read_file_list)
 from digitlab.data.dataset import Dataset
+from digitlab.data.folders import (
+    ImageSpec,
+    cache_key,
+    load_folder_dataset,
+    load_image_folder,
+    load_images,
+    read_file_list,
+)
 from digitlab.exceptions import DatasetError
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
@@ -50,7 +56,9 @@ def test_fit_modes_keep_aspect(tmp_path):
     crop = ImageSpec(size=10, fit="crop").load(tmp_path / "wide.png")
     pad = ImageSpec(size=8, fit="pad").load(tmp_path / "wide.png")
     assert crop.shape == (10, 10) and crop[:, 2:8].min() > 200  # the centre square is the stripe
-    assert pad.shape == (8, 8) and pad[0].max() < 30 and pad[4, 3:5].min() > 150  # black bands above and below
+    assert (
+        pad.shape == (8, 8) and pad[0].max() < 30 and pad[4, 3:5].min() > 150
+    )  # black bands above and below
     with pytest.raises(DatasetError, match="fit"):
         ImageSpec(fit="squash")
 
@@ -74,7 +82,11 @@ def test_file_list_with_spaces_comments_and_bad_lines(tmp_path):
         read_file_list(lst, root)
     assert "skip_bad_files" in str(err.value) and "\n" not in str(err.value)
     paths, labels, skipped = read_file_list(lst, root, skip_bad_files=True)
-    assert len(paths) == 1 and [w for w, _ in skipped] == [f"{lst}:2", f"{lst}:3"] and "not found" in skipped[1][1]
+    assert (
+        len(paths) == 1
+        and [w for w, _ in skipped] == [f"{lst}:2", f"{lst}:3"]
+        and "not found" in skipped[1][1]
+    )
     lst.write_text("blue/0.png cat\n")
     with pytest.raises(DatasetError, match="list.txt:1: label 'cat' is not one of the classes"):
         load_image_folder(root, file_list=lst, classes=["0", "1"], use_cache=False)
@@ -86,7 +98,9 @@ def test_bad_file_is_one_line_error_naming_it(tmp_path, damage):
     good = next((root / "green").iterdir())
     bad = root / "green" / f"bad{good.suffix}"
     data = good.read_bytes()
-    bad.write_bytes({"garbage": b"this is not an image at all", "empty": b""}.get(damage, data[: len(data) // 2]))
+    bad.write_bytes(
+        {"garbage": b"this is not an image at all", "empty": b""}.get(damage, data[: len(data) // 2])
+    )
     with pytest.raises(DatasetError) as err:
         load_image_folder(root, cache_dir=tmp_path / "c")
     msg = str(err.value)
@@ -145,7 +159,11 @@ def test_cache_reused_then_invalidated_by_mtime_size_and_settings(tmp_path, monk
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # ... even with the previous mtime
     changed = load_image_folder(root, spec, cache_dir=cache)
     assert not changed.from_cache and changed.images[4].min() > 240
-    assert cache_key([f], ImageSpec(size=6)) != cache_key([f], ImageSpec(size=7)) != cache_key([f], ImageSpec(size=7, colour=True))
+    assert (
+        cache_key([f], ImageSpec(size=6))
+        != cache_key([f], ImageSpec(size=7))
+        != cache_key([f], ImageSpec(size=7, colour=True))
+    )
     assert not load_image_folder(root, ImageSpec(size=6, colour=True, fit="pad"), cache_dir=cache).from_cache
 
 
@@ -199,7 +217,9 @@ def test_folder_dataset_official_split_and_registry(tmp_path):
 
 def test_folder_dataset_stratified_holdout(tmp_path):
     make_folder(tmp_path / "flat", per_class=8)
-    ds = load_folder_dataset(tmp_path / "flat", size=4, colour=False, test_fraction=0.25, seed=1, cache_dir=tmp_path / "c")
+    ds = load_folder_dataset(
+        tmp_path / "flat", size=4, colour=False, test_fraction=0.25, seed=1, cache_dir=tmp_path / "c"
+    )
     assert ds.x_train.shape == (18, 4, 4) and ds.channels == 1 and ds.input_shape == (1, 4, 4)
     assert np.bincount(ds.y_test).tolist() == [2, 2, 2]
 
@@ -208,14 +228,20 @@ def colour_dataset(n=12, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, 5, 6, 3), dtype=np.uint8)
     y = np.arange(n) % 3
-    return Dataset("toy", x, y, x[:6].copy(), y[:6].copy(), ["a", "b", "c"], meta={"kind": "images", "nested": [1, 2]})
+    return Dataset(
+        "toy", x, y, x[:6].copy(), y[:6].copy(), ["a", "b", "c"], meta={"kind": "images", "nested": [1, 2]}
+    )
 
 
 def test_colour_dataset_shapes_subset_fingerprint_summary():
     ds = colour_dataset()
     assert ds.channels == 3 and ds.input_shape == (3, 5, 6) and ds.image_shape == (5, 6) and ds.is_colour
     sub = ds.subset(np.array([0, 4, 5]), np.array([1, 2]), "small")
-    assert sub.x_train.shape == (3, 5, 6, 3) and sub.y_train.tolist() == [0, 1, 2] and sub.x_test.shape == (2, 5, 6, 3)
+    assert (
+        sub.x_train.shape == (3, 5, 6, 3)
+        and sub.y_train.tolist() == [0, 1, 2]
+        and sub.x_test.shape == (2, 5, 6, 3)
+    )
     assert sub.meta == ds.meta and sub.meta is not ds.meta
     sub.meta["nested"].append(3)
     assert ds.meta["nested"] == [1, 2]  # metadata is copied, not shared

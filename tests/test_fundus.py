@@ -8,8 +8,18 @@ import pytest
 from PIL import Image
 
 from digitlab.data import load_dataset
-from digitlab.data.fundus import (DDR_CLASSES, FundusSpec, crop_fundus, find_ddr_root, fundus_bbox, graham, load_ddr,
-                                  synth_counts, synth_fundus, synth_image)
+from digitlab.data.fundus import (
+    DDR_CLASSES,
+    FundusSpec,
+    crop_fundus,
+    find_ddr_root,
+    fundus_bbox,
+    graham,
+    load_ddr,
+    synth_counts,
+    synth_fundus,
+    synth_image,
+)
 from digitlab.exceptions import DatasetError
 
 SMALL = {"train": [3, 2, 3, 2, 2, 2], "valid": [1, 1, 1, 1, 1, 1], "test": [2, 1, 2, 1, 1, 2]}
@@ -38,7 +48,10 @@ def test_synthetic_layout_and_counts(ddr_dir):
 
 def test_synthetic_is_deterministic_under_a_seed(tmp_path):
     def digest(folder):
-        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted((folder / "DR_grading").rglob("*.*"))}
+        return {
+            p.name: hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "DR_grading").rglob("*.*"))
+        }
 
     counts = {"train": [1, 1, 1, 0, 0, 1], "test": [1, 0, 0, 1, 1, 0]}
     synth_fundus(tmp_path / "a", counts=counts, size=64, seed=3)
@@ -55,14 +68,23 @@ def test_synth_counts_follow_ddr_imbalance():
     c = synth_counts(1000)
     assert sum(map(sum, c.values())) == 1000 and [sum(v) for v in c.values()] == [500, 200, 300]
     train = np.array(c["train"])
-    assert train.min() >= 1 and train[0] > train[2] > train[4] > train[1] > train[3]  # DDR: 0 > 2 > 4 ~ 5 > 1 > 3
+    assert (
+        train.min() >= 1 and train[0] > train[2] > train[4] > train[1] > train[3]
+    )  # DDR: 0 > 2 > 4 ~ 5 > 1 > 3
 
 
 def test_round_trip_through_the_loader(ddr_dir, tmp_path):
     ds = load_dataset("ddr", ddr_dir, size=48, cache_dir=tmp_path / "c")
     assert ds.name == "ddr-synthetic" and ds.classes == DDR_CLASSES and ds.meta["synthetic"]
-    assert ds.x_train.shape == (sum(SMALL["train"][:5]) + sum(SMALL["valid"][:5]), 48, 48, 3)  # valid joins train
-    assert ds.input_shape == (3, 48, 48) and ds.x_train.dtype == np.uint8 and isinstance(ds.x_train, np.memmap)
+    assert ds.x_train.shape == (
+        sum(SMALL["train"][:5]) + sum(SMALL["valid"][:5]),
+        48,
+        48,
+        3,
+    )  # valid joins train
+    assert (
+        ds.input_shape == (3, 48, 48) and ds.x_train.dtype == np.uint8 and isinstance(ds.x_train, np.memmap)
+    )
     assert np.bincount(ds.y_test, minlength=5).tolist() == SMALL["test"][:5]  # grade 5 left out
     assert ds.meta["ungradable_excluded"] == 2 + 1 + 2 and ds.meta["kind"] == "fundus"
     same = load_dataset("ddr", ddr_dir / "DR_grading", size=48, cache_dir=tmp_path / "c")  # DR_grading itself
@@ -71,7 +93,9 @@ def test_round_trip_through_the_loader(ddr_dir, tmp_path):
     assert six.n_classes == 6 and np.bincount(six.y_train).tolist() == SMALL["train"]
     assert np.bincount(six.y_test).tolist() == SMALL["test"]
     corners = np.asarray(ds.x_train[:, :3, :3]).max()
-    assert corners < 40 and np.asarray(ds.x_train[:, 24, 24]).mean() > 60  # cropped: dark corners, bright fundus
+    assert (
+        corners < 40 and np.asarray(ds.x_train[:, 24, 24]).mean() > 60
+    )  # cropped: dark corners, bright fundus
 
 
 def test_graham_preprocessing_option(ddr_dir, tmp_path):
@@ -83,7 +107,7 @@ def test_graham_preprocessing_option(ddr_dir, tmp_path):
 def test_crop_finds_the_circle():
     img = np.zeros((100, 160, 3), np.uint8)
     yy, xx = np.mgrid[:100, :160]
-    img[(yy - 52) ** 2 + (xx - 70) ** 2 <= 40 ** 2] = (180, 60, 20)
+    img[(yy - 52) ** 2 + (xx - 70) ** 2 <= 40**2] = (180, 60, 20)
     img[95:, 150:] = 8  # dim noise in a corner, below the threshold
     img[2:6, 140:156] = 255  # a bright label printed on the border, apart from the fundus
     top, bottom, left, right = fundus_bbox(img)  # the circle spans rows 12..92 and columns 30..110
@@ -92,7 +116,9 @@ def test_crop_finds_the_circle():
     assert crop_fundus(np.zeros((20, 20), np.uint8)).shape == (20, 20)  # nothing found: unchanged
     real = synth_image(2, 128, np.random.default_rng(0))
     top, bottom, left, right = fundus_bbox(real)
-    assert 0.85 * 128 <= right - left <= 1.03 * 128 and 0.85 * 128 <= bottom - top <= 128  # the disc, not the frame
+    assert (
+        0.85 * 128 <= right - left <= 1.03 * 128 and 0.85 * 128 <= bottom - top <= 128
+    )  # the disc, not the frame
     out = FundusSpec(size=32).transform(Image.fromarray(real))
     assert out.shape == (32, 32, 3) and out[16, 16].sum() > 100
 
@@ -133,7 +159,9 @@ def test_bad_entries_error_or_counted_skip(ddr_dir, tmp_path):
     with pytest.raises(DatasetError, match=r"train/synth-train-00000\.jpg: cannot be read as an image"):
         load_ddr(root, size=32, cache_dir=tmp_path / "c")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
-    ds = load_ddr(root, size=32, cache_dir=tmp_path / "c", skip_bad_files=True, include_ungradable=True, valid="drop")
+    ds = load_ddr(
+        root, size=32, cache_dir=tmp_path / "c", skip_bad_files=True, include_ungradable=True, valid="drop"
+    )
     assert ds.meta["skipped_files"] == 4 and len(ds.meta["skipped"]) == 4
     assert len(ds.y_train) == sum(SMALL["train"]) - 4
 

@@ -31,15 +31,18 @@ def _valid() -> bytes:
     return encode_idx(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b"\x01" + b[1:], "bad magic"),
-    (lambda b: b[:2] + b"\x07" + b[3:], "dtype code"),
-    (lambda b: b[:3] + b"\x00" + b[4:], "0 dimensions"),
-    (lambda b: b[:-1], "truncated"),
-    (lambda b: b + b"\x00", "trailing"),
-    (lambda b: b[:6], "truncated header"),
-    (lambda b: b[:2], "too short"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b"\x01" + b[1:], "bad magic"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "dtype code"),
+        (lambda b: b[:3] + b"\x00" + b[4:], "0 dimensions"),
+        (lambda b: b[:-1], "truncated"),
+        (lambda b: b + b"\x00", "trailing"),
+        (lambda b: b[:6], "truncated header"),
+        (lambda b: b[:2], "too short"),
+    ],
+)
 def test_corruptions_raise_one_line_errors(tmp_path, mutate, message):
     path = tmp_path / "bad-idx3-ubyte"
     path.write_bytes(mutate(_valid()))
@@ -65,6 +68,10 @@ def test_parse_rejects_non_idx_text():
 
 def test_bundled_mnist_matches_published_md5():
     folder = bundled_mnist_dir()
-    for part, base in [("train_images", "train-images-idx3-ubyte"), ("train_labels", "train-labels-idx1-ubyte"),
-                       ("test_images", "t10k-images-idx3-ubyte"), ("test_labels", "t10k-labels-idx1-ubyte")]:
+    for part, base in [
+        ("train_images", "train-images-idx3-ubyte"),
+        ("train_labels", "train-labels-idx1-ubyte"),
+        ("test_images", "t10k-images-idx3-ubyte"),
+        ("test_labels", "t10k-labels-idx1-ubyte"),
+    ]:
         assert md5_of_content(folder / (base + ".gz")) == MNIST_MD5[part]

@@ -17,10 +17,33 @@ from digitlab import plots as P
 
 K = 5
 
-BUNDLE_KEYS = {"accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_micro",
-               "recall_micro", "f1_micro", "precision_weighted", "recall_weighted", "f1_weighted", "cohen_kappa", "mcc",
-               "precision", "recall", "f1", "support", "confusion_matrix", "confusion_matrix_normalized",
-               "roc_auc_ovr", "pr_auc", "top2_accuracy", "log_loss", "brier", "ece"}
+BUNDLE_KEYS = {
+    "accuracy",
+    "balanced_accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_micro",
+    "recall_micro",
+    "f1_micro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "cohen_kappa",
+    "mcc",
+    "precision",
+    "recall",
+    "f1",
+    "support",
+    "confusion_matrix",
+    "confusion_matrix_normalized",
+    "roc_auc_ovr",
+    "pr_auc",
+    "top2_accuracy",
+    "log_loss",
+    "brier",
+    "ece",
+}
 
 
 def _random_case(seed: int, n: int = 300, drop_pred_class: bool = False):
@@ -48,21 +71,27 @@ P_HAND = np.array([0, 0, 1, 1, 1, 0, 1, 3])
 def test_label_metrics_on_a_hand_example_with_absent_classes():
     cm = np.array([[2, 1, 0, 0], [0, 2, 0, 0], [1, 1, 0, 1], [0, 0, 0, 0]])
     np.testing.assert_array_equal(M.confusion_matrix(Y_HAND, P_HAND, 4), cm)
-    np.testing.assert_allclose(M.confusion_matrix(Y_HAND, P_HAND, 4, normalize="true"),
-                               [[2 / 3, 1 / 3, 0, 0], [0, 1, 0, 0], [1 / 3, 1 / 3, 0, 1 / 3], [0, 0, 0, 0]])
+    np.testing.assert_allclose(
+        M.confusion_matrix(Y_HAND, P_HAND, 4, normalize="true"),
+        [[2 / 3, 1 / 3, 0, 0], [0, 1, 0, 0], [1 / 3, 1 / 3, 0, 1 / 3], [0, 0, 0, 0]],
+    )
     # n_classes beyond the labels seen adds empty rows and columns
     assert M.confusion_matrix(Y_HAND, P_HAND, 6).shape == (6, 6)
     assert M.accuracy(Y_HAND, P_HAND) == pytest.approx(4 / 8)
-    assert M.balanced_accuracy(Y_HAND, P_HAND, 4) == pytest.approx((2 / 3 + 1 + 0) / 3)  # classes present in y_true
+    assert M.balanced_accuracy(Y_HAND, P_HAND, 4) == pytest.approx(
+        (2 / 3 + 1 + 0) / 3
+    )  # classes present in y_true
     p, r, f, s = M.precision_recall_f1(Y_HAND, P_HAND, 4)
     np.testing.assert_allclose(p, [2 / 3, 1 / 2, 0, 0])
     np.testing.assert_allclose(r, [2 / 3, 1, 0, 0])
     np.testing.assert_allclose(f, [2 / 3, 2 / 3, 0, 0])
     np.testing.assert_array_equal(s, [3, 2, 3, 0])
-    assert M.precision_recall_f1(Y_HAND, P_HAND, 4, "macro") == pytest.approx(((2 / 3 + 1 / 2) / 4, (2 / 3 + 1) / 4,
-                                                                               (4 / 3) / 4, 8))
+    assert M.precision_recall_f1(Y_HAND, P_HAND, 4, "macro") == pytest.approx(
+        ((2 / 3 + 1 / 2) / 4, (2 / 3 + 1) / 4, (4 / 3) / 4, 8)
+    )
     assert M.precision_recall_f1(Y_HAND, P_HAND, 4, "weighted")[:3] == pytest.approx(
-        ((3 * 2 / 3 + 2 / 2) / 8, (3 * 2 / 3 + 2) / 8, (3 * 2 / 3 + 2 * 2 / 3) / 8))
+        ((3 * 2 / 3 + 2 / 2) / 8, (3 * 2 / 3 + 2) / 8, (3 * 2 / 3 + 2 * 2 / 3) / 8)
+    )
     assert M.precision_recall_f1(Y_HAND, P_HAND, 4, "micro") == pytest.approx((0.5, 0.5, 0.5, 8))
     assert isinstance(M.precision_recall_f1(Y_HAND, P_HAND, 4, "macro")[3], int)
     # kappa: p_o = 4/8, p_e = (3*3 + 2*4 + 3*0 + 0*1) / 64
@@ -126,7 +155,9 @@ def test_average_precision_hand_example():
 
 def test_probability_scores_on_a_hand_example():
     y = np.array([0, 1, 2])
-    proba = np.array([[0.7, 0.2, 0.1, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])  # class 3 absent from y
+    proba = np.array(
+        [[0.7, 0.2, 0.1, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )  # class 3 absent from y
     eps = np.finfo(float).eps
     assert M.log_loss(y, proba) == pytest.approx(-(np.log(0.7) + np.log(0.5) + np.log(eps)) / 3)
     assert M.brier_score(y, proba) == pytest.approx(((0.09 + 0.04 + 0.01) + (0.25 + 0.25) + (1 + 1)) / 3)
@@ -137,7 +168,9 @@ def test_probability_scores_on_a_hand_example():
     p32 = p.astype(np.float32).astype(float) * (1 + 3e-7)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert M.log_loss(np.arange(len(p)) % K, p32) == pytest.approx(M.log_loss(np.arange(len(p)) % K, p), rel=1e-5)
+        assert M.log_loss(np.arange(len(p)) % K, p32) == pytest.approx(
+            M.log_loss(np.arange(len(p)) % K, p), rel=1e-5
+        )
     with pytest.warns(UserWarning, match="sum to one"):
         M.log_loss(np.arange(len(p)) % K, 0.5 * p)
 
@@ -199,7 +232,14 @@ def test_classification_metrics_bundle(drop):
     assert m["confusion_matrix"].shape == m["confusion_matrix_normalized"].shape == (K, K)
     assert m["f1_micro"] == pytest.approx(m["accuracy"])
     assert m["confusion_matrix"].sum() == len(y)
-    for key in BUNDLE_KEYS - {"precision", "recall", "f1", "support", "confusion_matrix", "confusion_matrix_normalized"}:
+    for key in BUNDLE_KEYS - {
+        "precision",
+        "recall",
+        "f1",
+        "support",
+        "confusion_matrix",
+        "confusion_matrix_normalized",
+    }:
         assert isinstance(m[key], float), key
     assert m["ece"] is not None and m["log_loss"] > 0
     # decision scores (rows not summing to 1): ranking metrics only; log is monotone so the ranks are unchanged
@@ -209,7 +249,9 @@ def test_classification_metrics_bundle(drop):
     assert scores_only["pr_auc"] == pytest.approx(m["pr_auc"])
     assert scores_only["top2_accuracy"] == pytest.approx(m["top2_accuracy"])
     neither = M.classification_metrics(y, pred, n_classes=K)
-    assert all(neither[key] is None for key in ("roc_auc_ovr", "pr_auc", "top2_accuracy", "log_loss", "brier", "ece"))
+    assert all(
+        neither[key] is None for key in ("roc_auc_ovr", "pr_auc", "top2_accuracy", "log_loss", "brier", "ece")
+    )
 
 
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
@@ -269,9 +311,13 @@ def test_mcnemar_chi_square_hand_computed():
     res = M.mcnemar(*_pair(40, 20))
     assert res["method"] == "chi-square (cc)"
     assert res["statistic"] == pytest.approx((20 - 1) ** 2 / 60)  # 6.0167
-    assert res["p_value"] == pytest.approx(0.014166, abs=1e-5)  # chi2.sf(6.0167, 1), as in statsmodels' mcnemar
+    assert res["p_value"] == pytest.approx(
+        0.014166, abs=1e-5
+    )  # chi2.sf(6.0167, 1), as in statsmodels' mcnemar
     assert M.mcnemar(*_pair(0, 0))["p_value"] == 1.0
-    assert M.mcnemar(*_pair(40, 20), exact=True)["p_value"] == pytest.approx(stats.binomtest(40, 60, 0.5).pvalue)
+    assert M.mcnemar(*_pair(40, 20), exact=True)["p_value"] == pytest.approx(
+        stats.binomtest(40, 60, 0.5).pvalue
+    )
 
 
 def _holm_by_definition(p):
@@ -314,8 +360,21 @@ def test_model_size_sklearn_and_torch():
 
 def test_metric_definitions_cover_the_suite():
     names = " ".join(d["name"] for d in M.METRIC_DEFINITIONS)
-    for word in ("Accuracy", "Balanced", "F1", "kappa", "Matthews", "ROC-AUC", "PR-AUC", "Top-2", "Log loss", "calibration",
-                 "McNemar", "Bootstrap", "size"):
+    for word in (
+        "Accuracy",
+        "Balanced",
+        "F1",
+        "kappa",
+        "Matthews",
+        "ROC-AUC",
+        "PR-AUC",
+        "Top-2",
+        "Log loss",
+        "calibration",
+        "McNemar",
+        "Bootstrap",
+        "size",
+    ):
         assert word in names
     notes = M.metric_notes()
     assert len(notes) == len(M.METRIC_DEFINITIONS) and all("Can mislead" in n for n in notes)

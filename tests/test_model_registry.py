@@ -17,8 +17,14 @@ def _nearest_centroid(random_state: int, n_jobs: int, shrink_threshold: float | 
     return Pipeline([pixels_step(), ("clf", NearestCentroid(shrink_threshold=shrink_threshold))])
 
 
-SPEC = zoo.ModelSpec("centroid", "nearest centroid", "nearest class mean on pixels/255 (shrink threshold {shrink_threshold})",
-                     _nearest_centroid, "neighbours", studies=("classify",))
+SPEC = zoo.ModelSpec(
+    "centroid",
+    "nearest centroid",
+    "nearest class mean on pixels/255 (shrink threshold {shrink_threshold})",
+    _nearest_centroid,
+    "neighbours",
+    studies=("classify",),
+)
 
 
 @pytest.fixture
@@ -42,7 +48,10 @@ def test_one_entry_reaches_every_list_of_models(centroid):
     zoo.check_models(["centroid"], "classify.models")
     assert model_name("centroid") == cell_name("centroid") == "nearest centroid"
     assert humanize("centroid beats gnb") == "nearest centroid beats Gaussian naive Bayes"
-    assert zoo.describe_model("centroid", zoo.ZooSettings()) == "nearest class mean on pixels/255 (shrink threshold None)"
+    assert (
+        zoo.describe_model("centroid", zoo.ZooSettings())
+        == "nearest class mean on pixels/255 (shrink threshold None)"
+    )
     with pytest.raises(Exception, match="already registered"):
         zoo.register_model(SPEC)
 
@@ -58,9 +67,19 @@ def test_registered_model_in_classify_scores_and_report(centroid, tmp_path):
     from digitlab.study.config import resolve
     from digitlab.study.runner import run_study
 
-    cfg = resolve({"study": {"tasks": ["classify"], "dataset": "digits", "profile": "quick", "output_dir": str(tmp_path / "runs"),
-                             "cache_dir": str(tmp_path / "cache"), "pdf": False},
-                   "classify": {"models": ["gnb", "centroid"], "n_train": 300, "n_test": 200, "n_boot": 50}})
+    cfg = resolve(
+        {
+            "study": {
+                "tasks": ["classify"],
+                "dataset": "digits",
+                "profile": "quick",
+                "output_dir": str(tmp_path / "runs"),
+                "cache_dir": str(tmp_path / "cache"),
+                "pdf": False,
+            },
+            "classify": {"models": ["gnb", "centroid"], "n_train": 300, "n_test": 200, "n_boot": 50},
+        }
+    )
     res = run_study(cfg, quiet=True)
     result = json.loads((res.run_dir / "results" / "classify" / "result.json").read_text())
     scores = next(t for t in result["tables"] if t["name"] == "scores")

@@ -19,8 +19,15 @@ pytest.importorskip("ipykernel", reason="notebook test: pip install ipykernel")
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "study.ipynb"
 
 # smaller than the notebook's defaults so the suite stays fast; the code path is the same
-SMALL = {"N_TRAIN": "600", "N_TEST": "300", "CNN_STEPS": "30", "SEEDS": "1", "MAPS": "pca,tsne",
-         "SIZES_11": "300,600", "DDR_IMAGES": "150"}
+SMALL = {
+    "N_TRAIN": "600",
+    "N_TEST": "300",
+    "CNN_STEPS": "30",
+    "SEEDS": "1",
+    "MAPS": "pca,tsne",
+    "SIZES_11": "300,600",
+    "DDR_IMAGES": "150",
+}
 
 
 def test_notebook_runs_top_to_bottom(monkeypatch):
@@ -33,8 +40,9 @@ def test_notebook_runs_top_to_bottom(monkeypatch):
     plotting = [i for i, c in enumerate(code) if "plot" in c.metadata.get("tags", [])]
     assert len(plotting) >= 15, "tag every cell that draws a figure with 'plot'"
     t0 = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     print(f"notebook executed in {time.perf_counter() - t0:.0f} s")
     text = "".join(o.get("text", "") for c in code for o in c.outputs)
     assert "600 training and 300 test images" in text
@@ -43,6 +51,10 @@ def test_notebook_runs_top_to_bottom(monkeypatch):
     # every cell that plots shows its figure inline (an image output), and no cell shows a bare repr of a figure only
     no_image = [i for i in plotting if not any("image/png" in o.get("data", {}) for o in code[i].outputs)]
     assert not no_image, f"code cells {no_image} are tagged 'plot' but show no image"
-    untagged = [i for i, c in enumerate(code) if i not in plotting and any("image/png" in o.get("data", {}) for o in c.outputs)]
+    untagged = [
+        i
+        for i, c in enumerate(code)
+        if i not in plotting and any("image/png" in o.get("data", {}) for o in c.outputs)
+    ]
     assert not untagged, f"code cells {untagged} draw a figure: tag them 'plot'"
     assert os.environ["DIGITLAB_NOTEBOOK_N_TRAIN"] == "600"

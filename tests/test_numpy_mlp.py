@@ -2,12 +2,20 @@
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 import torch
+from threadpoolctl import threadpool_limits
 
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.exceptions import ModelError
-from digitlab.models.numpy_mlp import MLP, Linear, NumpyMLPClassifier, ReLU, SGDMomentum, SoftmaxCrossEntropy, learning_rate
+from digitlab.models.numpy_mlp import (
+    MLP,
+    Linear,
+    NumpyMLPClassifier,
+    ReLU,
+    SGDMomentum,
+    SoftmaxCrossEntropy,
+    learning_rate,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -60,7 +68,7 @@ def test_whole_network_gradients_match_autograd(seed):
     net = MLP([12, 10, 8, 5], rng, dtype=np.float64)
     loss = net.loss_and_backward(x, y)
     lins = [layer for layer in net.layers if isinstance(layer, Linear)]
-    ws = [(_t(l.W), _t(l.b)) for l in lins]
+    ws = [(_t(lin.W), _t(lin.b)) for lin in lins]
     h = xt = _t(x)
     for i, (w, b) in enumerate(ws):
         h = h @ w + b
@@ -79,10 +87,12 @@ def test_sgd_momentum_weight_decay_matches_torch():
     x, y = rng.standard_normal((20, 6)), rng.integers(0, 3, 20)
     net = MLP([6, 5, 3], rng, dtype=np.float64)
     lins = [layer for layer in net.layers if isinstance(layer, Linear)]
-    tw = [torch.nn.Parameter(torch.tensor(l.W.copy())) for l in lins]
-    tb = [torch.nn.Parameter(torch.tensor(l.b.copy())) for l in lins]
+    tw = [torch.nn.Parameter(torch.tensor(lin.W.copy())) for lin in lins]
+    tb = [torch.nn.Parameter(torch.tensor(lin.b.copy())) for lin in lins]
     # our decay applies to weight matrices only: the torch reference puts biases in a no-decay group
-    topt = torch.optim.SGD([{"params": tw, "weight_decay": 0.01}, {"params": tb, "weight_decay": 0.0}], lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(
+        [{"params": tw, "weight_decay": 0.01}, {"params": tb, "weight_decay": 0.0}], lr=0.1, momentum=0.9
+    )
     opt = SGDMomentum(momentum=0.9, weight_decay=0.01)
     for _ in range(4):
         net.loss_and_backward(x, y)
@@ -91,13 +101,15 @@ def test_sgd_momentum_weight_decay_matches_torch():
         h = torch.relu(torch.tensor(x) @ tw[0] + tb[0]) @ tw[1] + tb[1]
         torch.nn.functional.cross_entropy(h, torch.tensor(y)).backward()
         topt.step()
-    for l, w, b in zip(lins, tw, tb):
-        np.testing.assert_allclose(l.W, w.detach().numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(l.b, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for lin, w, b in zip(lins, tw, tb):
+        np.testing.assert_allclose(lin.W, w.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(lin.b, b.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_learning_rate_schedules():
-    assert [learning_rate(0.1, e, "step", 0.5, 2) for e in range(5)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    assert [learning_rate(0.1, e, "step", 0.5, 2) for e in range(5)] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.05, 0.025]
+    )
     assert learning_rate(0.1, 3, "exp", 0.9, 1) == pytest.approx(0.1 * 0.9**3)
     assert learning_rate(0.1, 7, "none", 0.5, 1) == 0.1
     with pytest.raises(ModelError, match="cosine"):
@@ -109,7 +121,9 @@ def test_mlp_learns_mnist_and_is_seeded():
     tr = stratified_subset(ds.y_train, total=10000, seed=0)
     te = stratified_subset(ds.y_test, total=2000, seed=0)
     x, xt = ds.x_train[tr].reshape(len(tr), -1) / 255.0, ds.x_test[te].reshape(len(te), -1) / 255.0
-    clf = NumpyMLPClassifier(hidden=(256,), epochs=8, lr=0.1, batch_size=64, random_state=0).fit(x, ds.y_train[tr])
+    clf = NumpyMLPClassifier(hidden=(256,), epochs=8, lr=0.1, batch_size=64, random_state=0).fit(
+        x, ds.y_train[tr]
+    )
     assert clf.score(xt, ds.y_test[te]) > 0.95
     assert clf.loss_curve_[-1] < 0.2 * clf.loss_curve_[0]
     proba = clf.predict_proba(xt[:50])

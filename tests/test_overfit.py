@@ -15,7 +15,9 @@ def _dropouts(module: nn.Module) -> list[float]:
     return [m.p for m in module.modules() if isinstance(m, nn.Dropout)]
 
 
-@pytest.mark.parametrize("place, in_features, in_head", [("conv", True, False), ("head", False, True), ("both", True, True)])
+@pytest.mark.parametrize(
+    "place, in_features, in_head", [("conv", True, False), ("head", False, True), ("both", True, True)]
+)
 def test_dropout_placement_changes_which_layers_drop(place, in_features, in_head):
     cfg = O.Config(cnn_blocks=3, cnn_width=8, cnn_hidden=32)
     net = build_net("cnn", (1, 28, 28), 10, seed=0, **R.cnn_params(cfg, **R.dropout_params(place, 0.5)))
@@ -96,9 +98,15 @@ def test_curves_run_carves_the_same_validation_images_it_is_scored_on(pool):
 
 
 def test_config_errors_name_the_key():
-    for bad, key in (({"dropout_rates": [0.0]}, "dropout_rates"), ({"dropout_places": ["input"]}, "dropout_places"),
-                     ({"l2_values": [-1.0]}, "l2_values"), ({"ladder": ["resnet"]}, "ladder"), ({"n_train": 0}, "n_train"),
-                     ({"augment": "warp-drive"}, "augment"), ({"mlp_hidden": []}, "mlp_hidden")):  # fmt: skip
+    for bad, key in (
+        ({"dropout_rates": [0.0]}, "dropout_rates"),
+        ({"dropout_places": ["input"]}, "dropout_places"),
+        ({"l2_values": [-1.0]}, "l2_values"),
+        ({"ladder": ["resnet"]}, "ladder"),
+        ({"n_train": 0}, "n_train"),
+        ({"augment": "warp-drive"}, "augment"),
+        ({"mlp_hidden": []}, "mlp_hidden"),
+    ):
         with pytest.raises(ConfigError, match=f"overfit.{key}"):
             O.Config(**bad).validate()
     O.Config(**O.PROFILES["quick"]).validate()
@@ -106,12 +114,11 @@ def test_config_errors_name_the_key():
 
 
 def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
-    from digitlab.data import load_dataset
-    from digitlab.study.task import TaskContext
-
     # every grid (networks, logistic regression) stores its finished points in the runner's points folder,
     # so a killed standard run, rerun, loses at most the points in flight
     import digitlab.grid
+    from digitlab.data import load_dataset
+    from digitlab.study.task import TaskContext
 
     seen, real_grid = [], digitlab.grid.run_grid
 
@@ -121,18 +128,49 @@ def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
 
     monkeypatch.setattr(digitlab.grid, "run_grid", spy)
 
-    cfg = O.Config(**(O.PROFILES["quick"] | {"n_train": 150, "n_val": 100, "n_test": 200, "epochs": 3, "min_steps": 0,
-                                             "batch_size": 32, "cnn_width": 4, "cnn_hidden": 16, "mlp_hidden": [32],
-                                             "deep_mlp_hidden": [32, 32], "logreg_max_iter": 10}))  # fmt: skip
-    ctx = TaskContext(dataset=load_dataset("digits"), out_dir=tmp_path, profile="quick", progress=False,
-                      points_dir=tmp_path / "points")
+    cfg = O.Config(
+        **(
+            O.PROFILES["quick"]
+            | {
+                "n_train": 150,
+                "n_val": 100,
+                "n_test": 200,
+                "epochs": 3,
+                "min_steps": 0,
+                "batch_size": 32,
+                "cnn_width": 4,
+                "cnn_hidden": 16,
+                "mlp_hidden": [32],
+                "deep_mlp_hidden": [32, 32],
+                "logreg_max_iter": 10,
+            }
+        )
+    )
+    ctx = TaskContext(
+        dataset=load_dataset("digits"),
+        out_dir=tmp_path,
+        profile="quick",
+        progress=False,
+        points_dir=tmp_path / "points",
+    )
     res = O.run(ctx, cfg)
-    assert [(name, folder) for name, folder, _ in seen] == [("train_point", tmp_path / "points"), ("fit_logreg", tmp_path / "points")]
+    assert [(name, folder) for name, folder, _ in seen] == [
+        ("train_point", tmp_path / "points"),
+        ("fit_logreg", tmp_path / "points"),
+    ]
     assert len(list((tmp_path / "points").glob("*.pkl"))) == sum(n for *_, n in seen)
     assert res.headline and len(res.findings) >= 8
     assert {t.name for t in res.tables} == {"penalties", "logreg", "dropout", "ladder", "remedies", "curves"}
-    assert [f.name for f in res.figures] == ["penalties_cnn", "weights_cnn", "penalties_mlp", "weights_mlp", "logreg", "dropout",
-                                             "ladder", "remedies"]  # fmt: skip
+    assert [f.name for f in res.figures] == [
+        "penalties_cnn",
+        "weights_cnn",
+        "penalties_mlp",
+        "weights_mlp",
+        "logreg",
+        "dropout",
+        "ladder",
+        "remedies",
+    ]
     for f in res.figures:
         assert (tmp_path / f.file).stat().st_size > 500
     tab = {t.name: t.rows for t in res.tables}
@@ -143,9 +181,16 @@ def test_task_end_to_end_on_tiny_data(tmp_path, monkeypatch):
     zero = [r for r in tab["dropout"] if r["rate"] == 0.0]
     assert len(zero) == 3 and len({r["test_acc"] for r in zero}) == 1
     base = tab["remedies"][0]
-    assert base["test_acc"] == next(r for r in tab["ladder"] if r["model"] == "small CNN")["test_acc"]  # one run, one number
-    assert [r["remedy"] for r in tab["remedies"]] == ["none (over-fitting setting)", "early stopping", "L2 penalty", "dropout",
-                                                      "augmentation"]  # fmt: skip
+    assert (
+        base["test_acc"] == next(r for r in tab["ladder"] if r["model"] == "small CNN")["test_acc"]
+    )  # one run, one number
+    assert [r["remedy"] for r in tab["remedies"]] == [
+        "none (over-fitting setting)",
+        "early stopping",
+        "L2 penalty",
+        "dropout",
+        "augmentation",
+    ]
     assert len(tab["curves"]) == 3 and res.metrics["n_train"] == 150 and res.metrics["n_val"] == 100
     assert any("coupled penalty" in n for n in res.notes)
 
@@ -157,32 +202,81 @@ def test_regularisation_experiment_directly_on_arrays(pool):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = R.regularisation(pool, n_train=200, n_val=100, n_test=0, epochs=2, min_steps=0, batch_size=64, cnn_width=4, cnn_hidden=16,
-                           mlp_hidden=[16], deep_mlp_hidden=[16, 16], penalty_nets=["mlp"], l2_values=[1e-2], l1_values=[1e-4],
-                           logreg_C=[1.0], logreg_penalties=["l2"], logreg_max_iter=5, dropout_rates=[0.5],
-                           dropout_places=["head"], ladder=["softmax", "cnn"])  # fmt: skip
+    res = R.regularisation(
+        pool,
+        n_train=200,
+        n_val=100,
+        n_test=0,
+        epochs=2,
+        min_steps=0,
+        batch_size=64,
+        cnn_width=4,
+        cnn_hidden=16,
+        mlp_hidden=[16],
+        deep_mlp_hidden=[16, 16],
+        penalty_nets=["mlp"],
+        l2_values=[1e-2],
+        l1_values=[1e-4],
+        logreg_C=[1.0],
+        logreg_penalties=["l2"],
+        logreg_max_iter=5,
+        dropout_rates=[0.5],
+        dropout_places=["head"],
+        ladder=["softmax", "cnn"],
+    )
     assert res.n_train == 200 and res.n_val == 100 and res.n_test == 300
     assert set(res.penalties["strength"]) == {0.0, 1e-2, 1e-4} and set(res.penalties["net"]) == {"mlp"}
     assert list(res.logreg["penalty"]) == ["none", "l2"] and list(res.ladder["model"]) == ["softmax", "cnn"]
     assert list(res.remedies["remedy"]) == list(R.REMEDY_WORDS) and res.remedies["d_test"].iloc[0] == 0.0
-    assert res.l2_best == 1e-2 and res.dropout_best == ("head", 0.5) and len(res.curves) == 2 and 1 <= res.kept <= 2
+    assert (
+        res.l2_best == 1e-2
+        and res.dropout_best == ("head", 0.5)
+        and len(res.curves) == 2
+        and 1 <= res.kept <= 2
+    )
     # the unregularised CNN is one point: ladder rung, rate-0 dropout and the remedies' baseline agree
     cnn = res.ladder_results()["cnn"]
-    assert res.dropout_results()[("head", 0.0)]["test_acc"] == cnn["test_acc"] == res.remedies["test_acc"].iloc[0]
+    assert (
+        res.dropout_results()[("head", 0.0)]["test_acc"]
+        == cnn["test_acc"]
+        == res.remedies["test_acc"].iloc[0]
+    )
     assert ((res.penalties["train_acc"] >= 0) & (res.penalties["train_acc"] <= 1)).all()
     fig, axes = plt.subplots(1, 2)
     assert res.plot_ladder(ax=axes[0]) is fig
-    for f in (res.plot_penalties("mlp"), res.plot_weights("mlp"), res.plot_logreg(), res.plot_dropout(), res.plot_remedies()):
+    for f in (
+        res.plot_penalties("mlp"),
+        res.plot_weights("mlp"),
+        res.plot_logreg(),
+        res.plot_dropout(),
+        res.plot_remedies(),
+    ):
         assert f.axes
         plt.close(f)
     plt.close(fig)
 
 
 def test_classify_draws_the_cnn_training_curves(tmp_path):
-    from digitlab.study.tasks.classify import cnn_curve_rows  # the figure: ModelComparison.plot_history (classify's tests)
+    from digitlab.study.tasks.classify import (
+        cnn_curve_rows,  # the figure: ModelComparison.plot_history (classify's tests)
+    )
 
-    history = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": 0.8 / e + 0.05 * e, "val_acc": a,
-                "lr": 0.01, "seconds": 1.0, "elapsed": float(e)} for e, a in ((1, 0.6), (2, 0.8), (3, 0.75))]  # fmt: skip
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_acc": 0.5 + 0.1 * e,
+            "val_loss": 0.8 / e + 0.05 * e,
+            "val_acc": a,
+            "lr": 0.01,
+            "seconds": 1.0,
+            "elapsed": float(e),
+        }
+        for e, a in ((1, 0.6), (2, 0.8), (3, 0.75))
+    ]
     rows = cnn_curve_rows(history)
-    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[1]["val_acc"] == 80.0 and rows[0]["train_acc"] == 60.0
-
+    assert (
+        [r["epoch"] for r in rows] == [1, 2, 3]
+        and rows[1]["val_acc"] == 80.0
+        and rows[0]["train_acc"] == 60.0
+    )

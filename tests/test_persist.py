@@ -29,8 +29,13 @@ from digitlab.models.persist import (
 from digitlab.models.zoo import load_model, save_model
 from digitlab.train import CNNClassifier
 
-FAST = {"random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10}, "hgb": {"max_iter": 10},
-        "rbf_svm": {"search_size": 200, "val_size": 100}, "numpy_mlp": {"epochs": 2}}  # fmt: skip
+FAST = {
+    "random_forest": {"n_estimators": 10},
+    "extra_trees": {"n_estimators": 10},
+    "hgb": {"max_iter": 10},
+    "rbf_svm": {"search_size": 200, "val_size": 100},
+    "numpy_mlp": {"epochs": 2},
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,7 +58,9 @@ def data(mnist):
 def test_saved_cnn_loads_back_with_identical_predictions(data, tmp_path):
     x, y, xt, _ = data
     labels = np.array(list("abcdefghij"))[y]  # arbitrary labels survive the JSON round trip
-    clf = CNNClassifier(net_params={"n_blocks": 2, "width": 8}, epochs=2, batch_size=64, device="cpu", l2=1e-4).fit(x, labels)
+    clf = CNNClassifier(
+        net_params={"n_blocks": 2, "width": 8}, epochs=2, batch_size=64, device="cpu", l2=1e-4
+    ).fit(x, labels)
     save_model(tmp_path / "cnn", "cnn", clf)
     assert sorted(p.name for p in (tmp_path / "cnn").iterdir()) == [META_FILE, WEIGHTS_FILE]
     back = load_model(tmp_path / "cnn")
@@ -61,9 +68,14 @@ def test_saved_cnn_loads_back_with_identical_predictions(data, tmp_path):
     np.testing.assert_array_equal(back.predict_proba(xt), clf.predict_proba(xt))
     np.testing.assert_array_equal(back.predict(xt), clf.predict(xt))
     assert back.get_params() == clf.get_params() and back.in_shape_ == (1, 28, 28)
-    assert back.train_result_.norm == clf.train_result_.norm and back.train_result_.steps == clf.train_result_.steps
+    assert (
+        back.train_result_.norm == clf.train_result_.norm
+        and back.train_result_.steps == clf.train_result_.steps
+    )
     meta = read_meta(tmp_path / "cnn")
-    assert meta["net"] == "cnn" and meta["net_params"] == {"n_blocks": 2, "width": 8} and meta["n_classes"] == 10
+    assert (
+        meta["net"] == "cnn" and meta["net_params"] == {"n_blocks": 2, "width": 8} and meta["n_classes"] == 10
+    )
     assert meta["classes"] == list("abcdefghij") and meta["train_config"]["l2"] == 1e-4
     assert meta["normalisation"]["per_channel"] is False and meta["name"] == "cnn"
     # the weights file holds tensors only: torch's safe loader reads it
@@ -77,7 +89,9 @@ def test_saved_colour_cnn_keeps_its_per_channel_normalisation(tmp_path):
     x = rng.integers(0, 120, size=(48, 16, 16, 3))
     x[np.arange(48), :, :, y] += 120
     x = x.astype(np.uint8)
-    clf = CNNClassifier(net="resnet", net_params={"width": 4, "n_stages": 2}, epochs=1, batch_size=16, device="cpu").fit(x, y)
+    clf = CNNClassifier(
+        net="resnet", net_params={"width": 4, "n_stages": 2}, epochs=1, batch_size=16, device="cpu"
+    ).fit(x, y)
     back = CNNClassifier.load(clf.save(tmp_path / "rgb"))
     assert back.in_shape_ == (3, 16, 16) and len(back.train_result_.norm[0]) == 3
     np.testing.assert_array_equal(back.predict_proba(x), clf.predict_proba(x))
@@ -85,7 +99,11 @@ def test_saved_colour_cnn_keeps_its_per_channel_normalisation(tmp_path):
 
 def test_save_net_and_load_net_rebuild_any_family(tmp_path):
     net = build_net("lenet5", (3, 32, 32), 4, seed=0).eval()
-    save_net(tmp_path, net, {"net": "lenet5", "net_params": {}, "in_shape": (3, 32, 32), "n_classes": 4, "note": "x"})
+    save_net(
+        tmp_path,
+        net,
+        {"net": "lenet5", "net_params": {}, "in_shape": (3, 32, 32), "n_classes": 4, "note": "x"},
+    )
     back, meta = load_net(tmp_path)
     inp = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(back(inp), net(inp), rtol=0, atol=0)
@@ -148,7 +166,9 @@ def _swap_function(node, old: tuple[str, str], new: tuple[str, str]) -> int:
     """Point every function node ``old = (module, name)`` of a schema at ``new``; returns how many."""
     count = 0
     if isinstance(node, dict):
-        if (node.get("__module__"), node.get("__class__")) == old and node.get("__loader__") == "FunctionNode":
+        if (node.get("__module__"), node.get("__class__")) == old and node.get(
+            "__loader__"
+        ) == "FunctionNode":
             node["__module__"], node["__class__"] = new
             count += 1
         for value in node.values():
@@ -187,7 +207,9 @@ def test_an_unknown_type_is_refused_on_load_and_on_save(data, tmp_path):
     x, y, _, _ = data
     model = Foreign().fit(x, y)
     sio.dump(model, tmp_path / SKOPS_FILE)  # written behind digitlab's back
-    (tmp_path / META_FILE).write_text(json.dumps({"format": "digitlab-skops", "format_version": 1, "file": SKOPS_FILE}))
+    (tmp_path / META_FILE).write_text(
+        json.dumps({"format": "digitlab-skops", "format_version": 1, "file": SKOPS_FILE})
+    )
     with pytest.raises(ModelError, match=r"untrusted type\(s\) .*Foreign") as err:
         load_model(tmp_path)
     assert "\n" not in str(err.value)

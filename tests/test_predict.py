@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from digitlab.cli import main
-from digitlab.predict import Predictor, PredictError, preprocess, read_inputs, saved_models
+from digitlab.predict import PredictError, Predictor, preprocess, read_inputs, saved_models
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -31,7 +31,9 @@ def draw_digit(d: str, size: int, dark_ink: bool, colour: bool = False, stroke: 
         font = ImageFont.truetype(FONT, int(size * 0.8))
     except OSError:
         font = ImageFont.load_default(size=int(size * 0.8))
-    ImageDraw.Draw(im).text((size * 0.22, size * 0.08), d, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink)
+    ImageDraw.Draw(im).text(
+        (size * 0.22, size * 0.08), d, fill=ink, font=font, stroke_width=stroke, stroke_fill=ink
+    )
     return im if colour else im.convert("L")
 
 
@@ -53,20 +55,28 @@ def photo_of(img8: np.ndarray, i: int, rng: np.random.Generator) -> Image.Image:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, mnist):
     from digitlab.data.subsets import stratified_subset
-    from digitlab.models.zoo import save_model
-    from digitlab.models.zoo import ZooSettings, run_model
+    from digitlab.models.zoo import ZooSettings, run_model, save_model
 
     run = tmp_path_factory.mktemp("predict") / "20990101-000000-test"
     idx = stratified_subset(mnist.y_train, total=8000, seed=0)
     acc = {}
     for name in ("cnn", "logreg"):
-        r = run_model(name, mnist.x_train[idx], mnist.y_train[idx], mnist.x_test[:2000],
-                      ZooSettings(cnn_recipe="fast", cnn_epochs=3), seed=0)
+        r = run_model(
+            name,
+            mnist.x_train[idx],
+            mnist.y_train[idx],
+            mnist.x_test[:2000],
+            ZooSettings(cnn_recipe="fast", cnn_epochs=3),
+            seed=0,
+        )
         acc[name] = float(np.mean(r.y_pred == mnist.y_test[:2000]))
         save_model(run / "results" / "classify" / "models" / name, name, r.model)
-    (run / "results" / "classify" / "result.json").write_text(json.dumps({"title": "classify", "metrics": {
-        "accuracy": acc, "best_model": max(acc, key=acc.get)}}))
-    (run / "summary.json").write_text(json.dumps({"name": "test", "dataset": mnist.summary(), "tasks": [{"task": "classify"}]}))
+    (run / "results" / "classify" / "result.json").write_text(
+        json.dumps({"title": "classify", "metrics": {"accuracy": acc, "best_model": max(acc, key=acc.get)}})
+    )
+    (run / "summary.json").write_text(
+        json.dumps({"name": "test", "dataset": mnist.summary(), "tasks": [{"task": "classify"}]})
+    )
     assert acc["cnn"] > 0.95
     return run
 
@@ -85,10 +95,17 @@ def test_preprocessing_matches_mnist_format(mnist):
         base = preprocess(draw_digit(d, 120, dark_ink=True)).astype(float)
         for size, dark, colour in ((120, False, False), (40, True, True), (400, False, True)):
             other = preprocess(draw_digit(d, size, dark_ink=dark, colour=colour)).astype(float)
-            assert np.corrcoef(base.ravel(), other.ravel())[0, 1] > 0.85, (d, size, dark)  # font hinting differs by size
+            assert np.corrcoef(base.ravel(), other.ravel())[0, 1] > 0.85, (
+                d,
+                size,
+                dark,
+            )  # font hinting differs by size
         rows, cols = np.nonzero(base)
         assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 21  # fitted into the 20x20 box
-        com = np.array([(np.arange(28)[:, None] * base).sum(), (np.arange(28)[None, :] * base).sum()]) / base.sum()
+        com = (
+            np.array([(np.arange(28)[:, None] * base).sum(), (np.arange(28)[None, :] * base).sum()])
+            / base.sum()
+        )
         assert np.all(np.abs(com - 14.0) <= 0.5)  # centred by the centre of mass
 
 
@@ -97,8 +114,11 @@ def test_drawn_digits_and_photographed_sklearn_digits(run_dir):
 
     p = Predictor.from_run(run_dir)
     assert p.name == "cnn"
-    drawn = [(d, draw_digit(d, size, dark, colour, stroke)) for d in "0123456789"
-             for size, dark, colour, stroke in ((48, True, False, 0), (160, False, True, 1), (300, True, True, 3))]
+    drawn = [
+        (d, draw_digit(d, size, dark, colour, stroke))
+        for d in "0123456789"
+        for size, dark, colour, stroke in ((48, True, False, 0), (160, False, True, 1), (300, True, True, 3))
+    ]
     images = np.stack([preprocess(im) for _, im in drawn])
     pred = [r.label for r in p.predict(images)]
     right = np.mean([a == d for a, (d, _) in zip(pred, drawn)])
@@ -124,7 +144,12 @@ def test_cli_predict_and_models(run_dir, tmp_path, capsys):
     assert main(["predict", str(run_dir), *files, "--model", "logreg"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("model logreg") and len(lines) == 3 and all(": " in ln for ln in lines[1:])
-    assert main(["predict", "--run", str(run_dir), "--json", "--top", "2", str(tmp_path / "batch.npy"), files[0]]) == 0
+    assert (
+        main(
+            ["predict", "--run", str(run_dir), "--json", "--top", "2", str(tmp_path / "batch.npy"), files[0]]
+        )
+        == 0
+    )
     got = json.loads(capsys.readouterr().out)
     assert got["model"] == "cnn" and len(got["predictions"]) == 3
     assert all(len(p["top"]) == 2 and 0 <= p["top"][0]["probability"] <= 1 for p in got["predictions"])
@@ -145,7 +170,10 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys):
     (mismatch / "results" / "classify" / "models").mkdir(parents=True)
     import shutil
 
-    shutil.copytree(run_dir / "results" / "classify" / "models" / "logreg", mismatch / "results" / "classify" / "models" / "logreg")
+    shutil.copytree(
+        run_dir / "results" / "classify" / "models" / "logreg",
+        mismatch / "results" / "classify" / "models" / "logreg",
+    )
     (mismatch / "summary.json").write_text(json.dumps({"dataset": {"image_shape": [8, 8], "channels": 1}}))
     (tmp_path / "no_models" / "results").mkdir(parents=True)
     good = str(tmp_path / "good.png")

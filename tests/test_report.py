@@ -42,11 +42,19 @@ def _wide_long_task(folder) -> None:
     fig.savefig(folder / "curve.png", dpi=80)
     plt.close(fig)
     wide = [{"model": m, **{f"metric_number_{k}": 0.9 + k / 1000 for k in range(15)}} for m in MODELS]
-    long = [{"pair": f"model {i} vs model {i + 1}", "p_value": 1.0 / (i + 2), "significant": i % 2 == 0} for i in range(40)]
-    res = TaskResult(title="Synthetic layout check", summary="A table too wide and one too long for a page.",
-                     headline="The synthetic task took 3 s.", findings=["The wide table has 16 columns."],
-                     tables=[Table("wide", wide, "Sixteen columns."), Table("long", long, "Forty rows.")],
-                     figures=[Figure("curve", "curve.png", "A parabola.")], metrics={"n": 3})
+    long = [
+        {"pair": f"model {i} vs model {i + 1}", "p_value": 1.0 / (i + 2), "significant": i % 2 == 0}
+        for i in range(40)
+    ]
+    res = TaskResult(
+        title="Synthetic layout check",
+        summary="A table too wide and one too long for a page.",
+        headline="The synthetic task took 3 s.",
+        findings=["The wide table has 16 columns."],
+        tables=[Table("wide", wide, "Sixteen columns."), Table("long", long, "Forty rows.")],
+        figures=[Figure("curve", "curve.png", "A parabola.")],
+        metrics={"n": 3},
+    )
     (folder / "result.json").write_text(result_to_json(res))
 
 
@@ -56,9 +64,18 @@ def run_dir(tmp_path_factory):
     from digitlab.study.runner import run_study
 
     tmp = tmp_path_factory.mktemp("report")
-    cfg = resolve({"study": {"tasks": ["overview", "features", "classify"], "dataset": "digits", "profile": "quick",
-                             "output_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache")},
-                   "classify": {"models": MODELS, "n_boot": 200}})
+    cfg = resolve(
+        {
+            "study": {
+                "tasks": ["overview", "features", "classify"],
+                "dataset": "digits",
+                "profile": "quick",
+                "output_dir": str(tmp / "runs"),
+                "cache_dir": str(tmp / "cache"),
+            },
+            "classify": {"models": MODELS, "n_boot": 200},
+        }
+    )
     out = run_study(cfg, quiet=True)
     _wide_long_task(out.run_dir / "results" / "synthetic")
     return out.run_dir
@@ -74,7 +91,9 @@ def pdf_layout(run_dir):
     from digitlab.report.check import measure
 
     run = load_run(run_dir, interactive=False)
-    doc = B.document(run, B.report_meta(run, {"author": "Ada Lovelace", "course": "Pattern Recognition 2026"}))
+    doc = B.document(
+        run, B.report_meta(run, {"author": "Ada Lovelace", "course": "Pattern Recognition 2026"})
+    )
     rendered = B.layout_pdf(doc, run_dir)
     pages = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(rendered.write_pdf())).pages]
     return measure(rendered), pages
@@ -89,7 +108,12 @@ def test_sections_follow_the_brief_with_computed_answers(run_dir):
     assert positions == sorted(positions)
     assert len(set(outline_tasks())) == len(outline_tasks())
     text = _text(html)
-    for label in ("Task 1 · Data preprocessing", "Task 4 · How much training data is needed", "Bonus 2 ·", "Conclusions"):
+    for label in (
+        "Task 1 · Data preprocessing",
+        "Task 4 · How much training data is needed",
+        "Bonus 2 ·",
+        "Conclusions",
+    ):
         assert label in text
     # tasks that did not run say so, with the command that adds them
     assert "digitlab run --tasks datasize" in text
@@ -179,7 +203,9 @@ def test_damaged_run_still_reports_and_keeps_previous_files(run_dir, tmp_path, m
 def test_title_page_options_are_kept_for_rebuilds(run_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
-    assert main(["report", str(copy), "--no-pdf", "--title", "Digits, compared", "--author", "A. Student"]) == 0
+    assert (
+        main(["report", str(copy), "--no-pdf", "--title", "Digits, compared", "--author", "A. Student"]) == 0
+    )
     assert json.loads((copy / "summary.json").read_text())["report"]["author"] == "A. Student"
     assert main(["report", str(copy), "--no-pdf"]) == 0
     text = _text((copy / "report.html").read_text())
@@ -189,8 +215,10 @@ def test_title_page_options_are_kept_for_rebuilds(run_dir, tmp_path):
 def test_names_in_words():
     assert model_name("random_forest") == "random forest" and model_name("rbf_svm") == "RBF SVM"
     assert model_name("something_new") == "something new"
-    assert humanize("cnn beats rbf_svm; see proba__cnn and results/cnn_sweeps") == \
-        "CNN beats RBF SVM; see proba__cnn and results/cnn_sweeps"
+    assert (
+        humanize("cnn beats rbf_svm; see proba__cnn and results/cnn_sweeps")
+        == "CNN beats RBF SVM; see proba__cnn and results/cnn_sweeps"
+    )
 
 
 def test_chinese_report_embeds_a_cjk_font(run_dir, tmp_path):
@@ -211,12 +239,18 @@ def test_chinese_report_embeds_a_cjk_font(run_dir, tmp_path):
         pytest.skip(f"no CJK font: {exc}")
     html, pdf = B.build_reports(small, lang="zh", author="张三")
     text = _text(html.read_text())
-    assert "任务一 · 数据预处理" in text and "主要发现" in text and "训练图像" in text  # headings and an answer template
+    assert (
+        "任务一 · 数据预处理" in text and "主要发现" in text and "训练图像" in text
+    )  # headings and an answer template
     reader = pypdf.PdfReader(pdf)
     body = "".join(p.extract_text() for p in reader.pages)
     assert "目录" in body and "张三" in body and re.search(r"[\u4e00-\u9fff]{4}", body)
-    fonts = {f["/BaseFont"] for p in reader.pages for f in (p["/Resources"].get("/Font") or {}).values()
-             for f in [f.get_object()]}
+    fonts = {
+        f["/BaseFont"]
+        for p in reader.pages
+        for f in (p["/Resources"].get("/Font") or {}).values()
+        for f in [f.get_object()]
+    }
     assert any(font.replace(" ", "-").split("-")[0] in str(f) for f in fonts), (font, fonts)
     assert json.loads((small / "summary.json").read_text())["report"]["lang"] == "zh"
     with pytest.raises(SystemExit):  # argparse refuses other languages
@@ -232,8 +266,15 @@ def test_title_and_classify_answer_follow_the_dataset_kind():
     from digitlab.report.i18n import default_title
 
     fundus = {"name": "ddr", "meta": dict(FUNDUS_META)}
-    res = TaskResult(title="Classification", summary="", headline="", findings=[], tables=[], figures=[],
-                     metrics={"accuracy": {"logreg": 0.55, "linear_svm": 0.5, "random_forest": 0.7, "hgb": 0.72}})
+    res = TaskResult(
+        title="Classification",
+        summary="",
+        headline="",
+        findings=[],
+        tables=[],
+        figures=[],
+        metrics={"accuracy": {"logreg": 0.55, "linear_svm": 0.5, "random_forest": 0.7, "hgb": 0.72}},
+    )
     for lang in ("en", "zh"):
         title = default_title(fundus, lang)
         text = A.answer("classify", res, {"classify": res}, lang, fundus)
@@ -249,8 +290,9 @@ def test_title_and_classify_answer_follow_the_dataset_kind():
     # the document's title uses it when none is given
     import types
 
-    run = types.SimpleNamespace(summary={"dataset": fundus}, tasks={}, run_dir=__import__("pathlib").Path("run"), env={},
-                                problems=[])
+    run = types.SimpleNamespace(
+        summary={"dataset": fundus}, tasks={}, run_dir=__import__("pathlib").Path("run"), env={}, problems=[]
+    )
     doc = B.document(run, {"title": "", "author": "", "course": "", "lang": "en"})
     assert doc["meta"]["title"] == default_title(fundus)
 
@@ -274,7 +316,8 @@ def test_pdf_prints_the_first_findings_and_the_html_all(run_dir):
     few = run.tasks["overview"].result.findings
     assert 0 < len(few) <= PDF_FINDINGS and all(humanize(f) in static for f in few)
     assert static.count("more of this section's") == sum(
-        len(t.result.findings) > PDF_FINDINGS for t in run.tasks.values() if t.result is not None)
+        len(t.result.findings) > PDF_FINDINGS for t in run.tasks.values() if t.result is not None
+    )
 
 
 def test_a_row_of_figures_that_does_not_fit_leaves_the_rows_before_it(tmp_path):
@@ -284,9 +327,11 @@ def test_a_row_of_figures_that_does_not_fit_leaves_the_rows_before_it(tmp_path):
 
     css = (B.TEMPLATES / "report.css").read_text(encoding="utf-8")
     box = '<figure style="width: 150mm"><div style="height: 95mm; background: #888"></div><figcaption>{}</figcaption></figure>'
-    html = (f'<html><head><style>{css}</style></head><body class="static"><main>'
-            '<div style="height: 120mm">text that fills about half of the page</div><h4>Results</h4>'
-            f'<div class="figures">{box.format("first")}{box.format("second")}</div></main></body></html>')
+    html = (
+        f'<html><head><style>{css}</style></head><body class="static"><main>'
+        '<div style="height: 120mm">text that fills about half of the page</div><h4>Results</h4>'
+        f'<div class="figures">{box.format("first")}{box.format("second")}</div></main></body></html>'
+    )
     pages = weasyprint.HTML(string=html).render().pages
     assert len(pages) == 2
 

@@ -26,9 +26,14 @@ except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
 pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="browser test: pip install playwright (and apt-get install chromium)"),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"browser test: no chromium at {CHROMIUM}; apt-get install chromium "
-                                                          "(or set DIGITLAB_CHROMIUM)"),
+    pytest.mark.skipif(
+        sync_playwright is None, reason="browser test: pip install playwright (and apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        not shutil.which(CHROMIUM),
+        reason=f"browser test: no chromium at {CHROMIUM}; apt-get install chromium "
+        "(or set DIGITLAB_CHROMIUM)",
+    ),
     pytest.mark.usefixtures("one_blas_thread"),
 ]
 
@@ -42,9 +47,18 @@ def report(tmp_path_factory):
     from digitlab.study.runner import run_study
 
     tmp = tmp_path_factory.mktemp("browser")
-    cfg = resolve({"study": {"tasks": ["overview", "classify"], "dataset": "digits", "profile": "quick",
-                             "output_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache")},
-                   "classify": {"models": ["logreg", "tree", "gnb"], "n_boot": 100}})
+    cfg = resolve(
+        {
+            "study": {
+                "tasks": ["overview", "classify"],
+                "dataset": "digits",
+                "profile": "quick",
+                "output_dir": str(tmp / "runs"),
+                "cache_dir": str(tmp / "cache"),
+            },
+            "classify": {"models": ["logreg", "tree", "gnb"], "n_boot": 100},
+        }
+    )
     run = run_study(cfg, quiet=True).run_dir
     p = np.load(run / "results" / "classify" / "predictions.npz")
     y, index = p["y_true"], p["test_index"]
@@ -53,9 +67,18 @@ def report(tmp_path_factory):
     xy = PCA(2, random_state=0).fit_transform(images.reshape(len(y), -1).astype(float))
     errors = run / "results" / "errors"
     errors.mkdir()
-    np.savez_compressed(errors / "error_map.npz", pos=np.arange(len(y)), xy=xy.astype(np.float32), images=images)
-    (errors / "label_issues_test.csv").write_text("index,given,suggested,score\n" + "".join(f"{i},0,1,0.1\n" for i in index[:5]))
-    result = {"title": "Errors", "headline": "", "findings": [], "metrics": {"missed_by_all": int(wrong.all(0).sum())}}
+    np.savez_compressed(
+        errors / "error_map.npz", pos=np.arange(len(y)), xy=xy.astype(np.float32), images=images
+    )
+    (errors / "label_issues_test.csv").write_text(
+        "index,given,suggested,score\n" + "".join(f"{i},0,1,0.1\n" for i in index[:5])
+    )
+    result = {
+        "title": "Errors",
+        "headline": "",
+        "findings": [],
+        "metrics": {"missed_by_all": int(wrong.all(0).sum())},
+    }
     (errors / "result.json").write_text(json.dumps(result))
     html, _ = build_reports(run, pdf=False)
     return html, int(wrong.all(0).sum()), int(wrong[0].sum()), len(y)
@@ -69,7 +92,9 @@ def test_report_in_a_browser(report):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             problems = []
-            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+            page.on(
+                "console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None
+            )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.goto(html.as_uri())
             page.wait_for_load_state("load")
@@ -84,7 +109,9 @@ def test_report_in_a_browser(report):
             page.mouse.move(box["x"] + x, box["y"] + y)
             tip = page.locator("#explorer-tip")
             assert tip.is_visible() and tip.locator("img").count() == 1
-            assert tip.locator("img").evaluate("im => im.complete && im.naturalWidth") == 8  # the 8x8 digit itself
+            assert (
+                tip.locator("img").evaluate("im => im.complete && im.naturalWidth") == 8
+            )  # the 8x8 digit itself
             assert "logistic regression" in tip.inner_text() and "label" in tip.inner_text()
             # filters: every model wrong (the errors task's count), one model wrong, suspected label errors
             page.select_option("#explorer-filter", "allwrong")

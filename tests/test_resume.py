@@ -18,15 +18,40 @@ import pytest
 from digitlab.grid import run_grid
 
 # cnn_sweeps on digits, shrunk: 4 learning rates x 1 seed of a one-block CNN, each a second or two.
-SETS = ["cnn_sweeps.sweeps=[\"lr\"]", "cnn_sweeps.lr_values=[0.003, 0.01, 0.03, 0.1]", "cnn_sweeps.n_seeds=1",
-        "cnn_sweeps.n_blocks=1", "cnn_sweeps.width=8", "cnn_sweeps.n_train=800", "cnn_sweeps.n_test=300",
-        "cnn_sweeps.epochs=2", "cnn_sweeps.threads_per_job=1"]
+SETS = [
+    'cnn_sweeps.sweeps=["lr"]',
+    "cnn_sweeps.lr_values=[0.003, 0.01, 0.03, 0.1]",
+    "cnn_sweeps.n_seeds=1",
+    "cnn_sweeps.n_blocks=1",
+    "cnn_sweeps.width=8",
+    "cnn_sweeps.n_train=800",
+    "cnn_sweeps.n_test=300",
+    "cnn_sweeps.epochs=2",
+    "cnn_sweeps.threads_per_job=1",
+]
 
 
 def _cmd(root: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "digitlab.cli", "run", "--dataset", "digits", "--profile", "quick",
-           "--tasks", "overview,cnn_sweeps", "--no-pdf", "-q", "--device", "cpu",
-           "--output", str(root / "runs"), "--cache-dir", str(root / "cache")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "digitlab.cli",
+        "run",
+        "--dataset",
+        "digits",
+        "--profile",
+        "quick",
+        "--tasks",
+        "overview,cnn_sweeps",
+        "--no-pdf",
+        "-q",
+        "--device",
+        "cpu",
+        "--output",
+        str(root / "runs"),
+        "--cache-dir",
+        str(root / "cache"),
+    ]
     for s in SETS:
         cmd += ["--set", s]
     return cmd
@@ -50,8 +75,14 @@ def _timeless(value):
 
 def _results(run_dir: Path, task: str) -> dict:
     r = json.loads((run_dir / "results" / task / "result.json").read_text())
-    return _timeless({"metrics": r["metrics"], "headline": r["headline"], "findings": r["findings"],
-                      "tables": [t["rows"] for t in r["tables"]]})
+    return _timeless(
+        {
+            "metrics": r["metrics"],
+            "headline": r["headline"],
+            "findings": r["findings"],
+            "tables": [t["rows"] for t in r["tables"]],
+        }
+    )
 
 
 def test_killed_run_resumes_with_the_same_results(tmp_path):
@@ -67,7 +98,9 @@ def test_killed_run_resumes_with_the_same_results(tmp_path):
             time.sleep(0.02)
     finally:
         proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before a grid point was stored: {proc.stderr.read()[-2000:]}"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the run ended before a grid point was stored: {proc.stderr.read()[-2000:]}"
+    )
     assert 1 <= len(points) < 4
     leftovers = list((killed / "cache" / "cnn_sweeps").glob(".tmp-*"))
     assert leftovers, "the killed task's work folder should be there for the next run to clean"
@@ -102,10 +135,21 @@ def test_point_cache_reuses_finished_points_and_keys_on_everything(tmp_path):
     files[4].unlink()  # a missing one too
     again = run_grid(_slow_square, points, [0, 1], cache_dir=tmp_path, cache_key="k")
     assert [r["y"] for r in again] == [r["y"] for r in first]
-    assert sum(r["wall_seconds"] == f["wall_seconds"] for r, f in zip(again, first)) == 8  # 8 reused as stored
+    assert (
+        sum(r["wall_seconds"] == f["wall_seconds"] for r, f in zip(again, first)) == 8
+    )  # 8 reused as stored
     other = run_grid(_slow_square, points, [0, 1], cache_dir=tmp_path, cache_key="another task key")
     assert len(list(tmp_path.glob("*.pkl"))) == 20 and [r["y"] for r in other] == [r["y"] for r in first]
-    run_grid(_slow_square, points, [0, 1], args=(), cache_dir=tmp_path, cache_key="k", n_jobs=2, backend="threading")
+    run_grid(
+        _slow_square,
+        points,
+        [0, 1],
+        args=(),
+        cache_dir=tmp_path,
+        cache_key="k",
+        n_jobs=2,
+        backend="threading",
+    )
     assert len(list(tmp_path.glob("*.pkl"))) == 20  # parallel runs read the same files
     assert not list(tmp_path.glob(".*.tmp"))
 

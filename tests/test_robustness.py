@@ -45,6 +45,7 @@ def _one_line_exit_2(capsys, argv: list[str], match: str) -> str:
 
 # ---- bad config values: refused by `digitlab config` and by `digitlab run` before anything runs ----------
 
+
 @pytest.fixture
 def a_file(tmp_path):
     path = tmp_path / "a-file"
@@ -69,14 +70,23 @@ CASES = {  # name -> (extra argv, substring of the message); "{file}" is a plain
     "output is a file": (["--output", "{file}"], "study.output_dir: {file} is a file"),
     "cache is a file": (["--cache-dir", "{file}"], "study.cache_dir: {file} is a file"),
     "output below a file": (["--output", "{file}/runs"], "study.output_dir: {file} is a file"),
-    "data-dir missing": (["--dataset", "mnist", "--data-dir", "{file}-typo"], "study.data_dir: {file}-typo does not exist"),
-    "data-dir is a file": (["--dataset", "mnist", "--data-dir", "{file}"], "study.data_dir: {file} is a file"),
+    "data-dir missing": (
+        ["--dataset", "mnist", "--data-dir", "{file}-typo"],
+        "study.data_dir: {file}-typo does not exist",
+    ),
+    "data-dir is a file": (
+        ["--dataset", "mnist", "--data-dir", "{file}"],
+        "study.data_dir: {file} is a file",
+    ),
     "unknown dataset": (["--dataset", "cifar11"], "dataset 'cifar11': unknown name"),
     "ddr without data-dir": (["--dataset", "ddr"], "dataset 'ddr' needs a data folder"),
     "digits with data-dir": (["--data-dir", "{file}/.."], "dataset 'digits' is bundled and reads no folder"),
     "unknown backend": (["--set", "study.backend=spark"], "study.backend: 'spark' is unknown"),
     "scheduler without cluster": (["--set", "study.scheduler=tcp://h:8786"], "study.scheduler"),
-    "bad dask address": (["--set", "study.backend=dask", "--set", "study.scheduler=not an address"], "not a dask scheduler address"),
+    "bad dask address": (
+        ["--set", "study.backend=dask", "--set", "study.scheduler=not an address"],
+        "not a dask scheduler address",
+    ),
     "negative size": (["--set", "classify.n_train=-5"], "classify.n_train"),
     "unknown key": (["--set", "classify.warp=9"], "classify.warp: unknown key"),
 }
@@ -90,9 +100,18 @@ def test_bad_input_is_refused_when_the_config_is_resolved(case, capsys, tmp_path
     _one_line_exit_2(capsys, ["config", "--dataset", "digits", *extra], match)
     out = tmp_path / "runs"
     has_output = "--output" in extra
-    argv = ["run", "--dataset", "digits", "--tasks", "overview", "--no-pdf", "-q", *extra,
-            *([] if has_output else ["--output", str(out)]),
-            *([] if "--cache-dir" in extra else ["--cache-dir", str(tmp_path / "cache")])]
+    argv = [
+        "run",
+        "--dataset",
+        "digits",
+        "--tasks",
+        "overview",
+        "--no-pdf",
+        "-q",
+        *extra,
+        *([] if has_output else ["--output", str(out)]),
+        *([] if "--cache-dir" in extra else ["--cache-dir", str(tmp_path / "cache")]),
+    ]
     _one_line_exit_2(capsys, argv, match)
     assert not out.exists()  # refused before a run folder was made
     assert not (tmp_path / "cache").exists()
@@ -172,25 +191,44 @@ def test_unreadable_and_read_only_paths_are_one_line_errors(tmp_path):
     config.chmod(0)
     cache = str(tmp_path / "cache")
     try:
-        got = _unprivileged({
-            "output read-only": ["config", "--output", str(ro / "runs")],
-            "cache read-only": ["config", "--cache-dir", str(ro)],
-            "run into read-only": ["run", "--dataset", "digits", "--tasks", "overview", "-q", "--output", str(ro),
-                                   "--cache-dir", cache],
-            "unreadable IDX file": ["data", "info", "mnist", "--data-dir", str(bad_file)],
-            "unreadable data folder": ["data", "info", "mnist", "--data-dir", str(bad_dir)],
-            "unreadable data folder (run)": ["config", "--data-dir", str(bad_dir)],
-            "unreadable image": ["data", "info", "folder", "--data-dir", str(imgs)],
-            "unreadable class folder": ["data", "info", "folder", "--data-dir", str(imgs_dir)],
-            "unreadable config file": ["config", "--config", str(config)],
-        })
+        got = _unprivileged(
+            {
+                "output read-only": ["config", "--output", str(ro / "runs")],
+                "cache read-only": ["config", "--cache-dir", str(ro)],
+                "run into read-only": [
+                    "run",
+                    "--dataset",
+                    "digits",
+                    "--tasks",
+                    "overview",
+                    "-q",
+                    "--output",
+                    str(ro),
+                    "--cache-dir",
+                    cache,
+                ],
+                "unreadable IDX file": ["data", "info", "mnist", "--data-dir", str(bad_file)],
+                "unreadable data folder": ["data", "info", "mnist", "--data-dir", str(bad_dir)],
+                "unreadable data folder (run)": ["config", "--data-dir", str(bad_dir)],
+                "unreadable image": ["data", "info", "folder", "--data-dir", str(imgs)],
+                "unreadable class folder": ["data", "info", "folder", "--data-dir", str(imgs_dir)],
+                "unreadable config file": ["config", "--config", str(config)],
+            }
+        )
     finally:
         for p in (ro, bad_dir, imgs_dir / "b", imgs / "a" / "2.png", config):
             p.chmod(0o755)
-    expect = {"output read-only": "not writable", "cache read-only": "not writable", "run into read-only": "not writable",
-              "unreadable IDX file": "cannot be read", "unreadable data folder": "cannot be read",
-              "unreadable data folder (run)": "cannot be read", "unreadable image": "2.png",
-              "unreadable class folder": "images-dir", "unreadable config file": "cannot be read"}
+    expect = {
+        "output read-only": "not writable",
+        "cache read-only": "not writable",
+        "run into read-only": "not writable",
+        "unreadable IDX file": "cannot be read",
+        "unreadable data folder": "cannot be read",
+        "unreadable data folder (run)": "cannot be read",
+        "unreadable image": "2.png",
+        "unreadable class folder": "images-dir",
+        "unreadable config file": "cannot be read",
+    }
     for case, (rc, err) in got.items():
         assert rc == 2 and err.startswith("digitlab: error:") and len(err.splitlines()) == 1, (case, rc, err)
         assert expect[case] in err, (case, err)
@@ -218,6 +256,7 @@ def test_image_folders_with_truncated_and_non_image_files(tmp_path):
 
 # ---- IDX files: corrupt gzip, decompression bombs, fuzzing ------------------------------------------------
 
+
 def _idx(shape=(3, 4, 5), dtype=np.uint8) -> bytes:
     return encode_idx(np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape))
 
@@ -231,7 +270,9 @@ def test_corrupt_deflate_body_is_a_dataset_error(tmp_path, capsys):
     data = bytearray(path.read_bytes())
     data[200:240] = b"\xff" * 40  # damage inside the deflate body, header and trailer intact
     path.write_bytes(bytes(data))
-    _one_line_exit_2(capsys, ["data", "info", "mnist", "--data-dir", str(folder)], "t10k-labels-idx1-ubyte.gz")
+    _one_line_exit_2(
+        capsys, ["data", "info", "mnist", "--data-dir", str(folder)], "t10k-labels-idx1-ubyte.gz"
+    )
 
 
 def test_a_decompression_bomb_stops_at_the_size_its_header_declares(tmp_path):
@@ -245,21 +286,26 @@ def test_a_decompression_bomb_stops_at_the_size_its_header_declares(tmp_path):
             fh.write(z.compress(zeros))
         fh.write(z.flush())
     assert path.stat().st_size < 1 << 20
-    code = ("import resource, sys\nfrom digitlab.data.idx import read_idx\nfrom digitlab.exceptions import DatasetError\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            f"try:\n    read_idx({str(path)!r})\nexcept DatasetError as exc:\n    print(exc)\n"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    code = (
+        "import resource, sys\nfrom digitlab.data.idx import read_idx\nfrom digitlab.exceptions import DatasetError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"try:\n    read_idx({str(path)!r})\nexcept DatasetError as exc:\n    print(exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     message, grown_mb = proc.stdout.strip().splitlines()
     assert "inflates past the 47,040,016 bytes its IDX header declares" in message
     assert int(grown_mb) < 150  # the declared 47 MB (plus one chunk and a copy), not 256 MB
 
 
-@pytest.mark.parametrize("shape, dtype", [
-    ((2**31, 2**31, 2**31), 0x08),  # product overflows int64
-    ((2**32 - 1,) * 4, 0x0E),  # product overflows int64 several times over
-    ((100_000, 1000, 1000), 0x08),  # 100 GB: more than any test machine's memory
-])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [
+        ((2**31, 2**31, 2**31), 0x08),  # product overflows int64
+        ((2**32 - 1,) * 4, 0x0E),  # product overflows int64 several times over
+        ((100_000, 1000, 1000), 0x08),  # 100 GB: more than any test machine's memory
+    ],
+)
 @pytest.mark.parametrize("gz", [False, True])
 def test_huge_declared_dimensions_are_refused_without_allocating(tmp_path, shape, dtype, gz):
     head = bytes([0, 0, dtype, len(shape)]) + np.array(shape, ">u4").tobytes()
@@ -276,9 +322,12 @@ def test_huge_declared_dimensions_are_refused_without_allocating(tmp_path, shape
 
 # Random examples on a developer's machine (new ones each run); fixed ones in CI, so that CI never flakes.
 # DIGITLAB_FUZZ_EXAMPLES=5000 searches harder.
-FUZZ = settings(max_examples=int(os.environ.get("DIGITLAB_FUZZ_EXAMPLES", 150)), deadline=None,
-                derandomize=bool(os.environ.get("CI")),
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("DIGITLAB_FUZZ_EXAMPLES", 150)),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def _read_any(tmp_path: Path, data: bytes, gz: bool) -> np.ndarray | None:
@@ -300,7 +349,9 @@ def test_fuzz_random_bytes_are_an_array_or_a_dataset_error(tmp_path, data, gz):
 
 
 @FUZZ
-@given(cut=st.integers(0, 10_000), gz=st.booleans(), shape=st.lists(st.integers(1, 6), min_size=1, max_size=4))
+@given(
+    cut=st.integers(0, 10_000), gz=st.booleans(), shape=st.lists(st.integers(1, 6), min_size=1, max_size=4)
+)
 def test_fuzz_truncated_files_are_refused(tmp_path, cut, gz, shape):
     data = _idx(tuple(shape))
     cut = cut % len(data)
@@ -323,8 +374,12 @@ def test_fuzz_wrong_magic_is_refused(tmp_path, magic, gz):
 
 
 @FUZZ
-@given(dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=12), code=st.sampled_from([8, 9, 11, 12, 13, 14]),
-       body=st.integers(0, 64), gz=st.booleans())
+@given(
+    dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=12),
+    code=st.sampled_from([8, 9, 11, 12, 13, 14]),
+    body=st.integers(0, 64),
+    gz=st.booleans(),
+)
 def test_fuzz_header_sizes_never_allocate_what_they_declare(tmp_path, dims, code, body, gz):
     data = bytes([0, 0, code, len(dims)]) + np.array(dims, ">u4").tobytes() + bytes(body)
     arr = _read_any(tmp_path, data, gz)
@@ -349,9 +404,20 @@ def test_fuzz_damaged_gzip_bytes_are_refused_or_harmless(tmp_path, flips):
 
 # ---- the cache: damaged entries are detected and recomputed; orphans are removed ---------------------------
 
+
 def _cfg(tmp_path, **study):
-    return resolve({"study": {"tasks": ["overview"], "dataset": "digits", "output_dir": str(tmp_path / "runs"),
-                              "cache_dir": str(tmp_path / "cache"), "pdf": False, **study}})
+    return resolve(
+        {
+            "study": {
+                "tasks": ["overview"],
+                "dataset": "digits",
+                "output_dir": str(tmp_path / "runs"),
+                "cache_dir": str(tmp_path / "cache"),
+                "pdf": False,
+                **study,
+            }
+        }
+    )
 
 
 def _damage_result(e: Path) -> None:
@@ -408,7 +474,9 @@ def test_a_damaged_cache_entry_is_detected_and_logged(tmp_path, damage, caplog):
     work = cache.new_workdir("demo", "k1")
     _png(work / "fig.png")
     np.savez(work / "arrays.npz", pred=np.arange(10))
-    entry = cache.commit("demo", "k1", work, TaskResult("Demo", headline="h", figures=[Figure("f", "fig.png", "c")]))
+    entry = cache.commit(
+        "demo", "k1", work, TaskResult("Demo", headline="h", figures=[Figure("f", "fig.png", "c")])
+    )
     assert cache.load("demo", "k1").headline == "h"
     DAMAGE[damage](entry)
     with caplog.at_level("WARNING", logger="digitlab"):
@@ -429,7 +497,10 @@ def test_a_damaged_entry_is_recomputed_by_the_next_run(cached_study, tmp_path):
     files = sorted(p.name for p in (again.run_dir / "results" / "overview").iterdir())
     assert files == sorted(p.name for p in (first.run_dir / "results" / "overview").iterdir())
     assert Cache(tmp_path / "cache").load("overview", entry.name) is not None  # replaced whole, valid again
-    assert json.loads((first.run_dir / "results" / "overview" / "result.json").read_text())["headline"] != "a claim nobody computed"
+    assert (
+        json.loads((first.run_dir / "results" / "overview" / "result.json").read_text())["headline"]
+        != "a claim nobody computed"
+    )
 
 
 def test_an_intact_entry_is_reused_and_carries_a_manifest(cached_study):
@@ -456,7 +527,7 @@ def test_orphan_work_folders_of_killed_runs_are_removed(tmp_path):
         "no owner, two days old": (None, 2 * 86400, True),
     }
     now = time.time()
-    for i, (name, (owner, age, _)) in enumerate(folders.items()):
+    for i, (owner, age, _) in enumerate(folders.values()):
         d = task / f".tmp-key{i}-abcd"
         d.mkdir(parents=True)
         (d / "partial.png").write_bytes(b"x")
@@ -484,10 +555,17 @@ def test_a_read_only_cache_task_folder_is_a_one_line_error(tmp_path):
 
 # ---- `digitlab report` on damaged run folders ---------------------------------------------------------------
 
+
 def test_report_of_a_damaged_run_names_what_is_missing(cached_study, tmp_path, capsys):
     base, first = cached_study
     cases = {}
-    for case in ("no result.json", "corrupt result.json", "summary {}", "deleted figure", "no results at all"):
+    for case in (
+        "no result.json",
+        "corrupt result.json",
+        "summary {}",
+        "deleted figure",
+        "no results at all",
+    ):
         d = tmp_path / case.replace(" ", "-").replace("{}", "empty")
         shutil.copytree(first.run_dir, d, copy_function=shutil.copy)  # copies, not the cache's hard links
         cases[case] = d

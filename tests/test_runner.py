@@ -2,15 +2,25 @@ import json
 
 import pytest
 
+from digitlab.report.build import build_reports
 from digitlab.study import runner
 from digitlab.study.cache import Cache
 from digitlab.study.config import resolve
-from digitlab.report.build import build_reports
 
 
 def _cfg(tmp_path, **study):
-    return resolve({"study": {"tasks": ["overview"], "dataset": "digits", "output_dir": str(tmp_path / "runs"),
-                              "cache_dir": str(tmp_path / "cache"), "pdf": False, **study}})
+    return resolve(
+        {
+            "study": {
+                "tasks": ["overview"],
+                "dataset": "digits",
+                "output_dir": str(tmp_path / "runs"),
+                "cache_dir": str(tmp_path / "cache"),
+                "pdf": False,
+                **study,
+            }
+        }
+    )
 
 
 def test_run_folder_contents_and_cache_reuse(tmp_path):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from digitlab import metrics as M
 from digitlab import experiments as S
+from digitlab import metrics as M
 from digitlab.exceptions import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -45,7 +45,9 @@ def _is_figure(fig) -> bool:
 def test_compare_models_scores_equal_the_metrics_suite(comparison, digits):
     c = comparison
     y = digits.y_test
-    assert isinstance(c.scores, pd.DataFrame) and list(c.scores.index) == sorted(c.scores.index, key=lambda m: -c.scores.loc[m, "accuracy"])
+    assert isinstance(c.scores, pd.DataFrame) and list(c.scores.index) == sorted(
+        c.scores.index, key=lambda m: -c.scores.loc[m, "accuracy"]
+    )
     for m in ("logreg", "knn", "gnb", "tree"):
         pred = c.predictions[m]
         ref = M.classification_metrics(y, pred, c.proba[m], 10)
@@ -62,7 +64,10 @@ def test_compare_models_scores_equal_the_metrics_suite(comparison, digits):
 def test_compare_models_mcnemar_holm_and_error_sets(comparison, digits):
     c, y = comparison, digits.y_test
     assert len(c.mcnemar) == 6
-    raw = [M.mcnemar(y, c.predictions[a], c.predictions[b])["p_value"] for a, b in zip(c.mcnemar["model_a"], c.mcnemar["model_b"])]
+    raw = [
+        M.mcnemar(y, c.predictions[a], c.predictions[b])["p_value"]
+        for a, b in zip(c.mcnemar["model_a"], c.mcnemar["model_b"])
+    ]
     np.testing.assert_allclose(c.mcnemar["p_value"], raw)
     np.testing.assert_allclose(c.mcnemar["p_holm"], M.holm_adjust(raw))
     assert (c.mcnemar["significant"] == (c.mcnemar["p_holm"] < 0.05)).all()
@@ -72,8 +77,13 @@ def test_compare_models_mcnemar_holm_and_error_sets(comparison, digits):
 
 
 def test_compare_models_labels_and_parameters(digits):
-    c = S.compare_models(digits, {"lasso": ("logreg", {"penalty": "l1", "C": 0.05}), "ridge": "logreg"}, n_train=600, n_test=200,
-                         n_boot=100)
+    c = S.compare_models(
+        digits,
+        {"lasso": ("logreg", {"penalty": "l1", "C": 0.05}), "ridge": "logreg"},
+        n_train=600,
+        n_test=200,
+        n_boot=100,
+    )
     assert set(c.scores.index) == {"lasso", "ridge"} and c.scores["n_train"].tolist() == [600, 600]
     zeros = {m: float(np.mean(c.runs[m].model[-1].coef_ == 0)) for m in ("lasso", "ridge")}
     assert zeros["lasso"] > zeros["ridge"] + 0.3  # L1 zeroes weights (L2 only those of always-blank pixels)
@@ -102,7 +112,9 @@ def test_comparison_plots(comparison):
 def test_compare_models_cost_calibration_pareto_and_files(comparison, digits, tmp_path):
     c = comparison
     assert list(c.cost.index) == list(c.runs) and (c.cost["setup"].str.len() > 0).all()
-    assert c.cost["train_gflop"].isna().all() and (c.cost["parameters"] > 0).all()  # classic models: no FLOP counter
+    assert (
+        c.cost["train_gflop"].isna().all() and (c.cost["parameters"] > 0).all()
+    )  # classic models: no FLOP counter
     assert set(c.calibration.index) == {"logreg", "knn", "gnb", "tree"}  # all four give probabilities
     conf = {m: c.proba[m].max(1) for m in c.runs}
     for m, row in c.calibration.iterrows():
@@ -110,7 +122,9 @@ def test_compare_models_cost_calibration_pareto_and_files(comparison, digits, tm
         assert row["confident_share"] == pytest.approx(np.mean(conf[m] > 0.99))
     np.testing.assert_allclose(c.class_f1["mean_f1"], c.per_class.mean(axis=0))
     fit = c.cost["fit_s"]
-    assert c.pareto[0] == fit.idxmin() and c.best in c.pareto  # the fastest model and the most accurate one are on the front
+    assert (
+        c.pareto[0] == fit.idxmin() and c.best in c.pareto
+    )  # the fastest model and the most accurate one are on the front
     t, p, n = c.top_confusion()
     assert t != p and n == c.metrics[c.best]["confusion_matrix"][t, p]
     c.save_predictions(tmp_path / "predictions.npz")
@@ -155,7 +169,10 @@ def test_error_analysis_from_arrays():
 def test_label_issues_find_planted_flips(digits):
     li = S.label_issues(digits, plant=0.03, seed=0)
     assert li.planted["n"] == 40 and li.planted["recall"] > 0.6 and li.oof_accuracy > 0.95
-    assert li.candidates["score"].is_monotonic_increasing and (li.candidates["given"] != li.candidates["suggested"]).mean() > 0.5
+    assert (
+        li.candidates["score"].is_monotonic_increasing
+        and (li.candidates["given"] != li.candidates["suggested"]).mean() > 0.5
+    )
     assert len(li.ranking) == len(digits.y_train)
     assert _is_figure(li.plot(n=6))
 
@@ -168,7 +185,12 @@ def test_label_issues_find_planted_flips(digits):
 def test_learning_curve_grid_and_power_law(digits):
     lc = S.learning_curve(digits, ["logreg", "knn"], [100, 300, 700, 5000], seeds=2, seed=1)
     assert len(lc.runs) == 2 * 4 * 2 and set(lc.runs["seed"]) == {1, 2}
-    assert sorted(set(lc.runs["n_train"])) == [100, 300, 700, len(digits.y_train)]  # 5,000 is clamped to the data
+    assert sorted(set(lc.runs["n_train"])) == [
+        100,
+        300,
+        700,
+        len(digits.y_train),
+    ]  # 5,000 is clamped to the data
     small = lc.runs[(lc.runs["n_train"] == 100)]
     assert small.groupby("model")["accuracy"].nunique().min() == 2  # each seed draws its own subset
     mean = lc.summary.set_index(["model", "n_train"])["accuracy_mean"]
@@ -178,7 +200,9 @@ def test_learning_curve_grid_and_power_law(digits):
         from digitlab.experiments.learning_curve import fit_power_law
 
         ref = fit_power_law(g["n_train"], 1 - g["accuracy"])
-        assert lc.fits.loc[m, "c"] == pytest.approx(ref.c) and lc.fits.loc[m, "ceiling_accuracy"] == pytest.approx(1 - ref.c)
+        assert lc.fits.loc[m, "c"] == pytest.approx(ref.c) and lc.fits.loc[
+            m, "ceiling_accuracy"
+        ] == pytest.approx(1 - ref.c)
     assert _is_figure(lc.plot())
 
 

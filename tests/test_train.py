@@ -13,13 +13,32 @@ from sklearn.model_selection import cross_val_score
 from digitlab.data import load_dataset, stratified_subset
 from digitlab.exceptions import ConfigError, ModelError
 from digitlab.models.nets import build_net
-from digitlab.train import FAST_RECIPE, CNNClassifier, TrainConfig, as_images, cross_validate, fit, image_shape, l2_penalty, normalise, penalty, planned_epochs, predict_proba, random_affine, random_shift, stratified_split, to_tensor
 from digitlab.runtime import resolve_device
+from digitlab.train import (
+    FAST_RECIPE,
+    CNNClassifier,
+    TrainConfig,
+    as_images,
+    cross_validate,
+    fit,
+    image_shape,
+    l2_penalty,
+    normalise,
+    penalty,
+    planned_epochs,
+    predict_proba,
+    random_affine,
+    random_shift,
+    stratified_split,
+    to_tensor,
+)
 
 # Small, fast defaults: every test trains a tiny net on a few hundred images on the CPU.
 TINY = {"n_blocks": 2, "width": 8}
 # One thread: the tests run beside other work, where a second thread only waits for a busy core.
-BASE = TrainConfig(epochs=2, batch_size=64, lr=0.01, device="cpu", val_fraction=0.2, channels_last=False, num_threads=1)
+BASE = TrainConfig(
+    epochs=2, batch_size=64, lr=0.01, device="cpu", val_fraction=0.2, channels_last=False, num_threads=1
+)
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +68,9 @@ def lrs(history):
 def test_short_fit_on_a_few_thousand_images_is_far_above_chance(mnist):
     idx = stratified_subset(mnist.y_train, total=2000, seed=0)
     net = build_net("cnn", n_blocks=2, width=16, seed=0)
-    res = fit(net, mnist.x_train[idx], mnist.y_train[idx], replace(BASE, epochs=2, batch_size=64, val_fraction=0.1))
+    res = fit(
+        net, mnist.x_train[idx], mnist.y_train[idx], replace(BASE, epochs=2, batch_size=64, val_fraction=0.1)
+    )
     proba = predict_proba(res.model, mnist.x_test[:1000], norm=res.norm)
     assert proba.shape == (1000, 10)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
@@ -63,7 +84,9 @@ def test_best_checkpoint_is_restored_when_the_last_epoch_is_worse(small, mnist):
     x, y = small
     x_val, y_val = mnist.x_test[:300], mnist.y_test[:300]
     # SGD learns for two epochs, then a x1000 learning-rate jump at epoch 3 wrecks the weights.
-    cfg = replace(BASE, epochs=3, optimizer="sgd", lr=0.05, scheduler="multistep", milestones=[2], gamma=1000.0)
+    cfg = replace(
+        BASE, epochs=3, optimizer="sgd", lr=0.05, scheduler="multistep", milestones=[2], gamma=1000.0
+    )
     res = fit(build_net("lenet5", seed=0), x, y, cfg, x_val=x_val, y_val=y_val)
     accs = [row["val_acc"] for row in res.history]
     assert accs[2] < max(accs[:2])  # the construction worked: the last epoch is worse
@@ -74,8 +97,16 @@ def test_best_checkpoint_is_restored_when_the_last_epoch_is_worse(small, mnist):
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(small):
     x, y = small
-    cfg = replace(BASE, epochs=6, optimizer="sgd", lr=0.05, scheduler="multistep", milestones=[2], gamma=1000.0,
-                  early_stopping_patience=1)  # fmt: skip
+    cfg = replace(
+        BASE,
+        epochs=6,
+        optimizer="sgd",
+        lr=0.05,
+        scheduler="multistep",
+        milestones=[2],
+        gamma=1000.0,
+        early_stopping_patience=1,
+    )
     res = fit(build_net("lenet5", seed=0), x, y, cfg)
     assert res.stopped_early == "patience"
     assert len(res.history) == res.best_epoch + 1
@@ -89,12 +120,15 @@ def _lenet_history(small, **cfg):
 
 def test_step_exponential_multistep_and_cosine_follow_their_closed_forms(small):
     lr = 0.04
-    assert lrs(_lenet_history(small, epochs=4, lr=lr, scheduler="step", step_size=2, gamma=0.5)) == pytest.approx(
-        [lr, lr, lr / 2, lr / 2])
+    assert lrs(
+        _lenet_history(small, epochs=4, lr=lr, scheduler="step", step_size=2, gamma=0.5)
+    ) == pytest.approx([lr, lr, lr / 2, lr / 2])
     assert lrs(_lenet_history(small, epochs=3, lr=lr, scheduler="exponential", gamma=0.7)) == pytest.approx(
-        [lr, lr * 0.7, lr * 0.49])
-    assert lrs(_lenet_history(small, epochs=4, lr=lr, scheduler="multistep", milestones=[1, 3], gamma=0.1)) == pytest.approx(
-        [lr, lr * 0.1, lr * 0.1, lr * 0.01])
+        [lr, lr * 0.7, lr * 0.49]
+    )
+    assert lrs(
+        _lenet_history(small, epochs=4, lr=lr, scheduler="multistep", milestones=[1, 3], gamma=0.1)
+    ) == pytest.approx([lr, lr * 0.1, lr * 0.1, lr * 0.01])
     T, lo = 4, 0.001
     cosine = [lo + (lr - lo) * (1 + math.cos(math.pi * e / T)) / 2 for e in range(T)]
     assert lrs(_lenet_history(small, epochs=T, lr=lr, scheduler="cosine", min_lr=lo)) == pytest.approx(cosine)
@@ -103,11 +137,14 @@ def test_step_exponential_multistep_and_cosine_follow_their_closed_forms(small):
 
 def test_onecycle_matches_torch_and_is_stepped_per_batch(small):
     cfg = replace(BASE, epochs=3, lr=0.02, optimizer="sgd", scheduler="onecycle", pct_start=0.3)
-    history = _lenet_history(small, **{k: getattr(cfg, k) for k in ("epochs", "lr", "scheduler", "pct_start")})
+    history = _lenet_history(
+        small, **{k: getattr(cfg, k) for k in ("epochs", "lr", "scheduler", "pct_start")}
+    )
     steps = math.ceil(480 / cfg.batch_size)  # 600 images minus the 20 % validation split
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=3, steps_per_epoch=steps, pct_start=0.3,
-                                              cycle_momentum=False)  # fmt: skip
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, epochs=3, steps_per_epoch=steps, pct_start=0.3, cycle_momentum=False
+    )
     expected = []
     for _ in range(3):
         expected.append(opt.param_groups[0]["lr"])
@@ -167,7 +204,9 @@ def test_random_shift_is_a_zero_filled_integer_translation():
     out = random_shift(x, torch.Generator().manual_seed(0), max_shift=2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(16):
-        candidates = [padded[i, :, 2 - dy : 11 - dy, 2 - dx : 11 - dx] for dy in range(-2, 3) for dx in range(-2, 3)]
+        candidates = [
+            padded[i, :, 2 - dy : 11 - dy, 2 - dx : 11 - dx] for dy in range(-2, 3) for dx in range(-2, 3)
+        ]
         assert any(torch.equal(out[i], c) for c in candidates)
     assert not torch.equal(out, x)  # 16 draws of 25 offsets: some image moved
 
@@ -217,7 +256,11 @@ def test_bad_settings_raise_config_error(small):
 
 
 def test_classifier_from_recipe_carries_every_setting():
-    net, params, tc = "cnn", {"n_blocks": 2}, TrainConfig(epochs=3, lr=0.005, augment="shift", label_smoothing=0.1, seed=4)
+    net, params, tc = (
+        "cnn",
+        {"n_blocks": 2},
+        TrainConfig(epochs=3, lr=0.005, augment="shift", label_smoothing=0.1, seed=4),
+    )
     clf = CNNClassifier.from_recipe((net, params, tc), device="cpu")
     assert clf.augment == "shift" and clf.train_params == {"label_smoothing": 0.1}
     assert clf._config() == replace(tc, device="cpu")
@@ -235,7 +278,9 @@ def test_min_steps_grows_the_epochs_to_the_step_budget(small):
     assert res.n_train_images_seen == 3 * (len(y) - n_val) and len(res.history) == 3
     # the one-cycle schedule spans the grown run (24 steps), not the configured epoch
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=24, pct_start=cfg.pct_start, cycle_momentum=False)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=24, pct_start=cfg.pct_start, cycle_momentum=False
+    )
     expected = []
     for _ in range(3):
         expected.append(opt.param_groups[0]["lr"])
@@ -257,8 +302,12 @@ def test_fast_recipe_on_1000_images_reaches_94_percent(mnist):
     # makes them 200 (50 epochs of 4 steps): about 96.5 % in ~7 s on one CPU thread.
     net, params, cfg = FAST_RECIPE
     idx = stratified_subset(mnist.y_train, total=1000, seed=0)
-    res = fit(build_net(net, seed=cfg.seed, **params), mnist.x_train[idx], mnist.y_train[idx],
-              replace(cfg, device="cpu", num_threads=1))  # fmt: skip
+    res = fit(
+        build_net(net, seed=cfg.seed, **params),
+        mnist.x_train[idx],
+        mnist.y_train[idx],
+        replace(cfg, device="cpu", num_threads=1),
+    )
     assert res.steps >= cfg.min_steps and res.epochs_planned > cfg.epochs
     acc = np.mean(predict_proba(res.model, mnist.x_test, norm=res.norm).argmax(1) == mnist.y_test)
     assert acc >= 0.94, acc
@@ -299,11 +348,15 @@ def test_l2_penalty_shrinks_the_weights_under_adamw_without_decay(small):
 
 def test_classifier_takes_l1_l2_and_min_steps_directly(small):
     x, y = small
-    clf = CNNClassifier(net_params=TINY, epochs=1, batch_size=64, device="cpu", l1=1e-5, l2=1e-3, min_steps=12)
+    clf = CNNClassifier(
+        net_params=TINY, epochs=1, batch_size=64, device="cpu", l1=1e-5, l2=1e-3, min_steps=12
+    )
     cfg = clf._config()
     assert (cfg.l1, cfg.l2, cfg.min_steps) == (1e-5, 1e-3, 12)
     clf.fit(x, y)
-    assert clf.train_result_.steps >= 12 and clf.train_result_.epochs_run == 2  # 540 images: 9 steps per epoch
+    assert (
+        clf.train_result_.steps >= 12 and clf.train_result_.epochs_run == 2
+    )  # 540 images: 9 steps per epoch
     assert clf.predict(x[:10]).shape == (10,)
     assert clone(clf).get_params()["l2"] == 1e-3
     # the old place still works, and two different values are an error
@@ -326,8 +379,16 @@ def _rgb_dataset(n=96, size=32, seed=0):
 @pytest.mark.parametrize("net", ["cnn", "resnet", "lenet5"])
 def test_colour_images_fit_and_predict(net):
     x, y = _rgb_dataset()
-    params = {"n_blocks": 2, "width": 8} if net == "cnn" else {"width": 4, "n_stages": 2} if net == "resnet" else {}
-    clf = CNNClassifier(net=net, net_params=params, epochs=3, batch_size=16, lr=0.01, device="cpu", val_fraction=0.25)
+    params = (
+        {"n_blocks": 2, "width": 8}
+        if net == "cnn"
+        else {"width": 4, "n_stages": 2}
+        if net == "resnet"
+        else {}
+    )
+    clf = CNNClassifier(
+        net=net, net_params=params, epochs=3, batch_size=16, lr=0.01, device="cpu", val_fraction=0.25
+    )
     clf.fit(x, y)
     assert clf.in_shape_ == (3, 32, 32)
     first = next(m for m in clf.model_.modules() if isinstance(m, torch.nn.Conv2d))
@@ -349,7 +410,9 @@ def test_colour_tensors_and_per_channel_normalisation():
     torch.testing.assert_close(t, torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255)
     assert as_images(x.transpose(0, 3, 1, 2)).shape == x.shape
     assert image_shape(x) == (3, 16, 16) and image_shape(x[..., 0]) == (1, 16, 16)
-    res = fit(build_net("cnn", (3, 16, 16), 3, seed=0, **TINY), x, y, replace(BASE, epochs=1, val_fraction=0.0))
+    res = fit(
+        build_net("cnn", (3, 16, 16), 3, seed=0, **TINY), x, y, replace(BASE, epochs=1, val_fraction=0.0)
+    )
     mean, std = res.norm
     assert len(mean) == len(std) == 3
     np.testing.assert_allclose(mean, (x / 255).mean(axis=(0, 1, 2)), rtol=1e-5)
@@ -359,7 +422,9 @@ def test_colour_tensors_and_per_channel_normalisation():
     # greyscale: one global (mean, std) pair of floats, as before; (n, H, W, 1) is greyscale
     g = x[..., 0]
     assert as_images(g[..., None]).shape == g.shape and as_images(g[:, None]).shape == g.shape
-    res_g = fit(build_net("cnn", (1, 16, 16), 3, seed=0, **TINY), g, y, replace(BASE, epochs=1, val_fraction=0.0))
+    res_g = fit(
+        build_net("cnn", (1, 16, 16), 3, seed=0, **TINY), g, y, replace(BASE, epochs=1, val_fraction=0.0)
+    )
     assert isinstance(res_g.norm[0], float) and isinstance(res_g.norm[1], float)
     with pytest.raises(ModelError, match="channels"):
         as_images(np.zeros((2, 8, 8, 5), np.uint8)[:, :, :6, :])  # (2, 8, 6, 5): neither layout
@@ -411,7 +476,11 @@ def test_bf16_training_is_deterministic_and_learns_like_fp32(small, mnist):
     for prec in ("fp32", "bf16", "bf16"):
         res = fit(build_net("cnn", seed=0, **TINY), x, y, replace(BASE, epochs=4, precision=prec))
         assert res.precision == prec
-        acc = float(np.mean(predict_proba(res.model, mnist.x_test[test], norm=res.norm).argmax(1) == mnist.y_test[test]))
+        acc = float(
+            np.mean(
+                predict_proba(res.model, mnist.x_test[test], norm=res.norm).argmax(1) == mnist.y_test[test]
+            )
+        )
         if prec in accs:
             assert acc == accs[prec]  # same seed, same precision: the same run
         accs[prec] = acc

@@ -8,13 +8,37 @@ from digitlab.study.config import resolve
 
 
 def _cfg(tmp_path):
-    return resolve({"study": {"tasks": ["overview"], "dataset": "digits", "output_dir": str(tmp_path / "runs"),
-                              "cache_dir": str(tmp_path / "cache"), "pdf": False, "n_jobs": 1}})
+    return resolve(
+        {
+            "study": {
+                "tasks": ["overview"],
+                "dataset": "digits",
+                "output_dir": str(tmp_path / "runs"),
+                "cache_dir": str(tmp_path / "cache"),
+                "pdf": False,
+                "n_jobs": 1,
+            }
+        }
+    )
 
 
 def test_every_result_library_is_part_of_the_key(monkeypatch):
-    for pkg in ("numpy", "scipy", "scikit-learn", "torch", "umap-learn", "openTSNE", "cleanlab", "pandas",
-                "kornia", "scikit-image", "Pillow", "joblib", "numba", "skops"):
+    for pkg in (
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "torch",
+        "umap-learn",
+        "openTSNE",
+        "cleanlab",
+        "pandas",
+        "kornia",
+        "scikit-image",
+        "Pillow",
+        "joblib",
+        "numba",
+        "skops",
+    ):
         assert pkg in C.RESULT_PACKAGES
     before = C.cache_key("classify", {}, 0, "cpu", "d")
     real = C.library_versions()
@@ -30,7 +54,9 @@ def test_a_faked_upgrade_recomputes_and_environment_lists_the_versions(tmp_path,
     assert first.cached == {"overview": False}
     assert runner.run_study(_cfg(tmp_path), quiet=True).cached == {"overview": True}
     real = C.library_versions()
-    monkeypatch.setattr(C, "library_versions", lambda: {**real, "scikit-learn": "99.0"})  # "pip install -U scikit-learn"
+    monkeypatch.setattr(
+        C, "library_versions", lambda: {**real, "scikit-learn": "99.0"}
+    )  # "pip install -U scikit-learn"
     upgraded = runner.run_study(_cfg(tmp_path), quiet=True)
     assert upgraded.cached == {"overview": False}
     assert upgraded.results["overview"].findings == first.results["overview"].findings

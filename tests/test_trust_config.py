@@ -12,8 +12,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-NASTY = ['line one\nline two', 'tab\tand\rreturn', 'bell\x07 nul-free \x1f and \x7f', 'quote " and \\ backslash',
-         "'''triple'''", '"""', 'unicode é 中文 \u2028 sep', '']
+NASTY = [
+    "line one\nline two",
+    "tab\tand\rreturn",
+    "bell\x07 nul-free \x1f and \x7f",
+    'quote " and \\ backslash',
+    "'''triple'''",
+    '"""',
+    "unicode é 中文 \u2028 sep",
+    "",
+]
 
 
 @pytest.mark.parametrize("text", NASTY)
@@ -26,7 +34,11 @@ def test_any_string_round_trips(text):
 
     cfg = ResolvedConfig(StudyConfig(name=text, data_dir=text, scheduler=text), {"fake": Fake()})
     back = tomllib.loads(to_toml(cfg))
-    assert back["study"]["name"] == text and back["study"]["data_dir"] == text and back["study"]["scheduler"] == text
+    assert (
+        back["study"]["name"] == text
+        and back["study"]["data_dir"] == text
+        and back["study"]["scheduler"] == text
+    )
     assert back["fake"] == {"label": text, "labels": [text, "plain"], "none": ""}
 
 

@@ -27,11 +27,28 @@ def report(tmp_path_factory):
         (root / name).mkdir(parents=True)
         for i in range(8):
             Image.fromarray(rng.integers(0, 255, (10, 10), dtype=np.uint8)).save(root / name / f"{i}.png")
-    cfg = resolve({"study": {"tasks": ["overview"], "dataset": "folder", "data_dir": str(root), "image_size": 8,
-                             "output_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache"), "pdf": False, "n_jobs": 1}})
+    cfg = resolve(
+        {
+            "study": {
+                "tasks": ["overview"],
+                "dataset": "folder",
+                "data_dir": str(root),
+                "image_size": 8,
+                "output_dir": str(tmp / "runs"),
+                "cache_dir": str(tmp / "cache"),
+                "pdf": False,
+                "n_jobs": 1,
+            }
+        }
+    )
     out = runner.run_study(cfg, quiet=True)
-    html, _ = B.build_reports(out.run_dir, pdf=False, title="<svg onload=alert(9)>", author="<script>alert(2)</script>",
-                              course="</title><img src=x onerror=alert(3)>")
+    html, _ = B.build_reports(
+        out.run_dir,
+        pdf=False,
+        title="<svg onload=alert(9)>",
+        author="<script>alert(2)</script>",
+        course="</title><img src=x onerror=alert(3)>",
+    )
     return html.read_text(encoding="utf-8")
 
 

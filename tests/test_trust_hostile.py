@@ -29,11 +29,15 @@ def _one_line_exit_2(argv, capsys, *words):
 
 def test_a_single_class_image_folder_is_refused(tmp_path, capsys):
     _images(tmp_path / "imgs" / "only")
-    _one_line_exit_2(["data", "info", "folder", "--data-dir", str(tmp_path / "imgs")], capsys, "at least 2 classes")
+    _one_line_exit_2(
+        ["data", "info", "folder", "--data-dir", str(tmp_path / "imgs")], capsys, "at least 2 classes"
+    )
 
 
 def test_synth_fundus_refuses_a_negative_seed(tmp_path, capsys):
-    _one_line_exit_2(["data", "synth-fundus", str(tmp_path / "s"), "--n", "18", "--seed", "-1"], capsys, "seed -1")
+    _one_line_exit_2(
+        ["data", "synth-fundus", str(tmp_path / "s"), "--n", "18", "--seed", "-1"], capsys, "seed -1"
+    )
     assert not (tmp_path / "s" / "DR_grading").exists()
 
 
@@ -77,19 +81,25 @@ def saved_run(tmp_path_factory):
     model = CNNClassifier(net="mlp", epochs=1).fit(ds.x_train[:100], ds.y_train[:100])
     run = tmp_path_factory.mktemp("pred") / "20990101-000000-t"
     save_model(run / "results" / "classify" / "models" / "mlp", "mlp", model)
-    (run / "results" / "classify" / "result.json").write_text(json.dumps(
-        {"title": "classify", "metrics": {"accuracy": {"mlp": 0.5}, "best_model": "mlp"}}))
-    (run / "summary.json").write_text(json.dumps({"name": "t", "dataset": ds.summary(), "tasks": [{"task": "classify"}]}))
+    (run / "results" / "classify" / "result.json").write_text(
+        json.dumps({"title": "classify", "metrics": {"accuracy": {"mlp": 0.5}, "best_model": "mlp"}})
+    )
+    (run / "summary.json").write_text(
+        json.dumps({"name": "t", "dataset": ds.summary(), "tasks": [{"task": "classify"}]})
+    )
     np.save(run.parent / "img.npy", (np.arange(64, dtype=np.uint8).reshape(1, 8, 8) * 4))
     return run
 
 
-@pytest.mark.parametrize("edit,words", [
-    (lambda m: m.pop("normalisation"), ("normalisation",)),
-    (lambda m: m.update(in_shape=[1, 100000, 100000]), ("100000x100000", "4096")),
-    (lambda m: m.update(in_shape=[1, "x", 3]), ("in_shape",)),
-    (lambda m: m.update(normalisation={"mean": 0.1}), ("normalisation",)),
-])
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (lambda m: m.pop("normalisation"), ("normalisation",)),
+        (lambda m: m.update(in_shape=[1, 100000, 100000]), ("100000x100000", "4096")),
+        (lambda m: m.update(in_shape=[1, "x", 3]), ("in_shape",)),
+        (lambda m: m.update(normalisation={"mean": 0.1}), ("normalisation",)),
+    ],
+)
 def test_predict_refuses_a_damaged_model_description(saved_run, capsys, edit, words):
     path = saved_run / "results" / "classify" / "models" / "mlp" / "model.json"
     good = path.read_text()
@@ -97,7 +107,9 @@ def test_predict_refuses_a_damaged_model_description(saved_run, capsys, edit, wo
     edit(meta)
     path.write_text(json.dumps(meta))
     try:
-        _one_line_exit_2(["predict", str(saved_run.parent / "img.npy"), "--run", str(saved_run)], capsys, *words)
+        _one_line_exit_2(
+            ["predict", str(saved_run.parent / "img.npy"), "--run", str(saved_run)], capsys, *words
+        )
     finally:
         path.write_text(good)
     assert cli.main(["predict", str(saved_run.parent / "img.npy"), "--run", str(saved_run)]) == 0

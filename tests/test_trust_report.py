@@ -13,13 +13,27 @@ from digitlab.study.config import resolve
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trust-report")
-    cfg = resolve({"study": {"tasks": ["overview"], "dataset": "digits", "output_dir": str(tmp / "runs"),
-                             "cache_dir": str(tmp / "cache"), "pdf": False, "n_jobs": 1}})
+    cfg = resolve(
+        {
+            "study": {
+                "tasks": ["overview"],
+                "dataset": "digits",
+                "output_dir": str(tmp / "runs"),
+                "cache_dir": str(tmp / "cache"),
+                "pdf": False,
+                "n_jobs": 1,
+            }
+        }
+    )
     return runner.run_study(cfg, quiet=True).run_dir
 
 
 def _results(run_dir):
-    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in (run_dir / "results").rglob("*") if p.is_file()}
+    return {
+        p.relative_to(run_dir).as_posix(): p.read_bytes()
+        for p in (run_dir / "results").rglob("*")
+        if p.is_file()
+    }
 
 
 def test_a_pdf_failure_keeps_the_html_and_every_result(run_dir, monkeypatch, capsys):
@@ -41,7 +55,9 @@ def test_a_pdf_failure_keeps_the_html_and_every_result(run_dir, monkeypatch, cap
     out, errtext = capsys.readouterr()
     assert "HTML report:" in out and (run_dir / "report.html").is_file()
     assert len(errtext.strip().splitlines()) == 1 and errtext.startswith("digitlab: error:")
-    assert json.loads((run_dir / "summary.json").read_text())["report"]["title"] == "T"  # the title is kept too
+    assert (
+        json.loads((run_dir / "summary.json").read_text())["report"]["title"] == "T"
+    )  # the title is kept too
 
 
 def test_html_is_written_before_the_pdf_is_rendered(run_dir, monkeypatch):
@@ -64,5 +80,5 @@ def test_layout_survives_a_weasyprint_without_page_boxes(run_dir, monkeypatch):
         raise AttributeError("'Page' object has no attribute '_page_box'")
 
     monkeypatch.setattr(check, "measure", moved)
-    doc = B.document(B.load_run(run_dir), B.report_meta(B.load_run(run_dir), {k: None for k in B.META_KEYS}))
+    doc = B.document(B.load_run(run_dir), B.report_meta(B.load_run(run_dir), dict.fromkeys(B.META_KEYS)))
     assert B.layout_pdf(doc, run_dir).pages  # one pass, no near-empty-page refinement, but a PDF

@@ -30,8 +30,9 @@ the gallery figure, and distribution-shift measures (domain classifier, MMD, k-N
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,9 +42,21 @@ from torch import Tensor
 from digitlab.exceptions import ConfigError
 
 __all__ = [
-    "AUGMENTATIONS", "ALIASES", "AugmentationSpec", "Augmentation", "Compose", "get_augmentation", "compose",
-    "augment_images", "augment_tensor", "plot_gallery", "distribution_shift", "mmd_rbf",
-    "shift_embedding", "plot_shift_embedding", "channels_last",
+    "AUGMENTATIONS",
+    "ALIASES",
+    "AugmentationSpec",
+    "Augmentation",
+    "Compose",
+    "get_augmentation",
+    "compose",
+    "augment_images",
+    "augment_tensor",
+    "plot_gallery",
+    "distribution_shift",
+    "mmd_rbf",
+    "shift_embedding",
+    "plot_shift_embedding",
+    "channels_last",
 ]
 
 # =============================================================================================
@@ -114,7 +127,7 @@ def _gauss_matrix(sigma: Tensor, size: int, radius: int) -> Tensor:
     t2 = torch.arange(-radius, radius + 1, dtype=torch.float32, device=sigma.device) ** 2
     s2 = 2 * sigma[:, None] ** 2
     norm = torch.exp(-t2[None, :] / s2).sum(1)
-    k = torch.exp(-d2[None] / s2[:, :, None]) * (d2 <= radius ** 2)
+    k = torch.exp(-d2[None] / s2[:, :, None]) * (d2 <= radius**2)
     return k / norm[:, None, None]
 
 
@@ -144,7 +157,9 @@ def _gaussian_noise(x: Tensor, gen: torch.Generator, std: float) -> Tensor:
 
 
 def _salt_pepper(x: Tensor, gen: torch.Generator, amount: float) -> Tensor:
-    u = _rand(gen, (x.shape[0], 1, *x.shape[2:]), x.device)  # one draw per pixel: all its channels go black/white
+    u = _rand(
+        gen, (x.shape[0], 1, *x.shape[2:]), x.device
+    )  # one draw per pixel: all its channels go black/white
     x = torch.where(u < amount / 2, torch.zeros_like(x), x)
     return torch.where(u > 1 - amount / 2, torch.ones_like(x), x)
 
@@ -159,24 +174,36 @@ def _vflip(x: Tensor, gen: torch.Generator) -> Tensor:
 
 def _rotate(x: Tensor, gen: torch.Generator, degrees: float, exact: bool) -> Tensor:
     b = x.shape[0]
-    angle = torch.full((b,), float(degrees), device=x.device) if exact else _uniform(gen, b, -degrees, degrees, x.device)
+    angle = (
+        torch.full((b,), float(degrees), device=x.device)
+        if exact
+        else _uniform(gen, b, -degrees, degrees, x.device)
+    )
     ones = torch.ones(b, device=x.device)
-    return _warp_affine(x, _affine_matrix(angle, ones, torch.zeros(b, device=x.device)), torch.zeros(b, 2, device=x.device))
+    return _warp_affine(
+        x, _affine_matrix(angle, ones, torch.zeros(b, device=x.device)), torch.zeros(b, 2, device=x.device)
+    )
 
 
 def _translate(x: Tensor, gen: torch.Generator, shift: float) -> Tensor:
     b, _, h, w = x.shape
-    t = torch.stack([_uniform(gen, b, -shift, shift, x.device) * w, _uniform(gen, b, -shift, shift, x.device) * h], 1)
+    t = torch.stack(
+        [_uniform(gen, b, -shift, shift, x.device) * w, _uniform(gen, b, -shift, shift, x.device) * h], 1
+    )
     eye = torch.eye(2, device=x.device).expand(b, 2, 2)
     return _warp_affine(x, eye, t)
 
 
-def _affine(x: Tensor, gen: torch.Generator, degrees: float, shift: float, scale: tuple[float, float], shear: float) -> Tensor:
+def _affine(
+    x: Tensor, gen: torch.Generator, degrees: float, shift: float, scale: tuple[float, float], shear: float
+) -> Tensor:
     b, _, h, w = x.shape
     angle = _uniform(gen, b, -degrees, degrees, x.device)
     s = _uniform(gen, b, scale[0], scale[1], x.device)
     sh = _uniform(gen, b, -shear, shear, x.device)
-    t = torch.stack([_uniform(gen, b, -shift, shift, x.device) * w, _uniform(gen, b, -shift, shift, x.device) * h], 1)
+    t = torch.stack(
+        [_uniform(gen, b, -shift, shift, x.device) * w, _uniform(gen, b, -shift, shift, x.device) * h], 1
+    )
     return _warp_affine(x, _affine_matrix(angle, s, sh), t)
 
 
@@ -192,7 +219,9 @@ def _pad_crop(x: Tensor, gen: torch.Generator, pad: int) -> Tensor:
     return xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def _crop_resize(x: Tensor, gen: torch.Generator, scale: tuple[float, float], ratio: tuple[float, float]) -> Tensor:
+def _crop_resize(
+    x: Tensor, gen: torch.Generator, scale: tuple[float, float], ratio: tuple[float, float]
+) -> Tensor:
     """Random-resized crop: a box of random area fraction and aspect ratio, stretched to full size."""
     b = x.shape[0]
     area = _uniform(gen, b, scale[0], scale[1], x.device)
@@ -216,14 +245,18 @@ def _elastic(x: Tensor, gen: torch.Generator, alpha: float, sigma: float) -> Ten
     """
     b, _, h, w = x.shape
     field_ = 2 * _rand(gen, (b, 2, h, w), x.device) - 1
-    disp = _blur(field_, torch.full((b,), float(sigma), device=x.device), math.ceil(4.0 * sigma)) * alpha  # pixels
+    disp = (
+        _blur(field_, torch.full((b,), float(sigma), device=x.device), math.ceil(4.0 * sigma)) * alpha
+    )  # pixels
     disp = disp * torch.tensor([2.0 / w, 2.0 / h], device=x.device)[None, :, None, None]
     eye = torch.eye(2, 3, device=x.device).expand(b, 2, 3)
     grid = F.affine_grid(eye, list(x.shape), align_corners=False) + disp.permute(0, 2, 3, 1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _random_erasing(x: Tensor, gen: torch.Generator, scale: tuple[float, float], ratio: tuple[float, float], value: float) -> Tensor:
+def _random_erasing(
+    x: Tensor, gen: torch.Generator, scale: tuple[float, float], ratio: tuple[float, float], value: float
+) -> Tensor:
     """Set a random rectangle (area fraction in ``scale``, aspect in ``ratio``) to ``value``."""
     b, _, h, w = x.shape
     area = _uniform(gen, b, scale[0], scale[1], x.device) * h * w
@@ -234,8 +267,12 @@ def _random_erasing(x: Tensor, gen: torch.Generator, scale: tuple[float, float],
     x0 = _rand(gen, (b,), x.device) * (w - ew)
     rows = torch.arange(h, device=x.device)[None, :, None] + 0.5
     cols = torch.arange(w, device=x.device)[None, None, :] + 0.5
-    inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
-              & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
+    inside = (
+        (rows >= y0[:, None, None])
+        & (rows < (y0 + eh)[:, None, None])
+        & (cols >= x0[:, None, None])
+        & (cols < (x0 + ew)[:, None, None])
+    )
     return torch.where(inside[:, None], torch.full_like(x, value), x)
 
 
@@ -254,8 +291,9 @@ def _brightness_contrast(x: Tensor, gen: torch.Generator, brightness: float, con
     return (x - m) * c + m + d
 
 
-def _colour_jitter(x: Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float,
-                   hue: float) -> Tensor:
+def _colour_jitter(
+    x: Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float, hue: float
+) -> Tensor:
     """torchvision-style colour jitter, batched: per sample a brightness factor ``1 +- brightness``
     (multiplicative: a black border stays black), a contrast factor ``1 +- contrast`` around the image's
     mean luminance, a saturation factor ``1 +- saturation`` (blend with the grey image) and a hue
@@ -274,7 +312,9 @@ def _colour_jitter(x: Tensor, gen: torch.Generator, brightness: float, contrast:
         return x
     grey = (x * w).sum(1, keepdim=True)
     x = (x - grey) * fs + grey
-    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device)
+    yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device
+    )
     q = torch.einsum("ij,bjhw->bihw", yiq, x)
     th = 2 * math.pi * turns[:, 0]  # (B, 1, 1)
     i2 = q[:, 1:2] * torch.cos(th)[:, None] - q[:, 2:3] * torch.sin(th)[:, None]
@@ -323,39 +363,132 @@ class AugmentationSpec:
     colour_only: bool = False  # meant for colour images (on greyscale it repeats another entry)
 
 
-def _spec(name: str, op: Callable[..., Tensor], description: str, random: bool = True, colour_only: bool = False,
-          **defaults: Any) -> AugmentationSpec:
+def _spec(
+    name: str,
+    op: Callable[..., Tensor],
+    description: str,
+    random: bool = True,
+    colour_only: bool = False,
+    **defaults: Any,
+) -> AugmentationSpec:
     defaults.setdefault("p", 1.0)
     return AugmentationSpec(name, op, defaults, description, random, colour_only)
 
 
 _SPECS = [
     _spec("identity", _identity, "No change (the baseline).", random=False),
-    _spec("gaussian_noise", _gaussian_noise, "Add N(0, std^2) noise to every pixel; std in intensity units (0..1).", std=0.2),
-    _spec("salt_pepper", _salt_pepper, "Set a fraction `amount` of pixels to 0 or 1 (half each).", amount=0.1),
+    _spec(
+        "gaussian_noise",
+        _gaussian_noise,
+        "Add N(0, std^2) noise to every pixel; std in intensity units (0..1).",
+        std=0.2,
+    ),
+    _spec(
+        "salt_pepper", _salt_pepper, "Set a fraction `amount` of pixels to 0 or 1 (half each).", amount=0.1
+    ),
     _spec("hflip", _hflip, "Mirror left-right.", random=False, p=0.5),
     _spec("vflip", _vflip, "Mirror top-bottom.", random=False, p=0.5),
-    _spec("rotate_small", _rotate, "Rotate by an angle uniform in +-degrees (exact=True: exactly degrees).", degrees=15.0, exact=False),
-    _spec("rotate_large", _rotate, "Rotate by an angle uniform in +-degrees (exact=True: exactly degrees, e.g. 180).", degrees=180.0, exact=False),
-    _spec("translate", _translate, "Shift by up to +-shift x the image size in x and y, independently.", shift=0.1),
-    _spec("affine", _affine, "Random rotation (+-degrees), shift (+-shift x size), isotropic scale (range) and x-shear (+-shear degrees).",
-          degrees=10.0, shift=0.08, scale=(0.9, 1.1), shear=10.0),
-    _spec("pad_crop", _pad_crop, "Zero-pad by `pad` pixels and crop a random window of the original size (integer shifts).", pad=2),
-    _spec("crop_resize", _crop_resize, "Random-resized crop: a box of area fraction in `scale` and aspect ratio in `ratio`, resized to full size.",
-          scale=(0.6, 1.0), ratio=(0.75, 4 / 3)),
-    _spec("elastic", _elastic, "Elastic deformation: uniform random displacement field smoothed by a Gaussian (sigma px), scaled by alpha px.",
-          alpha=34.0, sigma=4.0),
-    _spec("random_erasing", _random_erasing, "Set a random rectangle (area fraction in `scale`, aspect in `ratio`) to `value`.",
-          scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0),
-    _spec("gaussian_blur", _gaussian_blur, "Gaussian blur with sigma (pixels) uniform in the `sigma` range.", sigma=(0.5, 1.5)),
-    _spec("brightness_contrast", _brightness_contrast, "Scale contrast around the image mean by 1+-contrast, add +-brightness.",
-          brightness=0.2, contrast=0.4),
-    _spec("dilate", _dilate, "Morphological dilation with a kernel x kernel square (thicker strokes).", random=False, kernel=3),
-    _spec("erode", _erode, "Morphological erosion with a kernel x kernel square (thinner strokes).", random=False, kernel=3),
-    _spec("perspective", _perspective, "Perspective warp: each corner moves inwards by up to distortion x half the side.", distortion=0.3),
-    _spec("colour_jitter", _colour_jitter, "Colour jitter: brightness x(1+-brightness), contrast x(1+-contrast), saturation "
-          "x(1+-saturation), hue +-hue turns (saturation and hue on RGB only).", colour_only=True,
-          brightness=0.2, contrast=0.2, saturation=0.3, hue=0.04),
+    _spec(
+        "rotate_small",
+        _rotate,
+        "Rotate by an angle uniform in +-degrees (exact=True: exactly degrees).",
+        degrees=15.0,
+        exact=False,
+    ),
+    _spec(
+        "rotate_large",
+        _rotate,
+        "Rotate by an angle uniform in +-degrees (exact=True: exactly degrees, e.g. 180).",
+        degrees=180.0,
+        exact=False,
+    ),
+    _spec(
+        "translate",
+        _translate,
+        "Shift by up to +-shift x the image size in x and y, independently.",
+        shift=0.1,
+    ),
+    _spec(
+        "affine",
+        _affine,
+        "Random rotation (+-degrees), shift (+-shift x size), isotropic scale (range) and x-shear (+-shear degrees).",
+        degrees=10.0,
+        shift=0.08,
+        scale=(0.9, 1.1),
+        shear=10.0,
+    ),
+    _spec(
+        "pad_crop",
+        _pad_crop,
+        "Zero-pad by `pad` pixels and crop a random window of the original size (integer shifts).",
+        pad=2,
+    ),
+    _spec(
+        "crop_resize",
+        _crop_resize,
+        "Random-resized crop: a box of area fraction in `scale` and aspect ratio in `ratio`, resized to full size.",
+        scale=(0.6, 1.0),
+        ratio=(0.75, 4 / 3),
+    ),
+    _spec(
+        "elastic",
+        _elastic,
+        "Elastic deformation: uniform random displacement field smoothed by a Gaussian (sigma px), scaled by alpha px.",
+        alpha=34.0,
+        sigma=4.0,
+    ),
+    _spec(
+        "random_erasing",
+        _random_erasing,
+        "Set a random rectangle (area fraction in `scale`, aspect in `ratio`) to `value`.",
+        scale=(0.02, 0.2),
+        ratio=(0.3, 3.3),
+        value=0.0,
+    ),
+    _spec(
+        "gaussian_blur",
+        _gaussian_blur,
+        "Gaussian blur with sigma (pixels) uniform in the `sigma` range.",
+        sigma=(0.5, 1.5),
+    ),
+    _spec(
+        "brightness_contrast",
+        _brightness_contrast,
+        "Scale contrast around the image mean by 1+-contrast, add +-brightness.",
+        brightness=0.2,
+        contrast=0.4,
+    ),
+    _spec(
+        "dilate",
+        _dilate,
+        "Morphological dilation with a kernel x kernel square (thicker strokes).",
+        random=False,
+        kernel=3,
+    ),
+    _spec(
+        "erode",
+        _erode,
+        "Morphological erosion with a kernel x kernel square (thinner strokes).",
+        random=False,
+        kernel=3,
+    ),
+    _spec(
+        "perspective",
+        _perspective,
+        "Perspective warp: each corner moves inwards by up to distortion x half the side.",
+        distortion=0.3,
+    ),
+    _spec(
+        "colour_jitter",
+        _colour_jitter,
+        "Colour jitter: brightness x(1+-brightness), contrast x(1+-contrast), saturation "
+        "x(1+-saturation), hue +-hue turns (saturation and hue on RGB only).",
+        colour_only=True,
+        brightness=0.2,
+        contrast=0.2,
+        saturation=0.3,
+        hue=0.04,
+    ),
 ]
 
 AUGMENTATIONS: dict[str, AugmentationSpec] = {s.name: s for s in _SPECS}
@@ -379,14 +512,20 @@ name here, so a name means one transform in training, galleries and shift measur
 def _check_params(name: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise ConfigError(f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(sorted(defaults))}")
+        raise ConfigError(
+            f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(defaults))}"
+        )
     merged = {**defaults, **params}
     for key, default in defaults.items():
         value = merged[key]
         if isinstance(default, tuple):
-            if not (isinstance(value, (list, tuple)) and len(value) == 2 and float(value[0]) <= float(value[1])):
-                raise ConfigError(f"augmentation {name!r}: {key}={value!r} must be a [low, high] pair with low <= high")
+            if not (
+                isinstance(value, (list, tuple)) and len(value) == 2 and float(value[0]) <= float(value[1])
+            ):
+                raise ConfigError(
+                    f"augmentation {name!r}: {key}={value!r} must be a [low, high] pair with low <= high"
+                )
             merged[key] = (float(value[0]), float(value[1]))
         elif isinstance(default, bool):
             merged[key] = bool(value)
@@ -428,7 +567,9 @@ class Augmentation:
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if x.ndim != 4:
-            raise ConfigError(f"augmentation {self.name!r}: input has shape {tuple(x.shape)}; pass a (B, C, H, W) batch")
+            raise ConfigError(
+                f"augmentation {self.name!r}: input has shape {tuple(x.shape)}; pass a (B, C, H, W) batch"
+            )
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         op_params = {k: v for k, v in self.params.items() if k != "p"}
         chosen = _rand(gen, (x.shape[0],), x.device) < self.p
@@ -488,7 +629,9 @@ def get_augmentation(name: str, **params: Any) -> Augmentation:
         base, preset = ALIASES[name]
         return get_augmentation(base, **{**preset, **params})
     if name not in AUGMENTATIONS:
-        raise ConfigError(f"augmentation {name!r}: unknown name; choose one of {', '.join([*AUGMENTATIONS, *ALIASES])}")
+        raise ConfigError(
+            f"augmentation {name!r}: unknown name; choose one of {', '.join([*AUGMENTATIONS, *ALIASES])}"
+        )
     return Augmentation(name, _check_params(name, AUGMENTATIONS[name].defaults, params))
 
 
@@ -502,10 +645,16 @@ def compose(*augs: Augmentation | str | Callable[[Tensor, torch.Generator], Tens
 # =============================================================================================
 
 
-def augment_tensor(x: Tensor, aug: Callable[[Tensor, torch.Generator], Tensor], seed: int = 0, batch_size: int = 4096) -> Tensor:
+def augment_tensor(
+    x: Tensor, aug: Callable[[Tensor, torch.Generator], Tensor], seed: int = 0, batch_size: int = 4096
+) -> Tensor:
     """Apply ``aug`` to a large ``(N, C, H, W)`` tensor in chunks, with one generator seeded by ``seed``."""
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.cat([aug(x[i:i + batch_size], gen) for i in range(0, len(x), batch_size)]) if len(x) else x.clone()
+    return (
+        torch.cat([aug(x[i : i + batch_size], gen) for i in range(0, len(x), batch_size)])
+        if len(x)
+        else x.clone()
+    )
 
 
 MAX_CHANNELS = 4  # a trailing axis this small is channels: (n, H, W, C) colour
@@ -527,7 +676,9 @@ def augment_images(x_uint8: np.ndarray, name: str, seed: int = 0, **params: Any)
     aug = get_augmentation(name, **params)
     x_uint8 = np.asarray(x_uint8)
     if x_uint8.ndim not in (3, 4):
-        raise ConfigError(f"augment_images: images of shape {x_uint8.shape}; pass (n, H, W), (n, C, H, W) or (n, H, W, C) uint8")
+        raise ConfigError(
+            f"augment_images: images of shape {x_uint8.shape}; pass (n, H, W), (n, C, H, W) or (n, H, W, C) uint8"
+        )
     last = channels_last(x_uint8)
     x = torch.from_numpy(np.ascontiguousarray(x_uint8, dtype=np.uint8)).float().div_(255.0)
     x4 = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous() if last else x
@@ -541,7 +692,9 @@ def augment_images(x_uint8: np.ndarray, name: str, seed: int = 0, **params: Any)
 # =============================================================================================
 
 
-def plot_gallery(x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_samples: int = 8, ax=None, **common: Any):
+def plot_gallery(
+    x_uint8: np.ndarray, names: Sequence[str], seed: int = 0, n_samples: int = 8, ax=None, **common: Any
+):
     """One row per augmentation (the original first) over the same ``n_samples`` digits.
 
     Every augmentation is shown with ``p=1`` so each cell shows the transform (flips included).
@@ -587,11 +740,14 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) -> tup
     if bandwidth is None:
         off = d2[np.triu_indices(len(z), k=1)]
         bandwidth = float(np.sqrt(np.median(off))) or 1.0
-    k = np.exp(-d2 / (2 * bandwidth ** 2))
+    k = np.exp(-d2 / (2 * bandwidth**2))
     n, m = len(a), len(b)
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-    mmd2 = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-            - 2 * kxy.mean())
+    mmd2 = (
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+        + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        - 2 * kxy.mean()
+    )
     return float(mmd2), float(bandwidth)
 
 
@@ -618,9 +774,19 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def distribution_shift(x_clean_uint8: np.ndarray, y: np.ndarray, name: str, seed: int = 0, n: int = 1000,
-                       n_pca: int = 50, k: int = 5, mmd_n: int = 500, cv: int = 5, n_jobs: int = 1,
-                       **params: Any) -> dict[str, Any]:
+def distribution_shift(
+    x_clean_uint8: np.ndarray,
+    y: np.ndarray,
+    name: str,
+    seed: int = 0,
+    n: int = 1000,
+    n_pca: int = 50,
+    k: int = 5,
+    mmd_n: int = 500,
+    cv: int = 5,
+    n_jobs: int = 1,
+    **params: Any,
+) -> dict[str, Any]:
     """How far an augmentation moves the data, measured on a two-sample split.
 
     A stratified sample of ``n`` images is cut into two disjoint halves: the clean half A is the
@@ -646,7 +812,9 @@ def distribution_shift(x_clean_uint8: np.ndarray, y: np.ndarray, name: str, seed
         ``mmd_bandwidth``; all plain Python numbers.
     """
     with _one_blas_thread():
-        return _distribution_shift(np.asarray(x_clean_uint8), np.asarray(y), name, seed, n, n_pca, k, mmd_n, cv, n_jobs, params)
+        return _distribution_shift(
+            np.asarray(x_clean_uint8), np.asarray(y), name, seed, n, n_pca, k, mmd_n, cv, n_jobs, params
+        )
 
 
 def _distribution_shift(x, y, name, seed, n, n_pca, k, mmd_n, cv, n_jobs, params) -> dict[str, Any]:
@@ -662,7 +830,9 @@ def _distribution_shift(x, y, name, seed, n, n_pca, k, mmd_n, cv, n_jobs, params
     xb_aug = augment_images(x[ib], name, seed=seed, **{"p": 1.0, **params})
     flat = lambda im: im.reshape(len(im), -1).astype(np.float32) / 255.0  # noqa: E731
     fa, fb, fb_clean = flat(x[ia]), flat(xb_aug), flat(x[ib])
-    pca = PCA(n_components=min(n_pca, len(fa) + len(fb) - 1, fa.shape[1]), random_state=seed).fit(np.vstack([fa, fb]))
+    pca = PCA(n_components=min(n_pca, len(fa) + len(fb) - 1, fa.shape[1]), random_state=seed).fit(
+        np.vstack([fa, fb])
+    )
     za, zb, zb_clean = pca.transform(fa), pca.transform(fb), pca.transform(fb_clean)
 
     z = np.vstack([za, zb])
@@ -706,8 +876,14 @@ def _embed_2d(z: np.ndarray, method: str, seed: int, n_jobs: int) -> np.ndarray:
     return PCA(n_components=2, random_state=seed).fit_transform(z)
 
 
-def shift_embedding(x_clean_uint8: np.ndarray, names: Sequence[str], seed: int = 0, method: str = "pca",
-                    n_pca: int = 50, n_jobs: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def shift_embedding(
+    x_clean_uint8: np.ndarray,
+    names: Sequence[str],
+    seed: int = 0,
+    method: str = "pca",
+    n_pca: int = 50,
+    n_jobs: int = 1,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Embed clean images and every augmented version of them in ONE shared 2-D space.
 
     PCA to ``n_pca`` dimensions, then a 2-D ``method`` ("pca", or "tsne"/"umap" through
@@ -720,14 +896,22 @@ def shift_embedding(x_clean_uint8: np.ndarray, names: Sequence[str], seed: int =
     sets = [x] + [augment_images(x, name, seed=seed, p=1.0) for name in names]
     flat = np.vstack([s.reshape(len(s), -1) for s in sets]).astype(np.float32) / 255.0
     with _one_blas_thread():
-        z = PCA(n_components=min(n_pca, flat.shape[0] - 1, flat.shape[1]), random_state=seed).fit_transform(flat)
+        z = PCA(n_components=min(n_pca, flat.shape[0] - 1, flat.shape[1]), random_state=seed).fit_transform(
+            flat
+        )
     e = _embed_2d(z, method, seed, n_jobs)
     parts = np.split(e, len(sets))
     return parts[0], dict(zip(names, parts[1:]))
 
 
-def plot_shift_embedding(clean_2d: np.ndarray, augmented_2d: dict[str, np.ndarray], y: np.ndarray | None = None,
-                         ncols: int = 6, stats: dict[str, dict[str, float]] | None = None, ax=None):
+def plot_shift_embedding(
+    clean_2d: np.ndarray,
+    augmented_2d: dict[str, np.ndarray],
+    y: np.ndarray | None = None,
+    ncols: int = 6,
+    stats: dict[str, dict[str, float]] | None = None,
+    ax=None,
+):
     """Small multiples: clean points in grey, one augmentation's points coloured by label per panel.
 
     ``stats`` (optional, by name) adds the domain AUC and k-NN consistency to each panel's title.
@@ -740,13 +924,22 @@ def plot_shift_embedding(clean_2d: np.ndarray, augmented_2d: dict[str, np.ndarra
     ncols = min(ncols, max(1, len(names)))
     own = ax is None
     fig, axes = panels(ax, nrows, ncols, (2.3 * ncols, 2.3 * nrows), sharex=True, sharey=True)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names):
         ax.scatter(clean_2d[:, 0], clean_2d[:, 1], s=2, c="0.8", lw=0, rasterized=True)
         pts = augmented_2d[name]
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, lw=0, rasterized=True,
-                   c=y if y is not None else "tab:red", cmap="tab10" if y is not None else None, vmin=0, vmax=9)
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=2,
+            lw=0,
+            rasterized=True,
+            c=y if y is not None else "tab:red",
+            cmap="tab10" if y is not None else None,
+            vmin=0,
+            vmax=9,
+        )
         title = name
         if stats and name in stats:
             title += f"\nAUC {stats[name]['domain_auc']:.2f}, kNN {stats[name]['knn_consistency']:.2f}"

@@ -34,8 +34,9 @@ import json
 import os
 import warnings
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,6 +53,7 @@ UMAP_EXACT_KNN_MAX_POINTS = 20_000  # UMAP: exact neighbour graph up to this siz
 # ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
+
 
 def to_features(images: np.ndarray) -> np.ndarray:
     """Flatten images to ``(n, d)`` float32; uint8 pixels are scaled to [0, 1] (divided by 255).
@@ -79,7 +81,9 @@ def pca_2d(x: np.ndarray, seed: int | None = 0) -> np.ndarray:
     return pca_reduce(x, 2, seed)
 
 
-def tsne_2d(x: np.ndarray, perplexity: float = 30.0, seed: int | None = 0, n_jobs: int = 1, **params: Any) -> np.ndarray:
+def tsne_2d(
+    x: np.ndarray, perplexity: float = 30.0, seed: int | None = 0, n_jobs: int = 1, **params: Any
+) -> np.ndarray:
     """openTSNE with PCA initialisation and FFT-accelerated gradients (interpolation on a grid).
 
     Defaults chosen from timings on a 2-core machine (see ``benchmarks/bench_embed.py``):
@@ -100,16 +104,25 @@ def tsne_2d(x: np.ndarray, perplexity: float = 30.0, seed: int | None = 0, n_job
 
     x = to_features(x)
     _check_params(openTSNE.TSNE, params, "tsne")
-    settings = {"initialization": "pca",
-                "negative_gradient_method": "fft" if len(x) >= FFT_MIN_POINTS else "bh",
-                "neighbors": "exact" if len(x) <= EXACT_KNN_MAX_POINTS else "annoy", **params}
+    settings = {
+        "initialization": "pca",
+        "negative_gradient_method": "fft" if len(x) >= FFT_MIN_POINTS else "bh",
+        "neighbors": "exact" if len(x) <= EXACT_KNN_MAX_POINTS else "annoy",
+        **params,
+    }
     perplexity = float(min(perplexity, (len(x) - 1) / 3))
     tsne = openTSNE.TSNE(perplexity=perplexity, n_jobs=n_jobs, random_state=seed, **settings)
     return np.asarray(tsne.fit(x), dtype=np.float32)
 
 
-def umap_2d(x: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int | None = 0, n_jobs: int = 1,
-            **params: Any) -> np.ndarray:
+def umap_2d(
+    x: np.ndarray,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int | None = 0,
+    n_jobs: int = 1,
+    **params: Any,
+) -> np.ndarray:
     """UMAP (umap-learn). With an integer ``seed`` it is reproducible but single-threaded.
 
     Up to :data:`UMAP_EXACT_KNN_MAX_POINTS` points the neighbour graph is computed exactly with
@@ -128,10 +141,22 @@ def umap_2d(x: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: i
     if len(x) <= UMAP_EXACT_KNN_MAX_POINTS and "precomputed_knn" not in params:
         from sklearn.neighbors import NearestNeighbors
 
-        dist, idx = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)  # each point is its own 1st
-        params = {"precomputed_knn": (idx, dist.astype(np.float32)), "force_approximation_algorithm": True, **params}
-    model = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
-                      n_jobs=1 if seed is not None else n_jobs, **params)
+        dist, idx = (
+            NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
+        )  # each point is its own 1st
+        params = {
+            "precomputed_knn": (idx, dist.astype(np.float32)),
+            "force_approximation_algorithm": True,
+            **params,
+        }
+    model = umap.UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        random_state=seed,
+        n_jobs=1 if seed is not None else n_jobs,
+        **params,
+    )
     with warnings.catch_warnings():
         # Seeded UMAP is single-threaded by design here (see the module docstring); not news.
         warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
@@ -140,7 +165,9 @@ def umap_2d(x: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: i
         return np.asarray(model.fit_transform(x), dtype=np.float32)
 
 
-def embed(x: np.ndarray, method: str, seed: int | None = 0, n_jobs: int = 1, pca_dims: int = 50, **params: Any) -> np.ndarray:
+def embed(
+    x: np.ndarray, method: str, seed: int | None = 0, n_jobs: int = 1, pca_dims: int = 50, **params: Any
+) -> np.ndarray:
     """Embed ``x`` (``(n, d)`` features, or uint8 images) in 2-D with ``method``.
 
     Parameters
@@ -161,7 +188,9 @@ def embed(x: np.ndarray, method: str, seed: int | None = 0, n_jobs: int = 1, pca
     x = to_features(x)
     if method == "pca":
         if params:
-            raise ConfigError(f"embedding method 'pca': takes no parameters, got {', '.join(params)}; remove them")
+            raise ConfigError(
+                f"embedding method 'pca': takes no parameters, got {', '.join(params)}; remove them"
+            )
         return pca_2d(x, seed)
     if pca_dims and x.shape[1] > pca_dims:
         x = pca_reduce(x, pca_dims, seed)
@@ -203,13 +232,16 @@ def _check_params(cls: type, params: dict[str, Any], method: str) -> None:
     known = set(inspect.signature(cls).parameters) - {"self", "n_components", "random_state", "n_jobs"}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ConfigError(f"embedding method {method!r}: unknown parameter(s) {', '.join(unknown)}; "
-                          f"see {cls.__module__}.{cls.__name__} for the valid ones")
+        raise ConfigError(
+            f"embedding method {method!r}: unknown parameter(s) {', '.join(unknown)}; "
+            f"see {cls.__module__}.{cls.__name__} for the valid ones"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Quality measures
 # ---------------------------------------------------------------------------------------------
+
 
 def knn_accuracy_2d(emb: np.ndarray, y: np.ndarray, k: int = 10, cv: int = 5, seed: int = 0) -> float:
     """Cross-validated accuracy of a ``k``-NN classifier on the 2-D coordinates.
@@ -230,8 +262,13 @@ def knn_accuracy_2d(emb: np.ndarray, y: np.ndarray, k: int = 10, cv: int = 5, se
     return float(cross_val_score(KNeighborsClassifier(k), emb, y, cv=split).mean())
 
 
-def trustworthiness(x_high: np.ndarray, emb: np.ndarray, n_neighbors: int = 10, max_points: int = TRUST_MAX_POINTS,
-                    seed: int = 0) -> float:
+def trustworthiness(
+    x_high: np.ndarray,
+    emb: np.ndarray,
+    n_neighbors: int = 10,
+    max_points: int = TRUST_MAX_POINTS,
+    seed: int = 0,
+) -> float:
     """scikit-learn's trustworthiness (1 = no false neighbours in 2-D), on a seeded subsample.
 
     The exact measure needs all ``n x n`` distances; for ``n > max_points`` it is computed on
@@ -246,7 +283,9 @@ def trustworthiness(x_high: np.ndarray, emb: np.ndarray, n_neighbors: int = 10, 
     return float(sk_trust(x_high[idx], emb[idx], n_neighbors=k))
 
 
-def silhouette_by_class(emb: np.ndarray, y: np.ndarray, max_points: int = SILHOUETTE_MAX_POINTS, seed: int = 0) -> float:
+def silhouette_by_class(
+    emb: np.ndarray, y: np.ndarray, max_points: int = SILHOUETTE_MAX_POINTS, seed: int = 0
+) -> float:
     """Silhouette score of the class labels in the 2-D embedding (-1..1; ~0 for random labels).
 
     Uses scikit-learn's seeded ``sample_size`` when ``n > max_points``.
@@ -257,7 +296,9 @@ def silhouette_by_class(emb: np.ndarray, y: np.ndarray, max_points: int = SILHOU
     return float(silhouette_score(emb, y, sample_size=size, random_state=seed))
 
 
-def neighbour_class_fractions(emb: np.ndarray, y: np.ndarray, k: int = 10, n_classes: int | None = None) -> np.ndarray:
+def neighbour_class_fractions(
+    emb: np.ndarray, y: np.ndarray, k: int = 10, n_classes: int | None = None
+) -> np.ndarray:
     """Matrix ``F`` with ``F[a, b]`` = fraction of the ``k`` nearest 2-D neighbours of class-``a``
     points that belong to class ``b`` (each point excluded from its own neighbours).
 
@@ -279,18 +320,33 @@ def overlapping_pairs(fractions: np.ndarray, classes: Sequence[str], top: int = 
     a, b = np.triu_indices(c, 1)
     score = (fractions[a, b] + fractions[b, a]) / 2
     order = np.argsort(-score, kind="stable")[:top]
-    return [{"pair": f"{classes[a[i]]}/{classes[b[i]]}", "a": int(a[i]), "b": int(b[i]),
-             "overlap %": round(100 * float(score[i]), 2),
-             "a->b %": round(100 * float(fractions[a[i], b[i]]), 2),
-             "b->a %": round(100 * float(fractions[b[i], a[i]]), 2)} for i in order]
+    return [
+        {
+            "pair": f"{classes[a[i]]}/{classes[b[i]]}",
+            "a": int(a[i]),
+            "b": int(b[i]),
+            "overlap %": round(100 * float(score[i]), 2),
+            "a->b %": round(100 * float(fractions[a[i], b[i]]), 2),
+            "b->a %": round(100 * float(fractions[b[i], a[i]]), 2),
+        }
+        for i in order
+    ]
 
 
-def embedding_quality(x_high: np.ndarray, emb: np.ndarray, y: np.ndarray, k: int = 10, seed: int = 0,
-                      trust_points: int = TRUST_MAX_POINTS) -> dict[str, float]:
+def embedding_quality(
+    x_high: np.ndarray,
+    emb: np.ndarray,
+    y: np.ndarray,
+    k: int = 10,
+    seed: int = 0,
+    trust_points: int = TRUST_MAX_POINTS,
+) -> dict[str, float]:
     """All three scalar measures at once: k-NN accuracy, trustworthiness, silhouette."""
-    return {"knn_accuracy": knn_accuracy_2d(emb, y, k=k, seed=seed),
-            "trustworthiness": trustworthiness(x_high, emb, n_neighbors=k, max_points=trust_points, seed=seed),
-            "silhouette": silhouette_by_class(emb, y, seed=seed)}
+    return {
+        "knn_accuracy": knn_accuracy_2d(emb, y, k=k, seed=seed),
+        "trustworthiness": trustworthiness(x_high, emb, n_neighbors=k, max_points=trust_points, seed=seed),
+        "silhouette": silhouette_by_class(emb, y, seed=seed),
+    }
 
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
@@ -303,6 +359,7 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
 # Plots
 # ---------------------------------------------------------------------------------------------
 
+
 def class_colors(n_classes: int) -> list[str]:
     """A qualitative palette (matplotlib's tab10, tab20 beyond 10 classes) as hex strings."""
     import matplotlib
@@ -311,8 +368,15 @@ def class_colors(n_classes: int) -> list[str]:
     return [matplotlib.colors.to_hex(cmap(i % cmap.N)) for i in range(n_classes)]
 
 
-def plot_embedding(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], title: str = "",
-                   highlight: np.ndarray | None = None, highlight_label: str = "highlighted", ax=None):
+def plot_embedding(
+    emb: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    title: str = "",
+    highlight: np.ndarray | None = None,
+    highlight_label: str = "highlighted",
+    ax=None,
+):
     """Scatter of a 2-D embedding coloured by class, with each class's name at its median.
 
     Parameters
@@ -341,27 +405,64 @@ def plot_embedding(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], title
     size = float(np.clip(25_000 / max(n, 1), 0.4, 8))  # fewer points -> larger dots
     alpha = 0.35 if n > 30_000 else 0.6
     order = np.random.default_rng(0).permutation(n)  # no class is painted entirely on top of the others
-    ax.scatter(emb[order, 0], emb[order, 1], c=colors[y[order]], s=size, alpha=alpha, linewidths=0, rasterized=True)
+    ax.scatter(
+        emb[order, 0], emb[order, 1], c=colors[y[order]], s=size, alpha=alpha, linewidths=0, rasterized=True
+    )
     if highlight is not None:
-        h = np.flatnonzero(highlight) if np.asarray(highlight).dtype == bool else np.asarray(highlight, dtype=int)
-        ax.scatter(emb[h, 0], emb[h, 1], c=colors[y[h]], s=max(size * 3, 9), edgecolors="black", linewidths=0.6, zorder=3)
-        ax.scatter([], [], c="white", s=max(size * 3, 9), edgecolors="black", linewidths=0.6,
-                   label=f"{highlight_label} ({len(h):,})")  # legend entry only: class colour varies
+        h = (
+            np.flatnonzero(highlight)
+            if np.asarray(highlight).dtype == bool
+            else np.asarray(highlight, dtype=int)
+        )
+        ax.scatter(
+            emb[h, 0],
+            emb[h, 1],
+            c=colors[y[h]],
+            s=max(size * 3, 9),
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=3,
+        )
+        ax.scatter(
+            [],
+            [],
+            c="white",
+            s=max(size * 3, 9),
+            edgecolors="black",
+            linewidths=0.6,
+            label=f"{highlight_label} ({len(h):,})",
+        )  # legend entry only: class colour varies
         ax.legend(loc="lower right", fontsize=8, framealpha=0.85)
     halo = [patheffects.withStroke(linewidth=3, foreground="white")]
     for c in np.unique(y):
         mx, my = np.median(emb[y == c], axis=0)
-        ax.text(mx, my, classes[c], ha="center", va="center", fontsize=12, weight="bold", color=colors[c],
-                path_effects=halo, zorder=4)
+        ax.text(
+            mx,
+            my,
+            classes[c],
+            ha="center",
+            va="center",
+            fontsize=12,
+            weight="bold",
+            color=colors[c],
+            path_effects=halo,
+            zorder=4,
+        )
     ax.set_title(title, fontsize=11)
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_aspect("equal", "datalim")
     return fig
 
 
-def plot_embeddings(embeddings: dict[str, np.ndarray], y: np.ndarray, classes: Sequence[str],
-                    titles: dict[str, str] | None = None, highlight: np.ndarray | None = None,
-                    highlight_label: str = "highlighted", ax=None):
+def plot_embeddings(
+    embeddings: dict[str, np.ndarray],
+    y: np.ndarray,
+    classes: Sequence[str],
+    titles: dict[str, str] | None = None,
+    highlight: np.ndarray | None = None,
+    highlight_label: str = "highlighted",
+    ax=None,
+):
     """Several embeddings of the same points side by side (one panel per entry); ``ax``: draw the
     panels in this Axes' area (default: a new figure). Returns the Figure."""
     from digitlab.plots import panels
@@ -375,7 +476,9 @@ def plot_embeddings(embeddings: dict[str, np.ndarray], y: np.ndarray, classes: S
     return fig
 
 
-THUMB_MAX_SIDE = 48  # colour thumbnails are shrunk to at most this many pixels a side (~1.3 kB each in base64)
+THUMB_MAX_SIDE = (
+    48  # colour thumbnails are shrunk to at most this many pixels a side (~1.3 kB each in base64)
+)
 
 
 def png_thumbnails(images: np.ndarray) -> list[str]:
@@ -422,9 +525,18 @@ gd.on('plotly_unhover', function() { box.querySelector('img.dl-thumb').style.dis
 """
 
 
-def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarray, classes: Sequence[str],
-                               indices: np.ndarray | None = None, title: str = "", max_points: int = 3000, seed: int = 0,
-                               hover_notes: Sequence[str] | None = None, div_id: str | None = None) -> str:
+def interactive_embedding_html(
+    emb: np.ndarray,
+    y: np.ndarray,
+    images: np.ndarray,
+    classes: Sequence[str],
+    indices: np.ndarray | None = None,
+    title: str = "",
+    max_points: int = 3000,
+    seed: int = 0,
+    hover_notes: Sequence[str] | None = None,
+    div_id: str | None = None,
+) -> str:
     """A plotly scatter of the embedding as an HTML fragment; hovering a point shows its image.
 
     The fragment needs plotly.js on the page (``include_plotlyjs=False``: a report includes it
@@ -458,21 +570,43 @@ def interactive_embedding_html(emb: np.ndarray, y: np.ndarray, images: np.ndarra
         pos = np.flatnonzero(y[keep] == c)  # positions within the kept points (= thumbnail index)
         pts = keep[pos]
         notes = [f"<br>{hover_notes[i]}" if hover_notes is not None and hover_notes[i] else "" for i in pts]
-        fig.add_trace(go.Scatter(
-            x=emb[pts, 0], y=emb[pts, 1], mode="markers", name=str(classes[c]),
-            marker={"size": 5, "color": colors[c], "opacity": 0.75},
-            customdata=np.stack([np.asarray(indices)[pts], pos], 1), text=notes,
-            hovertemplate=f"label {classes[c]}<br>index %{{customdata[0]}}%{{text}}<extra></extra>"))
-    fig.update_layout(title=title, height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, template="plotly_white",
-                      legend={"itemsizing": "constant", "title": {"text": "class"}}, hovermode="closest")
+        fig.add_trace(
+            go.Scatter(
+                x=emb[pts, 0],
+                y=emb[pts, 1],
+                mode="markers",
+                name=str(classes[c]),
+                marker={"size": 5, "color": colors[c], "opacity": 0.75},
+                customdata=np.stack([np.asarray(indices)[pts], pos], 1),
+                text=notes,
+                hovertemplate=f"label {classes[c]}<br>index %{{customdata[0]}}%{{text}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=560,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        template="plotly_white",
+        legend={"itemsizing": "constant", "title": {"text": "class"}},
+        hovermode="closest",
+    )
     fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False, scaleanchor="x")
-    div_id = div_id or "emb-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40] + f"-{len(keep)}"
+    div_id = (
+        div_id or "emb-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40] + f"-{len(keep)}"
+    )
     script = _HOVER_JS.replace("__THUMBS__", json.dumps(thumbs)).replace("__MIME__", thumbnail_mime(images))
-    plot = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, post_script=script,
-                       config={"displaylogo": False, "responsive": True})
-    thumb = ('<img class="dl-thumb" alt="hovered image" style="position:absolute;display:none;width:84px;height:84px;'
-             'image-rendering:pixelated;border:1px solid #444;background:#fff;pointer-events:none;z-index:10">')
+    plot = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        post_script=script,
+        config={"displaylogo": False, "responsive": True},
+    )
+    thumb = (
+        '<img class="dl-thumb" alt="hovered image" style="position:absolute;display:none;width:84px;height:84px;'
+        'image-rendering:pixelated;border:1px solid #444;background:#fff;pointer-events:none;z-index:10">'
+    )
     return f'<div class="dl-embedding" style="position:relative">{thumb}{plot}</div>'
 
 
@@ -494,9 +628,11 @@ class InteractiveEmbedding:
 
         from plotly.offline import get_plotlyjs
 
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title or "embedding")}'
-                f'</title><script type="text/javascript">{get_plotlyjs()}</script></head>\n'
-                f'<body style="margin:0;font-family:sans-serif">{self.fragment}</body></html>\n')
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title or "embedding")}'
+            f'</title><script type="text/javascript">{get_plotlyjs()}</script></head>\n'
+            f'<body style="margin:0;font-family:sans-serif">{self.fragment}</body></html>\n'
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the page to ``path`` (e.g. ``"umap.html"``); returns the path."""
@@ -507,13 +643,24 @@ class InteractiveEmbedding:
     def _repr_html_(self) -> str:
         import html
 
-        return (f'<iframe srcdoc="{html.escape(self.to_html(), quote=True)}" sandbox="allow-scripts" '
-                f'style="width:100%;height:{self.height}px;border:none"></iframe>')
+        return (
+            f'<iframe srcdoc="{html.escape(self.to_html(), quote=True)}" sandbox="allow-scripts" '
+            f'style="width:100%;height:{self.height}px;border:none"></iframe>'
+        )
 
 
-def interactive_embedding(emb: np.ndarray, y: np.ndarray, images: np.ndarray, classes: Sequence[str] | None = None, *,
-                          indices: np.ndarray | None = None, title: str = "", max_points: int = 3000, seed: int = 0,
-                          hover_notes: Sequence[str] | None = None) -> InteractiveEmbedding:
+def interactive_embedding(
+    emb: np.ndarray,
+    y: np.ndarray,
+    images: np.ndarray,
+    classes: Sequence[str] | None = None,
+    *,
+    indices: np.ndarray | None = None,
+    title: str = "",
+    max_points: int = 3000,
+    seed: int = 0,
+    hover_notes: Sequence[str] | None = None,
+) -> InteractiveEmbedding:
     """The interactive map of :func:`interactive_embedding_html` as an object that displays itself
     in Jupyter and saves as a complete page (``.save("map.html")``); ``classes`` default to the
     label numbers, ``indices`` (shown on hover) to the row numbers::
@@ -523,14 +670,25 @@ def interactive_embedding(emb: np.ndarray, y: np.ndarray, images: np.ndarray, cl
     """
     y = np.asarray(y)
     classes = [str(c) for c in range(int(y.max()) + 1)] if classes is None else list(classes)
-    frag = interactive_embedding_html(emb, y, images, classes, indices, title, max_points, seed, hover_notes,
-                                      div_id=f"dl-emb-{zlib.crc32(f'{title}|{len(y)}|{seed}'.encode()):08x}")
+    frag = interactive_embedding_html(
+        emb,
+        y,
+        images,
+        classes,
+        indices,
+        title,
+        max_points,
+        seed,
+        hover_notes,
+        div_id=f"dl-emb-{zlib.crc32(f'{title}|{len(y)}|{seed}'.encode()):08x}",
+    )
     return InteractiveEmbedding(frag, title)
 
 
 # ---------------------------------------------------------------------------------------------
 # Storage
 # ---------------------------------------------------------------------------------------------
+
 
 class SavedEmbedding(NamedTuple):
     """What :func:`load_embedding` returns, in :func:`save_embedding`'s argument order."""
@@ -548,8 +706,10 @@ def save_embedding(folder: str | Path, method: str, indices: np.ndarray, embeddi
     """
     indices, embedding = np.asarray(indices), np.asarray(embedding)
     if indices.ndim != 1 or embedding.ndim != 2 or len(indices) != len(embedding):
-        raise ConfigError(f"save_embedding(folder, method, indices, embedding): got arrays of shapes {indices.shape} and "
-                          f"{embedding.shape}; pass the (n,) indices first, then the (n, 2) embedding")
+        raise ConfigError(
+            f"save_embedding(folder, method, indices, embedding): got arrays of shapes {indices.shape} and "
+            f"{embedding.shape}; pass the (n,) indices first, then the (n, 2) embedding"
+        )
     folder = Path(folder)
     np.save(folder / f"embedding_{method}.npy", embedding.astype(np.float32))
     np.save(folder / "embedding_indices.npy", indices.astype(np.int64))
@@ -561,12 +721,37 @@ def load_embedding(folder: str | Path, method: str) -> SavedEmbedding:
     folder = Path(folder)
     path = folder / f"embedding_{method}.npy"
     if not path.is_file():
-        raise DigitlabError(f"{path}: no saved {method!r} embedding; run the embed task with that method first")
+        raise DigitlabError(
+            f"{path}: no saved {method!r} embedding; run the embed task with that method first"
+        )
     return SavedEmbedding(np.load(folder / "embedding_indices.npy"), np.load(path))
 
 
-__all__ = ["METHODS", "embed", "to_features", "pca_reduce", "pca_2d", "tsne_2d", "umap_2d", "import_umap", "numba_cache_dir",
-           "knn_accuracy_2d", "trustworthiness", "silhouette_by_class", "neighbour_class_fractions",
-           "overlapping_pairs", "embedding_quality", "class_colors", "plot_embedding", "plot_embeddings",
-           "png_thumbnails", "thumbnail_mime", "interactive_embedding_html", "interactive_embedding", "InteractiveEmbedding",
-           "save_embedding", "load_embedding", "SavedEmbedding"]
+__all__ = [
+    "METHODS",
+    "embed",
+    "to_features",
+    "pca_reduce",
+    "pca_2d",
+    "tsne_2d",
+    "umap_2d",
+    "import_umap",
+    "numba_cache_dir",
+    "knn_accuracy_2d",
+    "trustworthiness",
+    "silhouette_by_class",
+    "neighbour_class_fractions",
+    "overlapping_pairs",
+    "embedding_quality",
+    "class_colors",
+    "plot_embedding",
+    "plot_embeddings",
+    "png_thumbnails",
+    "thumbnail_mime",
+    "interactive_embedding_html",
+    "interactive_embedding",
+    "InteractiveEmbedding",
+    "save_embedding",
+    "load_embedding",
+    "SavedEmbedding",
+]

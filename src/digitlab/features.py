@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -69,11 +69,14 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
 # Extraction: building blocks
 # ---------------------------------------------------------------------------------------------
 
+
 def _check_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise DatasetError(f"images: expected a uint8 array of shape (n, H, W), got {images.dtype} {images.shape}; "
-                           "convert with np.asarray(x, dtype=np.uint8).reshape(n, H, W)")
+        raise DatasetError(
+            f"images: expected a uint8 array of shape (n, H, W), got {images.dtype} {images.shape}; "
+            "convert with np.asarray(x, dtype=np.uint8).reshape(n, H, W)"
+        )
     return images
 
 
@@ -127,8 +130,13 @@ def _histogram_features(images: np.ndarray, threshold: int) -> dict[str, np.ndar
     std = np.sqrt(np.maximum(hist @ v**2 / npix - mean**2, 0))
     otsu = otsu_from_histograms(hist)
     above_otsu = np.count_nonzero(images.reshape(n, -1) > otsu[:, None], axis=1)
-    return {"mean_intensity": mean / 255, "std_intensity": std / 255, "otsu_threshold": otsu,
-            "ink_otsu": above_otsu / npix, "ink_fixed": hist[:, threshold:].sum(1) / npix}
+    return {
+        "mean_intensity": mean / 255,
+        "std_intensity": std / 255,
+        "otsu_threshold": otsu,
+        "ink_otsu": above_otsu / npix,
+        "ink_fixed": hist[:, threshold:].sum(1) / npix,
+    }
 
 
 # Gray's bit-quad weights: a 2x2 window coded a + 2b + 4c + 8d (a b / c d). For 8-connected
@@ -217,7 +225,9 @@ def zoning_means(f: np.ndarray, grid: int = 4) -> np.ndarray:
     """
     n, h, w = f.shape
     if not 1 <= grid <= min(h, w):
-        raise ConfigError(f"zoning grid {grid}: must be between 1 and {min(h, w)} for {h}x{w} images; pick a smaller grid")
+        raise ConfigError(
+            f"zoning grid {grid}: must be between 1 and {min(h, w)} for {h}x{w} images; pick a smaller grid"
+        )
     re = np.linspace(0, h, grid + 1).astype(int)
     ce = np.linspace(0, w, grid + 1).astype(int)
     sums = np.add.reduceat(np.add.reduceat(f, re[:-1], axis=1), ce[:-1], axis=2)
@@ -228,6 +238,7 @@ def zoning_means(f: np.ndarray, grid: int = 4) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Extraction: feature groups (each returns {name: (n,) array})
 # ---------------------------------------------------------------------------------------------
+
 
 def _safe_div(a: np.ndarray, b: np.ndarray, fill: float = 0.0) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64)
@@ -251,8 +262,15 @@ def _moment_features(f: np.ndarray) -> dict[str, np.ndarray]:
     theta = (0.5 * np.degrees(np.arctan2(-2 * mu11, mu20 - mu02))) % 180
     half, diff = (mu20 + mu02) / 2, np.sqrt(((mu20 - mu02) / 2) ** 2 + mu11**2)
     ecc = np.sqrt(np.clip(1 - _safe_div(half - diff, half + diff, 1.0), 0, 1))
-    return {"centroid_row": rc, "centroid_col": cc, "mu20": mu20, "mu02": mu02, "mu11": mu11,
-            "orientation_deg": theta, "eccentricity": ecc}
+    return {
+        "centroid_row": rc,
+        "centroid_col": cc,
+        "mu20": mu20,
+        "mu02": mu02,
+        "mu11": mu11,
+        "orientation_deg": theta,
+        "eccentricity": ecc,
+    }
 
 
 def _mirror_lr(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -271,8 +289,10 @@ def _mirror_lr(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def _symmetry_features(images: np.ndarray, box: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     # top-bottom symmetry is left-right symmetry of the transposed image; uint8 keeps the copies small
-    for name, img, lo, hi in (("symmetry_lr", images, box[:, 2], box[:, 3]),
-                              ("symmetry_tb", images.transpose(0, 2, 1), box[:, 0], box[:, 1])):
+    for name, img, lo, hi in (
+        ("symmetry_lr", images, box[:, 2], box[:, 3]),
+        ("symmetry_tb", images.transpose(0, 2, 1), box[:, 0], box[:, 1]),
+    ):
         g = _mirror_lr(img, lo, hi)
         diff = (np.maximum(img, g) - np.minimum(img, g)).sum((1, 2), dtype=np.int64)
         total = img.sum((1, 2), dtype=np.int64) + g.sum((1, 2), dtype=np.int64)
@@ -310,14 +330,21 @@ def _extract_block(images: np.ndarray, threshold: int, zoning: int) -> dict[str,
     feats |= _profile_features(f.sum(1, dtype=np.float64), box[:, 2], box[:, 3], "col")
     comps, euler = count_components(binary), euler_numbers(binary, 8)
     skel = skeleton_lengths(binary)
-    feats |= {"n_components": comps, "euler_number": euler, "holes": comps - euler,
-              "skeleton_length": skel, "stroke_width": _safe_div(binary.reshape(n, -1).sum(1), skel)}
+    feats |= {
+        "n_components": comps,
+        "euler_number": euler,
+        "holes": comps - euler,
+        "skeleton_length": skel,
+        "stroke_width": _safe_div(binary.reshape(n, -1).sum(1), skel),
+    }
     zones = zoning_means(f, zoning)
     feats |= {f"zone_r{i}_c{j}": zones[:, i * zoning + j] for i in range(zoning) for j in range(zoning)}
     return feats
 
 
-def extract_features(images: np.ndarray, threshold: int = 128, zoning: int = 4) -> tuple[np.ndarray, list[str]]:
+def extract_features(
+    images: np.ndarray, threshold: int = 128, zoning: int = 4
+) -> tuple[np.ndarray, list[str]]:
     """Hand-crafted features of every image, computed on the whole stack at once.
 
     Parameters
@@ -339,7 +366,7 @@ def extract_features(images: np.ndarray, threshold: int = 128, zoning: int = 4) 
     if len(images) == 0:  # the names come from a blank image; no rows
         X, names = extract_features(np.zeros((1,) + images.shape[1:], np.uint8), threshold, zoning)
         return X[:0], names
-    blocks = [_extract_block(images[i:i + CHUNK], threshold, zoning) for i in range(0, len(images), CHUNK)]
+    blocks = [_extract_block(images[i : i + CHUNK], threshold, zoning) for i in range(0, len(images), CHUNK)]
     names = list(blocks[0])
     X = np.stack([np.concatenate([b[k] for b in blocks]) for k in names], axis=1).astype(np.float32)
     return X, names
@@ -348,7 +375,7 @@ def extract_features(images: np.ndarray, threshold: int = 128, zoning: int = 4) 
 def describe_feature(name: str) -> str:
     """A one-line description of a feature name (zones included)."""
     if name.startswith("zone_r"):
-        r, c = name[len("zone_r"):].split("_c")
+        r, c = name[len("zone_r") :].split("_c")
         return f"mean intensity of zoning cell row {r}, column {c} (top-left = 0, 0)"
     return FEATURE_DESCRIPTIONS.get(name, name)
 
@@ -374,6 +401,7 @@ def class_mean_images(images: np.ndarray, y: np.ndarray, n_classes: int) -> tupl
 # Discriminability
 # ---------------------------------------------------------------------------------------------
 
+
 def discrete_mask(X: np.ndarray, max_values: int = 32) -> np.ndarray:
     """Columns that hold only integers with at most ``max_values`` distinct values (counts, sizes)."""
     integral = np.all(X == np.round(X), axis=0)
@@ -389,7 +417,9 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def feature_scores(X: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int = 0, n_jobs: int = 1) -> list[dict]:
+def feature_scores(
+    X: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int = 0, n_jobs: int = 1
+) -> list[dict]:
     """ANOVA F (with p-value) and mutual information with the label, and both rankings, per feature.
 
     F is ``sklearn.feature_selection.f_classif`` (constant features score 0, p = 1). MI is
@@ -406,8 +436,17 @@ def feature_scores(X: np.ndarray, y: np.ndarray, names: Sequence[str], seed: int
     F, p = np.nan_to_num(F, nan=0.0), np.nan_to_num(p, nan=1.0)
     mi = mutual_info_classif(X, y, discrete_features=discrete_mask(X), random_state=seed, n_jobs=n_jobs)
     rf, rm = _ranks(F), _ranks(mi)
-    return [{"feature": n, "F": float(F[i]), "p_value": float(p[i]), "MI": float(mi[i]),
-             "rank_F": int(rf[i]), "rank_MI": int(rm[i])} for i, n in enumerate(names)]
+    return [
+        {
+            "feature": n,
+            "F": float(F[i]),
+            "p_value": float(p[i]),
+            "MI": float(mi[i]),
+            "rank_F": int(rf[i]),
+            "rank_MI": int(rm[i]),
+        }
+        for i, n in enumerate(names)
+    ]
 
 
 def pairwise_auc(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -426,7 +465,11 @@ def pairwise_auc(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
         # class histogram over the feature's distinct values, then every pair in one product:
         # wins[a, b] = sum_v K[a, v] * (#class-b values below v + #class-b values equal to v / 2)
         uniq, inv = np.unique(X[:, k], return_inverse=True)
-        K = np.bincount(y * len(uniq) + inv, minlength=n_classes * len(uniq)).reshape(n_classes, -1).astype(np.float64)
+        K = (
+            np.bincount(y * len(uniq) + inv, minlength=n_classes * len(uniq))
+            .reshape(n_classes, -1)
+            .astype(np.float64)
+        )
         below = np.cumsum(K, axis=1) - K
         wins = K @ (below + 0.5 * K).T
         auc[k] = np.divide(wins, both, out=np.full_like(wins, 0.5), where=both > 0)
@@ -444,8 +487,9 @@ def cohens_d(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.moveaxis((mean[:, None, :] - mean[None, :, :]) / pooled, 2, 0)
 
 
-def pairwise_separation(X: np.ndarray, y: np.ndarray, names: Sequence[str], classes: Sequence[str],
-                        auc: np.ndarray | None = None) -> list[dict]:
+def pairwise_separation(
+    X: np.ndarray, y: np.ndarray, names: Sequence[str], classes: Sequence[str], auc: np.ndarray | None = None
+) -> list[dict]:
     """For each feature, the class pair it separates best (largest ROC-AUC away from 0.5).
 
     Rows (in the order of ``names``): ``feature``, ``best_pair`` ("a vs b"), ``auc`` (>= 0.5, the
@@ -464,8 +508,16 @@ def pairwise_separation(X: np.ndarray, y: np.ndarray, names: Sequence[str], clas
         j = int(np.argmax(flat))
         a, b = int(iu[0][j]), int(iu[1][j])
         hi = a if auc[k, a, b] >= 0.5 else b
-        rows.append({"feature": name, "best_pair": f"{classes[a]} vs {classes[b]}", "auc": float(flat[j]),
-                     "higher": classes[hi], "cohen_d": float(abs(d[k, a, b])), "mean_pair_auc": float(flat.mean())})
+        rows.append(
+            {
+                "feature": name,
+                "best_pair": f"{classes[a]} vs {classes[b]}",
+                "auc": float(flat[j]),
+                "higher": classes[hi],
+                "cohen_d": float(abs(d[k, a, b])),
+                "mean_pair_auc": float(flat.mean()),
+            }
+        )
     return rows
 
 
@@ -489,10 +541,21 @@ def make_classifier(name: str, seed: int = 0, n_jobs: int = 1, rf_trees: int = 1
     raise ConfigError(f"classifier {name!r}: unknown; choose from {', '.join(CLASSIFIERS)}")
 
 
-def feature_vs_pixel_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
-                              pixels_train: np.ndarray, pixels_test: np.ndarray, top_idx: Sequence[int],
-                              classifiers: Sequence[str] = ("logreg", "rf"), seed: int = 0, n_jobs: int = 1,
-                              rf_trees: int = 100, max_iter: int = 300, progress: bool = False) -> list[dict]:
+def feature_vs_pixel_accuracy(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    pixels_train: np.ndarray,
+    pixels_test: np.ndarray,
+    top_idx: Sequence[int],
+    classifiers: Sequence[str] = ("logreg", "rf"),
+    seed: int = 0,
+    n_jobs: int = 1,
+    rf_trees: int = 100,
+    max_iter: int = 300,
+    progress: bool = False,
+) -> list[dict]:
     """Test accuracy of each classifier on all features, on the ``top_idx`` features and on raw pixels.
 
     All inputs use the same train/test images; pixels are scaled to [0, 1] and flattened. BLAS
@@ -508,8 +571,10 @@ def feature_vs_pixel_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: 
     inputs = {
         "all features": (X_train, X_test),
         f"top-{len(top_idx)} features": (X_train[:, top_idx], X_test[:, top_idx]),
-        "raw pixels": (pixels_train.reshape(len(pixels_train), -1) / np.float32(255),
-                       pixels_test.reshape(len(pixels_test), -1) / np.float32(255)),
+        "raw pixels": (
+            pixels_train.reshape(len(pixels_train), -1) / np.float32(255),
+            pixels_test.reshape(len(pixels_test), -1) / np.float32(255),
+        ),
     }
     jobs = [(clf, label) for clf in classifiers for label in inputs]
     if progress:
@@ -526,8 +591,15 @@ def feature_vs_pixel_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: 
             model.fit(a, y_train)
             fit_s = time.perf_counter() - t0
             acc = float((model.predict(b) == y_test).mean())
-        rows.append({"classifier": clf_name, "input": label, "n_inputs": int(a.shape[1]),
-                     "accuracy": acc, "fit_seconds": round(fit_s, 2)})
+        rows.append(
+            {
+                "classifier": clf_name,
+                "input": label,
+                "n_inputs": int(a.shape[1]),
+                "accuracy": acc,
+                "fit_seconds": round(fit_s, 2),
+            }
+        )
     return rows
 
 
@@ -536,12 +608,13 @@ def feature_vs_pixel_accuracy(X_train: np.ndarray, y_train: np.ndarray, X_test: 
 # figure, an Axes gets the panels drawn in its area (see digitlab.plots); each returns the Figure.
 # ---------------------------------------------------------------------------------------------
 
+
 def _strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
     """Images side by side, separated by NaN columns (drawn blank), as one array: one imshow, not C axes."""
     C, h, w = images.shape
     out = np.full((h, C * (w + gap) - gap), np.nan, dtype=np.float32)
     for c in range(C):
-        out[:, c * (w + gap): c * (w + gap) + w] = images[c]
+        out[:, c * (w + gap) : c * (w + gap) + w] = images[c]
     return out
 
 
@@ -555,11 +628,21 @@ def plot_class_mean_images(means: np.ndarray, variances: np.ndarray, classes: Se
     own = ax is None
     fig, axes = panels(ax, 2, 1, (1.0 * C, 2.6))
     axes = axes[:, 0]
-    for ax, imgs, cmap, label in ((axes[0], means, "gray_r", "mean"), (axes[1], variances, "magma", "variance")):
-        ax.imshow(_strip(imgs), cmap=plt.get_cmap(cmap).with_extremes(bad="white"), vmin=0, vmax=float(np.nanmax(imgs)) or 1.0)
+    for ax, imgs, cmap, label in (
+        (axes[0], means, "gray_r", "mean"),
+        (axes[1], variances, "magma", "variance"),
+    ):
+        ax.imshow(
+            _strip(imgs),
+            cmap=plt.get_cmap(cmap).with_extremes(bad="white"),
+            vmin=0,
+            vmax=float(np.nanmax(imgs)) or 1.0,
+        )
         ax.set_yticks([])
         ax.set_ylabel(label, fontsize=8)
-        ax.set_xticks([c * (w + 2) + w / 2 - 0.5 for c in range(C)], list(classes) if ax is axes[0] else [], fontsize=8)
+        ax.set_xticks(
+            [c * (w + 2) + w / 2 - 0.5 for c in range(C)], list(classes) if ax is axes[0] else [], fontsize=8
+        )
         ax.tick_params(length=0)
         ax.xaxis.set_ticks_position("top")
         for side in ax.spines.values():
@@ -594,8 +677,15 @@ def plot_feature_scores(scores: list[dict], top: int | None = None, ax=None):
     return fig
 
 
-def plot_feature_distributions(X: np.ndarray, y: np.ndarray, names: Sequence[str], features: Sequence[str],
-                               classes: Sequence[str], ncols: int = 3, ax=None):
+def plot_feature_distributions(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    features: Sequence[str],
+    classes: Sequence[str],
+    ncols: int = 3,
+    ax=None,
+):
     """Per-class distributions of ``features``: violins for continuous ones, stacked value shares for counts."""
     from digitlab.plots import panels
 
@@ -627,13 +717,21 @@ def _stacked_shares(ax, per_class: list[np.ndarray], values: np.ndarray) -> None
     cmap = __import__("matplotlib").colormaps["viridis"]
     for i, v in enumerate(values):
         share = np.array([(pc == v).mean() if len(pc) else 0 for pc in per_class])
-        ax.bar(range(len(per_class)), share, bottom=bottom, color=cmap(i / max(len(values) - 1, 1)), label=f"{v:g}")
+        ax.bar(
+            range(len(per_class)),
+            share,
+            bottom=bottom,
+            color=cmap(i / max(len(values) - 1, 1)),
+            label=f"{v:g}",
+        )
         bottom += share
     ax.set_ylabel("share", fontsize=8)
     ax.legend(fontsize=6, ncol=len(values), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
 
 
-def plot_pairwise_auc(auc: np.ndarray, names: Sequence[str], features: Sequence[str], classes: Sequence[str], ax=None):
+def plot_pairwise_auc(
+    auc: np.ndarray, names: Sequence[str], features: Sequence[str], classes: Sequence[str], ax=None
+):
     """Heatmaps of pairwise separation max(AUC, 1 - AUC) for ``features`` (0.5 = none, 1 = perfect)."""
     from digitlab.plots import panels
 

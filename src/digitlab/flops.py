@@ -27,22 +27,37 @@ Classic (scikit-learn) models have no such counter: their cost stays in seconds.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 
-def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed, _output_padding,
-                        _groups, output_mask, out_shape=None, **kwargs) -> int:
+def _conv_backward_flop(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """FLOPs of a convolution's backward: each requested gradient (input, weight) costs as much as the forward."""
     forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
     return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
 
 
 def _counter() -> FlopCounterMode:
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
+    return FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop}
+    )
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -50,7 +65,9 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def train_flops(model: nn.Module, in_shape: Sequence[int], batch: int = 32, *, input_grad: bool = False) -> float:
+def train_flops(
+    model: nn.Module, in_shape: Sequence[int], batch: int = 32, *, input_grad: bool = False
+) -> float:
     """FLOPs of one training step per image: forward, cross-entropy loss and backward of a batch.
 
     Parameters

@@ -29,8 +29,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fundus_features", "feature_names", "fundus_mask", "quadratic_weighted_kappa", "qwk_bootstrap", "grading_metrics",
-           "downsample"]
+__all__ = [
+    "fundus_features",
+    "feature_names",
+    "fundus_mask",
+    "quadratic_weighted_kappa",
+    "qwk_bootstrap",
+    "grading_metrics",
+    "downsample",
+]
 
 CHANNELS = ("red", "green", "blue")
 HIST_BINS = 8  # bins of each channel's histogram (0-255)
@@ -38,7 +45,9 @@ REL_THRESHOLDS = (0.10, 0.20, 0.35)  # relative darkness/brightness against the 
 BLOB_THRESHOLD = 0.20  # threshold of the masks whose connected components are counted
 LBP_MARGIN = 4  # grey levels a neighbour must exceed the centre by to count as brighter
 MASK_THRESHOLD = 12  # a pixel whose brightest channel exceeds this (0-255) belongs to the fundus
-MASK_RADIUS = 0.94  # ... and lies within this fraction of the inscribed circle's radius (Graham's grey border too)
+MASK_RADIUS = (
+    0.94  # ... and lies within this fraction of the inscribed circle's radius (Graham's grey border too)
+)
 
 
 def feature_names() -> list[str]:
@@ -47,14 +56,25 @@ def feature_names() -> list[str]:
     for ch in CHANNELS:
         names += [f"{ch}_{s}" for s in ("mean", "sd", "skew", "p10", "p50", "p90")]
         names += [f"{ch}_hist{b}" for b in range(HIST_BINS)]
-    names += [f"dark_{int(100 * t)}pct" for t in REL_THRESHOLDS] + [f"bright_{int(100 * t)}pct" for t in REL_THRESHOLDS]
+    names += [f"dark_{int(100 * t)}pct" for t in REL_THRESHOLDS] + [
+        f"bright_{int(100 * t)}pct" for t in REL_THRESHOLDS
+    ]
     names += ["green_rel_sd", "green_rel_p01", "green_rel_p99", "yellow_fraction"]
     names += ["grad_mean", "grad_sd", "laplacian_mean"] + [f"lbp_{k}" for k in range(9)]
-    names += ["dark_blobs", "dark_small_blobs", "dark_largest", "bright_blobs", "bright_small_blobs", "bright_largest"]
+    names += [
+        "dark_blobs",
+        "dark_small_blobs",
+        "dark_largest",
+        "bright_blobs",
+        "bright_small_blobs",
+        "bright_largest",
+    ]
     return names
 
 
-def fundus_mask(images: np.ndarray, threshold: int = MASK_THRESHOLD, radius: float = MASK_RADIUS) -> np.ndarray:
+def fundus_mask(
+    images: np.ndarray, threshold: int = MASK_THRESHOLD, radius: float = MASK_RADIUS
+) -> np.ndarray:
     """Boolean ``(n, H, W)``: pixels inside the circular fundus (bright enough and inside the
     centred circle of ``radius`` x half the shorter side)."""
     n, h, w = images.shape[:3]
@@ -76,8 +96,8 @@ def _hist_moments(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     total = np.maximum(counts.sum(1), 1)
     mean = counts @ values / total
     d = values[None, :] - mean[:, None]
-    sd = np.sqrt((counts * d ** 2).sum(1) / total)
-    skew = (counts * d ** 3).sum(1) / total / np.maximum(sd, 1e-6) ** 3
+    sd = np.sqrt((counts * d**2).sum(1) / total)
+    skew = (counts * d**3).sum(1) / total / np.maximum(sd, 1e-6) ** 3
     cdf = np.cumsum(counts, 1) / total[:, None]
     pct = [values[np.minimum((cdf < q).sum(1), len(values) - 1)] for q in (0.1, 0.5, 0.9)]
     return np.column_stack([mean, sd, skew, *pct])
@@ -127,7 +147,7 @@ def _lbp_hist(g: np.ndarray, m: np.ndarray) -> np.ndarray:
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy or dx:
-                count += p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] > g + LBP_MARGIN
+                count += p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] > g + LBP_MARGIN
     n = len(g)
     idx = (count + np.arange(n)[:, None, None] * 9)[m]
     hist = np.bincount(idx, minlength=n * 9).reshape(n, 9).astype(np.float64)
@@ -161,8 +181,10 @@ def _chunk_features(x: np.ndarray) -> np.ndarray:
     yellow = m & (r - b > 60) & (g - b > 60) & (rel > 0.1)
     cols.append(np.nan_to_num(np.column_stack([rel_sd, p01, p99, yellow.reshape(n, -1).sum(1) / area[:, 0]])))
     gy, gx = np.gradient(g, axis=(1, 2))
-    grad = np.sqrt(gx ** 2 + gy ** 2).reshape(n, -1)
-    lap = np.abs(4 * g - np.roll(g, 1, 1) - np.roll(g, -1, 1) - np.roll(g, 1, 2) - np.roll(g, -1, 2)).reshape(n, -1)
+    grad = np.sqrt(gx**2 + gy**2).reshape(n, -1)
+    lap = np.abs(4 * g - np.roll(g, 1, 1) - np.roll(g, -1, 1) - np.roll(g, 1, 2) - np.roll(g, -1, 2)).reshape(
+        n, -1
+    )
     inner = _erode(m).reshape(n, -1)  # texture away from the rim's edge
     cnt = np.maximum(inner.sum(1), 1)
     gmean = (grad * inner).sum(1) / cnt
@@ -202,7 +224,9 @@ def fundus_features(images: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, l
         x = np.repeat(x[..., None], 3, axis=3)
     if x.ndim != 4 or x.shape[3] < 3:
         raise ValueError(f"fundus_features: images of shape {x.shape}; pass uint8 (n, H, W, 3)")
-    parts = [_chunk_features(np.ascontiguousarray(x[i:i + chunk, :, :, :3])) for i in range(0, len(x), chunk)]
+    parts = [
+        _chunk_features(np.ascontiguousarray(x[i : i + chunk, :, :, :3])) for i in range(0, len(x), chunk)
+    ]
     names = feature_names()
     return (np.vstack(parts) if parts else np.zeros((0, len(names)), np.float32)), names
 
@@ -217,7 +241,7 @@ def downsample(images: np.ndarray, side: int) -> np.ndarray:
         return x
     out = []
     for i in range(0, len(x), 512):  # in chunks: a float copy of all images would be 4x their size
-        t = torch.from_numpy(np.asarray(x[i:i + 512], dtype=np.float32))  # a fresh, writable array
+        t = torch.from_numpy(np.asarray(x[i : i + 512], dtype=np.float32))  # a fresh, writable array
         t = t[:, None] if x.ndim == 3 else t.permute(0, 3, 1, 2)
         o = F.adaptive_avg_pool2d(t, side).round_().clamp_(0, 255).to(torch.uint8)
         out.append((o[:, 0] if x.ndim == 3 else o.permute(0, 2, 3, 1)).contiguous().numpy())
@@ -246,8 +270,13 @@ def quadratic_weighted_kappa(y_true, y_pred, n_classes: int | None = None) -> fl
     return float(1 - (w * obs).sum() / denom) if denom > 0 else (1.0 if (w * obs).sum() == 0 else 0.0)
 
 
-def grading_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: int | None = None,
-                    scores: np.ndarray | None = None) -> dict:
+def grading_metrics(
+    y_true,
+    y_pred,
+    proba: np.ndarray | None = None,
+    n_classes: int | None = None,
+    scores: np.ndarray | None = None,
+) -> dict:
     """The metrics suite of :func:`digitlab.metrics.classification_metrics` plus ``qwk`` (quadratic
     weighted kappa), ``mae_grades`` (mean absolute grade error), ``within_one`` (share of
     predictions at most one grade off) and ``referable_sensitivity`` / ``referable_specificity``
@@ -259,15 +288,19 @@ def grading_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: 
     k = n_classes or out["confusion_matrix"].shape[0]
     err = np.abs(y_true - y_pred)
     ref_t, ref_p = y_true >= 2, y_pred >= 2
-    out.update(qwk=quadratic_weighted_kappa(y_true, y_pred, k), mae_grades=float(err.mean()) if len(err) else float("nan"),
-               within_one=float(np.mean(err <= 1)) if len(err) else float("nan"),
-               referable_sensitivity=float(ref_p[ref_t].mean()) if ref_t.any() else float("nan"),
-               referable_specificity=float((~ref_p[~ref_t]).mean()) if (~ref_t).any() else float("nan"))
+    out.update(
+        qwk=quadratic_weighted_kappa(y_true, y_pred, k),
+        mae_grades=float(err.mean()) if len(err) else float("nan"),
+        within_one=float(np.mean(err <= 1)) if len(err) else float("nan"),
+        referable_sensitivity=float(ref_p[ref_t].mean()) if ref_t.any() else float("nan"),
+        referable_specificity=float((~ref_p[~ref_t]).mean()) if (~ref_t).any() else float("nan"),
+    )
     return out
 
 
-def qwk_bootstrap(y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int = 0,
-                  confidence: float = 0.95) -> dict[str, float]:
+def qwk_bootstrap(
+    y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, float]:
     """Bootstrap of the quadratic weighted kappa over test images (all resamples at once):
     ``{"qwk", "se", "low", "high"}`` (percentile interval)."""
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
@@ -282,5 +315,9 @@ def qwk_bootstrap(y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int 
     with np.errstate(all="ignore"):
         q = np.where(den > 0, 1 - (w * obs).sum((1, 2)) / den, 0.0)
     a = (1 - confidence) / 2
-    return {"qwk": quadratic_weighted_kappa(y_true, y_pred, k), "se": float(q.std(ddof=1)),
-            "low": float(np.quantile(q, a)), "high": float(np.quantile(q, 1 - a))}
+    return {
+        "qwk": quadratic_weighted_kappa(y_true, y_pred, k),
+        "se": float(q.std(ddof=1)),
+        "low": float(np.quantile(q, a)),
+        "high": float(np.quantile(q, 1 - a)),
+    }

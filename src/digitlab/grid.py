@@ -28,15 +28,15 @@ import logging
 import os
 import pickle
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from digitlab import metrics as M
-
 from digitlab.io import atomic_write
 from digitlab.runtime import cpu_budget, limit_threads, progress_bar
 
@@ -97,28 +97,39 @@ def _dask_cluster(scheduler: str, n_jobs: int) -> Iterator[WorkerPool]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ConfigError("study.backend 'dask': dask.distributed is not installed; pip install -e \".[dask]\" "
-                          "(on every worker too)") from None
+        raise ConfigError(
+            "study.backend 'dask': dask.distributed is not installed; pip install -e \".[dask]\" "
+            "(on every worker too)"
+        ) from None
 
     cluster = None
     if scheduler:
         try:
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError(f"study.scheduler {scheduler}: cannot connect to a dask scheduler ({exc}); start one with "
-                              f"`dask scheduler` and workers with `dask worker {scheduler}`, or leave study.scheduler "
-                              "empty for a local cluster") from None
+            raise ConfigError(
+                f"study.scheduler {scheduler}: cannot connect to a dask scheduler ({exc}); start one with "
+                f"`dask scheduler` and workers with `dask worker {scheduler}`, or leave study.scheduler "
+                "empty for a local cluster"
+            ) from None
     else:
         jobs, _ = cpu_budget(n_jobs, "cpu")
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster, set_as_default=False)
     try:
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except (TimeoutError, OSError) as exc:
-            raise ConfigError(f"study.scheduler {scheduler}: no dask worker joined within {WORKER_WAIT_S} s ({exc}); start "
-                              f"`dask worker {scheduler}` on the worker machines") from None
+            raise ConfigError(
+                f"study.scheduler {scheduler}: no dask worker joined within {WORKER_WAIT_S} s ({exc}); start "
+                f"`dask worker {scheduler}` on the worker machines"
+            ) from None
         slots, threads = _dask_budget(client)
         yield WorkerPool("dask", str(client.scheduler.address), slots, threads, client)
     finally:
@@ -135,7 +146,9 @@ def _ray_cluster(address: str, n_jobs: int) -> Iterator[WorkerPool]:
         import ray
         from ray.util.joblib import register_ray
     except ImportError:
-        raise ConfigError("study.backend 'ray': ray is not installed; pip install -e \".[ray]\" (on every node too)") from None
+        raise ConfigError(
+            "study.backend 'ray': ray is not installed; pip install -e \".[ray]\" (on every node too)"
+        ) from None
 
     register_ray()
     started = not ray.is_initialized()
@@ -146,8 +159,10 @@ def _ray_cluster(address: str, n_jobs: int) -> Iterator[WorkerPool]:
             else:
                 ray.init(num_cpus=cpu_budget(n_jobs, "cpu")[0], include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"study.scheduler {address}: cannot connect to a Ray cluster ({exc}); start one with "
-                              "`ray start --head`, or leave study.scheduler empty for a local Ray") from None
+            raise ConfigError(
+                f"study.scheduler {address}: cannot connect to a Ray cluster ({exc}); start one with "
+                "`ray start --head`, or leave study.scheduler empty for a local Ray"
+            ) from None
     try:
         # Ray's joblib backend reserves one CPU per job: one thread per job fills the cores exactly.
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -158,7 +173,9 @@ def _ray_cluster(address: str, n_jobs: int) -> Iterator[WorkerPool]:
 
 
 @contextmanager
-def backend_context(backend: str = "loky", scheduler: str = "", n_jobs: int = 1) -> Iterator[WorkerPool | None]:
+def backend_context(
+    backend: str = "loky", scheduler: str = "", n_jobs: int = 1
+) -> Iterator[WorkerPool | None]:
     """Connect to (or start) the cluster of a cluster ``backend`` for the block; yields its :class:`WorkerPool`.
 
     ``backend`` "dask": ``scheduler`` is a dask scheduler address (``tcp://host:8786``); empty starts a
@@ -183,12 +200,18 @@ def _call(fn: Callable, point: dict, seed: int, threads: int, *args: Any) -> dic
     with limit_threads(threads):
         t0, cpu0 = time.perf_counter(), time.process_time()
         out = fn(point, seed, threads, *args)
-        return {**point, "seed": seed, **out, "wall_seconds": time.perf_counter() - t0,
-                "cpu_seconds": time.process_time() - cpu0}
+        return {
+            **point,
+            "seed": seed,
+            **out,
+            "wall_seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,
+        }
 
 
-def _call_indexed(i: int, keep_going: bool, fn: Callable, point: dict, seed: int, threads: int,
-                  *args: Any) -> tuple[int, dict | BaseException]:
+def _call_indexed(
+    i: int, keep_going: bool, fn: Callable, point: dict, seed: int, threads: int, *args: Any
+) -> tuple[int, dict | BaseException]:
     """``(i, row)``; with ``keep_going`` a failure comes back as ``(i, exception)`` so that the points
     finishing alongside it are still stored before it is raised."""
     if not keep_going:
@@ -228,10 +251,22 @@ def _save_point(path: Path, row: dict) -> None:
     atomic_write(path, lambda tmp: joblib.dump(row, tmp))
 
 
-def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[int] = (0,), *, args: tuple = (),
-             n_jobs: int = 1, backend: str = "loky", device: str = "cpu", threads_per_job: int = 0,
-             progress: bool = False, description: str = "experiment", cache_dir: str | os.PathLike | None = None,
-             cache_key: str = "", scheduler: str = "") -> list[dict]:
+def run_grid(
+    fn: Callable[..., dict],
+    points: Sequence[dict],
+    seeds: Sequence[int] = (0,),
+    *,
+    args: tuple = (),
+    n_jobs: int = 1,
+    backend: str = "loky",
+    device: str = "cpu",
+    threads_per_job: int = 0,
+    progress: bool = False,
+    description: str = "experiment",
+    cache_dir: str | os.PathLike | None = None,
+    cache_key: str = "",
+    scheduler: str = "",
+) -> list[dict]:
     """Run ``fn(point, seed, threads, *args)`` for every point and seed; one tidy row per call, in grid order.
 
     Pass large shared inputs (the training arrays) in ``args``: joblib hands them to workers as
@@ -291,7 +326,9 @@ def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[in
                 step()
         elif todo:
             failed: BaseException | None = None
-            for i, row in _dispatch(fn, unique, todo, threads, args, backend, cluster, jobs, keep_going=cache_dir is not None):
+            for i, row in _dispatch(
+                fn, unique, todo, threads, args, backend, cluster, jobs, keep_going=cache_dir is not None
+            ):
                 if isinstance(row, BaseException):
                     failed = failed or row
                     continue
@@ -303,8 +340,17 @@ def run_grid(fn: Callable[..., dict], points: Sequence[dict], seeds: Sequence[in
     return [rows[(_freeze(p), s)] for p in points for s in seeds]
 
 
-def _dispatch(fn: Callable, unique: list, todo: list[int], threads: int, args: tuple, backend: str,
-              cluster: WorkerPool | None, jobs: int, keep_going: bool = False) -> Iterator[tuple[int, dict | BaseException]]:
+def _dispatch(
+    fn: Callable,
+    unique: list,
+    todo: list[int],
+    threads: int,
+    args: tuple,
+    backend: str,
+    cluster: WorkerPool | None,
+    jobs: int,
+    keep_going: bool = False,
+) -> Iterator[tuple[int, dict | BaseException]]:
     """Run the ``todo`` calls through joblib (on ``cluster`` when given), yielding ``(index, row)`` as each
     finishes. The joblib backend is set for these calls only (scikit-learn's own parallel calls elsewhere
     stay local). Backends without result generators (Ray's) run in chunks of ``2 * jobs`` calls so that
@@ -322,7 +368,7 @@ def _dispatch(fn: Callable, unique: list, todo: list[int], threads: int, args: t
             if "return_as" not in str(exc):
                 raise
             for start in range(0, len(todo), 2 * jobs):
-                yield from Parallel()(calls(todo[start:start + 2 * jobs]))
+                yield from Parallel()(calls(todo[start : start + 2 * jobs]))
             return
         yield from parallel(calls(todo))
 
@@ -369,10 +415,21 @@ def input_shape(x: np.ndarray) -> tuple[int, int, int]:
 # =============================================================================================
 
 
-def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.ndarray,
-                  eval_sets: dict[str, tuple[np.ndarray, np.ndarray]], train_cfg: Any, *, seed: int = 0,
-                  augment: Any = None, n_classes: int | None = None, keep_model: bool = False,
-                  keep_proba: bool = False, progress: bool = False) -> dict[str, Any]:
+def fit_and_score(
+    net: str,
+    net_params: dict,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    eval_sets: dict[str, tuple[np.ndarray, np.ndarray]],
+    train_cfg: Any,
+    *,
+    seed: int = 0,
+    augment: Any = None,
+    n_classes: int | None = None,
+    keep_model: bool = False,
+    keep_proba: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Build network ``net`` (seeded), train it with ``train_cfg`` (a :class:`~digitlab.train.TrainConfig`;
     its seed is replaced by ``seed``) and score it on every ``eval_sets[name] = (x, y)`` (``y`` None: predictions only).
 
@@ -391,9 +448,14 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
     cfg = replace(train_cfg, seed=seed)
     model = build_net(net, input_shape(x_train), k, seed=seed, **(net_params or {}))
     res = fit(model, x_train, y_train, cfg, augment=augment, progress=progress)
-    out: dict[str, Any] = {"params": count_parameters(model), "train_seconds": res.train_seconds,
-                           "best_epoch": res.best_epoch, "epochs_run": len(res.history),
-                           "steps": getattr(res, "steps", None), "history": res.history}
+    out: dict[str, Any] = {
+        "params": count_parameters(model),
+        "train_seconds": res.train_seconds,
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+        "steps": getattr(res, "steps", None),
+        "history": res.history,
+    }
     shape = input_shape(x_train)
     out["flops_per_image"] = train_flops(res.model, shape, min(cfg.batch_size, max(2, len(y_train))))
     out["train_flops"] = out["flops_per_image"] * res.n_train_images_seen
@@ -414,4 +476,12 @@ def fit_and_score(net: str, net_params: dict, x_train: np.ndarray, y_train: np.n
     return out
 
 
-__all__ = ["run_grid", "backend_context", "WorkerPool", "point_key", "summarise", "fit_and_score", "input_shape"]
+__all__ = [
+    "run_grid",
+    "backend_context",
+    "WorkerPool",
+    "point_key",
+    "summarise",
+    "fit_and_score",
+    "input_shape",
+]

@@ -26,17 +26,23 @@ from scipy import stats
 # ---------------------------------------------------------------------------------------------
 
 
-def _labels(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+def _labels(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None
+) -> tuple[np.ndarray, np.ndarray, int]:
     y_true = np.asarray(y_true).astype(np.int64).ravel()
     y_pred = np.asarray(y_pred).astype(np.int64).ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}; pass predictions for the same samples")
+        raise ValueError(
+            f"y_true has {y_true.size} labels but y_pred has {y_pred.size}; pass predictions for the same samples"
+        )
     if n_classes is None:
         n_classes = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
     return y_true, y_pred, n_classes
 
 
-def confusion_matrix(y_true, y_pred, n_classes: int | None = None, normalize: str | None = None) -> np.ndarray:
+def confusion_matrix(
+    y_true, y_pred, n_classes: int | None = None, normalize: str | None = None
+) -> np.ndarray:
     """Confusion matrix ``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``.
 
     ``normalize="true"`` divides each row by its total (row-normalised: the diagonal is per-class
@@ -73,7 +79,9 @@ def precision_recall_f1(y_true, y_pred, n_classes: int | None = None, average: s
     A ratio with a zero denominator counts as 0.
     """
     y_true, y_pred, k = _labels(y_true, y_pred, n_classes)
-    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=np.arange(k), average=average, zero_division=0)
+    p, r, f, s = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(k), average=average, zero_division=0
+    )
     if average is None:
         return p, r, f, s
     return float(p), float(r), float(f), int(y_true.size)
@@ -202,8 +210,14 @@ def expected_calibration_error(y_true, proba: np.ndarray, n_bins: int = 15) -> f
     return float(np.sum(b["count"] / b["count"].sum() * np.abs(b["accuracy"] - b["confidence"])))
 
 
-def classification_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_classes: int | None = None,
-                           scores: np.ndarray | None = None, n_bins: int = 15) -> dict[str, Any]:
+def classification_metrics(
+    y_true,
+    y_pred,
+    proba: np.ndarray | None = None,
+    n_classes: int | None = None,
+    scores: np.ndarray | None = None,
+    n_bins: int = 15,
+) -> dict[str, Any]:
     """Every metric of the suite for one model's predictions.
 
     Parameters
@@ -226,21 +240,36 @@ def classification_metrics(y_true, y_pred, proba: np.ndarray | None = None, n_cl
         n_classes = rank.shape[1]
     y_true, y_pred, k = _labels(y_true, y_pred, n_classes)
     p, r, f, support = precision_recall_f1(y_true, y_pred, k)
-    out: dict[str, Any] = {"accuracy": accuracy(y_true, y_pred), "balanced_accuracy": balanced_accuracy(y_true, y_pred, k)}
+    out: dict[str, Any] = {
+        "accuracy": accuracy(y_true, y_pred),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred, k),
+    }
     for avg in ("macro", "micro", "weighted"):
         ap, ar, af, _ = precision_recall_f1(y_true, y_pred, k, average=avg)
         out.update({f"precision_{avg}": ap, f"recall_{avg}": ar, f"f1_{avg}": af})
-    out.update(cohen_kappa=cohen_kappa(y_true, y_pred, k), mcc=matthews_corrcoef(y_true, y_pred, k),
-               precision=p, recall=r, f1=f, support=support,
-               confusion_matrix=confusion_matrix(y_true, y_pred, k),
-               confusion_matrix_normalized=confusion_matrix(y_true, y_pred, k, normalize="true"))
+    out.update(
+        cohen_kappa=cohen_kappa(y_true, y_pred, k),
+        mcc=matthews_corrcoef(y_true, y_pred, k),
+        precision=p,
+        recall=r,
+        f1=f,
+        support=support,
+        confusion_matrix=confusion_matrix(y_true, y_pred, k),
+        confusion_matrix_normalized=confusion_matrix(y_true, y_pred, k, normalize="true"),
+    )
     out.update(roc_auc_ovr=None, pr_auc=None, top2_accuracy=None, log_loss=None, brier=None, ece=None)
     if rank is not None:
-        out.update(roc_auc_ovr=roc_auc_ovr(y_true, rank), pr_auc=pr_auc_ovr(y_true, rank),
-                   top2_accuracy=top_k_accuracy(y_true, rank, 2))
+        out.update(
+            roc_auc_ovr=roc_auc_ovr(y_true, rank),
+            pr_auc=pr_auc_ovr(y_true, rank),
+            top2_accuracy=top_k_accuracy(y_true, rank, 2),
+        )
     if proba is not None:
-        out.update(log_loss=log_loss(y_true, proba), brier=brier_score(y_true, proba),
-                   ece=expected_calibration_error(y_true, proba, n_bins))
+        out.update(
+            log_loss=log_loss(y_true, proba),
+            brier=brier_score(y_true, proba),
+            ece=expected_calibration_error(y_true, proba, n_bins),
+        )
     return out
 
 
@@ -283,10 +312,15 @@ def model_size(model: Any) -> dict[str, int]:
 
         if isinstance(model, torch.nn.Module):
             ps = [p for p in model.parameters() if p.requires_grad]
-            return {"parameters": int(sum(p.numel() for p in ps)), "bytes": int(sum(p.numel() * p.element_size() for p in ps))}
+            return {
+                "parameters": int(sum(p.numel() for p in ps)),
+                "bytes": int(sum(p.numel() * p.element_size() for p in ps)),
+            }
     except ImportError:  # torch is optional for scikit-learn-only use
         pass
-    sink = _CountingSink()  # counts the pickle's bytes without holding them (a 300-tree forest pickles to ~400 MB)
+    sink = (
+        _CountingSink()
+    )  # counts the pickle's bytes without holding them (a 300-tree forest pickles to ~400 MB)
     pickle.dump(model, sink, protocol=pickle.HIGHEST_PROTOCOL)
     return {"parameters": int(_count_array_numbers(model, {})), "bytes": sink.n}
 
@@ -308,7 +342,9 @@ class _CountingSink:
 # ---------------------------------------------------------------------------------------------
 
 
-def bootstrap_ci(values, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0, chunk: int = 250) -> dict[str, float]:
+def bootstrap_ci(
+    values, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0, chunk: int = 250
+) -> dict[str, float]:
     """Percentile bootstrap confidence interval of the mean of per-sample ``values``.
 
     For accuracy pass ``values = (y_pred == y_true)``. ``scipy.stats.bootstrap`` draws the
@@ -318,13 +354,28 @@ def bootstrap_ci(values, n_boot: int = 2000, confidence: float = 0.95, seed: int
     Returns ``{"estimate", "low", "high", "std"}`` (``std``: of the bootstrap means).
     """
     v = np.asarray(values, float).ravel()
-    res = stats.bootstrap((v,), np.mean, n_resamples=n_boot, batch=chunk, vectorized=True, confidence_level=confidence,
-                          method="percentile", rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (v,),
+        np.mean,
+        n_resamples=n_boot,
+        batch=chunk,
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     ci = res.confidence_interval
-    return {"estimate": float(v.mean()), "low": float(ci.low), "high": float(ci.high), "std": float(res.standard_error)}
+    return {
+        "estimate": float(v.mean()),
+        "low": float(ci.low),
+        "high": float(ci.high),
+        "std": float(res.standard_error),
+    }
 
 
-def accuracy_ci(y_true, y_pred, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+def accuracy_ci(
+    y_true, y_pred, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Bootstrap confidence interval of accuracy (see :func:`bootstrap_ci`)."""
     return bootstrap_ci(np.asarray(y_true) == np.asarray(y_pred), n_boot, confidence, seed)
 
@@ -346,12 +397,30 @@ def mcnemar(y_true, pred_a, pred_b, exact: bool | None = None, exact_below: int 
     if exact is None:
         exact = n < exact_below
     if n == 0:
-        return {"b": b, "c": c, "statistic": 0.0, "p_value": 1.0, "method": "exact binomial" if exact else "chi-square (cc)"}
+        return {
+            "b": b,
+            "c": c,
+            "statistic": 0.0,
+            "p_value": 1.0,
+            "method": "exact binomial" if exact else "chi-square (cc)",
+        }
     if exact:
         p = min(1.0, 2.0 * stats.binom.cdf(min(b, c), n, 0.5))
-        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p), "method": "exact binomial"}
+        return {
+            "b": b,
+            "c": c,
+            "statistic": float(min(b, c)),
+            "p_value": float(p),
+            "method": "exact binomial",
+        }
     stat = (abs(b - c) - 1.0) ** 2 / n
-    return {"b": b, "c": c, "statistic": float(stat), "p_value": float(stats.chi2.sf(stat, 1)), "method": "chi-square (cc)"}
+    return {
+        "b": b,
+        "c": c,
+        "statistic": float(stat),
+        "p_value": float(stats.chi2.sf(stat, 1)),
+        "method": "chi-square (cc)",
+    }
 
 
 def holm_adjust(p_values) -> np.ndarray:
@@ -371,89 +440,133 @@ def holm_adjust(p_values) -> np.ndarray:
 
 # n samples, K classes, TP_k / FP_k / FN_k counted from the confusion matrix C (rows = truth).
 METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"name": "Accuracy", "formula": "acc = (1/n) &sum;<sub>i</sub> 1[&ycirc;<sub>i</sub> = y<sub>i</sub>] = trace(C) / n",
-     "computed": "scikit-learn's accuracy_score: mean of the correct-prediction indicator on the test set",
-     "meaning": "the share of test images classified correctly",
-     "misleads": "with imbalanced classes (a majority-class guess can score high) and it hides which classes fail"},
-    {"name": "Bootstrap 95 % CI of accuracy",
-     "formula": "2.5 and 97.5 percentiles of acc over B resamples of the n test images drawn with replacement",
-     "computed": "scipy.stats.bootstrap, percentile method, seeded; B x n resample indices drawn in batches",
-     "meaning": "how much the accuracy would move on another test set of the same size from the same distribution",
-     "misleads": "it ignores variation from training (seeds, data order) and assumes test images are independent"},
-    {"name": "Balanced accuracy", "formula": "(1/K) &sum;<sub>k</sub> TP<sub>k</sub> / (TP<sub>k</sub> + FN<sub>k</sub>)",
-     "computed": "scikit-learn's balanced_accuracy_score: mean of per-class recall over classes present in the test set",
-     "meaning": "accuracy with every class weighted equally",
-     "misleads": "it equals accuracy on a balanced test set (MNIST's is nearly balanced), so it adds little there"},
-    {"name": "Precision, recall, F1 (per class)",
-     "formula": "P<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FP<sub>k</sub>), R<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FN<sub>k</sub>), "
-                "F1<sub>k</sub> = 2P<sub>k</sub>R<sub>k</sub>/(P<sub>k</sub>+R<sub>k</sub>) = 2TP<sub>k</sub>/(2TP<sub>k</sub>+FP<sub>k</sub>+FN<sub>k</sub>)",
-     "computed": "scikit-learn's precision_recall_fscore_support over all K classes; 0/0 counts as 0",
-     "meaning": "precision: how trustworthy a prediction of class k is; recall: how many images of class k are found",
-     "misleads": "a class never predicted gets precision 0 by convention, which can look worse than it is"},
-    {"name": "Macro / micro / weighted averages",
-     "formula": "macro = (1/K) &sum;<sub>k</sub> m<sub>k</sub>; weighted = &sum;<sub>k</sub> (n<sub>k</sub>/n) m<sub>k</sub>; "
-                "micro pools TP, FP, FN over classes before dividing",
-     "computed": "scikit-learn's precision_recall_fscore_support with average = macro, micro or weighted",
-     "meaning": "macro treats classes equally, weighted follows class frequency, micro F1 equals accuracy in single-label problems",
-     "misleads": "macro is sensitive to tiny classes; micro and weighted hide failures on rare classes"},
-    {"name": "Cohen's kappa", "formula": "&kappa; = (p<sub>o</sub> - p<sub>e</sub>) / (1 - p<sub>e</sub>), "
-                                          "p<sub>e</sub> = &sum;<sub>k</sub> (row<sub>k</sub>/n)(col<sub>k</sub>/n)",
-     "computed": "scikit-learn's cohen_kappa_score: observed agreement p<sub>o</sub> = accuracy, chance agreement from the confusion matrix's margins; 0 when undefined",
-     "meaning": "agreement with the truth beyond what matching label frequencies would give by chance (1 perfect, 0 chance)",
-     "misleads": "it depends on the class marginals, so values are not comparable across datasets with different balance"},
-    {"name": "Matthews correlation (multi-class)",
-     "formula": "MCC = (c&middot;n - t&middot;p) / &radic;((n<sup>2</sup> - p&middot;p)(n<sup>2</sup> - t&middot;t)), "
-                "c = trace(C), t = row sums, p = column sums",
-     "computed": "scikit-learn's matthews_corrcoef (Gorodkin's R<sub>K</sub>); 0 when undefined",
-     "meaning": "correlation between true and predicted labels, using every cell of the confusion matrix",
-     "misleads": "its scale is not a rate; it is hard to translate into 'how many errors'"},
-    {"name": "Confusion matrix", "formula": "C<sub>ij</sub> = #{i : y = i, &ycirc; = j}; row-normalised C<sub>ij</sub> / &sum;<sub>j</sub> C<sub>ij</sub>",
-     "computed": "scikit-learn's confusion_matrix over all K classes (normalize = true for the rows)",
-     "meaning": "which classes are mistaken for which; the normalised diagonal is per-class recall",
-     "misleads": "counts follow class sizes; compare normalised rows across classes"},
-    {"name": "One-vs-rest ROC-AUC",
-     "formula": "AUC<sub>k</sub> = P(s<sub>k</sub>(x<sup>+</sup>) &gt; s<sub>k</sub>(x<sup>-</sup>)) + &frac12;P(tie), macro-averaged over k",
-     "computed": "scikit-learn's roc_auc_score of the class-k score, class-k images against all others, per class (so decision scores work too); classes absent from the test set are skipped",
-     "meaning": "how well each class's score ranks its own images above the rest, independent of any threshold",
-     "misleads": "near 1 for every decent model (the many easy negatives dominate); it ignores calibration"},
-    {"name": "PR-AUC (average precision)",
-     "formula": "AP<sub>k</sub> = &sum;<sub>t</sub> (R<sub>t</sub> - R<sub>t-1</sub>) P<sub>t</sub> over decreasing score thresholds, macro-averaged",
-     "computed": "scikit-learn's average_precision_score per class: step-wise area under its precision-recall curve",
-     "meaning": "ranking quality focused on the positives; more sensitive than ROC-AUC when positives are rare (1 in 10 here)",
-     "misleads": "its baseline is the class frequency, not 0.5, so values are not comparable across class balances"},
-    {"name": "Top-2 accuracy", "formula": "(1/n) &sum;<sub>i</sub> 1[y<sub>i</sub> among the 2 highest scores]",
-     "computed": "a tied true class is ranked behind the classes it ties with (scikit-learn's top_k_accuracy_score breaks ties by label index instead)",
-     "meaning": "whether the model at least short-lists the right digit",
-     "misleads": "it flatters models whose errors are near-misses and says nothing about confidence"},
-    {"name": "Log loss", "formula": "-(1/n) &sum;<sub>i</sub> log p<sub>i,y<sub>i</sub></sub>, p clipped to [&epsilon;, 1-&epsilon;]",
-     "computed": "scikit-learn's log_loss: mean negative log-probability of the true class",
-     "meaning": "how much probability the model puts on the truth; punishes confident mistakes without bound",
-     "misleads": "a few confident errors dominate it (a tree's 0/1 probabilities give huge values); needs probabilities"},
-    {"name": "Brier score", "formula": "(1/n) &sum;<sub>i</sub> &sum;<sub>k</sub> (p<sub>ik</sub> - 1[y<sub>i</sub> = k])<sup>2</sup>",
-     "computed": "scikit-learn's brier_score_loss, not halved: squared distance between the probability vector and the one-hot truth",
-     "meaning": "a bounded (0 to 2) proper score mixing calibration and sharpness",
-     "misleads": "it is less sensitive than log loss to rare confident mistakes"},
-    {"name": "Expected calibration error", "formula": "ECE = &sum;<sub>b</sub> (n<sub>b</sub>/n) |acc<sub>b</sub> - conf<sub>b</sub>| "
-                                                       "over equal-width bins of the top-class confidence",
-     "computed": "confidence = max probability; bins (b/B, (b+1)/B]; shown as a reliability diagram",
-     "meaning": "whether '90 % confident' means right 90 % of the time",
-     "misleads": "depends on the number of bins and is near 0 for very accurate models simply because most confidences are ~1"},
-    {"name": "McNemar's test",
-     "formula": "b = A right and B wrong, c = A wrong and B right; exact: p = min(1, 2 P(Bin(b+c, &frac12;) &le; min(b,c))); "
-                "otherwise &chi;<sup>2</sup> = (|b - c| - 1)<sup>2</sup>/(b + c), 1 d.o.f.",
-     "computed": "exact binomial test below 25 discordant images, else chi-square with continuity correction; "
-                 "Holm's step-down correction across all pairs",
-     "meaning": "whether two models' error rates differ on this test set beyond chance, using only the images they disagree on",
-     "misleads": "it tests one fixed test set and one training run each; a non-significant result is not proof of equality"},
-    {"name": "Model size", "formula": "parameters = numbers in the fitted arrays; bytes = pickled size (torch: parameter bytes)",
-     "computed": "recursive walk of the fitted estimator's arrays (coefficients, support vectors, tree nodes, stored training "
-                 "images for k-NN); torch: trainable parameter count x element size",
-     "meaning": "memory needed to keep and ship the model",
-     "misleads": "tree nodes, support vectors and stored images are not 'parameters' in the neural-network sense"},
+    {
+        "name": "Accuracy",
+        "formula": "acc = (1/n) &sum;<sub>i</sub> 1[&ycirc;<sub>i</sub> = y<sub>i</sub>] = trace(C) / n",
+        "computed": "scikit-learn's accuracy_score: mean of the correct-prediction indicator on the test set",
+        "meaning": "the share of test images classified correctly",
+        "misleads": "with imbalanced classes (a majority-class guess can score high) and it hides which classes fail",
+    },
+    {
+        "name": "Bootstrap 95 % CI of accuracy",
+        "formula": "2.5 and 97.5 percentiles of acc over B resamples of the n test images drawn with replacement",
+        "computed": "scipy.stats.bootstrap, percentile method, seeded; B x n resample indices drawn in batches",
+        "meaning": "how much the accuracy would move on another test set of the same size from the same distribution",
+        "misleads": "it ignores variation from training (seeds, data order) and assumes test images are independent",
+    },
+    {
+        "name": "Balanced accuracy",
+        "formula": "(1/K) &sum;<sub>k</sub> TP<sub>k</sub> / (TP<sub>k</sub> + FN<sub>k</sub>)",
+        "computed": "scikit-learn's balanced_accuracy_score: mean of per-class recall over classes present in the test set",
+        "meaning": "accuracy with every class weighted equally",
+        "misleads": "it equals accuracy on a balanced test set (MNIST's is nearly balanced), so it adds little there",
+    },
+    {
+        "name": "Precision, recall, F1 (per class)",
+        "formula": "P<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FP<sub>k</sub>), R<sub>k</sub> = TP<sub>k</sub>/(TP<sub>k</sub>+FN<sub>k</sub>), "
+        "F1<sub>k</sub> = 2P<sub>k</sub>R<sub>k</sub>/(P<sub>k</sub>+R<sub>k</sub>) = 2TP<sub>k</sub>/(2TP<sub>k</sub>+FP<sub>k</sub>+FN<sub>k</sub>)",
+        "computed": "scikit-learn's precision_recall_fscore_support over all K classes; 0/0 counts as 0",
+        "meaning": "precision: how trustworthy a prediction of class k is; recall: how many images of class k are found",
+        "misleads": "a class never predicted gets precision 0 by convention, which can look worse than it is",
+    },
+    {
+        "name": "Macro / micro / weighted averages",
+        "formula": "macro = (1/K) &sum;<sub>k</sub> m<sub>k</sub>; weighted = &sum;<sub>k</sub> (n<sub>k</sub>/n) m<sub>k</sub>; "
+        "micro pools TP, FP, FN over classes before dividing",
+        "computed": "scikit-learn's precision_recall_fscore_support with average = macro, micro or weighted",
+        "meaning": "macro treats classes equally, weighted follows class frequency, micro F1 equals accuracy in single-label problems",
+        "misleads": "macro is sensitive to tiny classes; micro and weighted hide failures on rare classes",
+    },
+    {
+        "name": "Cohen's kappa",
+        "formula": "&kappa; = (p<sub>o</sub> - p<sub>e</sub>) / (1 - p<sub>e</sub>), "
+        "p<sub>e</sub> = &sum;<sub>k</sub> (row<sub>k</sub>/n)(col<sub>k</sub>/n)",
+        "computed": "scikit-learn's cohen_kappa_score: observed agreement p<sub>o</sub> = accuracy, chance agreement from the confusion matrix's margins; 0 when undefined",
+        "meaning": "agreement with the truth beyond what matching label frequencies would give by chance (1 perfect, 0 chance)",
+        "misleads": "it depends on the class marginals, so values are not comparable across datasets with different balance",
+    },
+    {
+        "name": "Matthews correlation (multi-class)",
+        "formula": "MCC = (c&middot;n - t&middot;p) / &radic;((n<sup>2</sup> - p&middot;p)(n<sup>2</sup> - t&middot;t)), "
+        "c = trace(C), t = row sums, p = column sums",
+        "computed": "scikit-learn's matthews_corrcoef (Gorodkin's R<sub>K</sub>); 0 when undefined",
+        "meaning": "correlation between true and predicted labels, using every cell of the confusion matrix",
+        "misleads": "its scale is not a rate; it is hard to translate into 'how many errors'",
+    },
+    {
+        "name": "Confusion matrix",
+        "formula": "C<sub>ij</sub> = #{i : y = i, &ycirc; = j}; row-normalised C<sub>ij</sub> / &sum;<sub>j</sub> C<sub>ij</sub>",
+        "computed": "scikit-learn's confusion_matrix over all K classes (normalize = true for the rows)",
+        "meaning": "which classes are mistaken for which; the normalised diagonal is per-class recall",
+        "misleads": "counts follow class sizes; compare normalised rows across classes",
+    },
+    {
+        "name": "One-vs-rest ROC-AUC",
+        "formula": "AUC<sub>k</sub> = P(s<sub>k</sub>(x<sup>+</sup>) &gt; s<sub>k</sub>(x<sup>-</sup>)) + &frac12;P(tie), macro-averaged over k",
+        "computed": "scikit-learn's roc_auc_score of the class-k score, class-k images against all others, per class (so decision scores work too); classes absent from the test set are skipped",
+        "meaning": "how well each class's score ranks its own images above the rest, independent of any threshold",
+        "misleads": "near 1 for every decent model (the many easy negatives dominate); it ignores calibration",
+    },
+    {
+        "name": "PR-AUC (average precision)",
+        "formula": "AP<sub>k</sub> = &sum;<sub>t</sub> (R<sub>t</sub> - R<sub>t-1</sub>) P<sub>t</sub> over decreasing score thresholds, macro-averaged",
+        "computed": "scikit-learn's average_precision_score per class: step-wise area under its precision-recall curve",
+        "meaning": "ranking quality focused on the positives; more sensitive than ROC-AUC when positives are rare (1 in 10 here)",
+        "misleads": "its baseline is the class frequency, not 0.5, so values are not comparable across class balances",
+    },
+    {
+        "name": "Top-2 accuracy",
+        "formula": "(1/n) &sum;<sub>i</sub> 1[y<sub>i</sub> among the 2 highest scores]",
+        "computed": "a tied true class is ranked behind the classes it ties with (scikit-learn's top_k_accuracy_score breaks ties by label index instead)",
+        "meaning": "whether the model at least short-lists the right digit",
+        "misleads": "it flatters models whose errors are near-misses and says nothing about confidence",
+    },
+    {
+        "name": "Log loss",
+        "formula": "-(1/n) &sum;<sub>i</sub> log p<sub>i,y<sub>i</sub></sub>, p clipped to [&epsilon;, 1-&epsilon;]",
+        "computed": "scikit-learn's log_loss: mean negative log-probability of the true class",
+        "meaning": "how much probability the model puts on the truth; punishes confident mistakes without bound",
+        "misleads": "a few confident errors dominate it (a tree's 0/1 probabilities give huge values); needs probabilities",
+    },
+    {
+        "name": "Brier score",
+        "formula": "(1/n) &sum;<sub>i</sub> &sum;<sub>k</sub> (p<sub>ik</sub> - 1[y<sub>i</sub> = k])<sup>2</sup>",
+        "computed": "scikit-learn's brier_score_loss, not halved: squared distance between the probability vector and the one-hot truth",
+        "meaning": "a bounded (0 to 2) proper score mixing calibration and sharpness",
+        "misleads": "it is less sensitive than log loss to rare confident mistakes",
+    },
+    {
+        "name": "Expected calibration error",
+        "formula": "ECE = &sum;<sub>b</sub> (n<sub>b</sub>/n) |acc<sub>b</sub> - conf<sub>b</sub>| "
+        "over equal-width bins of the top-class confidence",
+        "computed": "confidence = max probability; bins (b/B, (b+1)/B]; shown as a reliability diagram",
+        "meaning": "whether '90 % confident' means right 90 % of the time",
+        "misleads": "depends on the number of bins and is near 0 for very accurate models simply because most confidences are ~1",
+    },
+    {
+        "name": "McNemar's test",
+        "formula": "b = A right and B wrong, c = A wrong and B right; exact: p = min(1, 2 P(Bin(b+c, &frac12;) &le; min(b,c))); "
+        "otherwise &chi;<sup>2</sup> = (|b - c| - 1)<sup>2</sup>/(b + c), 1 d.o.f.",
+        "computed": "exact binomial test below 25 discordant images, else chi-square with continuity correction; "
+        "Holm's step-down correction across all pairs",
+        "meaning": "whether two models' error rates differ on this test set beyond chance, using only the images they disagree on",
+        "misleads": "it tests one fixed test set and one training run each; a non-significant result is not proof of equality",
+    },
+    {
+        "name": "Model size",
+        "formula": "parameters = numbers in the fitted arrays; bytes = pickled size (torch: parameter bytes)",
+        "computed": "recursive walk of the fitted estimator's arrays (coefficients, support vectors, tree nodes, stored training "
+        "images for k-NN); torch: trainable parameter count x element size",
+        "meaning": "memory needed to keep and ship the model",
+        "misleads": "tree nodes, support vectors and stored images are not 'parameters' in the neural-network sense",
+    },
 ]
 
 
 def metric_notes() -> list[str]:
     """One HTML paragraph per metric of :data:`METRIC_DEFINITIONS` (for a task's ``notes``)."""
-    return [f"<b>{d['name']}</b>: {d['formula']}. <i>Computed</i>: {d['computed']}. <i>Meaning</i>: {d['meaning']}. "
-            f"<i>Can mislead</i>: {d['misleads']}." for d in METRIC_DEFINITIONS]
+    return [
+        f"<b>{d['name']}</b>: {d['formula']}. <i>Computed</i>: {d['computed']}. <i>Meaning</i>: {d['meaning']}. "
+        f"<i>Can mislead</i>: {d['misleads']}."
+        for d in METRIC_DEFINITIONS
+    ]

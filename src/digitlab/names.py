@@ -35,8 +35,16 @@ MODEL_NAMES: dict[str, str] = {
 
 # The same in Chinese (the report's --lang zh).
 MODEL_NAMES_ZH: dict[str, str] = {
-    "svm": "SVM", "decision_tree": "决策树", "mlp": "多层感知机", "perceptron": "感知机", "lenet5": "LeNet-5",
-    "resnet": "ResNet", "convmixer": "ConvMixer", "kmeans": "k 均值", "agglomerative": "层次聚类", "gmm": "高斯混合模型",
+    "svm": "SVM",
+    "decision_tree": "决策树",
+    "mlp": "多层感知机",
+    "perceptron": "感知机",
+    "lenet5": "LeNet-5",
+    "resnet": "ResNet",
+    "convmixer": "ConvMixer",
+    "kmeans": "k 均值",
+    "agglomerative": "层次聚类",
+    "gmm": "高斯混合模型",
     "spectral": "谱聚类",
 }
 
@@ -146,4 +154,13 @@ def humanize(text: str) -> str:
     return pattern.sub(lambda m: names[m.group(1)], text)
 
 
-__all__ = ["MODEL_NAMES", "MODEL_NAMES_ZH", "COLUMN_NAMES", "words", "model_name", "column_name", "cell_name", "humanize"]
+__all__ = [
+    "MODEL_NAMES",
+    "MODEL_NAMES_ZH",
+    "COLUMN_NAMES",
+    "words",
+    "model_name",
+    "column_name",
+    "cell_name",
+    "humanize",
+]

@@ -15,14 +15,25 @@ other modules.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from digitlab import metrics as M
 
-__all__ = ["MAX_WIDTH", "panels", "single", "grid", "fit_width", "plot_confusion_matrix", "plot_reliability_diagram",
-           "plot_reliability_diagrams", "plot_images", "plain_log_ticks"]
+__all__ = [
+    "MAX_WIDTH",
+    "panels",
+    "single",
+    "grid",
+    "fit_width",
+    "plot_confusion_matrix",
+    "plot_reliability_diagram",
+    "plot_reliability_diagrams",
+    "plot_images",
+    "plain_log_ticks",
+]
 
 # Widest figure (inches) the report prints legibly: it prints figures at 0.72 of their saved size within
 # ~180 mm of text width, so a 7.5-inch figure fills the width with its 10 pt labels at ~7 pt; a wider one
@@ -60,7 +71,9 @@ def grid(ax, nrows: int, ncols: int, figsize: tuple[float, float], **gridspec_kw
         fig = plt.figure(figsize=figsize)
         return fig, fig.add_gridspec(nrows, ncols, **gridspec_kw)
     if not isinstance(ax, Axes) or ax.get_subplotspec() is None:
-        raise ValueError("ax: pass one Axes made by plt.subplots or fig.add_subplot (this plot lays out its own panels)")
+        raise ValueError(
+            "ax: pass one Axes made by plt.subplots or fig.add_subplot (this plot lays out its own panels)"
+        )
     spec, fig = ax.get_subplotspec(), ax.figure
     ax.remove()
     return fig, spec.subgridspec(nrows, ncols, **gridspec_kw)
@@ -75,20 +88,26 @@ def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_k
     ``subplot_kw`` are honoured when the grid is made here, and so are ``width_ratios`` / ``wspace`` /
     ``hspace`` (passed to the grid in both cases).
     """
-    layout = {k: subplot_kw.pop(k) for k in ("width_ratios", "height_ratios", "wspace", "hspace") if k in subplot_kw}
+    layout = {
+        k: subplot_kw.pop(k) for k in ("width_ratios", "height_ratios", "wspace", "hspace") if k in subplot_kw
+    }
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
 
     if ax is None:
-        fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, gridspec_kw=layout or None, **subplot_kw)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=figsize, squeeze=False, gridspec_kw=layout or None, **subplot_kw
+        )
         return fig, axes
     if isinstance(ax, Axes):
         if nrows * ncols == 1:
             return ax.figure, np.array([[ax]])
         spec = ax.get_subplotspec()
         if spec is None:
-            raise ValueError("ax: an Axes placed by hand (fig.add_axes) cannot be split into panels; "
-                             "pass one made by plt.subplots or fig.add_subplot")
+            raise ValueError(
+                "ax: an Axes placed by hand (fig.add_axes) cannot be split into panels; "
+                "pass one made by plt.subplots or fig.add_subplot"
+            )
         fig = ax.figure
         gs = spec.subgridspec(nrows, ncols, **layout)
         ax.remove()
@@ -97,11 +116,15 @@ def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_k
         for i in range(nrows):
             for j in range(ncols):
                 first = axes[0, 0] if (i, j) != (0, 0) else None
-                axes[i, j] = fig.add_subplot(gs[i, j], sharex=first if share_x else None, sharey=first if share_y else None)
+                axes[i, j] = fig.add_subplot(
+                    gs[i, j], sharex=first if share_x else None, sharey=first if share_y else None
+                )
         return fig, axes
     axes = np.asarray(ax, dtype=object)
     if axes.size != nrows * ncols:
-        raise ValueError(f"ax: {axes.size} Axes given, this plot draws {nrows} x {ncols} panels; pass one Axes or {nrows * ncols}")
+        raise ValueError(
+            f"ax: {axes.size} Axes given, this plot draws {nrows} x {ncols} panels; pass one Axes or {nrows * ncols}"
+        )
     return axes.flat[0].figure, axes.reshape(nrows, ncols)
 
 
@@ -110,8 +133,17 @@ def panels(ax, nrows: int, ncols: int, figsize: tuple[float, float], **subplot_k
 # =============================================================================================
 
 
-def plot_confusion_matrix(cm_or_y_true, y_pred=None, classes: Sequence[str] | None = None, *, normalize: bool = False,
-                          ax=None, title: str = "", colour_errors: bool = True, colorbar: bool = True):
+def plot_confusion_matrix(
+    cm_or_y_true,
+    y_pred=None,
+    classes: Sequence[str] | None = None,
+    *,
+    normalize: bool = False,
+    ax=None,
+    title: str = "",
+    colour_errors: bool = True,
+    colorbar: bool = True,
+):
     """A confusion matrix (rows = true class, columns = predicted) with every non-zero cell annotated.
 
     Parameters
@@ -145,10 +177,24 @@ def plot_confusion_matrix(cm_or_y_true, y_pred=None, classes: Sequence[str] | No
     for i, j in np.ndindex(mat.shape):
         if mat[i, j] > 0:
             color = "tab:blue" if (i == j and colour_errors) else "white" if mat[i, j] > dark else "black"
-            ax.text(j, i, f"{mat[i, j]:.1f}" if normalize else f"{mat[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                    color=color)
-    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
-           xlabel="predicted", ylabel="true", title=title)
+            ax.text(
+                j,
+                i,
+                f"{mat[i, j]:.1f}" if normalize else f"{mat[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=color,
+            )
+    ax.set(
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+        xticklabels=classes,
+        yticklabels=classes,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
     if colorbar:
         fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
@@ -173,17 +219,37 @@ def plot_reliability_diagram(y_true, proba: np.ndarray, n_bins: int = 15, ax=Non
     acc, conf = b["accuracy"][f], b["confidence"][f]
     ax.bar(centers[f], acc, width=width * 0.95, color="tab:blue", alpha=0.8, label="accuracy")
     # hatched gap between accuracy and mean confidence: above the bar = overconfident, inside = underconfident
-    ax.bar(centers[f], np.abs(conf - acc), bottom=np.minimum(acc, conf), width=width * 0.95, fill=False, hatch="///",
-           edgecolor="tab:red", lw=0.5, label="gap to mean confidence")
+    ax.bar(
+        centers[f],
+        np.abs(conf - acc),
+        bottom=np.minimum(acc, conf),
+        width=width * 0.95,
+        fill=False,
+        hatch="///",
+        edgecolor="tab:red",
+        lw=0.5,
+        label="gap to mean confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ece = M.expected_calibration_error(y_true, proba, n_bins)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"{label + ': ' if label else ''}ECE {ece:.3f}")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"{label + ': ' if label else ''}ECE {ece:.3f}",
+    )
     return fig
 
 
-def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int = 15, ax=None, cols: int = 4,
-                              labels: dict[str, str] | None = None):
+def plot_reliability_diagrams(
+    y_true,
+    probas: dict[str, np.ndarray],
+    n_bins: int = 15,
+    ax=None,
+    cols: int = 4,
+    labels: dict[str, str] | None = None,
+):
     """One reliability diagram per model (``probas``: name -> ``(n, k)`` probabilities), ``cols`` per row.
 
     Panels are sized so that the figure stays within :data:`digitlab.plots.MAX_WIDTH` (more models:
@@ -196,16 +262,20 @@ def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int
     rows = -(-len(names) // cols)
     cell = fit_width(2.6, cols)
     given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(names)
-    fig, axes = panels(ax, 1 if given else rows, len(names) if given else cols, (cell * cols, cell * rows + 0.2))
+    fig, axes = panels(
+        ax, 1 if given else rows, len(names) if given else cols, (cell * cols, cell * rows + 0.2)
+    )
     flat = axes.ravel()
     for i, (a, name) in enumerate(zip(flat, names)):
         plot_reliability_diagram(y_true, probas[name], n_bins, ax=a, label=(labels or {}).get(name, name))
         a.title.set_fontsize(8)
         a.tick_params(labelsize=7)
         r, c = divmod(i, axes.shape[1])
-        a.set_xlabel("confidence" if r == axes.shape[0] - 1 or i + axes.shape[1] >= len(names) else "", fontsize=8)
+        a.set_xlabel(
+            "confidence" if r == axes.shape[0] - 1 or i + axes.shape[1] >= len(names) else "", fontsize=8
+        )
         a.set_ylabel("accuracy" if c == 0 else "", fontsize=8)
-    for a in flat[len(names):]:
+    for a in flat[len(names) :]:
         a.axis("off")
     if ax is None:
         fig.tight_layout()
@@ -222,8 +292,17 @@ def plot_reliability_diagrams(y_true, probas: dict[str, np.ndarray], n_bins: int
 # =============================================================================================
 
 
-def plot_images(images: np.ndarray, titles: Sequence[str] | None = None, *, cols: int = 8, ax=None, suptitle: str = "",
-                cell: float = 1.35, title_size: float = 6.5, cmap: str | None = None):
+def plot_images(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    cols: int = 8,
+    ax=None,
+    suptitle: str = "",
+    cell: float = 1.35,
+    title_size: float = 6.5,
+    cmap: str | None = None,
+):
     """A grid of images, each with its (possibly multi-line) title.
 
     Parameters

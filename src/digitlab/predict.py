@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,9 @@ MIN_CONTRAST = 24  # grey levels between background and ink below which an image
 MODEL_TASKS = ("classify",)  # tasks whose saved models predict looks at first (then any results/*/models)
 
 
-MAX_MODEL_SIDE = 4096  # a saved model's declared image side above this is refused before anything is allocated
+MAX_MODEL_SIDE = (
+    4096  # a saved model's declared image side above this is refused before anything is allocated
+)
 
 
 class PredictError(DigitlabError):
@@ -89,22 +92,30 @@ def fit_digit(ink: np.ndarray, size: tuple[int, int] = (28, 28)) -> np.ndarray:
     rows, cols = np.nonzero(ink)
     if len(rows) == 0:
         raise PredictError("blank image (no ink after removing the background)")
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     h, w = size
     box = max(1, round(min(h, w) * 20 / 28))
     scale = box / max(crop.shape)
     nh, nw = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), Image.LANCZOS
-                                                                                   if scale < 1 else Image.BILINEAR))
+    small = np.asarray(
+        Image.fromarray(crop.astype(np.float32), mode="F").resize(
+            (nw, nh), Image.LANCZOS if scale < 1 else Image.BILINEAR
+        )
+    )
     small = np.clip(small, 0, 255)
     canvas = np.zeros((h, w), np.float64)
     total = small.sum()
-    cy, cx = ((np.arange(nh)[:, None] * small).sum() / total, (np.arange(nw)[None, :] * small).sum() / total) \
-        if total > 0 else ((nh - 1) / 2, (nw - 1) / 2)
-    top = int(round(h / 2 - cy))  # MNIST's centre of mass sits at (14.0, 14.0) of 28x28 (measured: 13.99, 14.00)
+    cy, cx = (
+        ((np.arange(nh)[:, None] * small).sum() / total, (np.arange(nw)[None, :] * small).sum() / total)
+        if total > 0
+        else ((nh - 1) / 2, (nw - 1) / 2)
+    )
+    top = int(
+        round(h / 2 - cy)
+    )  # MNIST's centre of mass sits at (14.0, 14.0) of 28x28 (measured: 13.99, 14.00)
     left = int(round(w / 2 - cx))
     top, left = min(max(top, 0), h - nh), min(max(left, 0), w - nw)  # keep the whole digit on the canvas
-    canvas[top:top + nh, left:left + nw] = small
+    canvas[top : top + nh, left : left + nw] = small
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
@@ -129,7 +140,11 @@ def _open_image(path: Path):
     except Image.DecompressionBombError:
         raise PredictError(f"{path}: image too large (over {MAX_PIXELS:,} pixels)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        reason = "not an image" if "cannot identify" in str(exc) else f"unreadable image ({str(exc).splitlines()[0][:80]})"
+        reason = (
+            "not an image"
+            if "cannot identify" in str(exc)
+            else f"unreadable image ({str(exc).splitlines()[0][:80]})"
+        )
         raise PredictError(f"{path}: {reason}") from None
 
 
@@ -138,7 +153,9 @@ def _array(path: Path) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise PredictError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:80]})") from None
+            raise PredictError(
+                f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:80]})"
+            ) from None
     else:
         from digitlab.data.idx import read_idx
 
@@ -148,9 +165,16 @@ def _array(path: Path) -> np.ndarray:
             raise PredictError(f"{path}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] == 0 or min(arr.shape[1:]) < 2 or not np.issubdtype(arr.dtype, np.number):
-        raise PredictError(f"{path}: expected images of shape (n, height, width) or (height, width), got {arr.shape} "
-                           f"{arr.dtype}")
+    if (
+        arr.ndim != 3
+        or arr.shape[0] == 0
+        or min(arr.shape[1:]) < 2
+        or not np.issubdtype(arr.dtype, np.number)
+    ):
+        raise PredictError(
+            f"{path}: expected images of shape (n, height, width) or (height, width), got {arr.shape} "
+            f"{arr.dtype}"
+        )
     return arr
 
 
@@ -166,27 +190,40 @@ def _as_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
 
 def _files(item: Path) -> list[Path]:
     if item.is_dir():
-        found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".npy",))
+        found = sorted(
+            p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".npy",)
+        )
         if not found:
-            raise PredictError(f"{item}: a folder without images ({', '.join(IMAGE_SUFFIXES[:3])}, ...) or .npy files")
+            raise PredictError(
+                f"{item}: a folder without images ({', '.join(IMAGE_SUFFIXES[:3])}, ...) or .npy files"
+            )
         return found
     if not item.exists():
         raise PredictError(f"{item}: no such file or folder")
     return [item]
 
 
-def read_inputs(items: Sequence[str | os.PathLike], size: tuple[int, int] = (28, 28)) -> tuple[list[str], np.ndarray]:
+def read_inputs(
+    items: Sequence[str | os.PathLike], size: tuple[int, int] = (28, 28)
+) -> tuple[list[str], np.ndarray]:
     """Read image files, folders of them, ``.npy`` and IDX files into ``(names, images)`` (uint8 ``(n, *size)``)."""
     names, images = [], []
     for item in items:
         for path in _files(Path(item)):
             low = path.name.lower()
-            if low.endswith(".npy") or low.endswith("-ubyte") or low.endswith("-ubyte.gz") or low.endswith(".idx"):
+            if (
+                low.endswith(".npy")
+                or low.endswith("-ubyte")
+                or low.endswith("-ubyte.gz")
+                or low.endswith(".idx")
+            ):
                 arr = _array(path)
                 if tuple(arr.shape[1:]) == tuple(size):
                     batch = _as_uint8(arr, path)
                 else:
-                    batch = np.stack([_preprocess_array(a, path, i, size) for i, a in enumerate(_as_uint8(arr, path))])
+                    batch = np.stack(
+                        [_preprocess_array(a, path, i, size) for i, a in enumerate(_as_uint8(arr, path))]
+                    )
                 names += [f"{path}[{i}]" for i in range(len(batch))] if len(batch) > 1 else [str(path)]
                 images.append(batch)
             else:
@@ -234,7 +271,9 @@ def latest_run(output_dir: str | os.PathLike = "runs") -> Path:
     runs = [p for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
     runs = [p for p in runs if any((p / "results").glob("*/models/*/model.json"))]
     if not runs:
-        raise PredictError(f"no run with saved models in {root}/; run `digitlab run` first or pass --run RUN_DIR")
+        raise PredictError(
+            f"no run with saved models in {root}/; run `digitlab run` first or pass --run RUN_DIR"
+        )
     return max(runs, key=lambda p: (p.name, p.stat().st_mtime))
 
 
@@ -270,7 +309,9 @@ def _accuracies(result_json: Path) -> tuple[dict[str, float], str | None]:
     except (OSError, ValueError, AttributeError):
         return {}, None
     acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
-    acc = {k: float(v) for k, v in acc.items() if isinstance(v, (int, float))} if isinstance(acc, dict) else {}
+    acc = (
+        {k: float(v) for k, v in acc.items() if isinstance(v, (int, float))} if isinstance(acc, dict) else {}
+    )
     best = metrics.get("best_model") if isinstance(metrics, dict) else None
     return acc, best if isinstance(best, str) else None
 
@@ -299,8 +340,12 @@ class Prediction:
     kind: str = "probability"  # or "score" for models without probabilities (SVMs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input": self.source, "prediction": self.label, "kind": self.kind,
-                "top": [{"class": c, self.kind: round(float(p), 6)} for c, p in self.top]}
+        return {
+            "input": self.source,
+            "prediction": self.label,
+            "kind": self.kind,
+            "top": [{"class": c, self.kind: round(float(p), 6)} for c, p in self.top],
+        }
 
 
 @dataclass
@@ -313,8 +358,13 @@ class Predictor:
     info: dict = field(default_factory=dict)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, image_shape: tuple[int, int] = (28, 28),
-                    classes: list[str] | None = None, name: str | None = None) -> "Predictor":
+    def from_folder(
+        cls,
+        folder: str | os.PathLike,
+        image_shape: tuple[int, int] = (28, 28),
+        classes: list[str] | None = None,
+        name: str | None = None,
+    ) -> Predictor:
         """Load a saved model folder (``model.json`` + weights)."""
         from digitlab.models.persist import read_meta
         from digitlab.models.zoo import load_model
@@ -324,45 +374,66 @@ class Predictor:
         where = folder / "model.json"
         shape = meta.get("in_shape")
         if shape is not None:
-            if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                                       and v >= 1 for v in shape)):
-                raise PredictError(f"{where}: in_shape {str(shape)[:60]} is not [channels, height, width] of positive whole "
-                                   "numbers; the file is damaged, save the model again")
+            if not (
+                isinstance(shape, list)
+                and len(shape) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+            ):
+                raise PredictError(
+                    f"{where}: in_shape {str(shape)[:60]} is not [channels, height, width] of positive whole "
+                    "numbers; the file is damaged, save the model again"
+                )
             if shape[0] != 1:
-                raise PredictError(f"{folder}: a model of {shape[0]}-channel images; predict reads greyscale digit models")
+                raise PredictError(
+                    f"{folder}: a model of {shape[0]}-channel images; predict reads greyscale digit models"
+                )
             if max(shape[1:]) > MAX_MODEL_SIDE:
-                raise PredictError(f"{where}: in_shape {shape} declares images of {shape[1]}x{shape[2]} pixels, more than "
-                                   f"{MAX_MODEL_SIDE} a side; the file is damaged or not digitlab's, save the model again")
+                raise PredictError(
+                    f"{where}: in_shape {shape} declares images of {shape[1]}x{shape[2]} pixels, more than "
+                    f"{MAX_MODEL_SIDE} a side; the file is damaged or not digitlab's, save the model again"
+                )
             image_shape = (shape[1], shape[2])
         norm = meta.get("normalisation")
-        if meta.get("format") == "digitlab-net" and not (isinstance(norm, dict) and {"mean", "std"} <= set(norm)):
-            raise PredictError(f"{where}: no input normalisation (mean and std) recorded; the file is damaged or from an "
-                               "older digitlab, save the model again")
+        if meta.get("format") == "digitlab-net" and not (
+            isinstance(norm, dict) and {"mean", "std"} <= set(norm)
+        ):
+            raise PredictError(
+                f"{where}: no input normalisation (mean and std) recorded; the file is damaged or from an "
+                "older digitlab, save the model again"
+            )
         try:
             model = load_model(folder)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise PredictError(f"{where}: cannot rebuild the model ({type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())[:120]}); the file is damaged, save the model again") from None
+            raise PredictError(
+                f"{where}: cannot rebuild the model ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:120]}); the file is damaged, save the model again"
+            ) from None
         return cls(model, name or str(meta.get("name") or folder.name), image_shape, classes, folder, meta)
 
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, model: str | None = None) -> "Predictor":
+    def from_run(cls, run_dir: str | os.PathLike, model: str | None = None) -> Predictor:
         """The run's model ``model`` (default: its best saved model)."""
         run = Path(run_dir)
         models = saved_models(run)
         if not models:
-            raise PredictError(f"{run}: this run saved no models (results/*/models/ is empty); rerun it with a digitlab "
-                               "version that saves them")
+            raise PredictError(
+                f"{run}: this run saved no models (results/*/models/ is empty); rerun it with a digitlab "
+                "version that saves them"
+            )
         if model is None:
             chosen = next(s for s in models if s.best)
         else:
             match = [s for s in models if s.name == model]
             if not match:
-                raise PredictError(f"model {model!r}: not saved by {run.name}; choose from {', '.join(s.name for s in models)}")
+                raise PredictError(
+                    f"model {model!r}: not saved by {run.name}; choose from {', '.join(s.name for s in models)}"
+                )
             chosen = match[0]
         shape, classes, channels = _run_image_shape(run)
         if channels != 1:
-            raise PredictError(f"{run}: a run on {channels}-channel images; predict reads greyscale digit models")
+            raise PredictError(
+                f"{run}: a run on {channels}-channel images; predict reads greyscale digit models"
+            )
         return cls.from_folder(chosen.folder, shape, classes, chosen.name)
 
     def _scores(self, images: np.ndarray) -> tuple[np.ndarray, str]:
@@ -371,8 +442,10 @@ class Predictor:
         try:
             proba, scores = probabilities(self.model, images)
         except (ValueError, RuntimeError) as exc:
-            raise PredictError(f"model {self.name!r} does not accept {images.shape[1]}x{images.shape[2]} images "
-                               f"({str(exc).splitlines()[0][:100]}); the model folder does not match its run") from None
+            raise PredictError(
+                f"model {self.name!r} does not accept {images.shape[1]}x{images.shape[2]} images "
+                f"({str(exc).splitlines()[0][:100]}); the model folder does not match its run"
+            ) from None
         if proba is not None:
             return proba, "probability"
         if scores is not None:
@@ -385,14 +458,21 @@ class Predictor:
         if images.ndim == 2:
             images = images[None]
         if tuple(images.shape[1:]) != tuple(self.image_shape):
-            raise PredictError(f"images of {images.shape[1:]} pixels; model {self.name!r} reads {self.image_shape}")
+            raise PredictError(
+                f"images of {images.shape[1:]} pixels; model {self.name!r} reads {self.image_shape}"
+            )
         values, kind = self._scores(images)
         model_classes = [str(c) for c in getattr(self.model, "classes_", range(values.shape[1]))]
         if values.ndim != 2 or values.shape[1] != len(model_classes):
-            raise PredictError(f"model {self.name!r}: {values.shape} outputs for {len(model_classes)} classes")
+            raise PredictError(
+                f"model {self.name!r}: {values.shape} outputs for {len(model_classes)} classes"
+            )
         labels = model_classes
-        if self.classes and all(c.isdigit() and int(c) < len(self.classes) for c in model_classes) \
-                and model_classes != self.classes:
+        if (
+            self.classes
+            and all(c.isdigit() and int(c) < len(self.classes) for c in model_classes)
+            and model_classes != self.classes
+        ):
             labels = [self.classes[int(c)] for c in model_classes]
         names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
         out = []
@@ -409,5 +489,15 @@ def format_prediction(p: Prediction) -> str:
     return f"{p.source}: {p.label}  ({what}: {top})"
 
 
-__all__ = ["Predictor", "Prediction", "PredictError", "SavedModel", "preprocess", "read_inputs", "saved_models",
-           "latest_run", "is_run_dir", "format_prediction"]
+__all__ = [
+    "Predictor",
+    "Prediction",
+    "PredictError",
+    "SavedModel",
+    "preprocess",
+    "read_inputs",
+    "saved_models",
+    "latest_run",
+    "is_run_dir",
+    "format_prediction",
+]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 
@@ -62,7 +62,9 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-PRECISION_ENV = "DIGITLAB_PRECISION"  # "fp32" or "bf16": what "auto" means in this process and the workers it starts
+PRECISION_ENV = (
+    "DIGITLAB_PRECISION"  # "fp32" or "bf16": what "auto" means in this process and the workers it starts
+)
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -107,7 +109,9 @@ def precision_override(precision: str) -> Iterator[None]:
 def autocast(precision: str, device: str):
     """The forward pass's autocast context: bf16 matmuls/convolutions, fp32 master weights (a no-op for fp32)."""
     dev = "cuda" if device == "cuda" else "cpu"
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bf16" and device in ("cpu", "cuda"))
+    return torch.autocast(
+        dev, dtype=torch.bfloat16, enabled=precision == "bf16" and device in ("cpu", "cuda")
+    )
 
 
 # =============================================================================================
@@ -115,7 +119,9 @@ def autocast(precision: str, device: str):
 # =============================================================================================
 
 
-def cpu_budget(n_jobs: int = 1, device: str = "cpu", threads_per_job: int = 0, n_tasks: int | None = None) -> tuple[int, int]:
+def cpu_budget(
+    n_jobs: int = 1, device: str = "cpu", threads_per_job: int = 0, n_tasks: int | None = None
+) -> tuple[int, int]:
     """``(jobs, threads per job)`` so that jobs x threads never exceeds the cores.
 
     ``n_jobs`` follows joblib (-1 = all cores, -2 = all but one); ``n_tasks`` caps the jobs at the
@@ -159,8 +165,13 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=total)
 
         def step(advance: int = 1, description: str | None = None) -> None:
@@ -169,5 +180,16 @@ def progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callab
         yield step
 
 
-__all__ = ["resolve_device", "native_bf16", "resolve_precision", "precision_override", "autocast", "cpu_budget",
-           "limit_threads", "progress_bar", "DEVICES", "PRECISIONS", "PRECISION_ENV"]
+__all__ = [
+    "resolve_device",
+    "native_bf16",
+    "resolve_precision",
+    "precision_override",
+    "autocast",
+    "cpu_budget",
+    "limit_threads",
+    "progress_bar",
+    "DEVICES",
+    "PRECISIONS",
+    "PRECISION_ENV",
+]

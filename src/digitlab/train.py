@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from digitlab.exceptions import ConfigError, ModelError
-from digitlab.runtime import DEVICES, PRECISIONS, autocast, limit_threads, progress_bar, resolve_device, resolve_precision
 from digitlab.models.nets import build_net
+from digitlab.runtime import (
+    DEVICES,
+    PRECISIONS,
+    autocast,
+    limit_threads,
+    progress_bar,
+    resolve_device,
+    resolve_precision,
+)
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -68,15 +77,23 @@ class TrainConfig:
     """
 
     epochs: int = 2  # passes over the training split
-    min_steps: int = 0  # optimiser-step budget: more epochs when epochs x steps-per-epoch falls short (0 = off)
+    min_steps: int = (
+        0  # optimiser-step budget: more epochs when epochs x steps-per-epoch falls short (0 = off)
+    )
     batch_size: int = 256  # images per optimiser step
     lr: float = 0.02  # base learning rate (one-cycle: the peak)
     optimizer: str = "adamw"  # "sgd" | "momentum" (SGD with momentum) | "adam" | "adamw"
     momentum: float = 0.9  # for "momentum" (and SGD-based one-cycle cycling)
     nesterov: bool = False  # Nesterov momentum for "momentum"
-    weight_decay: float = 5e-4  # the optimiser's decay: coupled L2 in sgd/momentum/adam, DECOUPLED decay in adamw
-    l1: float = 0.0  # coefficient of the L1 penalty l1 * sum |w| over weight matrices/kernels, added to the loss
-    l2: float = 0.0  # coefficient of the L2 penalty l2 * sum w^2 over weight matrices/kernels, added to the loss
+    weight_decay: float = (
+        5e-4  # the optimiser's decay: coupled L2 in sgd/momentum/adam, DECOUPLED decay in adamw
+    )
+    l1: float = (
+        0.0  # coefficient of the L1 penalty l1 * sum |w| over weight matrices/kernels, added to the loss
+    )
+    l2: float = (
+        0.0  # coefficient of the L2 penalty l2 * sum w^2 over weight matrices/kernels, added to the loss
+    )
     scheduler: str = "onecycle"  # one of SCHEDULERS; onecycle and cosine step per batch, the others per epoch
     step_size: int = 1  # "step": epochs between decays
     gamma: float = 0.5  # "step"/"multistep"/"exponential": decay factor; "plateau": factor
@@ -110,7 +127,9 @@ class TrainConfig:
             if getattr(self, key) < 1:
                 raise ConfigError(f"train {key} = {getattr(self, key)}: must be at least 1")
         if self.min_steps < 0:
-            raise ConfigError(f"train min_steps = {self.min_steps}: must be 0 (off) or a number of optimiser steps; e.g. 300")
+            raise ConfigError(
+                f"train min_steps = {self.min_steps}: must be 0 (off) or a number of optimiser steps; e.g. 300"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"train val_fraction = {self.val_fraction}: must be in [0, 1); e.g. 0.1")
         if self.lr <= 0:
@@ -181,9 +200,13 @@ def as_images(x: np.ndarray) -> np.ndarray:
             raise ModelError(f"images of {x.shape[1]} features: not a square image; pass (n, H, W) arrays")
         x = x.reshape(len(x), side, side)
     if x.ndim == 4 and not 1 < x.shape[3] <= MAX_CHANNELS:
-        raise ModelError(f"images of shape {x.shape}: a colour batch is (n, H, W, C) with 2 to {MAX_CHANNELS} channels")
+        raise ModelError(
+            f"images of shape {x.shape}: a colour batch is (n, H, W, C) with 2 to {MAX_CHANNELS} channels"
+        )
     if x.ndim not in (3, 4):
-        raise ModelError(f"images of shape {x.shape}: expected (n, H, W) or (n, H, W, C) uint8 (or (n, H*W)); reshape them")
+        raise ModelError(
+            f"images of shape {x.shape}: expected (n, H, W) or (n, H, W, C) uint8 (or (n, H*W)); reshape them"
+        )
     if x.dtype != np.uint8:
         scale = 255.0 if x.size and float(np.max(x)) <= 1.0 else 1.0
         x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
@@ -223,7 +246,9 @@ def normalise(x: torch.Tensor, norm: Norm) -> torch.Tensor:
     if isinstance(mean, (int, float)):
         return (x - mean) / std
     shape = (1, len(mean), 1, 1)
-    return (x - torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)) / torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return (x - torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)) / torch.tensor(
+        std, dtype=x.dtype, device=x.device
+    ).view(shape)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +280,13 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2
     return padded[bi, ci, rows, cols]
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, translate: float = 0.1,
-                  scale: float = 0.1) -> torch.Tensor:  # fmt: skip
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: float = 0.1,
+) -> torch.Tensor:
     """Random rotation (+-``degrees``), scaling (1 +- ``scale``) and translation (+- ``translate`` of
     the size) per image, by one ``affine_grid``/``grid_sample`` call on the batch.
 
@@ -267,7 +297,10 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 
     angle = u[0] * math.radians(degrees)
     s = 1 + u[1] * scale
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos, -sin, u[2] * translate * 2], 1), torch.stack([sin, cos, u[3] * translate * 2], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, u[2] * translate * 2], 1), torch.stack([sin, cos, u[3] * translate * 2], 1)],
+        1,
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -328,7 +361,9 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
     if s == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     if s == "cosine":  # annealed per batch: smooth, and equal to the per-epoch formula at epoch starts
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.min_lr)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.min_lr
+        )
     if s == "onecycle":
         total = cfg.epochs * steps_per_epoch
         if total < 3:  # no room for a warm-up and an annealing phase: train at the peak rate
@@ -336,9 +371,13 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
         # Torch needs at least one step in each phase; tiny runs stretch the warm-up to fit.
         pct = min(max(cfg.pct_start, 1.5 / total), 1 - 1.5 / total)
         cycle = cfg.optimizer == "momentum"  # cycle momentum only where there is one to cycle
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=pct, cycle_momentum=cycle)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=pct, cycle_momentum=cycle
+        )
     if s == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=cfg.plateau_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=cfg.gamma, patience=cfg.plateau_patience
+        )
     return None
 
 
@@ -376,8 +415,14 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Norm, batch_size: int = 1024,
-             channels_last: bool = False) -> tuple[float, float]:  # fmt: skip
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norm: Norm,
+    batch_size: int = 1024,
+    channels_last: bool = False,
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on float images ``x`` in [0, 1] (eval mode)."""
     was_training = model.training
     model.eval()
@@ -406,11 +451,15 @@ def _prepare(x_train, y_train, x_val, y_val, cfg: TrainConfig, device: str) -> t
     train = _Split(to_tensor(x_train, device), torch.as_tensor(y_train, device=device))
     val = None
     if x_val is not None:
-        val = _Split(to_tensor(x_val, device), torch.as_tensor(np.asarray(y_val, dtype=np.int64), device=device))
+        val = _Split(
+            to_tensor(x_val, device), torch.as_tensor(np.asarray(y_val, dtype=np.int64), device=device)
+        )
     return train, val
 
 
-def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, augment, deadline, step) -> dict[str, Any]:
+def _train_epoch(
+    model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, augment, deadline, step
+) -> dict[str, Any]:
     """One pass over a seeded permutation of the training tensor. Returns sums and a time-out flag."""
     model.train()
     n = len(train.x)
@@ -445,13 +494,26 @@ def _train_epoch(model, opt, sched, train: _Split, norm, cfg: TrainConfig, gen, 
         if deadline and time.perf_counter() > deadline:
             timed_out = True
             break
-    return {"train_loss": loss_sum.item() / max(seen, 1), "train_acc": correct.item() / max(seen, 1), "seen": seen, "steps": n_steps,
-            "timed_out": timed_out}
+    return {
+        "train_loss": loss_sum.item() / max(seen, 1),
+        "train_acc": correct.item() / max(seen, 1),
+        "seen": seen,
+        "steps": n_steps,
+        "timed_out": timed_out,
+    }
 
 
-def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainConfig | None = None, *,
-        x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, augment: str | Augment | None = None,
-        progress: bool = False) -> TrainResult:  # fmt: skip
+def fit(
+    model: nn.Module,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    cfg: TrainConfig | None = None,
+    *,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    augment: str | Augment | None = None,
+    progress: bool = False,
+) -> TrainResult:
     """Train ``model`` on uint8 images and return the best checkpoint by validation accuracy.
 
     Parameters
@@ -488,11 +550,15 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCo
         return _loop(model, train, val, norm, cfg, device, augment, progress)
 
 
-def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, device: str, augment, progress: bool) -> TrainResult:
+def _loop(
+    model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, device: str, augment, progress: bool
+) -> TrainResult:
     gen = torch.Generator(device="cuda" if device == "cuda" else "cpu").manual_seed(cfg.seed)
     steps = math.ceil(len(train.x) / cfg.batch_size)
     # The step budget becomes epochs here, so the schedulers (one-cycle, cosine) span the whole run.
-    cfg = replace(cfg, epochs=planned_epochs(cfg, len(train.x)), precision=resolve_precision(cfg.precision, device))
+    cfg = replace(
+        cfg, epochs=planned_epochs(cfg, len(train.x)), precision=resolve_precision(cfg.precision, device)
+    )
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg, steps)
     history: list[dict[str, float]] = []
@@ -504,15 +570,34 @@ def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, devi
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]
-            step(0, description=f"epoch {epoch}/{cfg.epochs}" + (f" (last: loss {history[-1]['train_loss']:.4f}, "
-                                                                  f"val acc {history[-1]['val_acc']:.4f})" if history else ""))
+            step(
+                0,
+                description=f"epoch {epoch}/{cfg.epochs}"
+                + (
+                    f" (last: loss {history[-1]['train_loss']:.4f}, val acc {history[-1]['val_acc']:.4f})"
+                    if history
+                    else ""
+                ),
+            )
             stats = _train_epoch(model, opt, sched, train, norm, cfg, gen, augment, deadline, step)
             seen += stats["seen"]
             n_steps += stats["steps"]
-            val_loss, val_acc = evaluate(model, val.x, val.y, norm, cfg.eval_batch_size, cfg.channels_last) if val else (math.nan, math.nan)
+            val_loss, val_acc = (
+                evaluate(model, val.x, val.y, norm, cfg.eval_batch_size, cfg.channels_last)
+                if val
+                else (math.nan, math.nan)
+            )
             _step_epoch_scheduler(sched, cfg, val_loss if val else stats["train_loss"])
-            row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], "val_loss": val_loss,
-                   "val_acc": val_acc, "lr": lr, "seconds": time.perf_counter() - t0, "elapsed": time.perf_counter() - start}  # fmt: skip
+            row = {
+                "epoch": epoch,
+                "train_loss": stats["train_loss"],
+                "train_acc": stats["train_acc"],
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+                "elapsed": time.perf_counter() - start,
+            }
             history.append(row)
             if val is None or (val_acc, -val_loss) > (best[0], -best[1]):
                 best, since_best = (val_acc, val_loss, epoch, _snapshot(model)), 0
@@ -527,8 +612,20 @@ def _loop(model, train: _Split, val: _Split | None, norm, cfg: TrainConfig, devi
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best[3])
     model.eval()
-    return TrainResult(model, history, best[2], train_seconds, seen, norm, stop, epochs_planned=cfg.epochs,
-                       epochs_run=len(history), steps=n_steps, steps_per_epoch=steps, precision=cfg.precision)  # fmt: skip
+    return TrainResult(
+        model,
+        history,
+        best[2],
+        train_seconds,
+        seen,
+        norm,
+        stop,
+        epochs_planned=cfg.epochs,
+        epochs_run=len(history),
+        steps=n_steps,
+        steps_per_epoch=steps,
+        precision=cfg.precision,
+    )
 
 
 def _step_epoch_scheduler(sched, cfg: TrainConfig, monitored_loss: float) -> None:
@@ -550,8 +647,9 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: Norm, batch_size: int = 1024,
-                  device: str = "auto") -> np.ndarray:  # fmt: skip
+def predict_proba(
+    model: nn.Module, x_uint8: np.ndarray, *, norm: Norm, batch_size: int = 1024, device: str = "auto"
+) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` of uint8 images under ``model`` (eval mode).
 
     ``device="auto"`` runs where the model's parameters already are; a named device moves the model.
@@ -578,8 +676,16 @@ def predict_proba(model: nn.Module, x_uint8: np.ndarray, *, norm: Norm, batch_si
 # =============================================================================================
 
 
-def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.ndarray, cfg: TrainConfig | None = None,
-                   k: int = 5, *, augment: str | Augment | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def cross_validate(
+    net_name: str,
+    net_params: dict | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig | None = None,
+    k: int = 5,
+    *,
+    augment: str | Augment | None = None,
+) -> list[dict[str, Any]]:
     """Stratified k-fold cross-validation: train a fresh network per fold, test on the held-out fold.
 
     Each fold's training part still carves its own validation split (``cfg.val_fraction``) for
@@ -603,8 +709,18 @@ def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.
         proba = predict_proba(res.model, x[te], norm=res.norm)
         loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(te)), y[te]], 1e-12, None))))
         acc = float(np.mean(proba.argmax(1) == y[te]))
-        results.append({"fold": fold, "accuracy": acc, "loss": loss, "best_epoch": res.best_epoch,
-                        "train_seconds": res.train_seconds, "n_train": len(tr), "n_test": len(te), "history": res.history})  # fmt: skip
+        results.append(
+            {
+                "fold": fold,
+                "accuracy": acc,
+                "loss": loss,
+                "best_epoch": res.best_epoch,
+                "train_seconds": res.train_seconds,
+                "n_train": len(tr),
+                "n_test": len(te),
+                "history": res.history,
+            }
+        )
     return results
 
 
@@ -635,18 +751,30 @@ def cross_validate(net_name: str, net_params: dict | None, x: np.ndarray, y: np.
 # 100: 96.3 / 94.6 / 96.4 % (3.3 s); 200: 96.5 / 97.1 / 96.6 % (7 s); 300: 96.2 / 96.9 / 96.8 %
 # (10.4 s); 400: 96.0 / 96.8 / 96.8 % (14-19 s). 200 is where the curve flattens. On 5,000 images
 # (seed 0): 97.3 % in 36 steps -> 98.5 % in 216 steps (12 epochs, 10.6 s); on 300 images 92.4 %.
-FAST_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16},
-                                               TrainConfig(epochs=2, batch_size=256, lr=0.02, min_steps=200))
+FAST_RECIPE: tuple[str, dict, TrainConfig] = (
+    "cnn",
+    {"n_blocks": 3, "width": 16},
+    TrainConfig(epochs=2, batch_size=256, lr=0.02, min_steps=200),
+)
 # WIDE_RECIPE: STRONG_RECIPE's network at twice the width (32-64-128 channels, 298,410 parameters) for
 # 10 epochs. On Fashion-MNIST (seed 0, bf16, with horizontal flips added since a mirrored garment keeps
 # its class: augment "shift+hflip") 93.59 % test accuracy, against 92.27 % for STRONG_RECIPE (5 epochs)
 # and 92.92 % for STRONG_RECIPE's network trained 10 epochs; about 4x STRONG_RECIPE's compute.
-WIDE_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 32, "convs_per_block": 2},
-                                               TrainConfig(epochs=10, batch_size=256, lr=0.02, augment="shift", min_steps=200))
-ONE_EPOCH_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16},
-                                                    TrainConfig(epochs=1, batch_size=256, lr=0.02, val_fraction=0.0, min_steps=200))
-STRONG_RECIPE: tuple[str, dict, TrainConfig] = ("cnn", {"n_blocks": 3, "width": 16, "convs_per_block": 2},
-                                                 TrainConfig(epochs=5, batch_size=256, lr=0.02, augment="shift", min_steps=200))
+WIDE_RECIPE: tuple[str, dict, TrainConfig] = (
+    "cnn",
+    {"n_blocks": 3, "width": 32, "convs_per_block": 2},
+    TrainConfig(epochs=10, batch_size=256, lr=0.02, augment="shift", min_steps=200),
+)
+ONE_EPOCH_RECIPE: tuple[str, dict, TrainConfig] = (
+    "cnn",
+    {"n_blocks": 3, "width": 16},
+    TrainConfig(epochs=1, batch_size=256, lr=0.02, val_fraction=0.0, min_steps=200),
+)
+STRONG_RECIPE: tuple[str, dict, TrainConfig] = (
+    "cnn",
+    {"n_blocks": 3, "width": 16, "convs_per_block": 2},
+    TrainConfig(epochs=5, batch_size=256, lr=0.02, augment="shift", min_steps=200),
+)
 # STRONG_RECIPE: the same CNN with two convs per block (77,786 parameters), random shifts of up to
 # 2 pixels, 5 epochs: test accuracy 99.58 %; 242 CPU s single-threaded (about 2-3 minutes on 2 idle
 # cores). Tried on the way: the fast CNN with shifts for 6 epochs 99.43 % (94 CPU s), with random
@@ -682,11 +810,27 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Fitted attributes: ``model_``, ``history_``, ``classes_``, ``train_result_``, ``in_shape_``.
     """
 
-    def __init__(self, net: str = "cnn", net_params: dict | None = None, epochs: int = 2, batch_size: int = 256,
-                 lr: float = 0.02, optimizer: str = "adamw", scheduler: str = "onecycle", weight_decay: float = 5e-4,
-                 val_fraction: float = 0.1, max_seconds: float = 0.0, device: str = "auto", random_state: int = 0,
-                 progress: bool = False, augment: str | Augment | None = None, train_params: dict | None = None,
-                 l1: float = 0.0, l2: float = 0.0, min_steps: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        net: str = "cnn",
+        net_params: dict | None = None,
+        epochs: int = 2,
+        batch_size: int = 256,
+        lr: float = 0.02,
+        optimizer: str = "adamw",
+        scheduler: str = "onecycle",
+        weight_decay: float = 5e-4,
+        val_fraction: float = 0.1,
+        max_seconds: float = 0.0,
+        device: str = "auto",
+        random_state: int = 0,
+        progress: bool = False,
+        augment: str | Augment | None = None,
+        train_params: dict | None = None,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        min_steps: int = 0,
+    ):
         self.net = net
         self.net_params = net_params
         self.epochs = epochs
@@ -707,7 +851,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.min_steps = min_steps
 
     @classmethod
-    def from_recipe(cls, recipe: tuple[str, dict, TrainConfig], **overrides) -> "CNNClassifier":
+    def from_recipe(cls, recipe: tuple[str, dict, TrainConfig], **overrides) -> CNNClassifier:
         """An estimator that trains exactly like ``recipe`` (e.g. :data:`STRONG_RECIPE`), with ``overrides``.
 
         The recipe's augmentation becomes the ``augment`` argument, so ``augment=None`` (or ``"none"``)
@@ -717,13 +861,32 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         ``net=`` naming another network family the recipe's network settings are dropped.
         """
         net, net_params, tc = recipe
-        own = {"epochs", "batch_size", "lr", "optimizer", "scheduler", "weight_decay", "val_fraction", "max_seconds", "device",
-               "l1", "l2", "min_steps"}  # fmt: skip
+        own = {
+            "epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "scheduler",
+            "weight_decay",
+            "val_fraction",
+            "max_seconds",
+            "device",
+            "l1",
+            "l2",
+            "min_steps",
+        }
         base = asdict(TrainConfig())
         rest = {k: v for k, v in asdict(tc).items() if k not in own | {"seed", "augment"} and v != base[k]}
-        kwargs = {k: getattr(tc, k) for k in own} | {"net": net, "random_state": tc.seed, "augment": tc.augment or None}
+        kwargs = {k: getattr(tc, k) for k in own} | {
+            "net": net,
+            "random_state": tc.seed,
+            "augment": tc.augment or None,
+        }
         same_net = overrides.get("net", net) == net
-        kwargs["net_params"] = {**(dict(net_params) if same_net else {}), **(overrides.pop("net_params", None) or {})}
+        kwargs["net_params"] = {
+            **(dict(net_params) if same_net else {}),
+            **(overrides.pop("net_params", None) or {}),
+        }
         kwargs["train_params"] = {**rest, **(overrides.pop("train_params", None) or {})} or None
         return cls(**(kwargs | overrides))
 
@@ -736,24 +899,41 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         for key in ("l1", "l2", "min_steps"):
             value, default = getattr(self, key), getattr(TrainConfig, key)
             if key in extra and value != default and extra[key] != value:
-                raise ConfigError(f"CNNClassifier {key}={value} and train_params[{key!r}]={extra[key]}: set it in one place")
+                raise ConfigError(
+                    f"CNNClassifier {key}={value} and train_params[{key!r}]={extra[key]}: set it in one place"
+                )
             direct[key] = value if value != default else extra.get(key, default)
         if isinstance(self.augment, str):  # the augmentation by name (a callable goes to fit() as it is)
             named = extra.get("augment") or ""
             if named and self.augment != named:
-                raise ConfigError(f"CNNClassifier augment={self.augment!r} and train_params['augment']={named!r}: set it in one place")
+                raise ConfigError(
+                    f"CNNClassifier augment={self.augment!r} and train_params['augment']={named!r}: set it in one place"
+                )
             direct["augment"] = self.augment
-        return replace(cfg, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                       scheduler=self.scheduler, weight_decay=self.weight_decay, val_fraction=self.val_fraction,
-                       max_seconds=self.max_seconds, device=self.device, seed=int(self.random_state or 0), **direct)  # fmt: skip
+        return replace(
+            cfg,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            weight_decay=self.weight_decay,
+            val_fraction=self.val_fraction,
+            max_seconds=self.max_seconds,
+            device=self.device,
+            seed=int(self.random_state or 0),
+            **direct,
+        )
 
-    def fit(self, X, y) -> "CNNClassifier":
+    def fit(self, X, y) -> CNNClassifier:
         """Train on images ``X`` with labels ``y`` (any hashable labels; encoded internally)."""
         X = as_images(X)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
         cfg = self._config()
         self.in_shape_ = image_shape(X)
-        net = build_net(self.net, self.in_shape_, len(self.classes_), seed=cfg.seed, **(self.net_params or {}))
+        net = build_net(
+            self.net, self.in_shape_, len(self.classes_), seed=cfg.seed, **(self.net_params or {})
+        )
         augment = self.augment if callable(self.augment) else None  # None: the name in cfg.augment (or none)
         self.train_result_ = fit(net, X, y_idx, cfg, augment=augment, progress=self.progress)
         self.model_ = self.train_result_.model
@@ -767,7 +947,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         shape = getattr(self, "in_shape_", None)
         if shape is not None and image_shape(X) != tuple(shape):
-            raise ModelError(f"images of shape (C, H, W) = {image_shape(X)}: this model was trained on {tuple(shape)}")
+            raise ModelError(
+                f"images of shape (C, H, W) = {image_shape(X)}: this model was trained on {tuple(shape)}"
+            )
         return predict_proba(self.model_, X, norm=self.train_result_.norm)
 
     def predict(self, X) -> np.ndarray:
@@ -788,20 +970,39 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         params = self.get_params()
         if callable(params.get("augment")):
             params["augment"] = None  # a callable cannot be stored; the loaded estimator predicts the same
-        meta = {"kind": "CNNClassifier", "name": name, "net": self.net, "net_params": dict(self.net_params or {}),
-                "in_shape": list(self.in_shape_), "n_classes": len(self.classes_), "classes": self.classes_.tolist(),
-                "classes_dtype": self.classes_.dtype.str if self.classes_.dtype != object else "object",
-                "normalisation": {"mean": mean, "std": std, "per_channel": not isinstance(mean, (int, float)),
-                                  "input": "uint8 pixels / 255, then (x - mean) / std"},
-                "train_config": config_dict(self._config()), "estimator_params": params,
-                "training": {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epochs_planned": res.epochs_planned,
-                             "steps": res.steps, "steps_per_epoch": res.steps_per_epoch, "train_seconds": res.train_seconds,
-                             "n_train_images_seen": res.n_train_images_seen, "stopped_early": res.stopped_early,
-                             "history": res.history}}  # fmt: skip
+        meta = {
+            "kind": "CNNClassifier",
+            "name": name,
+            "net": self.net,
+            "net_params": dict(self.net_params or {}),
+            "in_shape": list(self.in_shape_),
+            "n_classes": len(self.classes_),
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str if self.classes_.dtype != object else "object",
+            "normalisation": {
+                "mean": mean,
+                "std": std,
+                "per_channel": not isinstance(mean, (int, float)),
+                "input": "uint8 pixels / 255, then (x - mean) / std",
+            },
+            "train_config": config_dict(self._config()),
+            "estimator_params": params,
+            "training": {
+                "best_epoch": res.best_epoch,
+                "epochs_run": res.epochs_run,
+                "epochs_planned": res.epochs_planned,
+                "steps": res.steps,
+                "steps_per_epoch": res.steps_per_epoch,
+                "train_seconds": res.train_seconds,
+                "n_train_images_seen": res.n_train_images_seen,
+                "stopped_early": res.stopped_early,
+                "history": res.history,
+            },
+        }
         return save_net(path_dir, self.model_, meta)
 
     @classmethod
-    def load(cls, path_dir, device: str = "cpu") -> "CNNClassifier":
+    def load(cls, path_dir, device: str = "cpu") -> CNNClassifier:
         """A fitted estimator from a folder written by :meth:`save` (weights read with ``weights_only=True``)."""
         from digitlab.models.persist import load_net
 
@@ -809,7 +1010,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         params = {k: v for k, v in meta.get("estimator_params", {}).items() if k in cls._get_param_names()}
         est = cls(**params)
         if meta.get("train_config", {}).get("channels_last"):
-            model.to(memory_format=torch.channels_last)  # as it was trained: the same kernels, the same numbers
+            model.to(
+                memory_format=torch.channels_last
+            )  # as it was trained: the same kernels, the same numbers
         norm = meta["normalisation"]
         mean, std = norm["mean"], norm["std"]
         if isinstance(mean, list):
@@ -818,11 +1021,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         est.classes_ = np.asarray(meta["classes"], dtype=object if dtype == "object" else dtype)
         est.in_shape_ = tuple(int(v) for v in meta["in_shape"])
         tr = meta.get("training", {})
-        history = [{k: (math.nan if v is None else v) for k, v in row.items()} for row in tr.get("history", [])]
-        est.train_result_ = TrainResult(model, history, int(tr.get("best_epoch", 0)), float(tr.get("train_seconds", 0.0)),
-                                        int(tr.get("n_train_images_seen", 0)), (mean, std), tr.get("stopped_early", ""),
-                                        epochs_planned=int(tr.get("epochs_planned", 0)), epochs_run=int(tr.get("epochs_run", 0)),
-                                        steps=int(tr.get("steps", 0)), steps_per_epoch=int(tr.get("steps_per_epoch", 0)))  # fmt: skip
+        history = [
+            {k: (math.nan if v is None else v) for k, v in row.items()} for row in tr.get("history", [])
+        ]
+        est.train_result_ = TrainResult(
+            model,
+            history,
+            int(tr.get("best_epoch", 0)),
+            float(tr.get("train_seconds", 0.0)),
+            int(tr.get("n_train_images_seen", 0)),
+            (mean, std),
+            tr.get("stopped_early", ""),
+            epochs_planned=int(tr.get("epochs_planned", 0)),
+            epochs_run=int(tr.get("epochs_run", 0)),
+            steps=int(tr.get("steps", 0)),
+            steps_per_epoch=int(tr.get("steps_per_epoch", 0)),
+        )
         est.model_, est.history_ = model, history
         return est
 
@@ -832,6 +1046,23 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "predict_proba", "evaluate", "cross_validate",
-           "CNNClassifier", "FAST_RECIPE", "ONE_EPOCH_RECIPE", "STRONG_RECIPE", "WIDE_RECIPE", "random_shift", "random_affine", "resolve_augment",
-           "planned_epochs", "l1_penalty", "l2_penalty", "penalty"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "fit",
+    "predict_proba",
+    "evaluate",
+    "cross_validate",
+    "CNNClassifier",
+    "FAST_RECIPE",
+    "ONE_EPOCH_RECIPE",
+    "STRONG_RECIPE",
+    "WIDE_RECIPE",
+    "random_shift",
+    "random_affine",
+    "resolve_augment",
+    "planned_epochs",
+    "l1_penalty",
+    "l2_penalty",
+    "penalty",
+]

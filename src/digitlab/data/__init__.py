@@ -6,5 +6,19 @@ from digitlab.data.idx import read_idx, write_idx
 from digitlab.data.registry import REGISTRY, Dataset, load_dataset, verify_dataset
 from digitlab.data.subsets import stratified_subset
 
-__all__ = ["Dataset", "REGISTRY", "load_dataset", "verify_dataset", "read_idx", "write_idx", "stratified_subset",
-           "ImageSpec", "load_images", "load_image_folder", "load_folder_dataset", "FundusSpec", "load_ddr", "synth_fundus"]
+__all__ = [
+    "Dataset",
+    "REGISTRY",
+    "load_dataset",
+    "verify_dataset",
+    "read_idx",
+    "write_idx",
+    "stratified_subset",
+    "ImageSpec",
+    "load_images",
+    "load_image_folder",
+    "load_folder_dataset",
+    "FundusSpec",
+    "load_ddr",
+    "synth_fundus",
+]

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 @dataclass
 class Dataset:
     """An image-classification dataset with a train/test split.
@@ -62,20 +61,32 @@ class Dataset:
     def is_colour(self) -> bool:
         return self.x_train.ndim == 4
 
-    def subset(self, train_idx: np.ndarray, test_idx: np.ndarray | None = None, name: str | None = None) -> "Dataset":
+    def subset(
+        self, train_idx: np.ndarray, test_idx: np.ndarray | None = None, name: str | None = None
+    ) -> Dataset:
         """A smaller dataset with the given train (and test) indices, e.g. from :func:`stratified_subset`."""
         te = np.arange(len(self.y_test)) if test_idx is None else test_idx
-        return Dataset(name or f"{self.name}-subset", self.x_train[train_idx], self.y_train[train_idx],
-                       self.x_test[te], self.y_test[te], list(self.classes), self.source, dict(self.checksums),
-                       copy.deepcopy(self.meta))
+        return Dataset(
+            name or f"{self.name}-subset",
+            self.x_train[train_idx],
+            self.y_train[train_idx],
+            self.x_test[te],
+            self.y_test[te],
+            list(self.classes),
+            self.source,
+            dict(self.checksums),
+            copy.deepcopy(self.meta),
+        )
 
     def fingerprint(self) -> str:
         """A short content hash of the whole dataset (keys the result cache)."""
         h = hashlib.sha256(self.name.encode())
         for a in (self.x_train, self.y_train, self.x_test, self.y_test):
             h.update(str(a.shape).encode())
-            for start in range(0, max(len(a), 1), _HASH_ROWS):  # in row chunks: memory-mapped arrays stay on disk
-                h.update(np.ascontiguousarray(a[start:start + _HASH_ROWS]).data)
+            for start in range(
+                0, max(len(a), 1), _HASH_ROWS
+            ):  # in row chunks: memory-mapped arrays stay on disk
+                h.update(np.ascontiguousarray(a[start : start + _HASH_ROWS]).data)
         return h.hexdigest()[:16]
 
     def summary(self) -> dict:
@@ -109,7 +120,7 @@ def pixel_stats(x: np.ndarray) -> dict:
     ss = np.zeros(n_ch, np.int64)
     zeros, lo, hi = 0, 255, 0
     for start in range(0, len(x), _HASH_ROWS):
-        c = np.asarray(x[start:start + _HASH_ROWS]).reshape(-1, n_ch)
+        c = np.asarray(x[start : start + _HASH_ROWS]).reshape(-1, n_ch)
         s += c.sum(axis=0, dtype=np.int64)
         ss += (c.astype(np.int64) ** 2).sum(axis=0)
         zeros += int(np.count_nonzero(c == 0))
@@ -118,11 +129,16 @@ def pixel_stats(x: np.ndarray) -> dict:
     n = max(len(x) * int(np.prod(x.shape[1:3])), 1)
     mean_c, sq_c = s / n, ss / n
     mean, sq = s.sum() / (n * n_ch), ss.sum() / (n * n_ch)
-    out = {"pixel_mean": float(mean), "pixel_std": float(np.sqrt(max(sq - mean ** 2, 0.0))),
-           "pixel_min": lo, "pixel_max": hi, "fraction_zero_pixels": zeros / (n * n_ch)}
+    out = {
+        "pixel_mean": float(mean),
+        "pixel_std": float(np.sqrt(max(sq - mean**2, 0.0))),
+        "pixel_min": lo,
+        "pixel_max": hi,
+        "fraction_zero_pixels": zeros / (n * n_ch),
+    }
     if n_ch > 1:
         out["channel_mean"] = [float(m) for m in mean_c]
-        out["channel_std"] = [float(np.sqrt(max(v, 0.0))) for v in sq_c - mean_c ** 2]
+        out["channel_std"] = [float(np.sqrt(max(v, 0.0))) for v in sq_c - mean_c**2]
     return out
 
 

@@ -20,10 +20,10 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -41,6 +41,7 @@ SKIP_HINT = "or set skip_bad_files = true to skip such files"
 # ==================================================================================================
 # Preprocessing settings: how one file becomes one array (part of the cache key)
 # ==================================================================================================
+
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -64,7 +65,9 @@ class ImageSpec:
     @property
     def hw(self) -> tuple[int, int]:
         """Output ``(height, width)``."""
-        return (int(self.size), int(self.size)) if np.isscalar(self.size) else tuple(int(v) for v in self.size)  # type: ignore[return-value]
+        return (
+            (int(self.size), int(self.size)) if np.isscalar(self.size) else tuple(int(v) for v in self.size)
+        )  # type: ignore[return-value]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -72,7 +75,9 @@ class ImageSpec:
         return (*self.hw, 3) if self.colour else self.hw
 
     def key(self) -> str:
-        return json.dumps({"spec": type(self).__name__, "version": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        return json.dumps(
+            {"spec": type(self).__name__, "version": CACHE_VERSION, **asdict(self)}, sort_keys=True
+        )
 
     def decode(self, path: str | os.PathLike):
         """Open and fully decode a file as an ``RGB`` or ``L`` Pillow image (JPEGs at a reduced scale
@@ -128,6 +133,7 @@ def resize(im, hw: tuple[int, int]) -> np.ndarray:
 # Listing files: one folder per class, or a "path label" list
 # ==================================================================================================
 
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -136,10 +142,14 @@ def _scandir(folder: Path) -> list[Path]:
     try:
         return sorted(Path(e.path) for e in os.scandir(folder))
     except OSError as exc:
-        raise DatasetError(f"{folder}: cannot be listed ({exc.strerror or exc}); fix its permissions") from None
+        raise DatasetError(
+            f"{folder}: cannot be listed ({exc.strerror or exc}); fix its permissions"
+        ) from None
 
 
-def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = None) -> tuple[list[Path], list[str], list[str]]:
+def scan_class_folders(
+    root: str | os.PathLike, classes: Sequence[str] | None = None
+) -> tuple[list[Path], list[str], list[str]]:
     """Image files of ``root/<class>/`` (sorted), their class names, and the classes in order.
 
     Files without an image extension and hidden files are ignored. ``classes`` fixes the class
@@ -152,23 +162,31 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
     if classes is not None:
         missing = [c for c in classes if not (root / c).is_dir()]
         if missing:
-            raise DatasetError(f"{root}: no folder for class {missing[0]!r}; every class needs a sub-folder of images")
+            raise DatasetError(
+                f"{root}: no folder for class {missing[0]!r}; every class needs a sub-folder of images"
+            )
         folders = [root / c for c in classes]
     paths, labels = [], []
     for folder in folders:
         files = [p for p in _scandir(folder) if is_image_file(p)]
         paths += files
         labels += [folder.name] * len(files)
-    found = list(classes) if classes is not None else sorted({lab for lab in labels})
+    found = list(classes) if classes is not None else sorted(set(labels))
     if not paths:
-        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in any sub-folder; "
-                           "put the images of each class in a sub-folder named after the class")
+        raise DatasetError(
+            f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in any sub-folder; "
+            "put the images of each class in a sub-folder named after the class"
+        )
     return paths, labels, found
 
 
-def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None, *,
-                   check: Callable[[str], str | None] | None = None,
-                   skip_bad_files: bool = False) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
+def read_file_list(
+    list_file: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    *,
+    check: Callable[[str], str | None] | None = None,
+    skip_bad_files: bool = False,
+) -> tuple[list[Path], list[str], list[tuple[str, str]]]:
     """Parse a list of ``path label`` lines (blank lines and ``#`` comments ignored).
 
     The path may contain spaces (the label is the last field); relative paths are resolved
@@ -184,7 +202,9 @@ def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike | None 
     except FileNotFoundError:
         raise DatasetError(f"{list_file}: file list not found; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{list_file}: cannot be read as a UTF-8 text file list ({exc}); fix or replace it") from None
+        raise DatasetError(
+            f"{list_file}: cannot be read as a UTF-8 text file list ({exc}); fix or replace it"
+        ) from None
     paths, labels, skipped = [], [], []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -223,6 +243,7 @@ def label_order(labels: Iterable[str]) -> list[str]:
 # Decoding into the memory-mapped cache
 # ==================================================================================================
 
+
 @dataclass
 class LoadedImages:
     """Images decoded from a list of files (possibly fewer, when bad files were skipped)."""
@@ -257,9 +278,16 @@ def cache_key(paths: Sequence[str | os.PathLike], spec: ImageSpec) -> str:
     return h.hexdigest()
 
 
-def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = None, *, name: str = "images",
-                cache_dir: str | os.PathLike | None = None, use_cache: bool = True, skip_bad_files: bool = False,
-                n_jobs: int | None = None) -> LoadedImages:
+def load_images(
+    paths: Sequence[str | os.PathLike],
+    spec: ImageSpec | None = None,
+    *,
+    name: str = "images",
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    skip_bad_files: bool = False,
+    n_jobs: int | None = None,
+) -> LoadedImages:
     """Decode ``paths`` with ``spec`` into one uint8 array, through the memory-mapped cache.
 
     ``cache_dir`` defaults to ``$DIGITLAB_HOME/images``; ``use_cache=False`` decodes into memory.
@@ -270,7 +298,7 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
     if not use_cache:
         images = np.empty((len(paths), *spec.shape), np.uint8)
         kept, skipped = _decode_all(paths, spec, images, skip_bad_files, n_jobs)
-        return LoadedImages(images[:len(kept)], kept, skipped)
+        return LoadedImages(images[: len(kept)], kept, skipped)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(paths, spec)
     stem = f"{_safe(name)}-{key[:24]}"
@@ -284,8 +312,10 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".npy.tmp")
         os.close(fd)
     except OSError as exc:
-        raise DatasetError(f"image cache folder {folder}: cannot be written ({exc.strerror or exc}); "
-                           "choose another cache folder or fix its permissions") from None
+        raise DatasetError(
+            f"image cache folder {folder}: cannot be written ({exc.strerror or exc}); "
+            "choose another cache folder or fix its permissions"
+        ) from None
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *spec.shape))
         kept, skipped = _decode_all(paths, spec, out, skip_bad_files, n_jobs)
@@ -297,8 +327,13 @@ def load_images(paths: Sequence[str | os.PathLike], spec: ImageSpec | None = Non
         os.replace(tmp, npy)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    info = {"key": key, "n_files": len(paths), "shape": [len(kept), *spec.shape], "spec": json.loads(spec.key()),
-            "skipped": [[int(i), f, why] for i, (f, why) in zip(_skipped_index(kept, len(paths)), skipped)]}
+    info = {
+        "key": key,
+        "n_files": len(paths),
+        "shape": [len(kept), *spec.shape],
+        "spec": json.loads(spec.key()),
+        "skipped": [[int(i), f, why] for i, (f, why) in zip(_skipped_index(kept, len(paths)), skipped)],
+    }
     atomic_write_text(meta, json.dumps(info, indent=0))  # written last: an entry without it is ignored
     log.info("cached %d images of %s in %s", len(kept), name, npy)
     return LoadedImages(np.load(npy, mmap_mode="r"), kept, skipped, npy, False)
@@ -319,26 +354,30 @@ def _strict_decoding():
         ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
-def _decode_all(paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool,
-                n_jobs: int | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def _decode_all(
+    paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool, n_jobs: int | None
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Decode each file into the next free row of ``out``; return the kept indices and the skips."""
     with _strict_decoding():
         return _decode_rows(paths, spec, out, skip_bad_files, n_jobs)
 
 
-def _decode_rows(paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool,
-                 n_jobs: int | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def _decode_rows(
+    paths: list[str], spec: ImageSpec, out: np.ndarray, skip_bad_files: bool, n_jobs: int | None
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
     kept, skipped = [], []
     n_jobs = n_jobs or min(8, os.cpu_count() or 1)
     chunk = 64 * n_jobs  # bounded memory, and a bad file stops the work soon
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         for start in range(0, len(paths), chunk):
-            batch = paths[start:start + chunk]
+            batch = paths[start : start + chunk]
             for i, (arr, problem) in enumerate(pool.map(lambda p: _decode_one(p, spec), batch), start):
                 if problem is not None:
                     if not skip_bad_files:
-                        raise DatasetError(f"{paths[i]}: cannot be read as an image ({problem}); "
-                                           f"replace or delete the file, {SKIP_HINT}")
+                        raise DatasetError(
+                            f"{paths[i]}: cannot be read as an image ({problem}); "
+                            f"replace or delete the file, {SKIP_HINT}"
+                        )
                     log.warning("skipping %s: %s", paths[i], problem)
                     skipped.append((paths[i], problem))
                     continue
@@ -362,7 +401,9 @@ def _decode_one(path: str, spec: ImageSpec) -> tuple[np.ndarray | None, str | No
         return None, f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     arr = spec.transform(im)
     if arr.shape != spec.shape:
-        raise DatasetError(f"{path}: preprocessing produced shape {arr.shape}, expected {spec.shape}; this is a bug in {type(spec).__name__}")
+        raise DatasetError(
+            f"{path}: preprocessing produced shape {arr.shape}, expected {spec.shape}; this is a bug in {type(spec).__name__}"
+        )
     return arr, None
 
 
@@ -374,7 +415,7 @@ def _compact(tmp: str, n: int) -> None:
     try:
         dst = np.lib.format.open_memmap(tmp2, mode="w+", dtype=np.uint8, shape=(n, *src.shape[1:]))
         for s in range(0, n, 1024):
-            dst[s:min(n, s + 1024)] = src[s:min(n, s + 1024)]
+            dst[s : min(n, s + 1024)] = src[s : min(n, s + 1024)]
         dst.flush()
         del dst, src
         os.replace(tmp2, tmp)
@@ -406,8 +447,13 @@ def _read_cache(npy: Path, meta: Path, key: str, n_files: int, spec: ImageSpec) 
     try:
         info = json.loads(meta.read_text())
         images = np.load(npy, mmap_mode="r")
-        if info["key"] != key or info["n_files"] != n_files or list(images.shape) != info["shape"] \
-                or images.shape[1:] != spec.shape or images.dtype != np.uint8:
+        if (
+            info["key"] != key
+            or info["n_files"] != n_files
+            or list(images.shape) != info["shape"]
+            or images.shape[1:] != spec.shape
+            or images.dtype != np.uint8
+        ):
             raise ValueError("cache entry does not match its manifest")
         skipped_idx = [int(i) for i, _, _ in info["skipped"]]
         skipped = [(f, why) for _, f, why in info["skipped"]]
@@ -428,6 +474,7 @@ def _safe(name: str) -> str:
 # Whole folders and datasets
 # ==================================================================================================
 
+
 @dataclass
 class ImageFolder:
     """Images and labels read from a folder or file list."""
@@ -445,10 +492,18 @@ class ImageFolder:
         return len(self.skipped)
 
 
-def load_image_folder(root: str | os.PathLike, spec: ImageSpec | None = None, *,
-                      file_list: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
-                      name: str | None = None, cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                      skip_bad_files: bool = False, n_jobs: int | None = None) -> ImageFolder:
+def load_image_folder(
+    root: str | os.PathLike,
+    spec: ImageSpec | None = None,
+    *,
+    file_list: str | os.PathLike | None = None,
+    classes: Sequence[str] | None = None,
+    name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    skip_bad_files: bool = False,
+    n_jobs: int | None = None,
+) -> ImageFolder:
     """Read a folder with one sub-folder per class, or the files of ``file_list`` (``path label``
     lines, paths relative to ``root``), into uint8 arrays through the cache.
 
@@ -461,17 +516,35 @@ def load_image_folder(root: str | os.PathLike, spec: ImageSpec | None = None, *,
         paths, labels, classes = scan_class_folders(root, classes)
     else:
         known = None if classes is None else set(classes)
-        check = None if known is None else (lambda lab: None if lab in known else f"label {lab!r} is not one of the classes")
+        check = (
+            None
+            if known is None
+            else (lambda lab: None if lab in known else f"label {lab!r} is not one of the classes")
+        )
         paths, labels, skipped = read_file_list(file_list, root, check=check, skip_bad_files=skip_bad_files)
         if not paths:
             raise DatasetError(f"{file_list}: lists no usable image; add 'path label' lines")
         classes = list(classes) if classes is not None else label_order(labels)
     index = {c: i for i, c in enumerate(classes)}
-    res = load_images(paths, spec, name=name or root.name, cache_dir=cache_dir, use_cache=use_cache,
-                      skip_bad_files=skip_bad_files, n_jobs=n_jobs)
+    res = load_images(
+        paths,
+        spec,
+        name=name or root.name,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        skip_bad_files=skip_bad_files,
+        n_jobs=n_jobs,
+    )
     y = np.asarray([index[labels[i]] for i in res.kept], np.int64)
-    return ImageFolder(res.images, y, list(classes), [str(paths[i]) for i in res.kept], skipped + res.skipped,
-                       res.cache_file, res.from_cache)
+    return ImageFolder(
+        res.images,
+        y,
+        list(classes),
+        [str(paths[i]) for i in res.kept],
+        skipped + res.skipped,
+        res.cache_file,
+        res.from_cache,
+    )
 
 
 def guess_colour(paths: Sequence[str | os.PathLike], n: int = 8) -> bool:
@@ -488,10 +561,19 @@ def guess_colour(paths: Sequence[str | os.PathLike], n: int = 8) -> bool:
     return False
 
 
-def load_folder_dataset(root: str | os.PathLike, *, size: int | tuple[int, int] = 32, colour: bool | None = None,
-                        fit: str = "stretch", test_fraction: float = 0.25, seed: int = 0, name: str | None = None,
-                        skip_bad_files: bool = False, cache_dir: str | os.PathLike | None = None,
-                        n_jobs: int | None = None):
+def load_folder_dataset(
+    root: str | os.PathLike,
+    *,
+    size: int | tuple[int, int] = 32,
+    colour: bool | None = None,
+    fit: str = "stretch",
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    name: str | None = None,
+    skip_bad_files: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
+):
     """A :class:`~digitlab.data.registry.Dataset` from an image folder.
 
     ``root`` holds one sub-folder per class, or ``train/`` and ``test/`` folders each laid out
@@ -508,22 +590,33 @@ def load_folder_dataset(root: str | os.PathLike, *, size: int | tuple[int, int] 
     if len(classes) < 2:
         where = root / "train" if split else root
         found = f"only the class folder {classes[0]!r}" if classes else "no class folders"
-        raise DatasetError(f"{where}: {found}; a classification dataset needs at least 2 classes, one sub-folder "
-                           "of images per class")
-    for paths_, labels_, _ in parts[1:]:
+        raise DatasetError(
+            f"{where}: {found}; a classification dataset needs at least 2 classes, one sub-folder "
+            "of images per class"
+        )
+    for _paths, labels_, _ in parts[1:]:
         extra = sorted(set(labels_) - set(classes))
         if extra:
-            raise DatasetError(f"{root / 'test'}: class folder {extra[0]!r} has no counterpart in {root / 'train'}; "
-                               "use the same class folders in both")
+            raise DatasetError(
+                f"{root / 'test'}: class folder {extra[0]!r} has no counterpart in {root / 'train'}; "
+                "use the same class folders in both"
+            )
     paths = [p for ps, _, _ in parts for p in ps]
     labels = [lab for _, ls, _ in parts for lab in ls]
     spec = ImageSpec(size=size, colour=guess_colour(paths) if colour is None else bool(colour), fit=fit)
-    res = load_images(paths, spec, name=name, cache_dir=cache_dir, skip_bad_files=skip_bad_files, n_jobs=n_jobs)
+    res = load_images(
+        paths, spec, name=name, cache_dir=cache_dir, skip_bad_files=skip_bad_files, n_jobs=n_jobs
+    )
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index[labels[i]] for i in res.kept], np.int64)
-    meta = {"kind": "images", "description": f"images from the folder {root.name}, one sub-folder per class",
-            "item_noun": "image", "ink_on_blank": False, "skipped_files": res.n_skipped,
-            "cache_file": str(res.cache_file) if res.cache_file else ""}
+    meta = {
+        "kind": "images",
+        "description": f"images from the folder {root.name}, one sub-folder per class",
+        "item_noun": "image",
+        "ink_on_blank": False,
+        "skipped_files": res.n_skipped,
+        "cache_file": str(res.cache_file) if res.cache_file else "",
+    }
     if split:
         n_train = int(np.searchsorted(res.kept, len(parts[0][0])))  # kept is sorted: train rows come first
         xtr, ytr, xte, yte = res.images[:n_train], y[:n_train], res.images[n_train:], y[n_train:]
@@ -535,18 +628,24 @@ def load_folder_dataset(root: str | os.PathLike, *, size: int | tuple[int, int] 
     return Dataset(name, xtr, ytr, xte, yte, classes, source=str(root), checksums=status, meta=meta)
 
 
-def _stratified_split(y: np.ndarray, test_fraction: float, seed: int, root: Path) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(
+    y: np.ndarray, test_fraction: float, seed: int, root: Path
+) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_fraction < 1:
         raise DatasetError(f"test_fraction {test_fraction}: must lie strictly between 0 and 1")
     counts = np.bincount(y)
     if len(y) == 0 or counts.min() < 2:
-        raise DatasetError(f"{root}: a class has fewer than 2 images, too few to split into train and test; add images")
+        raise DatasetError(
+            f"{root}: a class has fewer than 2 images, too few to split into train and test; add images"
+        )
     idx = np.arange(len(y))
     try:
         tr, te = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
     except ValueError as exc:
-        raise DatasetError(f"{root}: cannot split {len(y)} images stratified with test_fraction {test_fraction} ({exc}); "
-                           "add images or change test_fraction") from None
+        raise DatasetError(
+            f"{root}: cannot split {len(y)} images stratified with test_fraction {test_fraction} ({exc}); "
+            "add images or change test_fraction"
+        ) from None
     return np.sort(tr), np.sort(te)

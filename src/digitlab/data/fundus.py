@@ -22,10 +22,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -49,14 +49,19 @@ FUNDUS_META = {
     "flip_preserves_label": True,
     "large_rotation_preserves_label": True,
     "label_swaps_under_rotation": [],
-    "confusable_pairs": [("no DR", "mild NPDR"), ("mild NPDR", "moderate NPDR"), ("moderate NPDR", "severe NPDR"),
-                         ("severe NPDR", "proliferative DR")],
+    "confusable_pairs": [
+        ("no DR", "mild NPDR"),
+        ("mild NPDR", "moderate NPDR"),
+        ("moderate NPDR", "severe NPDR"),
+        ("severe NPDR", "proliferative DR"),
+    ],
 }
 
 
 # ==================================================================================================
 # Preprocessing: crop to the fundus, resize, Graham's local-average subtraction
 # ==================================================================================================
+
 
 @dataclass(frozen=True)
 class FundusSpec(ImageSpec):
@@ -81,7 +86,9 @@ class FundusSpec(ImageSpec):
         return arr
 
 
-def fundus_bbox(img: np.ndarray, threshold: int = 12, min_fraction: float = 0.01) -> tuple[int, int, int, int] | None:
+def fundus_bbox(
+    img: np.ndarray, threshold: int = 12, min_fraction: float = 0.01
+) -> tuple[int, int, int, int] | None:
     """``(top, bottom, left, right)`` (end-exclusive) of the bright fundus on its dark border.
 
     A row or column belongs to the fundus when more than ``min_fraction`` of its pixels exceed
@@ -137,6 +144,7 @@ def graham(img: np.ndarray, sigma: float) -> np.ndarray:
 # The DDR layout
 # ==================================================================================================
 
+
 def find_ddr_root(data_dir: str | os.PathLike) -> Path:
     """The ``DR_grading`` folder: ``data_dir`` itself, or ``data_dir/DR_grading`` (also under ``DDR-dataset/``)."""
     d = Path(data_dir)
@@ -144,15 +152,20 @@ def find_ddr_root(data_dir: str | os.PathLike) -> Path:
         if (cand / "train.txt").is_file() or (cand / "test.txt").is_file():
             for need in ("train.txt", "test.txt", "train", "test"):
                 if not (cand / need).exists():
-                    raise DatasetError(f"{cand}: missing {need} of the DDR grading layout; it needs train/, test/ "
-                                       "(and valid/) image folders and train.txt, test.txt (and valid.txt) lists")
+                    raise DatasetError(
+                        f"{cand}: missing {need} of the DDR grading layout; it needs train/, test/ "
+                        "(and valid/) image folders and train.txt, test.txt (and valid.txt) lists"
+                    )
             return cand
-    raise DatasetError(f"--data-dir {d}: no DDR grading layout (DR_grading/ with train.txt, valid.txt, test.txt and "
-                       "train/, valid/, test/ image folders) in it; pass the folder holding DR_grading, or DR_grading itself")
+    raise DatasetError(
+        f"--data-dir {d}: no DDR grading layout (DR_grading/ with train.txt, valid.txt, test.txt and "
+        "train/, valid/, test/ image folders) in it; pass the folder holding DR_grading, or DR_grading itself"
+    )
 
 
-def read_ddr_split(root: str | os.PathLike, split: str, *, include_ungradable: bool = False,
-                   skip_bad_files: bool = False) -> tuple[list[Path], np.ndarray, list[tuple[str, str]], int]:
+def read_ddr_split(
+    root: str | os.PathLike, split: str, *, include_ungradable: bool = False, skip_bad_files: bool = False
+) -> tuple[list[Path], np.ndarray, list[tuple[str, str]], int]:
     """Files and grades of one split's ``<split>.txt`` (image names relative to ``<split>/``).
 
     Returns the paths, int64 grades, the skipped lines ``(file:line, why)`` and the number of
@@ -164,15 +177,27 @@ def read_ddr_split(root: str | os.PathLike, split: str, *, include_ungradable: b
     def check(label: str) -> str | None:
         return None if label in {"0", "1", "2", "3", "4", "5"} else f"grade {label!r} is not one of 0-5"
 
-    paths, labels, skipped = read_file_list(root / f"{split}.txt", root / split, check=check, skip_bad_files=skip_bad_files)
+    paths, labels, skipped = read_file_list(
+        root / f"{split}.txt", root / split, check=check, skip_bad_files=skip_bad_files
+    )
     grades = np.asarray([int(g) for g in labels], np.int64)
     keep = np.ones(len(grades), bool) if include_ungradable else grades != UNGRADABLE
     return [p for p, k in zip(paths, keep) if k], grades[keep], skipped, int((~keep).sum())
 
 
-def load_ddr(data_dir: str | os.PathLike, *, size: int = 128, graham: bool = False, crop: bool = True,
-             colour: bool = True, include_ungradable: bool = False, valid: str = "train", skip_bad_files: bool = False,
-             cache_dir: str | os.PathLike | None = None, n_jobs: int | None = None):
+def load_ddr(
+    data_dir: str | os.PathLike,
+    *,
+    size: int = 128,
+    graham: bool = False,
+    crop: bool = True,
+    colour: bool = True,
+    include_ungradable: bool = False,
+    valid: str = "train",
+    skip_bad_files: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
+):
     """DDR's grading photographs as a :class:`~digitlab.data.registry.Dataset` (uint8, (n, size, size, 3)).
 
     ``data_dir`` is the folder holding ``DR_grading`` or ``DR_grading`` itself. The test split is
@@ -184,13 +209,21 @@ def load_ddr(data_dir: str | os.PathLike, *, size: int = 128, graham: bool = Fal
     from digitlab.data.dataset import Dataset
 
     if valid not in ("train", "drop"):
-        raise DatasetError(f"ddr option valid={valid!r}: unknown; use 'train' (add DDR's validation images to training) or 'drop'")
+        raise DatasetError(
+            f"ddr option valid={valid!r}: unknown; use 'train' (add DDR's validation images to training) or 'drop'"
+        )
     root = find_ddr_root(data_dir)
-    splits = ["train", "valid", "test"] if valid == "train" and (root / "valid.txt").is_file() else ["train", "test"]
+    splits = (
+        ["train", "valid", "test"]
+        if valid == "train" and (root / "valid.txt").is_file()
+        else ["train", "test"]
+    )
     paths, grades, skipped, parts = [], [], [], {}
     n_ungradable = 0
     for split in splits:
-        p, g, s, u = read_ddr_split(root, split, include_ungradable=include_ungradable, skip_bad_files=skip_bad_files)
+        p, g, s, u = read_ddr_split(
+            root, split, include_ungradable=include_ungradable, skip_bad_files=skip_bad_files
+        )
         paths += p
         grades.append(g)
         skipped += s
@@ -199,30 +232,61 @@ def load_ddr(data_dir: str | os.PathLike, *, size: int = 128, graham: bool = Fal
     n_fit = len(paths) - parts["test"]
     for what, n in (("training", n_fit), ("test", parts["test"])):
         if n == 0:
-            lists = " and ".join(f"{s}.txt" for s in splits if s != "test") if what == "training" else "test.txt"
-            why = (f"{n_ungradable} ungradable image(s) left out, none gradable"
-                   if n_ungradable and not include_ungradable else "the lists name no images")
-            raise DatasetError(f"{root}: no {what} images ({lists}: {why}); list graded images (grades 0-4) in "
-                               f"{lists}, one 'file grade' line each")
+            lists = (
+                " and ".join(f"{s}.txt" for s in splits if s != "test") if what == "training" else "test.txt"
+            )
+            why = (
+                f"{n_ungradable} ungradable image(s) left out, none gradable"
+                if n_ungradable and not include_ungradable
+                else "the lists name no images"
+            )
+            raise DatasetError(
+                f"{root}: no {what} images ({lists}: {why}); list graded images (grades 0-4) in "
+                f"{lists}, one 'file grade' line each"
+            )
     spec = FundusSpec(size=size, colour=colour, crop=crop, graham=graham)
-    res = load_images(paths, spec, name=f"ddr-{size}", cache_dir=cache_dir, skip_bad_files=skip_bad_files, n_jobs=n_jobs)
+    res = load_images(
+        paths, spec, name=f"ddr-{size}", cache_dir=cache_dir, skip_bad_files=skip_bad_files, n_jobs=n_jobs
+    )
     y = np.concatenate(grades)[res.kept]
-    n_train = int(np.searchsorted(res.kept, len(paths) - parts["test"]))  # kept is sorted: train (+ valid) rows first
+    n_train = int(
+        np.searchsorted(res.kept, len(paths) - parts["test"])
+    )  # kept is sorted: train (+ valid) rows first
     if n_train == 0 or n_train == len(y):
-        raise DatasetError(f"{root}: every {'training' if n_train == 0 else 'test'} image was skipped as unreadable; "
-                           "replace the damaged files")
+        raise DatasetError(
+            f"{root}: every {'training' if n_train == 0 else 'test'} image was skipped as unreadable; "
+            "replace the damaged files"
+        )
     synthetic = (root / SYNTH_MARKER).is_file()
     classes = DDR_CLASSES + (["ungradable"] if include_ungradable else [])
-    meta = {**json.loads(json.dumps(FUNDUS_META)), "synthetic": synthetic,
-            "splits": {k: v for k, v in parts.items()}, "valid": valid, "ungradable_excluded": n_ungradable,
-            "skipped_files": len(skipped) + res.n_skipped, "skipped": [f"{f}: {why}" for f, why in skipped + res.skipped][:50],
-            "preprocessing": json.loads(spec.key()), "cache_file": str(res.cache_file or "")}
+    meta = {
+        **json.loads(json.dumps(FUNDUS_META)),
+        "synthetic": synthetic,
+        "splits": dict(parts),
+        "valid": valid,
+        "ungradable_excluded": n_ungradable,
+        "skipped_files": len(skipped) + res.n_skipped,
+        "skipped": [f"{f}: {why}" for f, why in skipped + res.skipped][:50],
+        "preprocessing": json.loads(spec.key()),
+        "cache_file": str(res.cache_file or ""),
+    }
     if synthetic:
-        meta["description"] = ("synthetic fundus drawings in the DDR layout (digitlab's generator, for tests and "
-                               "demonstrations; not real retinas), graded 0 (no DR) to 4 (proliferative)")
-    status = {s: "unverified (DDR publishes no checksums)" for s in splits}
-    return Dataset("ddr-synthetic" if synthetic else "ddr", res.images[:n_train], y[:n_train], res.images[n_train:],
-                   y[n_train:], classes, source=str(root), checksums=status, meta=meta)
+        meta["description"] = (
+            "synthetic fundus drawings in the DDR layout (digitlab's generator, for tests and "
+            "demonstrations; not real retinas), graded 0 (no DR) to 4 (proliferative)"
+        )
+    status = dict.fromkeys(splits, "unverified (DDR publishes no checksums)")
+    return Dataset(
+        "ddr-synthetic" if synthetic else "ddr",
+        res.images[:n_train],
+        y[:n_train],
+        res.images[n_train:],
+        y[n_train:],
+        classes,
+        source=str(root),
+        checksums=status,
+        meta=meta,
+    )
 
 
 # ==================================================================================================
@@ -241,8 +305,12 @@ LESIONS = {
 MINIMUM = {1: ("microaneurysms", 1), 2: ("haemorrhages", 1), 3: ("haemorrhages", 8), 4: ("new_vessels", 1)}
 
 
-def synth_counts(n_images: int, grade_counts: Sequence[float] = DDR_GRADE_COUNTS,
-                 split_fractions: Sequence[float] = DDR_SPLIT_FRACTIONS, min_per_grade: int = 1) -> dict[str, list[int]]:
+def synth_counts(
+    n_images: int,
+    grade_counts: Sequence[float] = DDR_GRADE_COUNTS,
+    split_fractions: Sequence[float] = DDR_SPLIT_FRACTIONS,
+    min_per_grade: int = 1,
+) -> dict[str, list[int]]:
     """Images per split and grade (0-5) for ``n_images`` in DDR's proportions, at least
     ``min_per_grade`` of each grade in each split (largest-remainder rounding)."""
     out = {}
@@ -264,8 +332,16 @@ def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
 MAX_SYNTH_IMAGES = 200_000  # more is a typo, not a test set (each image is a JPEG of up to 2048 px)
 
 
-def synth_fundus(out_dir: str | os.PathLike, n_images: int = 300, *, counts: Mapping[str, Sequence[int]] | None = None,
-                 size: int = 256, seed: int = 0, quality: int = 90, overwrite: bool = False) -> dict[str, list[int]]:
+def synth_fundus(
+    out_dir: str | os.PathLike,
+    n_images: int = 300,
+    *,
+    counts: Mapping[str, Sequence[int]] | None = None,
+    size: int = 256,
+    seed: int = 0,
+    quality: int = 90,
+    overwrite: bool = False,
+) -> dict[str, list[int]]:
     """Write a DDR-layout folder ``out_dir/DR_grading`` of synthetic fundus photographs (JPEG).
 
     ``counts`` gives images per split (``train``/``valid``/``test``) and grade 0-5; by default
@@ -277,13 +353,17 @@ def synth_fundus(out_dir: str | os.PathLike, n_images: int = 300, *, counts: Map
     counts = {s: [int(c) for c in v] for s, v in (counts or synth_counts(n_images)).items()}
     bad = [s for s, v in counts.items() if s not in DDR_SPLITS or len(v) != 6 or min(v) < 0]
     if bad:
-        raise DatasetError(f"synth_fundus counts[{bad[0]!r}]: need a split of {', '.join(DDR_SPLITS)} with 6 counts >= 0 (grades 0-5)")
+        raise DatasetError(
+            f"synth_fundus counts[{bad[0]!r}]: need a split of {', '.join(DDR_SPLITS)} with 6 counts >= 0 (grades 0-5)"
+        )
     if not 32 <= size <= 2048:
         raise DatasetError(f"synth_fundus size {size}: use 32 to 2048 pixels")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise DatasetError(f"synth_fundus seed {seed}: use a whole number from 0 to 2**63 - 1")
     if sum(map(sum, counts.values())) > MAX_SYNTH_IMAGES:
-        raise DatasetError(f"synth_fundus: {sum(map(sum, counts.values())):,d} images; write at most {MAX_SYNTH_IMAGES:,d}")
+        raise DatasetError(
+            f"synth_fundus: {sum(map(sum, counts.values())):,d} images; write at most {MAX_SYNTH_IMAGES:,d}"
+        )
     out_dir = Path(out_dir)
     final = out_dir / "DR_grading"
     if final.exists() and not overwrite:
@@ -295,15 +375,23 @@ def synth_fundus(out_dir: str | os.PathLike, n_images: int = 300, *, counts: Map
             (tmp / split).mkdir()
             lines = []
             grades = np.repeat(np.arange(6), counts.get(split, [0] * 6))
-            order = np.random.default_rng([seed, s_i]).permutation(len(grades))  # grades shuffled over file names
+            order = np.random.default_rng([seed, s_i]).permutation(
+                len(grades)
+            )  # grades shuffled over file names
             for i, g in enumerate(grades[order]):
                 name = f"synth-{split}-{i:05d}.jpg"
                 img = synth_image(int(g), size, np.random.default_rng([seed, s_i, i]))
                 _save_jpeg(img, tmp / split / name, quality)
                 lines.append(f"{name} {g}\n")
             (tmp / f"{split}.txt").write_text("".join(lines))
-        info = {"generator": "digitlab.data.fundus.synth_fundus", "seed": seed, "size": size, "quality": quality,
-                "counts": counts, "note": "synthetic drawings for tests and demonstrations, not real retinas"}
+        info = {
+            "generator": "digitlab.data.fundus.synth_fundus",
+            "seed": seed,
+            "size": size,
+            "quality": quality,
+            "counts": counts,
+            "note": "synthetic drawings for tests and demonstrations, not real retinas",
+        }
         (tmp / SYNTH_MARKER).write_text(json.dumps(info, indent=1))
         os.chmod(tmp, 0o755)
         if final.exists():
@@ -362,8 +450,9 @@ def synth_image(grade: int, size: int, rng: np.random.Generator) -> np.ndarray:
     _blend_spot(img, od, 0.45 * rod, 2, (1.0, 0.95, 0.85), 0.6)
 
     s = size / 256
-    for canvas, blur, colour, alpha in _draw_layers(grade if grade < 5 else int(rng.integers(0, 5)), size, (h, w), r,
-                                                    (cx, cy), od, fovea, rng):
+    for canvas, blur, colour, alpha in _draw_layers(
+        grade if grade < 5 else int(rng.integers(0, 5)), size, (h, w), r, (cx, cy), od, fovea, rng
+    ):
         _blend_canvas(img, canvas, blur * s, colour, alpha)
 
     img *= np.clip((1 - d) * (r / 1.5), 0, 1)[..., None]  # the camera's round aperture, 1.5 px soft edge
@@ -376,14 +465,21 @@ def synth_image(grade: int, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def _box(centre: tuple[float, float], radius: float, h: int, w: int) -> tuple[int, int, int, int]:
     x, y = centre
-    return max(0, int(y - radius)), min(h, int(y + radius) + 2), max(0, int(x - radius)), min(w, int(x + radius) + 2)
+    return (
+        max(0, int(y - radius)),
+        min(h, int(y + radius) + 2),
+        max(0, int(x - radius)),
+        min(w, int(x + radius) + 2),
+    )
 
 
-def _blend_spot(img: np.ndarray, centre: tuple[float, float], radius: float, power: int, colour, alpha: float) -> None:
+def _blend_spot(
+    img: np.ndarray, centre: tuple[float, float], radius: float, power: int, colour, alpha: float
+) -> None:
     """Blend ``colour`` into ``img`` in place with opacity ``alpha * exp(-(dist / radius) ** power)``."""
     y0, y1, x0, x1 = _box(centre, 3 * radius, *img.shape[:2])
     yy, xx = np.ogrid[y0:y1, x0:x1]
-    mask = alpha * np.exp(-((((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / radius ** 2) ** (power / 2)))
+    mask = alpha * np.exp(-((((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / radius**2) ** (power / 2)))
     sub = img[y0:y1, x0:x1]
     sub += (np.asarray(colour, np.float32) - sub) * mask[..., None].astype(np.float32)
 
@@ -398,13 +494,23 @@ def _blend_canvas(img: np.ndarray, canvas, blur: float, colour, alpha: float) ->
     m = int(3 * blur) + 2
     x0, y0 = max(0, box[0] - m), max(0, box[1] - m)
     x1, y1 = min(img.shape[1], box[2] + m), min(img.shape[0], box[3] + m)
-    mask = np.asarray(canvas.crop((x0, y0, x1, y1)).filter(ImageFilter.GaussianBlur(blur)), np.float32) * (alpha / 255)
+    mask = np.asarray(canvas.crop((x0, y0, x1, y1)).filter(ImageFilter.GaussianBlur(blur)), np.float32) * (
+        alpha / 255
+    )
     sub = img[y0:y1, x0:x1]
     sub += (np.asarray(colour, np.float32) - sub) * mask[..., None]
 
 
-def _draw_layers(grade: int, size: int, hw: tuple[int, int], r: float, centre: tuple[float, float],
-                 od: tuple[float, float], fovea: tuple[float, float], rng: np.random.Generator) -> list:
+def _draw_layers(
+    grade: int,
+    size: int,
+    hw: tuple[int, int],
+    r: float,
+    centre: tuple[float, float],
+    od: tuple[float, float],
+    fovea: tuple[float, float],
+    rng: np.random.Generator,
+) -> list:
     """Vessels and lesions as (Pillow "L" mask, blur, RGB colour, opacity) layers."""
     from PIL import Image, ImageDraw
 
@@ -432,11 +538,21 @@ def _draw_layers(grade: int, size: int, hw: tuple[int, int], r: float, centre: t
     for (x, y), rad in zip(pts, rng.uniform(2.5, 7.0, len(pts)) * s):  # blots of a few overlapping ellipses
         for dx, dy, f in rng.normal(0, 0.4, (int(rng.integers(2, 5)), 3)):
             a, b = rad * (1 + 0.3 * f), rad * (1 - 0.3 * f)
-            pens["haem"].ellipse([x + dx * rad - a, y + dy * rad - b, x + dx * rad + a, y + dy * rad + b], fill=255)
-    for (x, y), rad in zip(_points_in_disc(n["preretinal"], centre, 0.6 * r, rng), rng.uniform(12, 22, n["preretinal"]) * s):
-        pens["haem"].chord([x - rad, y - 0.8 * rad, x + rad, y + 0.8 * rad], 0, 180, fill=255)  # flat top, round bottom
-    for cx, cy in _points_in_disc(n["exudate_clusters"], fovea, 0.45 * r, rng):  # hard exudates cluster near the macula
-        for (x, y), rad in zip(rng.normal((cx, cy), 0.05 * r, (int(rng.integers(4, 12)), 2)), rng.uniform(1.0, 2.6, 12) * s):
+            pens["haem"].ellipse(
+                [x + dx * rad - a, y + dy * rad - b, x + dx * rad + a, y + dy * rad + b], fill=255
+            )
+    for (x, y), rad in zip(
+        _points_in_disc(n["preretinal"], centre, 0.6 * r, rng), rng.uniform(12, 22, n["preretinal"]) * s
+    ):
+        pens["haem"].chord(
+            [x - rad, y - 0.8 * rad, x + rad, y + 0.8 * rad], 0, 180, fill=255
+        )  # flat top, round bottom
+    for cx, cy in _points_in_disc(
+        n["exudate_clusters"], fovea, 0.45 * r, rng
+    ):  # hard exudates cluster near the macula
+        for (x, y), rad in zip(
+            rng.normal((cx, cy), 0.05 * r, (int(rng.integers(4, 12)), 2)), rng.uniform(1.0, 2.6, 12) * s
+        ):
             pens["exudate"].ellipse([x - rad, y - rad, x + rad, y + rad], fill=255)
     pts = _points_in_disc(n["cotton_wool"], centre, 0.7 * r, rng)
     for (x, y), rad in zip(pts, rng.uniform(5, 10, len(pts)) * s):
@@ -451,7 +567,9 @@ def _draw_layers(grade: int, size: int, hw: tuple[int, int], r: float, centre: t
     ]
 
 
-def _arcades(od: tuple[float, float], fovea: tuple[float, float], rng: np.random.Generator) -> list[tuple[float, float]]:
+def _arcades(
+    od: tuple[float, float], fovea: tuple[float, float], rng: np.random.Generator
+) -> list[tuple[float, float]]:
     """Start angle and bend per step of the four main vessels: two temporal arcades that leave the disc
     towards the macula and curve around it, and two nasal vessels that fan out the other way."""
     towards = float(np.arctan2(fovea[1] - od[1], fovea[0] - od[0]))
@@ -462,8 +580,16 @@ def _arcades(od: tuple[float, float], fovea: tuple[float, float], rng: np.random
     return out
 
 
-def _vessel_network(pen, od: tuple[float, float], arcades: list[tuple[float, float]], size: int, r: float,
-                    centre: tuple[float, float], rng: np.random.Generator, depth: int = 3) -> None:
+def _vessel_network(
+    pen,
+    od: tuple[float, float],
+    arcades: list[tuple[float, float]],
+    size: int,
+    r: float,
+    centre: tuple[float, float],
+    rng: np.random.Generator,
+    depth: int = 3,
+) -> None:
     """The main vessels from the optic disc and their branches, one generation at a time.
 
     Each vessel is a random walk with a steady bend; all vessels of a generation are generated in
@@ -478,9 +604,15 @@ def _vessel_network(pen, od: tuple[float, float], arcades: list[tuple[float, flo
     width = 3.2 * size / 256
     for level in range(depth + 1):
         m = int(steps.max())
-        angles = angle0[:, None] + bend[:, None] * np.arange(m) + np.cumsum(rng.normal(0, 0.06, (n, m)), axis=1)
-        pts = start[:, None, :] + np.cumsum(np.stack([np.cos(angles), np.sin(angles)], axis=2) * length, axis=1)
-        ok = (np.hypot(pts[..., 0] - centre[0], pts[..., 1] - centre[1]) < 1.02 * r) & (np.arange(m) < steps[:, None])
+        angles = (
+            angle0[:, None] + bend[:, None] * np.arange(m) + np.cumsum(rng.normal(0, 0.06, (n, m)), axis=1)
+        )
+        pts = start[:, None, :] + np.cumsum(
+            np.stack([np.cos(angles), np.sin(angles)], axis=2) * length, axis=1
+        )
+        ok = (np.hypot(pts[..., 0] - centre[0], pts[..., 1] - centre[1]) < 1.02 * r) & (
+            np.arange(m) < steps[:, None]
+        )
         lengths = np.where(ok.all(axis=1), m, np.argmin(ok, axis=1))  # up to the first step outside
         for i in np.flatnonzero(lengths >= 2):
             line = np.vstack([start[i], pts[i, : lengths[i]]]).ravel().tolist()
@@ -502,7 +634,9 @@ def _vessel_network(pen, od: tuple[float, float], arcades: list[tuple[float, flo
         width *= 0.7
 
 
-def _points_in_disc(n: int, centre: tuple[float, float], radius: float, rng: np.random.Generator) -> np.ndarray:
+def _points_in_disc(
+    n: int, centre: tuple[float, float], radius: float, rng: np.random.Generator
+) -> np.ndarray:
     rho = radius * np.sqrt(rng.uniform(0, 1, n))
     phi = rng.uniform(0, 2 * np.pi, n)
     return np.c_[centre[0] + rho * np.cos(phi), centre[1] + rho * np.sin(phi)]

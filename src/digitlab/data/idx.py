@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.io import atomic_write_bytes
-
 from digitlab.exceptions import DatasetError
+from digitlab.io import atomic_write_bytes
 
 # dtype code -> numpy dtype (big-endian where it matters)
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -46,7 +45,9 @@ def max_idx_bytes() -> int:
         return 16 << 30
 
 
-def _header(data: bytes, name: str, partial: bool = False) -> tuple[np.dtype, tuple[int, ...], int, int] | None:
+def _header(
+    data: bytes, name: str, partial: bool = False
+) -> tuple[np.dtype, tuple[int, ...], int, int] | None:
     """``(dtype, shape, header bytes, total bytes)`` declared by the IDX header at the start of ``data``.
 
     With ``partial`` (streaming), None means "not enough bytes yet"; otherwise a short header is an
@@ -54,27 +55,37 @@ def _header(data: bytes, name: str, partial: bool = False) -> tuple[np.dtype, tu
     if len(data) < 4:
         if partial:
             return None
-        raise DatasetError(f"{name}: only {len(data)} bytes, too short for an IDX header; replace the file with a fresh copy")
+        raise DatasetError(
+            f"{name}: only {len(data)} bytes, too short for an IDX header; replace the file with a fresh copy"
+        )
     if data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{name}: bad magic number {bytes(data[:4]).hex()} (IDX files start with two zero bytes); this is not an IDX file")
+        raise DatasetError(
+            f"{name}: bad magic number {bytes(data[:4]).hex()} (IDX files start with two zero bytes); this is not an IDX file"
+        )
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
-        raise DatasetError(f"{name}: unknown IDX dtype code 0x{code:02x} (expected one of {', '.join(hex(c) for c in IDX_DTYPES)}); the file is corrupt")
+        raise DatasetError(
+            f"{name}: unknown IDX dtype code 0x{code:02x} (expected one of {', '.join(hex(c) for c in IDX_DTYPES)}); the file is corrupt"
+        )
     if ndim == 0:
         raise DatasetError(f"{name}: IDX header declares 0 dimensions; the file is corrupt")
     header = 4 + 4 * ndim
     if len(data) < header:
         if partial:
             return None
-        raise DatasetError(f"{name}: truncated header ({len(data)} bytes, need {header}); replace the file with a fresh copy")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        raise DatasetError(
+            f"{name}: truncated header ({len(data)} bytes, need {header}); replace the file with a fresh copy"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
     total = header + math.prod(shape) * dtype.itemsize
     limit = max_idx_bytes()
     # Zero-length dimensions aside (numpy refuses those shapes too), the data must fit in memory.
     if math.prod(d or 1 for d in shape) * dtype.itemsize > limit:
-        raise DatasetError(f"{name}: IDX header declares shape {shape}, more than this machine's {limit:,} bytes "
-                           "of memory could hold; the file is corrupt or not an IDX file")
+        raise DatasetError(
+            f"{name}: IDX header declares shape {shape}, more than this machine's {limit:,} bytes "
+            "of memory could hold; the file is corrupt or not an IDX file"
+        )
     return dtype, shape, header, total
 
 
@@ -90,7 +101,9 @@ def _inflate(fh, name: str) -> bytes:
                 rest = d.unused_data + pending + fh.read(CHUNK)
                 if rest[:2] != GZIP_MAGIC:  # no further gzip member (concatenated .gz files are allowed)
                     if rest.strip(b"\0"):
-                        raise DatasetError(f"{name}: garbage after the gzip stream; replace the file with a fresh copy")
+                        raise DatasetError(
+                            f"{name}: garbage after the gzip stream; replace the file with a fresh copy"
+                        )
                     break
                 d, pending = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), rest
             buf = d.unconsumed_tail or pending or fh.read(CHUNK)
@@ -107,13 +120,19 @@ def _inflate(fh, name: str) -> bytes:
                 found = _header(head, name, partial=True)
                 total = found[3] if found else None
             if total is not None and have > total:
-                raise DatasetError(f"{name}: gzip content inflates past the {total:,} bytes its IDX header declares; "
-                                   "the file is corrupt (or a decompression bomb): replace it with a fresh copy")
+                raise DatasetError(
+                    f"{name}: gzip content inflates past the {total:,} bytes its IDX header declares; "
+                    "the file is corrupt (or a decompression bomb): replace it with a fresh copy"
+                )
     except zlib.error as exc:
-        raise DatasetError(f"{name}: gzip stream is corrupt ({exc}); replace the file with a fresh copy") from None
+        raise DatasetError(
+            f"{name}: gzip stream is corrupt ({exc}); replace the file with a fresh copy"
+        ) from None
     if not d.eof:
-        raise DatasetError(f"{name}: gzip stream is corrupt or truncated (it ends before its end marker); "
-                           "replace the file with a fresh copy")
+        raise DatasetError(
+            f"{name}: gzip stream is corrupt or truncated (it ends before its end marker); "
+            "replace the file with a fresh copy"
+        )
     data = b"".join(chunks)
     if total is None:
         _header(data, name)  # raises the header's problem (too short, truncated header)
@@ -129,7 +148,9 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     path = Path(path)
     name = str(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found; check the path or run `digitlab data list` to see where datasets are looked for")
+        raise DatasetError(
+            f"{path}: file not found; check the path or run `digitlab data list` to see where datasets are looked for"
+        )
     try:
         with open(path, "rb") as fh:
             if fh.read(2) == GZIP_MAGIC:
@@ -140,11 +161,15 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             head = fh.read(MAX_HEADER)
             found = _header(head, name, partial=len(head) < size)
             if found is not None and found[3] > size:
-                raise DatasetError(f"{name}: file truncated: {size} bytes but header shape {found[1]} needs {found[3]}; "
-                                   "replace the file with a fresh copy")
+                raise DatasetError(
+                    f"{name}: file truncated: {size} bytes but header shape {found[1]} needs {found[3]}; "
+                    "replace the file with a fresh copy"
+                )
             return head + fh.read()
     except OSError as exc:  # permission denied, I/O error, a folder named like a file
-        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it") from None
+        raise DatasetError(
+            f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it"
+        ) from None
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -152,7 +177,9 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     dtype, shape, header, expected = _header(data, name)
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DatasetError(f"{name}: file {problem}: {len(data)} bytes but header shape {shape} needs {expected}; replace the file with a fresh copy")
+        raise DatasetError(
+            f"{name}: file {problem}: {len(data)} bytes but header shape {shape} needs {expected}; replace the file with a fresh copy"
+        )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -167,7 +194,9 @@ def encode_idx(arr: np.ndarray) -> bytes:
     arr = np.asarray(arr)
     key = arr.dtype.newbyteorder("=")
     if key not in _CODES:
-        raise DatasetError(f"dtype {arr.dtype}: cannot be written as IDX; convert to uint8, int8, int16, int32, float32 or float64")
+        raise DatasetError(
+            f"dtype {arr.dtype}: cannot be written as IDX; convert to uint8, int8, int16, int32, float32 or float64"
+        )
     if arr.ndim == 0 or arr.ndim > 255:
         raise DatasetError(f"array with {arr.ndim} dimensions: IDX needs 1 to 255; reshape the array")
     code = _CODES[key]
@@ -195,10 +224,16 @@ def md5_of_content(path: str | os.PathLike) -> str:
 def check_pair(images: np.ndarray, labels: np.ndarray, name: str, n_classes: int | None = None) -> None:
     """Validate that an images/labels pair agree in count and labels are in range."""
     if images.ndim != 3:
-        raise DatasetError(f"{name}: images have shape {images.shape}, expected (n, height, width); wrong file for images?")
+        raise DatasetError(
+            f"{name}: images have shape {images.shape}, expected (n, height, width); wrong file for images?"
+        )
     if labels.ndim != 1:
         raise DatasetError(f"{name}: labels have shape {labels.shape}, expected (n,); wrong file for labels?")
     if len(images) != len(labels):
-        raise DatasetError(f"{name}: {len(images)} images but {len(labels)} labels; the image and label files do not belong together")
+        raise DatasetError(
+            f"{name}: {len(images)} images but {len(labels)} labels; the image and label files do not belong together"
+        )
     if n_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DatasetError(f"{name}: labels range {labels.min()}..{labels.max()}, expected 0..{n_classes - 1}; the label file is corrupt or from another dataset")
+        raise DatasetError(
+            f"{name}: labels range {labels.min()}..{labels.max()}, expected 0..{n_classes - 1}; the label file is corrupt or from another dataset"
+        )

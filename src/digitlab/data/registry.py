@@ -13,16 +13,16 @@ import inspect
 import os
 import urllib.request
 import zlib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from digitlab.data.idx import check_pair, parse_idx, read_bytes
-from digitlab.io import atomic_write_bytes
-from digitlab.exceptions import DatasetError
 from digitlab.data.dataset import Dataset, cache_home, pixel_stats  # noqa: F401  (public names of the data layer)
+from digitlab.data.idx import check_pair, parse_idx, read_bytes
+from digitlab.exceptions import DatasetError
+from digitlab.io import atomic_write_bytes
 
 SPLIT_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -46,7 +46,18 @@ FASHION_MD5 = {
 }
 FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 # Dataset metadata for generic prose (see Dataset.meta).
 MNIST_META = {
@@ -83,8 +94,14 @@ FASHION_META = {
     "flip_preserves_label": True,
     "large_rotation_preserves_label": True,  # an upside-down boot is still a boot, though never seen upright-trained
     "label_swaps_under_rotation": [],
-    "confusable_pairs": [("T-shirt/top", "Shirt"), ("Pullover", "Coat"), ("Shirt", "Coat"), ("Pullover", "Shirt"),
-                         ("Sandal", "Sneaker"), ("Sneaker", "Ankle boot")],
+    "confusable_pairs": [
+        ("T-shirt/top", "Shirt"),
+        ("Pullover", "Coat"),
+        ("Shirt", "Coat"),
+        ("Pullover", "Shirt"),
+        ("Sandal", "Sneaker"),
+        ("Sneaker", "Ankle boot"),
+    ],
     "pair_reasons": [
         ("Shirt", "T-shirt/top", "both are a torso with sleeves"),
         ("Pullover", "Coat", "both are long-sleeved tops of the same outline"),
@@ -94,7 +111,10 @@ FASHION_META = {
         ("Sneaker", "Ankle boot", "both are shoes seen from the side"),
     ],
 }
-DIGITS_META = {**MNIST_META, "description": "handwritten digits scanned at 8x8 pixels with 17 grey levels (scikit-learn)"}
+DIGITS_META = {
+    **MNIST_META,
+    "description": "handwritten digits scanned at 8x8 pixels with 17 grey levels (scikit-learn)",
+}
 
 
 def _find_part(folder: Path, base: str) -> Path | None:
@@ -104,25 +124,38 @@ def _find_part(folder: Path, base: str) -> Path | None:
     return None
 
 
-def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md5: dict[str, str] | None = None,
-                    meta: dict | None = None) -> Dataset:
+def load_idx_folder(
+    folder: str | os.PathLike,
+    name: str,
+    classes: list[str],
+    md5: dict[str, str] | None = None,
+    meta: dict | None = None,
+) -> Dataset:
     """Load the four IDX files of an MNIST-layout folder, verifying MD5s when given."""
     folder = Path(folder)
     arrays, status = {}, {}
     for part, base in SPLIT_FILES.items():
         path = _find_part(folder, base)
         if path is None:
-            raise DatasetError(f"{folder}: missing {base}(.gz) for dataset {name!r}; put the four official IDX files in that folder")
+            raise DatasetError(
+                f"{folder}: missing {base}(.gz) for dataset {name!r}; put the four official IDX files in that folder"
+            )
         try:
             data = read_bytes(path)
         except zlib.error as exc:  # a gzip whose deflate body is corrupt
-            raise DatasetError(f"{path}: gzip stream is corrupt ({exc}); replace the file with a fresh copy") from None
+            raise DatasetError(
+                f"{path}: gzip stream is corrupt ({exc}); replace the file with a fresh copy"
+            ) from None
         except OSError as exc:  # permission denied, I/O error
-            raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it") from None
+            raise DatasetError(
+                f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or replace it"
+            ) from None
         if md5 is not None:
             got = hashlib.md5(data).hexdigest()
             if got != md5[part]:
-                raise DatasetError(f"{path}: MD5 {got} does not match the published {md5[part]}; the file is corrupt or altered, replace it with a fresh copy")
+                raise DatasetError(
+                    f"{path}: MD5 {got} does not match the published {md5[part]}; the file is corrupt or altered, replace it with a fresh copy"
+                )
             status[part] = "ok"
         else:
             status[part] = "unverified"
@@ -131,7 +164,17 @@ def load_idx_folder(folder: str | os.PathLike, name: str, classes: list[str], md
     xte, yte = arrays["test_images"], arrays["test_labels"].astype(np.int64)
     check_pair(xtr, ytr, f"{folder} (train)", len(classes))
     check_pair(xte, yte, f"{folder} (test)", len(classes))
-    return Dataset(name, xtr, ytr, xte, yte, classes, source=str(folder), checksums=status, meta=copy.deepcopy(meta or {}))
+    return Dataset(
+        name,
+        xtr,
+        ytr,
+        xte,
+        yte,
+        classes,
+        source=str(folder),
+        checksums=status,
+        meta=copy.deepcopy(meta or {}),
+    )
 
 
 def check_data_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
@@ -140,11 +183,15 @@ def check_data_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
     if not folder.exists():
         raise DatasetError(f"--data-dir {folder}: does not exist (dataset {dataset!r}); check the path")
     if not folder.is_dir():
-        raise DatasetError(f"--data-dir {folder}: is a file, not a folder (dataset {dataset!r}); pass the folder that holds the data")
+        raise DatasetError(
+            f"--data-dir {folder}: is a file, not a folder (dataset {dataset!r}); pass the folder that holds the data"
+        )
     try:
         next(os.scandir(folder), None)
     except OSError as exc:
-        raise DatasetError(f"--data-dir {folder}: cannot be read ({exc.strerror or exc}); fix its permissions") from None
+        raise DatasetError(
+            f"--data-dir {folder}: cannot be read ({exc.strerror or exc}); fix its permissions"
+        ) from None
     return folder
 
 
@@ -167,10 +214,14 @@ def _download_fashion(dest: Path) -> None:
         except OSError as exc:
             raise DatasetError(
                 f"fashion-mnist: not found locally and the download of {url} failed ({exc}); "
-                "install Debian's dataset-fashion-mnist or pass --data-dir with the four IDX files") from None
+                "install Debian's dataset-fashion-mnist or pass --data-dir with the four IDX files"
+            ) from None
         import gzip
+
         if hashlib.md5(gzip.decompress(data)).hexdigest() != FASHION_MD5[part]:
-            raise DatasetError(f"fashion-mnist: {url} downloaded with a wrong checksum; retry later or pass --data-dir")
+            raise DatasetError(
+                f"fashion-mnist: {url} downloaded with a wrong checksum; retry later or pass --data-dir"
+            )
         atomic_write_bytes(dest / (base + ".gz"), data)
 
 
@@ -189,11 +240,16 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
         if _find_part(folder, SPLIT_FILES["train_images"]) is not None:
             return load_idx_folder(folder, "fashion-mnist", FASHION_CLASSES, FASHION_MD5, FASHION_META)
     if data_dir:
-        raise DatasetError(f"--data-dir {data_dir}: no Fashion-MNIST IDX files ({SPLIT_FILES['train_images']}(.gz) ...) in it "
-                           "or in its fashion-mnist/ folder; put the four official files there, or drop --data-dir")
+        raise DatasetError(
+            f"--data-dir {data_dir}: no Fashion-MNIST IDX files ({SPLIT_FILES['train_images']}(.gz) ...) in it "
+            "or in its fashion-mnist/ folder; put the four official files there, or drop --data-dir"
+        )
     if not download:
-        raise DatasetError("fashion-mnist: files not found in " + ", ".join(map(str, fashion_candidates(data_dir)))
-                           + "; install Debian's dataset-fashion-mnist or pass --data-dir")
+        raise DatasetError(
+            "fashion-mnist: files not found in "
+            + ", ".join(map(str, fashion_candidates(data_dir)))
+            + "; install Debian's dataset-fashion-mnist or pass --data-dir"
+        )
     dest = cache_home() / "fashion-mnist"
     _download_fashion(dest)
     return load_idx_folder(dest, "fashion-mnist", FASHION_CLASSES, FASHION_MD5, FASHION_META)
@@ -205,13 +261,24 @@ def load_digits(data_dir: str | os.PathLike | None = None) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     if data_dir:
-        raise DatasetError(f"--data-dir {data_dir}: dataset 'digits' is bundled with scikit-learn and reads no folder; drop --data-dir")
+        raise DatasetError(
+            f"--data-dir {data_dir}: dataset 'digits' is bundled with scikit-learn and reads no folder; drop --data-dir"
+        )
     d = _ld()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
     y = d.target.astype(np.int64)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
-    return Dataset("digits", xtr, ytr, xte, yte, [str(i) for i in range(10)], source="sklearn.datasets.load_digits",
-                   checksums={"all": "bundled with scikit-learn"}, meta=copy.deepcopy(DIGITS_META))
+    return Dataset(
+        "digits",
+        xtr,
+        ytr,
+        xte,
+        yte,
+        [str(i) for i in range(10)],
+        source="sklearn.datasets.load_digits",
+        checksums={"all": "bundled with scikit-learn"},
+        meta=copy.deepcopy(DIGITS_META),
+    )
 
 
 def load_ddr(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
@@ -219,8 +286,10 @@ def load_ddr(data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     from digitlab.data import fundus
 
     if not data_dir:
-        raise DatasetError("dataset 'ddr' needs --data-dir: the folder holding DR_grading/ (or DR_grading itself); "
-                           "`digitlab data synth-fundus DIR` writes a synthetic one")
+        raise DatasetError(
+            "dataset 'ddr' needs --data-dir: the folder holding DR_grading/ (or DR_grading itself); "
+            "`digitlab data synth-fundus DIR` writes a synthetic one"
+        )
     check_options("ddr", fundus.load_ddr, options)
     return fundus.load_ddr(check_data_dir(data_dir, "ddr"), **options)
 
@@ -230,8 +299,10 @@ def load_folder(data_dir: str | os.PathLike | None = None, **options) -> Dataset
     from digitlab.data import folders
 
     if not data_dir:
-        raise DatasetError("dataset 'folder' needs --data-dir: a folder with one sub-folder of images per class "
-                           "(or train/ and test/ folders laid out that way)")
+        raise DatasetError(
+            "dataset 'folder' needs --data-dir: a folder with one sub-folder of images per class "
+            "(or train/ and test/ folders laid out that way)"
+        )
     check_options("folder", folders.load_folder_dataset, options)
     return folders.load_folder_dataset(check_data_dir(data_dir, "folder"), **options)
 
@@ -270,12 +341,16 @@ def check_options(name: str, func: Callable, options: dict) -> None:
     params = inspect.signature(func).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return  # a wrapper that checks against the function it calls
-    params = {k: p for k, p in list(params.items())[1:]  # the first parameter is the data folder
-              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    params = {
+        k: p
+        for k, p in list(params.items())[1:]  # the first parameter is the data folder
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
     bad = [k for k in options if k not in params]
     if bad:
-        raise DatasetError(f"dataset {name!r}: unknown option {bad[0]!r}; it takes "
-                           + (", ".join(params) or "no options"))
+        raise DatasetError(
+            f"dataset {name!r}: unknown option {bad[0]!r}; it takes " + (", ".join(params) or "no options")
+        )
 
 
 def verify_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> dict[str, str]:

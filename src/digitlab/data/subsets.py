@@ -7,7 +7,9 @@ import numpy as np
 from digitlab.exceptions import ConfigError
 
 
-def stratified_subset(y: np.ndarray, per_class: int | None = None, total: int | None = None, seed: int = 0) -> np.ndarray:
+def stratified_subset(
+    y: np.ndarray, per_class: int | None = None, total: int | None = None, seed: int = 0
+) -> np.ndarray:
     """Indices of an exact stratified sample of labels ``y``.
 
     Give ``per_class`` (exactly that many of each class) or ``total`` (split as evenly as the
@@ -30,7 +32,9 @@ def stratified_subset(y: np.ndarray, per_class: int | None = None, total: int | 
         take[order[:rest]] += 1
     else:
         if per_class <= 0 or per_class > counts.min():
-            raise ConfigError(f"per_class {per_class}: must be between 1 and {counts.min()} (smallest class); lower it")
+            raise ConfigError(
+                f"per_class {per_class}: must be between 1 and {counts.min()} (smallest class); lower it"
+            )
         take = np.full(len(classes), per_class)
     rng = np.random.default_rng(seed)
     picked = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]

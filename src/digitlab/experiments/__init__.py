@@ -22,7 +22,25 @@ from digitlab.experiments.error_analysis import ErrorAnalysis, LabelIssues, erro
 from digitlab.experiments.learning_curve import LearningCurve, learning_curve
 from digitlab.experiments.model_comparison import ModelComparison, compare_models
 
-__all__ = ["Data", "as_data", "StudyResult", "plot_accuracy", "compare_models", "ModelComparison", "error_analysis",
-           "ErrorAnalysis", "label_issues", "LabelIssues", "learning_curve", "LearningCurve", "cnn_sweep", "CNNSweep",
-           "augmentation_effect", "AugmentationEffect", "cluster_images", "ImageClustering", "cluster_layers",
-           "LayerClustering"]
+__all__ = [
+    "Data",
+    "as_data",
+    "StudyResult",
+    "plot_accuracy",
+    "compare_models",
+    "ModelComparison",
+    "error_analysis",
+    "ErrorAnalysis",
+    "label_issues",
+    "LabelIssues",
+    "learning_curve",
+    "LearningCurve",
+    "cnn_sweep",
+    "CNNSweep",
+    "augmentation_effect",
+    "AugmentationEffect",
+    "cluster_images",
+    "ImageClustering",
+    "cluster_layers",
+    "LayerClustering",
+]

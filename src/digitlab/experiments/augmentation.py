@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,12 @@ FLIP_TRANSFORMS: dict[str, tuple[str, dict]] = {
     "vflip": ("vflip", {"p": 1.0}),
     "rot180": ("rotate_large", {"p": 1.0, "degrees": 180.0, "exact": True}),
 }
-SWAP_AUGMENTATIONS = ("rotate_large", "vflip", "hflip", "rotate_small")  # trained models checked for pair swaps
+SWAP_AUGMENTATIONS = (
+    "rotate_large",
+    "vflip",
+    "hflip",
+    "rotate_small",
+)  # trained models checked for pair swaps
 
 
 def _pct(v: float) -> str:
@@ -46,10 +52,18 @@ def augmentation_catalogue(augmentations: Sequence[str]) -> pd.DataFrame:
     """One row per augmentation: its description, default probability and other default parameters."""
     from digitlab.augment import AUGMENTATIONS
 
-    return pd.DataFrame([{"augmentation": n, "description": AUGMENTATIONS[n].description,
-                          "default_p": AUGMENTATIONS[n].defaults["p"],
-                          "parameters": ", ".join(f"{k}={v}" for k, v in AUGMENTATIONS[n].defaults.items() if k != "p") or "-"}
-                         for n in augmentations])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "augmentation": n,
+                "description": AUGMENTATIONS[n].description,
+                "default_p": AUGMENTATIONS[n].defaults["p"],
+                "parameters": ", ".join(f"{k}={v}" for k, v in AUGMENTATIONS[n].defaults.items() if k != "p")
+                or "-",
+            }
+            for n in augmentations
+        ]
+    )
 
 
 # =============================================================================================
@@ -78,9 +92,19 @@ class AugmentationShift(StudyResult):
         fig, ax = single(ax, (6.2, 4.4))
         rows = self.shift.to_dict("records")
         for r in rows:
-            ax.scatter(r["domain_auc"], r["knn_consistency"], s=18, color="tab:blue" if r["augmentation"] != "identity" else "k")
-            ax.annotate(r["augmentation"], (r["domain_auc"], r["knn_consistency"]), fontsize=7, xytext=(3, 2),
-                        textcoords="offset points")
+            ax.scatter(
+                r["domain_auc"],
+                r["knn_consistency"],
+                s=18,
+                color="tab:blue" if r["augmentation"] != "identity" else "k",
+            )
+            ax.annotate(
+                r["augmentation"],
+                (r["domain_auc"], r["knn_consistency"]),
+                fontsize=7,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
         base = next((r["knn_consistency_clean"] for r in rows if r["augmentation"] == "identity"), None)
         if base is not None:
             ax.axhline(base, color="0.5", ls="--", lw=0.8, label="clean k-NN consistency")
@@ -101,8 +125,16 @@ class AugmentationShift(StudyResult):
         return plot_shift_embedding(self.clean_2d, self.augmented_2d, self.embed_y, stats=stats, ax=ax)
 
 
-def augmentation_shift(data: Any, augmentations: Sequence[str], *, n: int = 1000, embed_n: int = 200, method: str = "pca",
-                       seed: int = 0, n_jobs: int = 1) -> AugmentationShift:
+def augmentation_shift(
+    data: Any,
+    augmentations: Sequence[str],
+    *,
+    n: int = 1000,
+    embed_n: int = 200,
+    method: str = "pca",
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> AugmentationShift:
     """Distribution shift of each augmentation (p=1) on ``n`` training images (half clean, half augmented),
     with identity as the null, and a shared 2-D ``method`` embedding ("pca" | "tsne" | "umap") of ``embed_n``
     stratified test images, clean and under every augmentation."""
@@ -125,8 +157,21 @@ def augmentation_shift(data: Any, augmentations: Sequence[str], *, n: int = 1000
 # =============================================================================================
 
 
-def _aug_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_eval, x_ref_extra, recipe: tuple, base: dict, p: float,
-               device: str, n_classes: int, reference_seed: int) -> dict[str, Any]:
+def _aug_point(
+    point: dict,
+    seed: int,
+    threads: int,
+    x_tr,
+    y_tr,
+    x_eval,
+    x_ref_extra,
+    recipe: tuple,
+    base: dict,
+    p: float,
+    device: str,
+    n_classes: int,
+    reference_seed: int,
+) -> dict[str, Any]:
     """One job of :func:`augmentation_effect`: the recipe trained with one augmentation, predicting the clean
     + corrupted images ``x_eval`` (the reference model, "none" with the first seed, also ``x_ref_extra``)."""
     from digitlab.augment import get_augmentation
@@ -138,8 +183,15 @@ def _aug_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_eval, x_ref_e
     augment = None if name == "none" else get_augmentation(name, p=p)
     reference = name == "none" and seed == reference_seed and len(x_ref_extra)
     x = np.concatenate([x_eval, x_ref_extra]) if reference else x_eval
-    res = fit_and_score(net, net_params, x_tr, y_tr, {"all": (x, None)}, cfg, seed=seed, augment=augment, n_classes=n_classes)
-    return {"pred": res["all_pred"], "train_seconds": res["train_seconds"], "steps": res["steps"], "best_epoch": res["best_epoch"]}
+    res = fit_and_score(
+        net, net_params, x_tr, y_tr, {"all": (x, None)}, cfg, seed=seed, augment=augment, n_classes=n_classes
+    )
+    return {
+        "pred": res["all_pred"],
+        "train_seconds": res["train_seconds"],
+        "steps": res["steps"],
+        "best_epoch": res["best_epoch"],
+    }
 
 
 def flip_confusions(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -223,9 +275,15 @@ class AugmentationEffect(StudyResult):
         y = np.arange(len(s))
         ax.barh(y + 0.2, 100 * s["clean"], height=0.4, color="tab:blue", label="clean test images")
         if self.corruptions:
-            ax.barh(y - 0.2, 100 * s["mean_corrupted"], height=0.4, color="tab:orange", label="corrupted (mean)")
+            ax.barh(
+                y - 0.2, 100 * s["mean_corrupted"], height=0.4, color="tab:orange", label="corrupted (mean)"
+            )
         ax.set_yticks(y, list(s.index))
-        lo = 100 * float(np.nanmin(s[["clean", "mean_corrupted"]].to_numpy())) if self.corruptions else 100 * float(s["clean"].min())
+        lo = (
+            100 * float(np.nanmin(s[["clean", "mean_corrupted"]].to_numpy()))
+            if self.corruptions
+            else 100 * float(s["clean"].min())
+        )
         ax.set_xlim(max(0.0, lo - 5), 100)
         ax.set(xlabel="test accuracy (%)", ylabel="trained with")
         ax.legend(fontsize=8, loc="lower left")
@@ -242,7 +300,15 @@ class AugmentationEffect(StudyResult):
         ax.set_ylabel("training augmentation")
         thresh = (m.min() + 100) / 2
         for i, j in np.ndindex(m.shape):
-            ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=6, color="w" if m[i, j] < thresh else "k")
+            ax.text(
+                j,
+                i,
+                f"{m[i, j]:.0f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="w" if m[i, j] < thresh else "k",
+            )
         fig.colorbar(im, ax=ax, label="accuracy (%)", shrink=0.8)
         fig.tight_layout()
         return fig
@@ -251,9 +317,17 @@ class AugmentationEffect(StudyResult):
         """Change of clean test accuracy against 'none' per training augmentation, +- 2 noise scales. Returns the Figure."""
         rows = self.summary.iloc[1:]
         fig, ax = single(ax, (6.5, 0.28 * len(rows) + 1.2))
-        colors = ["tab:green" if v == "helps" else "tab:red" if v == "hurts" else "0.6" for v in rows["verdict"]]
+        colors = [
+            "tab:green" if v == "helps" else "tab:red" if v == "hurts" else "0.6" for v in rows["verdict"]
+        ]
         y = np.arange(len(rows))
-        ax.barh(y, 100 * rows["delta_clean"].to_numpy(), xerr=200 * rows["noise"].to_numpy(), color=colors, capsize=2)
+        ax.barh(
+            y,
+            100 * rows["delta_clean"].to_numpy(),
+            xerr=200 * rows["noise"].to_numpy(),
+            color=colors,
+            capsize=2,
+        )
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y, list(rows.index), fontsize=8)
         ax.invert_yaxis()
@@ -269,7 +343,15 @@ class AugmentationEffect(StudyResult):
             ax_.imshow(cm, cmap="Blues", vmin=0, vmax=1)
             for i, j in np.ndindex(cm.shape):
                 if cm[i, j] >= 0.1:
-                    ax_.text(j, i, f"{100 * cm[i, j]:.0f}", ha="center", va="center", fontsize=6, color="w" if cm[i, j] > 0.5 else "k")
+                    ax_.text(
+                        j,
+                        i,
+                        f"{100 * cm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="w" if cm[i, j] > 0.5 else "k",
+                    )
             ax_.set_xticks(range(len(classes)), classes, fontsize=7)
             ax_.set_yticks(range(len(classes)), classes, fontsize=7)
             ax_.set_title(f"{name}: predicted vs true (%)", fontsize=8)
@@ -284,7 +366,9 @@ def _resolve_recipe(recipe: tuple | str) -> tuple:
 
     if isinstance(recipe, str):
         if recipe not in ("fast", "strong"):
-            raise ConfigError(f"recipe {recipe!r}: unknown; use 'fast', 'strong' or a (net, net_params, TrainConfig) tuple")
+            raise ConfigError(
+                f"recipe {recipe!r}: unknown; use 'fast', 'strong' or a (net, net_params, TrainConfig) tuple"
+            )
         return FAST_RECIPE if recipe == "fast" else STRONG_RECIPE
     net, net_params, tc = recipe
     return net, dict(net_params or {}), TrainConfig(**tc) if isinstance(tc, Mapping) else tc
@@ -309,11 +393,26 @@ def _summary(runs: pd.DataFrame, corruptions: list[str], n_test: int) -> pd.Data
     return summary
 
 
-def augmentation_effect(data: Any, augmentations: Sequence[str], *, corruptions: Sequence[str] | None = None, p: float = 0.5,
-                        recipe: tuple | str = "fast", base: Mapping[str, Any] | None = None, seeds: int | Sequence[int] = 1,
-                        n_train: int = 0, n_test: int = 0, n_test_corrupt: int = 0, seed: int = 0,
-                        corruption_seed: int | None = None, flips: Mapping[str, tuple[str, dict]] | None = None,
-                        n_jobs: int = 1, device: str = "auto", progress: bool = False, backend: str = "loky") -> AugmentationEffect:
+def augmentation_effect(
+    data: Any,
+    augmentations: Sequence[str],
+    *,
+    corruptions: Sequence[str] | None = None,
+    p: float = 0.5,
+    recipe: tuple | str = "fast",
+    base: Mapping[str, Any] | None = None,
+    seeds: int | Sequence[int] = 1,
+    n_train: int = 0,
+    n_test: int = 0,
+    n_test_corrupt: int = 0,
+    seed: int = 0,
+    corruption_seed: int | None = None,
+    flips: Mapping[str, tuple[str, dict]] | None = None,
+    n_jobs: int = 1,
+    device: str = "auto",
+    progress: bool = False,
+    backend: str = "loky",
+) -> AugmentationEffect:
     """How training with each augmentation changes a CNN's accuracy on clean, corrupted and flipped images.
 
     One CNN of ``recipe`` ("fast", "strong" or ``(net, net_params, TrainConfig or its fields)``) is trained
@@ -337,7 +436,9 @@ def augmentation_effect(data: Any, augmentations: Sequence[str], *, corruptions:
         get_augmentation(a)  # a ConfigError naming the catalogue for an unknown name, before any training
     corruptions = list(names if corruptions is None else corruptions)
     if len(set(corruptions)) != len(corruptions) or "clean" in corruptions:
-        raise ConfigError(f"corruptions: {corruptions} repeats a name or uses 'clean'; give each corruption once")
+        raise ConfigError(
+            f"corruptions: {corruptions} repeats a name or uses 'clean'; give each corruption once"
+        )
     seeds = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
     flips = dict(FLIP_TRANSFORMS if flips is None else flips)
     d = as_data(data, n_train, n_test, seed)
@@ -348,20 +449,51 @@ def augmentation_effect(data: Any, augmentations: Sequence[str], *, corruptions:
     x_eval = np.concatenate([d.x_test, *suite])
     x_extra = np.concatenate(flipped) if flipped else d.x_test[:0]
     points = [{"augmentation": a} for a in ["none", *names]]
-    rows = run_grid(_aug_point, points, seeds, args=(d.x_train, d.y_train, x_eval, x_extra, recipe, dict(base or {}), p, device,
-                                                     d.n_classes, seeds[0]),
-                    n_jobs=n_jobs, backend=backend, device=device, progress=progress, description="augmentation effect")
+    rows = run_grid(
+        _aug_point,
+        points,
+        seeds,
+        args=(
+            d.x_train,
+            d.y_train,
+            x_eval,
+            x_extra,
+            recipe,
+            dict(base or {}),
+            p,
+            device,
+            d.n_classes,
+            seeds[0],
+        ),
+        n_jobs=n_jobs,
+        backend=backend,
+        device=device,
+        progress=progress,
+        description="augmentation effect",
+    )
     sizes = [len(d.x_test)] + [len(tc)] * len(corruptions) + [len(d.x_test)] * len(flips)
     y_tc, runs, predictions, ref = d.y_test[tc], [], {}, {}
     for r in rows:
-        parts = np.split(r["pred"], np.cumsum(sizes)[: (len(sizes) if len(r["pred"]) > len(x_eval) else 1 + len(corruptions)) - 1])
-        acc = {c: float(np.mean(pr == y_tc)) for c, pr in zip(corruptions, parts[1:1 + len(corruptions)])}
-        runs.append({"augmentation": r["augmentation"], "seed": r["seed"], "clean": float(np.mean(parts[0] == d.y_test)), **acc,
-                     "mean_corrupted": float(np.mean(list(acc.values()))) if corruptions else math.nan,
-                     "train_seconds": r["wall_seconds"], "steps": r["steps"], "best_epoch": r["best_epoch"]})
+        parts = np.split(
+            r["pred"],
+            np.cumsum(sizes)[: (len(sizes) if len(r["pred"]) > len(x_eval) else 1 + len(corruptions)) - 1],
+        )
+        acc = {c: float(np.mean(pr == y_tc)) for c, pr in zip(corruptions, parts[1 : 1 + len(corruptions)])}
+        runs.append(
+            {
+                "augmentation": r["augmentation"],
+                "seed": r["seed"],
+                "clean": float(np.mean(parts[0] == d.y_test)),
+                **acc,
+                "mean_corrupted": float(np.mean(list(acc.values()))) if corruptions else math.nan,
+                "train_seconds": r["wall_seconds"],
+                "steps": r["steps"],
+                "best_epoch": r["best_epoch"],
+            }
+        )
         predictions[(r["augmentation"], r["seed"])] = parts[0]
         if len(parts) > 1 + len(corruptions):
-            ref = dict(zip(flips, parts[1 + len(corruptions):]))
+            ref = dict(zip(flips, parts[1 + len(corruptions) :]))
     runs = pd.DataFrame(runs)
     summary = _summary(runs, corruptions, len(d.y_test))
     cms = {k: flip_confusions(d.y_test, pr, d.n_classes) for k, pr in ref.items()}
@@ -372,10 +504,33 @@ def augmentation_effect(data: Any, augmentations: Sequence[str], *, corruptions:
         for a in ["none"] + [n for n in names if n in SWAP_AUGMENTATIONS]:
             pr = predictions[(a, seeds[0])]
             swaps[a] = int(np.sum((d.y_test == i) & (pr == j)) + np.sum((d.y_test == j) & (pr == i)))
-    return AugmentationEffect(runs, summary, summary[["clean", *corruptions]].copy(), corruptions, flip_table, per_class, cms,
-                              swaps, pair, predictions, list(d.classes), len(d.y_train), len(d.y_test), len(tc),
-                              dataclasses.replace(recipe[2], **{**dict(base or {}), "augment": ""}))
+    return AugmentationEffect(
+        runs,
+        summary,
+        summary[["clean", *corruptions]].copy(),
+        corruptions,
+        flip_table,
+        per_class,
+        cms,
+        swaps,
+        pair,
+        predictions,
+        list(d.classes),
+        len(d.y_train),
+        len(d.y_test),
+        len(tc),
+        dataclasses.replace(recipe[2], **{**dict(base or {}), "augment": ""}),
+    )
 
 
-__all__ = ["augmentation_catalogue", "augmentation_shift", "AugmentationShift", "augmentation_effect", "AugmentationEffect",
-           "FLIP_TRANSFORMS", "flip_confusions", "top_confusions", "swap_pair"]
+__all__ = [
+    "augmentation_catalogue",
+    "augmentation_shift",
+    "AugmentationShift",
+    "augmentation_effect",
+    "AugmentationEffect",
+    "FLIP_TRANSFORMS",
+    "flip_confusions",
+    "top_confusions",
+    "swap_pair",
+]

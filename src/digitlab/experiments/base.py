@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,24 +45,41 @@ def as_data(data: Any, n_train: int = 0, n_test: int = 0, seed: int = 0) -> Data
 
     if hasattr(data, "x_train"):
         parts = (data.x_train, data.y_train, data.x_test, data.y_test)
-        classes, name, meta = getattr(data, "classes", None), getattr(data, "name", "data"), dict(getattr(data, "meta", {}) or {})
+        classes, name, meta = (
+            getattr(data, "classes", None),
+            getattr(data, "name", "data"),
+            dict(getattr(data, "meta", {}) or {}),
+        )
     elif isinstance(data, (tuple, list)) and len(data) == 4:
         parts, classes, name, meta = tuple(data), None, "data", {}
     else:
-        raise ConfigError(f"data: got {type(data).__name__}; pass a Dataset (digitlab.data.load_dataset) or a tuple "
-                          "(x_train, y_train, x_test, y_test)")
+        raise ConfigError(
+            f"data: got {type(data).__name__}; pass a Dataset (digitlab.data.load_dataset) or a tuple "
+            "(x_train, y_train, x_test, y_test)"
+        )
     x_tr, y_tr, x_te, y_te = parts
     y_tr, y_te = np.asarray(y_tr, dtype=np.int64), np.asarray(y_te, dtype=np.int64)
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
-        raise ConfigError(f"data: {len(x_tr)} training images with {len(y_tr)} labels, {len(x_te)} test images with "
-                          f"{len(y_te)} labels; pass one label per image")
+        raise ConfigError(
+            f"data: {len(x_tr)} training images with {len(y_tr)} labels, {len(x_te)} test images with "
+            f"{len(y_te)} labels; pass one label per image"
+        )
     if classes is None:
         classes = [str(c) for c in range(int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1)]
     base_tr = np.asarray(getattr(data, "train_index", np.arange(len(y_tr))))
     base_te = np.asarray(getattr(data, "test_index", np.arange(len(y_te))))
     tr, te = subset_indices(y_tr, n_train, seed), subset_indices(y_te, n_test, seed)
-    return Data(np.asarray(x_tr)[tr], y_tr[tr], np.asarray(x_te)[te], y_te[te], list(classes), base_tr[tr], base_te[te],
-                name, meta)
+    return Data(
+        np.asarray(x_tr)[tr],
+        y_tr[tr],
+        np.asarray(x_te)[te],
+        y_te[te],
+        list(classes),
+        base_tr[tr],
+        base_te[te],
+        name,
+        meta,
+    )
 
 
 class StudyResult:
@@ -74,8 +92,11 @@ class StudyResult:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every DataFrame of the result, by attribute name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
-                if isinstance(getattr(self, f.name), pd.DataFrame)}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if isinstance(getattr(self, f.name), pd.DataFrame)
+        }
 
     def _repr_html_(self) -> str:
         return getattr(self, self._main)._repr_html_()
@@ -89,7 +110,9 @@ class StudyResult:
 # =============================================================================================
 
 
-def plot_accuracy(models: Sequence[str], accuracy: Sequence[float], low: Sequence[float], high: Sequence[float], ax=None):
+def plot_accuracy(
+    models: Sequence[str], accuracy: Sequence[float], low: Sequence[float], high: Sequence[float], ax=None
+):
     """Test error (%, log scale) per model with its confidence interval as error bars and the
     accuracy written beside each bar; models drawn bottom to top in the order given. Returns the Figure."""
     fig, ax = single(ax, (7, 0.35 * len(models) + 1.2))
@@ -110,7 +133,11 @@ def model_specs(models: Sequence[str] | Mapping[str, Any]) -> list[tuple[str, st
     (name, params)}`` (a mapping lets one model appear twice, e.g. two penalties of logistic regression)."""
     from digitlab.models.zoo import check_models
 
-    items = list(models.items()) if isinstance(models, Mapping) else [(None, m) for m in ([models] if isinstance(models, str) else models)]
+    items = (
+        list(models.items())
+        if isinstance(models, Mapping)
+        else [(None, m) for m in ([models] if isinstance(models, str) else models)]
+    )
     specs = []
     for label, spec in items:
         name, params = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
@@ -118,8 +145,10 @@ def model_specs(models: Sequence[str] | Mapping[str, Any]) -> list[tuple[str, st
     check_models([s[1] for s in specs], "models")
     labels = [s[0] for s in specs]
     if len(set(labels)) != len(labels):
-        raise ConfigError(f"models: {labels} has repeated names; pass a mapping {{label: (model, params)}} to compare "
-                          "one model under several settings")
+        raise ConfigError(
+            f"models: {labels} has repeated names; pass a mapping {{label: (model, params)}} to compare "
+            "one model under several settings"
+        )
     return specs
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,11 +41,21 @@ from digitlab.exceptions import ConfigError
 from digitlab.experiments.base import StudyResult, as_data
 
 METHODS = ("kmeans", "gmm", "ward", "hdbscan", "spectral")
-LABELS = {"kmeans": "k-means", "gmm": "Gaussian mixture", "ward": "agglomerative (Ward)", "hdbscan": "HDBSCAN",
-          "spectral": "spectral"}
-MERGES = ("gap", "flatten")  # gap: mean over the map of each channel -> (n, C); flatten: every unit -> (n, C*H*W)
+LABELS = {
+    "kmeans": "k-means",
+    "gmm": "Gaussian mixture",
+    "ward": "agglomerative (Ward)",
+    "hdbscan": "HDBSCAN",
+    "spectral": "spectral",
+}
+MERGES = (
+    "gap",
+    "flatten",
+)  # gap: mean over the map of each channel -> (n, C); flatten: every unit -> (n, C*H*W)
 MERGE_LABELS = {"gap": "global average pooling", "flatten": "flattened"}
-HDBSCAN_BRUTE_MAX_POINTS = 10_000  # HDBSCAN: all pairwise distances (n^2 floats: 0.8 GB at 10,000) above 16 dims up to this size
+HDBSCAN_BRUTE_MAX_POINTS = (
+    10_000  # HDBSCAN: all pairwise distances (n^2 floats: 0.8 GB at 10,000) above 16 dims up to this size
+)
 GMM_FULL_MAX_DIMS = 10  # "auto" covariance: full up to this many dimensions (the 2-D maps), diagonal above (PCA-50 full: 16x slower, worse ARI on MNIST)
 
 
@@ -53,9 +64,19 @@ GMM_FULL_MAX_DIMS = 10  # "auto" covariance: full up to this many dimensions (th
 # =============================================================================================
 
 
-def cluster(x: np.ndarray, method: str, n_clusters: int = 10, seed: int = 0, *, n_init: int = 4,
-            min_cluster_size: int = 0, min_samples: int = 0, n_neighbors: int = 15,
-            covariance: str = "auto", n_jobs: int = 1) -> np.ndarray:
+def cluster(
+    x: np.ndarray,
+    method: str,
+    n_clusters: int = 10,
+    seed: int = 0,
+    *,
+    n_init: int = 4,
+    min_cluster_size: int = 0,
+    min_samples: int = 0,
+    n_neighbors: int = 15,
+    covariance: str = "auto",
+    n_jobs: int = 1,
+) -> np.ndarray:
     """Cluster the rows of ``x`` with ``method`` and return one integer label per row.
 
     Parameters
@@ -90,8 +111,15 @@ def cluster(x: np.ndarray, method: str, n_clusters: int = 10, seed: int = 0, *, 
         from sklearn.mixture import GaussianMixture
 
         cov = covariance if covariance != "auto" else ("full" if x.shape[1] <= GMM_FULL_MAX_DIMS else "diag")
-        gm = GaussianMixture(k, covariance_type=cov, n_init=1, random_state=seed, reg_covar=1e-4, max_iter=200,
-                             init_params="k-means++")
+        gm = GaussianMixture(
+            k,
+            covariance_type=cov,
+            n_init=1,
+            random_state=seed,
+            reg_covar=1e-4,
+            max_iter=200,
+            init_params="k-means++",
+        )
         return gm.fit(x).predict(x).astype(np.int64)
     if method == "ward":
         from sklearn.cluster import AgglomerativeClustering
@@ -105,13 +133,28 @@ def cluster(x: np.ndarray, method: str, n_clusters: int = 10, seed: int = 0, *, 
         # In many dimensions a tree does not prune: all pairwise distances (BLAS) were 13x faster than
         # scikit-learn's "auto" on 2,000 MNIST images in pixel space (0.9 s against 12.4 s), same labels.
         brute = x.shape[1] > 16 and n <= HDBSCAN_BRUTE_MAX_POINTS
-        return HDBSCAN(min_cluster_size=int(size), min_samples=int(samples), n_jobs=n_jobs, copy=True,
-                       algorithm="brute" if brute else "auto").fit_predict(x).astype(np.int64)
+        return (
+            HDBSCAN(
+                min_cluster_size=int(size),
+                min_samples=int(samples),
+                n_jobs=n_jobs,
+                copy=True,
+                algorithm="brute" if brute else "auto",
+            )
+            .fit_predict(x)
+            .astype(np.int64)
+        )
     if method == "spectral":
         from sklearn.cluster import SpectralClustering
 
-        sc = SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=int(min(n_neighbors, n - 1)),
-                                assign_labels="cluster_qr", random_state=seed, n_jobs=n_jobs)
+        sc = SpectralClustering(
+            k,
+            affinity="nearest_neighbors",
+            n_neighbors=int(min(n_neighbors, n - 1)),
+            assign_labels="cluster_qr",
+            random_state=seed,
+            n_jobs=n_jobs,
+        )
         with warnings.catch_warnings():  # separate islands (common on a UMAP map) still get one cluster each
             warnings.filterwarnings("ignore", message="Graph is not fully connected")
             return sc.fit_predict(x).astype(np.int64)
@@ -123,7 +166,9 @@ def cluster(x: np.ndarray, method: str, n_clusters: int = 10, seed: int = 0, *, 
 # =============================================================================================
 
 
-def contingency(y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def contingency(
+    y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(C, ids)``: ``C[i, j]`` = points of class ``i`` in cluster ``ids[j]`` (ids sorted; noise -1 first)."""
     y_true, labels = np.asarray(y_true, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     n_classes = int(n_classes or y_true.max() + 1)
@@ -168,7 +213,9 @@ def matched_accuracy(y_true: np.ndarray, labels: np.ndarray, n_classes: int | No
     return float(np.mean(pred == np.asarray(y_true)))
 
 
-def matched_contingency(y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> tuple[np.ndarray, list[str]]:
+def matched_contingency(
+    y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The contingency table with its columns reordered by the Hungarian matching.
 
     Column ``i`` (for ``i < n_classes``) is the cluster matched to class ``i`` (all zeros when no
@@ -210,16 +257,22 @@ def agreement(y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = No
     y_true, labels = np.asarray(y_true), np.asarray(labels)
     noise = labels < 0
     clustered = ~noise
-    ari_c = float(M.adjusted_rand_score(y_true[clustered], labels[clustered])) if clustered.sum() > 1 else float("nan")
-    return {"ari": float(M.adjusted_rand_score(y_true, labels)),
-            "nmi": float(M.normalized_mutual_info_score(y_true, labels)),
-            "homogeneity": float(M.homogeneity_score(y_true, labels)),
-            "completeness": float(M.completeness_score(y_true, labels)),
-            "purity": purity(y_true, labels),
-            "matched_accuracy": matched_accuracy(y_true, labels, n_classes),
-            "n_clusters": int(len(np.unique(labels[clustered]))),
-            "noise": float(noise.mean()),
-            "ari_clustered": ari_c}
+    ari_c = (
+        float(M.adjusted_rand_score(y_true[clustered], labels[clustered]))
+        if clustered.sum() > 1
+        else float("nan")
+    )
+    return {
+        "ari": float(M.adjusted_rand_score(y_true, labels)),
+        "nmi": float(M.normalized_mutual_info_score(y_true, labels)),
+        "homogeneity": float(M.homogeneity_score(y_true, labels)),
+        "completeness": float(M.completeness_score(y_true, labels)),
+        "purity": purity(y_true, labels),
+        "matched_accuracy": matched_accuracy(y_true, labels, n_classes),
+        "n_clusters": int(len(np.unique(labels[clustered]))),
+        "noise": float(noise.mean()),
+        "ari_clustered": ari_c,
+    }
 
 
 def noise_by_class(y_true: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> np.ndarray:
@@ -252,7 +305,9 @@ def conv_blocks(model) -> list[tuple[str, Any]]:
 
     feats = getattr(model, "features", None)
     if feats is None:
-        raise ConfigError(f"network {type(model).__name__}: no 'features' module; conv_blocks knows the nets of digitlab.models.nets")
+        raise ConfigError(
+            f"network {type(model).__name__}: no 'features' module; conv_blocks knows the nets of digitlab.models.nets"
+        )
     if isinstance(model, nets.ConvNet):
         return [(f"block {i + 1}", m) for i, m in enumerate(feats)]
     if isinstance(model, nets.LeNet5):
@@ -262,7 +317,9 @@ def conv_blocks(model) -> list[tuple[str, Any]]:
         blocks = [m for m in feats if isinstance(m, nets.BasicBlock)]
         return [("stem", feats[2])] + [(f"block {i + 1}", m) for i, m in enumerate(blocks)]
     if isinstance(model, nets.ConvMixer):
-        norms = [m for m in feats if isinstance(m, nn.BatchNorm2d)]  # top-level BNs: patch embedding, then each layer's
+        norms = [
+            m for m in feats if isinstance(m, nn.BatchNorm2d)
+        ]  # top-level BNs: patch embedding, then each layer's
         return [("patch embedding", norms[0])] + [(f"mixer {i + 1}", m) for i, m in enumerate(norms[1:])]
     out = [m for m in feats if any(isinstance(s, nn.Conv2d) for s in m.modules())]
     return [(f"block {i + 1}", m) for i, m in enumerate(out)]
@@ -287,8 +344,14 @@ def images_to_tensor(x: np.ndarray, norm=(0.0, 1.0)):
     return normalise(to_tensor(x, "cpu"), norm)
 
 
-def layer_activations(model, x: np.ndarray, norm=(0.0, 1.0), merge: Sequence[str] = MERGES,
-                      batch_size: int = 512, keep_maps: int = 0) -> dict[str, Any]:
+def layer_activations(
+    model,
+    x: np.ndarray,
+    norm=(0.0, 1.0),
+    merge: Sequence[str] = MERGES,
+    batch_size: int = 512,
+    keep_maps: int = 0,
+) -> dict[str, Any]:
     """The activations of every conv block and of the penultimate layer for images ``x``.
 
     Forward hooks on :func:`conv_blocks` and a forward pre-hook on :func:`penultimate_module` record
@@ -322,11 +385,12 @@ def layer_activations(model, x: np.ndarray, norm=(0.0, 1.0), merge: Sequence[str
             if keep_maps > seen[0]:
                 maps[name].append(out[: keep_maps - seen[0]].cpu())
             store[name].append({m: (out.mean((2, 3)) if m == "gap" else out.flatten(1)).cpu() for m in merge})
+
         return hook
 
     def pen_hook(_module, inputs):
         vec = inputs[0].detach().float().flatten(1).cpu()
-        store["penultimate"].append({m: vec for m in merge})
+        store["penultimate"].append(dict.fromkeys(merge, vec))
 
     handles = [m.register_forward_hook(block_hook(n)) for n, m in blocks]
     handles.append(penultimate_module(model).register_forward_pre_hook(pen_hook))
@@ -344,8 +408,12 @@ def layer_activations(model, x: np.ndarray, norm=(0.0, 1.0), merge: Sequence[str
         model.train(was_training)
     feats = {n: {m: torch.cat([b[m] for b in store[n]]).numpy() for m in merge} for n in names}
     shapes["penultimate"] = (feats["penultimate"][merge[0]].shape[1],)
-    return {"layers": names, "features": feats, "shapes": shapes,
-            "maps": {n: torch.cat(v).numpy() for n, v in maps.items() if v}}
+    return {
+        "layers": names,
+        "features": feats,
+        "shapes": shapes,
+        "maps": {n: torch.cat(v).numpy() for n, v in maps.items() if v},
+    }
 
 
 def first_conv_weights(model) -> np.ndarray:
@@ -358,8 +426,14 @@ def first_conv_weights(model) -> np.ndarray:
     return conv.weight.detach().float().cpu().numpy()
 
 
-def linear_probe(x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: float = 0.5, c: float = 1.0,
-                 max_iter: int = 100) -> float:
+def linear_probe(
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int = 0,
+    test_fraction: float = 0.5,
+    c: float = 1.0,
+    max_iter: int = 100,
+) -> float:
     """Held-out accuracy of a linear classifier on features ``x``: how linearly decodable the classes are.
 
     Standardises the features, fits multinomial logistic regression (L2, inverse strength ``c``,
@@ -375,7 +449,9 @@ def linear_probe(x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: flo
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a capped probe is still a fair comparison across layers
+        warnings.simplefilter(
+            "ignore", ConvergenceWarning
+        )  # a capped probe is still a fair comparison across layers
         probe.fit(x_tr, y_tr)
     return float(probe.score(x_te, y_te))
 
@@ -385,7 +461,9 @@ def linear_probe(x: np.ndarray, y: np.ndarray, seed: int = 0, test_fraction: flo
 # =============================================================================================
 
 
-def plot_contingency(table: np.ndarray, col_names: Sequence[str], classes: Sequence[str], title: str = "", ax=None):
+def plot_contingency(
+    table: np.ndarray, col_names: Sequence[str], classes: Sequence[str], title: str = "", ax=None
+):
     """Heatmap of a (matched) contingency table: rows = classes, columns = clusters, share of each row."""
     import matplotlib.pyplot as plt
 
@@ -394,8 +472,15 @@ def plot_contingency(table: np.ndarray, col_names: Sequence[str], classes: Seque
     share = table / np.maximum(table.sum(1, keepdims=True), 1)
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i, j in zip(*np.nonzero(table)):
-        ax.text(j, i, str(table[i, j]), ha="center", va="center", fontsize=6.5,
-                color="white" if share[i, j] > 0.55 else "black")
+        ax.text(
+            j,
+            i,
+            str(table[i, j]),
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="white" if share[i, j] > 0.55 else "black",
+        )
     ax.set_xticks(range(table.shape[1]), col_names, fontsize=7, rotation=90 if table.shape[1] > 14 else 0)
     ax.set_yticks(range(table.shape[0]), classes, fontsize=7)
     ax.set_xlabel("cluster (matched to the row's class on the diagonal)", fontsize=8)
@@ -404,8 +489,16 @@ def plot_contingency(table: np.ndarray, col_names: Sequence[str], classes: Seque
     return ax.figure
 
 
-def plot_assignments(emb: np.ndarray, y: np.ndarray, assignments: dict[str, np.ndarray], classes: Sequence[str],
-                     titles: dict[str, str] | None = None, space: str = "", ax=None, cols: int = 3):
+def plot_assignments(
+    emb: np.ndarray,
+    y: np.ndarray,
+    assignments: dict[str, np.ndarray],
+    classes: Sequence[str],
+    titles: dict[str, str] | None = None,
+    space: str = "",
+    ax=None,
+    cols: int = 3,
+):
     """The 2-D map coloured by the true labels, then once per clustering by its clusters.
 
     Clusters are coloured by their Hungarian-matched class (so a correct cluster has its class's
@@ -431,7 +524,15 @@ def plot_assignments(emb: np.ndarray, y: np.ndarray, assignments: dict[str, np.n
         mapping = hungarian_match(y, lab, len(classes))
         idx = np.array([len(classes) + 1 if c < 0 else mapping.get(int(c), len(classes)) for c in lab])
         order = np.random.default_rng(0).permutation(len(emb))
-        a.scatter(emb[order, 0], emb[order, 1], c=colors[idx[order]], s=size, alpha=0.6, linewidths=0, rasterized=True)
+        a.scatter(
+            emb[order, 0],
+            emb[order, 1],
+            c=colors[idx[order]],
+            s=size,
+            alpha=0.6,
+            linewidths=0,
+            rasterized=True,
+        )
         a.set_title((titles or {}).get(name, name), fontsize=9)
         a.set_xticks([]), a.set_yticks([])
         a.set_aspect("equal", "datalim")
@@ -442,8 +543,9 @@ def plot_assignments(emb: np.ndarray, y: np.ndarray, assignments: dict[str, np.n
     return fig
 
 
-def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], merges: Sequence[str], ax=None,
-                      cols: int = 2):
+def plot_layer_scores(
+    rows: Sequence[dict], metrics: Sequence[tuple[str, str]], merges: Sequence[str], ax=None, cols: int = 2
+):
     """One panel per metric: score against depth, trained (solid) vs untrained (dashed), one colour per merge.
 
     ``rows`` have keys ``depth``, ``layer``, ``net`` ("trained"/"untrained"), ``merge`` and the metrics.
@@ -456,8 +558,10 @@ def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], 
     rows_n = -(-len(metrics) // cols)
     cell = fit_width(3.7, cols)
     given = ax is not None and not hasattr(ax, "get_subplotspec") and np.size(ax) == len(metrics)
-    fig, axes = panels(ax, 1 if given else rows_n, len(metrics) if given else cols, (cell * cols, 0.8 * cell * rows_n))
-    for a in axes.ravel()[len(metrics):]:
+    fig, axes = panels(
+        ax, 1 if given else rows_n, len(metrics) if given else cols, (cell * cols, 0.8 * cell * rows_n)
+    )
+    for a in axes.ravel()[len(metrics) :]:
         a.axis("off")
     names = {}
     for r in rows:
@@ -468,8 +572,14 @@ def plot_layer_scores(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], 
             for net, style in (("trained", "-"), ("untrained", "--")):
                 pts = sorted((r["depth"], r[key]) for r in rows if r["net"] == net and r["merge"] == merge)
                 if pts:
-                    a.plot(*zip(*pts), style, marker="o", ms=4, color=palette.get(merge, "gray"),
-                           label=f"{net}, {MERGE_LABELS.get(merge, merge)}")
+                    a.plot(
+                        *zip(*pts),
+                        style,
+                        marker="o",
+                        ms=4,
+                        color=palette.get(merge, "gray"),
+                        label=f"{net}, {MERGE_LABELS.get(merge, merge)}",
+                    )
         a.set_xticks(sorted(names), [names[d] for d in sorted(names)], rotation=30, ha="right", fontsize=8)
         a.set_ylabel(label, fontsize=9)
         a.grid(alpha=0.3)
@@ -497,9 +607,11 @@ def plot_filters(weights: dict[str, np.ndarray], max_filters: int = 32, ax=None,
     cols = max(1, min(n, per_row))
     lines = -(-n // cols)
     tile = fit_width(0.55, cols, extra=1.2)
-    fig, axes = panels(ax, lines * len(weights), cols, (tile * cols + 1.2, (tile + 0.15) * lines * len(weights) + 0.3))
+    fig, axes = panels(
+        ax, lines * len(weights), cols, (tile * cols + 1.2, (tile + 0.15) * lines * len(weights) + 0.3)
+    )
     for k, (name, w) in enumerate(weights.items()):
-        block = axes[k * lines:(k + 1) * lines].ravel()
+        block = axes[k * lines : (k + 1) * lines].ravel()
         for j, a in enumerate(block):
             if j < min(len(w), n):
                 _tile(a, w[j].mean(0), cmap="RdBu_r", symmetric=True)
@@ -522,12 +634,18 @@ def _montage(tiles: np.ndarray, normalise: bool = True) -> np.ndarray:
     out = np.full((r * (h + 1) - 1, c * (w + 1) - 1), np.nan, dtype=np.float32)
     for i in range(r):
         for j in range(c):
-            out[i * (h + 1): i * (h + 1) + h, j * (w + 1): j * (w + 1) + w] = t[i, j]
+            out[i * (h + 1) : i * (h + 1) + h, j * (w + 1) : j * (w + 1) + w] = t[i, j]
     return out
 
 
-def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str, np.ndarray], n_channels: int = 4,
-                      title: str = "", ax=None):
+def plot_feature_maps(
+    images: np.ndarray,
+    classes: Sequence[str],
+    maps: dict[str, np.ndarray],
+    n_channels: int = 4,
+    title: str = "",
+    ax=None,
+):
     """Feature maps of one image per class (rows): the image, then ``n_channels`` channels per network.
 
     ``maps[net] = (n_images, C, H, W)``; for each network the ``n_channels`` channels whose mean
@@ -546,25 +664,35 @@ def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str
     h, w = first.shape[2:]
     widths = [1] + [min(n_channels, m.shape[1]) for m in maps.values()]
     tile = fit_width(0.75, sum(widths), extra=1.2)
-    fig, axes = panels(ax, 1, len(widths), (tile * sum(widths) + 1.2, tile * k + 0.8),
-                       **({"width_ratios": widths, "wspace": 0.06} if ax is None or hasattr(ax, "get_subplotspec") else {}))
+    fig, axes = panels(
+        ax,
+        1,
+        len(widths),
+        (tile * sum(widths) + 1.2, tile * k + 0.8),
+        **({"width_ratios": widths, "wspace": 0.06} if ax is None or hasattr(ax, "get_subplotspec") else {}),
+    )
     ax = axes[0, 0]
     ax.imshow(_montage(grey[:, None]), cmap="gray", interpolation="nearest")
-    ax.set_yticks([i * (grey.shape[1] + 1) + grey.shape[1] / 2 for i in range(k)], [str(c) for c in classes], fontsize=8)
+    ax.set_yticks(
+        [i * (grey.shape[1] + 1) + grey.shape[1] / 2 for i in range(k)], [str(c) for c in classes], fontsize=8
+    )
     ax.set_xticks([])
     ax.set_title("image", fontsize=8)
     cmap = plt.get_cmap("viridis").copy()
     cmap.set_bad("white")
     for ax, (name, m) in zip(axes[0, 1:], maps.items()):
-        chosen = np.argsort(-m.reshape(m.shape[0], m.shape[1], -1).mean(-1).std(0), kind="stable")[:n_channels]
+        chosen = np.argsort(-m.reshape(m.shape[0], m.shape[1], -1).mean(-1).std(0), kind="stable")[
+            :n_channels
+        ]
         ax.imshow(_montage(m[:, chosen]), cmap=cmap, interpolation="nearest", aspect="equal")
-        ax.set_xticks([j * (w + 1) + w / 2 for j in range(len(chosen))], [f"ch {c}" for c in chosen], fontsize=7)
+        ax.set_xticks(
+            [j * (w + 1) + w / 2 for j in range(len(chosen))], [f"ch {c}" for c in chosen], fontsize=7
+        )
         ax.set_yticks([])
         ax.set_title(name, fontsize=8)
     if title and ax is None:  # a title over the figure (a new figure only, as digitlab.plots.plot_images)
         fig.suptitle(title, fontsize=9)
     return fig
-
 
 
 # =============================================================================================
@@ -573,8 +701,14 @@ def plot_feature_maps(images: np.ndarray, classes: Sequence[str], maps: dict[str
 
 SPACES = ("pixels", "pca", "umap", "tsne")  # "umap"/"tsne" (and "pca2" ...): 2-D maps passed in as arrays
 SPACE_LABELS = {"pixels": "raw pixels", "umap": "UMAP map", "tsne": "t-SNE map"}
-SCORES = [("ari", "ARI"), ("nmi", "NMI"), ("homogeneity", "homogeneity"), ("completeness", "completeness"),
-          ("purity", "purity"), ("matched_accuracy", "matched accuracy")]
+SCORES = [
+    ("ari", "ARI"),
+    ("nmi", "NMI"),
+    ("homogeneity", "homogeneity"),
+    ("completeness", "completeness"),
+    ("purity", "purity"),
+    ("matched_accuracy", "matched accuracy"),
+]
 
 
 def _status(enabled: bool, text: str):
@@ -591,7 +725,9 @@ def prose_space(space_name: str) -> str:
     return f"the {space_name}" if space_name.endswith("map") else space_name
 
 
-def merged_classes(y: np.ndarray, labels: np.ndarray, classes: Sequence[str], share: float = 0.2) -> list[str]:
+def merged_classes(
+    y: np.ndarray, labels: np.ndarray, classes: Sequence[str], share: float = 0.2
+) -> list[str]:
     """Clusters that hold several classes, each at least ``share`` of the cluster: ["4/9", "3/5/8"]."""
     table, ids = contingency(y, labels, len(classes))
     out = []
@@ -652,13 +788,18 @@ class ImageClustering(StudyResult):
         cols = min(2, len(spaces))  # two tables per row keep the figure within the report's printable width
         rows = -(-len(spaces) // cols)
         fig, axes = panels(ax, rows, cols, (3.7 * cols, 3.5 * rows))
-        for a in axes.ravel()[len(spaces):]:
+        for a in axes.ravel()[len(spaces) :]:
             a.axis("off")
         for a, space in zip(axes.ravel(), spaces):
             best = self.best(space)
             table, names = self.matched(space, best["_method"])
-            plot_contingency(table, names, self.classes,
-                             f"{best['method']} on {prose_space(self.names[space])}\n(ARI {best['ARI']:.2f})", ax=a)
+            plot_contingency(
+                table,
+                names,
+                self.classes,
+                f"{best['method']} on {prose_space(self.names[space])}\n(ARI {best['ARI']:.2f})",
+                ax=a,
+            )
         if ax is None:
             fig.tight_layout()
         return fig
@@ -668,17 +809,34 @@ class ImageClustering(StudyResult):
     def plot_assignments(self, space: str, emb: np.ndarray, map_name: str = "", ax=None):
         """The clusterings of ``space`` drawn on the 2-D map ``emb`` (same rows), beside the true labels."""
         assignments = {m: self.labels[(space, m)] for m in self.methods}
-        titles = {r["_method"]: f"{r['method']} on {self.names[space]}\nARI {r['ARI']:.2f}, NMI {r['NMI']:.2f}"
-                  for r in self.rows if r["_space"] == space}
+        titles = {
+            r["_method"]: f"{r['method']} on {self.names[space]}\nARI {r['ARI']:.2f}, NMI {r['NMI']:.2f}"
+            for r in self.rows
+            if r["_space"] == space
+        }
         return plot_assignments(emb, self.y, assignments, self.classes, titles, map_name, ax=ax)
 
 
-def cluster_images(images: np.ndarray, y: np.ndarray, *, classes: Sequence[str] | None = None,
-                   spaces: Sequence[str] = ("pixels", "pca"), maps: Mapping[str, np.ndarray] | None = None,
-                   methods: Sequence[str] = ("kmeans", "gmm", "ward", "hdbscan", "spectral"), n_clusters: int = 0,
-                   pca_dims: int = 50, n_init: int = 4, min_cluster_size: int = 0, min_samples: int = 0,
-                   n_neighbors: int = 15, covariance: str = "auto", seed: int = 0, n_jobs: int = 1, progress: bool = False,
-                   log: Any = None) -> ImageClustering:
+def cluster_images(
+    images: np.ndarray,
+    y: np.ndarray,
+    *,
+    classes: Sequence[str] | None = None,
+    spaces: Sequence[str] = ("pixels", "pca"),
+    maps: Mapping[str, np.ndarray] | None = None,
+    methods: Sequence[str] = ("kmeans", "gmm", "ward", "hdbscan", "spectral"),
+    n_clusters: int = 0,
+    pca_dims: int = 50,
+    n_init: int = 4,
+    min_cluster_size: int = 0,
+    min_samples: int = 0,
+    n_neighbors: int = 15,
+    covariance: str = "auto",
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+    log: Any = None,
+) -> ImageClustering:
     """Cluster ``images`` (labels ``y``) with every method in every space and score each clustering.
 
     ``spaces``: "pixels" (every channel of every pixel / 255), "pca" (PCA to ``pca_dims``) and any key of
@@ -703,22 +861,44 @@ def cluster_images(images: np.ndarray, y: np.ndarray, *, classes: Sequence[str] 
         elif space in maps:
             x = np.asarray(maps[space]).astype(np.float32)
         else:
-            raise ConfigError(f"space {space!r}: not pixels or pca, and no map of that name was passed (maps={list(maps)})")
+            raise ConfigError(
+                f"space {space!r}: not pixels or pca, and no map of that name was passed (maps={list(maps)})"
+            )
         prep = time.perf_counter() - t0
         names[space] = f"PCA-{x.shape[1]}" if space == "pca" else SPACE_LABELS.get(space, space)
         for method in methods:
             done += 1
             with _status(progress, f"cluster: {LABELS[method]} on {names[space]} ({done}/{n_runs})"):
                 t0 = time.perf_counter()
-                lab = cluster(x, method, k, seed, n_init=n_init, min_cluster_size=min_cluster_size, min_samples=min_samples,
-                              n_neighbors=n_neighbors, covariance=covariance, n_jobs=n_jobs)
+                lab = cluster(
+                    x,
+                    method,
+                    k,
+                    seed,
+                    n_init=n_init,
+                    min_cluster_size=min_cluster_size,
+                    min_samples=min_samples,
+                    n_neighbors=n_neighbors,
+                    covariance=covariance,
+                    n_jobs=n_jobs,
+                )
                 secs = time.perf_counter() - t0
             labels[(space, method)] = lab
             score = agreement(y, lab, len(classes))
-            rows.append({"space": names[space], "method": LABELS[method], "dims": int(x.shape[1]),
-                         **{label: round(score[key], 4) for key, label in SCORES},
-                         "clusters": score["n_clusters"], "noise %": round(100 * score["noise"], 1),
-                         "seconds": round(secs, 2), "_space": space, "_method": method, "_prep": prep})
+            rows.append(
+                {
+                    "space": names[space],
+                    "method": LABELS[method],
+                    "dims": int(x.shape[1]),
+                    **{label: round(score[key], 4) for key, label in SCORES},
+                    "clusters": score["n_clusters"],
+                    "noise %": round(100 * score["noise"], 1),
+                    "seconds": round(secs, 2),
+                    "_space": space,
+                    "_method": method,
+                    "_prep": prep,
+                }
+            )
             if log is not None:
                 log.info("cluster: %s on %s: ARI %.3f in %.1f s", method, space, score["ari"], secs)
     scores = pd.DataFrame([{c: v for c, v in r.items() if not c.startswith("_")} for r in rows])
@@ -763,7 +943,9 @@ class LayerClustering(StudyResult):
     net: str
     n_train: int
     n_test: int
-    fitted: dict[str, Any] = field(default_factory=dict)  # parameters, epochs_run, steps, train_seconds of the trained net
+    fitted: dict[str, Any] = field(
+        default_factory=dict
+    )  # parameters, epochs_run, steps, train_seconds of the trained net
     recipe: bool = True  # the fast recipe's network parameters were used
     epochs: int = 0
     min_steps: int = 0
@@ -771,8 +953,11 @@ class LayerClustering(StudyResult):
 
     def plot(self, ax=None):
         """ARI, NMI per layer method and probe accuracy against depth, trained (solid) and untrained (dashed)."""
-        metric_panels = [(f"ARI {m}", f"ARI ({LABELS[m]})") for m in self.methods] + \
-                        [(f"NMI {m}", f"NMI ({LABELS[m]})") for m in self.methods] + [("probe accuracy", "linear-probe accuracy")]
+        metric_panels = (
+            [(f"ARI {m}", f"ARI ({LABELS[m]})") for m in self.methods]
+            + [(f"NMI {m}", f"NMI ({LABELS[m]})") for m in self.methods]
+            + [("probe accuracy", "linear-probe accuracy")]
+        )
         return plot_layer_scores(self.rows, metric_panels, self.merge, ax=ax)
 
     plot_scores = plot
@@ -783,15 +968,36 @@ class LayerClustering(StudyResult):
     def plot_feature_maps(self, layer: str, n_channels: int = 4, title: str = "", ax=None):
         """Feature maps after ``layer`` for one test image per class, trained and untrained side by side."""
         panel = {name: self.maps[name][layer] for name in self.maps}
-        return plot_feature_maps(self.x_pick, [self.classes[c] for c in self.y_pick], panel, n_channels, title, ax=ax)
+        return plot_feature_maps(
+            self.x_pick, [self.classes[c] for c in self.y_pick], panel, n_channels, title, ax=ax
+        )
 
 
-def cluster_layers(data: Any, *, net: str = "cnn", n_train: int = 10000, n_test: int = 4000, epochs: int = 2,
-                   min_steps: int = 200, merge: Sequence[str] = MERGES, methods: Sequence[str] = ("kmeans", "ward"),
-                   layer_pca_dims: int = 50, n_clusters: int = 0, probe_test_fraction: float = 0.5, probe_c: float = 1.0,
-                   probe_max_iter: int = 100, n_init: int = 4, min_cluster_size: int = 0, min_samples: int = 0,
-                   n_neighbors: int = 15, covariance: str = "auto", seed: int = 0, device: str = "cpu", n_jobs: int = 1,
-                   progress: bool = False) -> LayerClustering:
+def cluster_layers(
+    data: Any,
+    *,
+    net: str = "cnn",
+    n_train: int = 10000,
+    n_test: int = 4000,
+    epochs: int = 2,
+    min_steps: int = 200,
+    merge: Sequence[str] = MERGES,
+    methods: Sequence[str] = ("kmeans", "ward"),
+    layer_pca_dims: int = 50,
+    n_clusters: int = 0,
+    probe_test_fraction: float = 0.5,
+    probe_c: float = 1.0,
+    probe_max_iter: int = 100,
+    n_init: int = 4,
+    min_cluster_size: int = 0,
+    min_samples: int = 0,
+    n_neighbors: int = 15,
+    covariance: str = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> LayerClustering:
     """Train ``net`` (the fast recipe's settings with ``epochs`` / ``min_steps``) on ``n_train`` images of
     ``data`` (a Dataset or ``(x_train, y_train, x_test, y_test)``), build its untrained twin (same seed,
     hence the same initial weights), and on ``n_test`` test images cluster (``methods``, after PCA to
@@ -811,9 +1017,21 @@ def cluster_layers(data: Any, *, net: str = "cnn", n_train: int = 10000, n_test:
     params = dict(recipe_params) if net == recipe_net else {}
     tcfg = replace(recipe_cfg, epochs=epochs, min_steps=min_steps, device=device)
     _, threads = cpu_budget(n_jobs, device)
-    with _status(progress, f"cluster: training the {net} on {len(d.y_train):,} images"), limit_threads(threads):
-        fitted = fit_and_score(net, params, d.x_train, d.y_train, {"test": (d.x_test, d.y_test)}, tcfg,
-                               seed=seed, n_classes=n_classes, keep_model=True)
+    with (
+        _status(progress, f"cluster: training the {net} on {len(d.y_train):,} images"),
+        limit_threads(threads),
+    ):
+        fitted = fit_and_score(
+            net,
+            params,
+            d.x_train,
+            d.y_train,
+            {"test": (d.x_test, d.y_test)},
+            tcfg,
+            seed=seed,
+            n_classes=n_classes,
+            keep_model=True,
+        )
     untrained = build_net(net, input_shape(d.x_train), n_classes, seed=seed, **params)
     untrained.to(next(fitted["model"].parameters()).device)
     nets = {"trained": fitted["model"], "untrained": untrained}
@@ -825,41 +1043,117 @@ def cluster_layers(data: Any, *, net: str = "cnn", n_train: int = 10000, n_test:
         z = pca_reduce(x, layer_pca_dims, seed) if layer_pca_dims and x.shape[1] > layer_pca_dims else x
         out = {"dims": int(x.shape[1])}
         for method in methods:
-            lab = cluster(z, method, k, seed, n_init=n_init, min_cluster_size=min_cluster_size, min_samples=min_samples,
-                          n_neighbors=n_neighbors, covariance=covariance, n_jobs=n_jobs)
+            lab = cluster(
+                z,
+                method,
+                k,
+                seed,
+                n_init=n_init,
+                min_cluster_size=min_cluster_size,
+                min_samples=min_samples,
+                n_neighbors=n_neighbors,
+                covariance=covariance,
+                n_jobs=n_jobs,
+            )
             score = agreement(y, lab, n_classes)
             out[f"ARI {method}"], out[f"NMI {method}"] = round(score["ari"], 4), round(score["nmi"], 4)
-        out["probe accuracy"] = round(linear_probe(x, y, seed, probe_test_fraction, probe_c, probe_max_iter), 4)
+        out["probe accuracy"] = round(
+            linear_probe(x, y, seed, probe_test_fraction, probe_c, probe_max_iter), 4
+        )
         return out
 
     acts = {name: layer_activations(m, d.x_test, norm, merge) for name, m in nets.items()}
     layers = ["input"] + acts["trained"]["layers"]
     pixels = to_features(d.x_test)
     rows: list[dict] = []
-    cache: dict[tuple, dict] = {}  # the input (both nets) and the penultimate layer (both merges) are one vector each
+    cache: dict[
+        tuple, dict
+    ] = {}  # the input (both nets) and the penultimate layer (both merges) are one vector each
     with progress_bar(progress, "cluster: layers", len(nets) * len(layers) * len(merge)) as step:
         for name in nets:
             for depth, layer in enumerate(layers):
                 for mg in merge:
-                    key = ("input",) if layer == "input" else (name, layer) if layer == "penultimate" else (name, layer, mg)
+                    key = (
+                        ("input",)
+                        if layer == "input"
+                        else (name, layer)
+                        if layer == "penultimate"
+                        else (name, layer, mg)
+                    )
                     if key not in cache:
-                        cache[key] = score_layer(pixels if layer == "input" else acts[name]["features"][layer][mg])
+                        cache[key] = score_layer(
+                            pixels if layer == "input" else acts[name]["features"][layer][mg]
+                        )
                     rows.append({"net": name, "depth": depth, "layer": layer, "merge": mg, **cache[key]})
                     step(description=f"cluster: {name} {layer}")
     shapes = {n: acts["trained"]["shapes"][n] for n in acts["trained"]["layers"]}
     pick = one_per_class(d.y_test, n_classes)
-    maps = {name: layer_activations(m, d.x_test[pick], norm, list(merge)[:1], keep_maps=len(pick))["maps"]
-            for name, m in nets.items()}
+    maps = {
+        name: layer_activations(m, d.x_test[pick], norm, list(merge)[:1], keep_maps=len(pick))["maps"]
+        for name, m in nets.items()
+    }
     weights = {name: first_conv_weights(m) for name, m in nets.items()}
-    moved = float(np.linalg.norm(weights["trained"] - weights["untrained"]) / max(np.linalg.norm(weights["untrained"]), 1e-12))
+    moved = float(
+        np.linalg.norm(weights["trained"] - weights["untrained"])
+        / max(np.linalg.norm(weights["untrained"]), 1e-12)
+    )
     info = {key: fitted.get(key) for key in ("params", "epochs_run", "steps", "train_seconds")}
-    return LayerClustering(pd.DataFrame(rows), rows, layers, shapes, float(fitted["test_acc"]), moved, weights, maps,
-                           d.x_test[pick], d.y_test[pick], list(d.classes), list(methods), list(merge), net,
-                           len(d.y_train), len(d.y_test), info, bool(params), tcfg.epochs, tcfg.min_steps)
+    return LayerClustering(
+        pd.DataFrame(rows),
+        rows,
+        layers,
+        shapes,
+        float(fitted["test_acc"]),
+        moved,
+        weights,
+        maps,
+        d.x_test[pick],
+        d.y_test[pick],
+        list(d.classes),
+        list(methods),
+        list(merge),
+        net,
+        len(d.y_train),
+        len(d.y_test),
+        info,
+        bool(params),
+        tcfg.epochs,
+        tcfg.min_steps,
+    )
 
 
-__all__ = ["cluster_images", "ImageClustering", "cluster_layers", "LayerClustering", "METHODS", "LABELS", "MERGES",
-           "MERGE_LABELS", "SPACES", "SPACE_LABELS", "SCORES", "cluster", "contingency", "purity", "hungarian_match",
-           "matched_accuracy", "matched_contingency", "agreement", "noise_by_class", "merged_classes", "one_per_class",
-           "prose_space", "conv_blocks", "penultimate_module", "images_to_tensor", "layer_activations", "first_conv_weights",
-           "linear_probe", "plot_contingency", "plot_assignments", "plot_layer_scores", "plot_filters", "plot_feature_maps"]
+__all__ = [
+    "cluster_images",
+    "ImageClustering",
+    "cluster_layers",
+    "LayerClustering",
+    "METHODS",
+    "LABELS",
+    "MERGES",
+    "MERGE_LABELS",
+    "SPACES",
+    "SPACE_LABELS",
+    "SCORES",
+    "cluster",
+    "contingency",
+    "purity",
+    "hungarian_match",
+    "matched_accuracy",
+    "matched_contingency",
+    "agreement",
+    "noise_by_class",
+    "merged_classes",
+    "one_per_class",
+    "prose_space",
+    "conv_blocks",
+    "penultimate_module",
+    "images_to_tensor",
+    "layer_activations",
+    "first_conv_weights",
+    "linear_probe",
+    "plot_contingency",
+    "plot_assignments",
+    "plot_layer_scores",
+    "plot_filters",
+    "plot_feature_maps",
+]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,19 @@ def _split_setting(key: str, train_fields: set[str]) -> str:
     return "train" if key in train_fields else "net" if key == "net" else "net_params"
 
 
-def _sweep_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, recipe: tuple, base: dict, device: str,
-                 n_classes: int) -> dict[str, Any]:
+def _sweep_point(
+    point: dict,
+    seed: int,
+    threads: int,
+    x_tr,
+    y_tr,
+    x_te,
+    y_te,
+    recipe: tuple,
+    base: dict,
+    device: str,
+    n_classes: int,
+) -> dict[str, Any]:
     """One job of :func:`cnn_sweep`: the recipe with ``base`` and ``point`` applied, trained with ``seed``."""
     from digitlab.grid import fit_and_score
     from digitlab.train import TrainConfig
@@ -39,9 +51,16 @@ def _sweep_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, r
     params = {**(net_params if net == recipe[0] else {}), **extra}
     cfg = dataclasses.replace(tc, **{**train, "device": device})
     res = fit_and_score(net, params, x_tr, y_tr, {"test": (x_te, y_te)}, cfg, seed=seed, n_classes=n_classes)
-    return {"test_acc": res["test_acc"], "test_loss": res["test_loss"], "params": res["params"],
-            "train_seconds": res["train_seconds"], "epochs_run": res["epochs_run"], "steps": res["steps"],
-            "best_epoch": res["best_epoch"], "val_curve": [h["val_acc"] for h in res["history"]]}
+    return {
+        "test_acc": res["test_acc"],
+        "test_loss": res["test_loss"],
+        "params": res["params"],
+        "train_seconds": res["train_seconds"],
+        "epochs_run": res["epochs_run"],
+        "steps": res["steps"],
+        "best_epoch": res["best_epoch"],
+        "val_curve": [h["val_acc"] for h in res["history"]],
+    }
 
 
 @dataclass
@@ -62,8 +81,10 @@ class CNNSweep(StudyResult):
 
     def runs_of(self, point: Mapping[str, Any]) -> list[dict]:
         """The runs (one per seed, in seed order) of the point with exactly these settings."""
-        key = {k: v for k, v in point.items()}
-        found = {r["seed"]: r for r in self.rows if {k: r[k] for k in r if k in self.settings and k in r} == key}
+        key = dict(point)
+        found = {
+            r["seed"]: r for r in self.rows if {k: r[k] for k in r if k in self.settings and k in r} == key
+        }
         return [found[s] for s in self.seeds]
 
     def compare(self, points: Mapping[Any, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -76,12 +97,20 @@ class CNNSweep(StudyResult):
             acc = np.array([r["test_acc"] for r in runs]) * 100
             curves = [r["val_curve"] for r in runs]
             n = min(len(c) for c in curves)
-            rows.append({"value": value, "test_acc_mean": round(float(acc.mean()), 3),
-                         "test_acc_std": round(float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, 3),
-                         "test_acc_min": round(float(acc.min()), 3), "test_acc_max": round(float(acc.max()), 3),
-                         "params": int(runs[0]["params"]), "train_seconds": round(float(np.mean([r["train_seconds"] for r in runs])), 2),
-                         "seeds": len(runs), "_accs": acc.tolist(),
-                         "_curve": (np.nanmean([c[:n] for c in curves], axis=0) * 100).tolist()})  # fmt: skip
+            rows.append(
+                {
+                    "value": value,
+                    "test_acc_mean": round(float(acc.mean()), 3),
+                    "test_acc_std": round(float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, 3),
+                    "test_acc_min": round(float(acc.min()), 3),
+                    "test_acc_max": round(float(acc.max()), 3),
+                    "params": int(runs[0]["params"]),
+                    "train_seconds": round(float(np.mean([r["train_seconds"] for r in runs])), 2),
+                    "seeds": len(runs),
+                    "_accs": acc.tolist(),
+                    "_curve": (np.nanmean([c[:n] for c in curves], axis=0) * 100).tolist(),
+                }
+            )
         return rows
 
     def architectures(self, points: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
@@ -94,8 +123,12 @@ class CNNSweep(StudyResult):
                 continue
             runs = self.runs_of(point)
             acc = [r["test_acc"] * 100 for r in runs]
-            seen[key] = {"config": label, "net": point.get("net"), "params": int(runs[0]["params"]),
-                         "test_acc_mean": round(float(np.mean(acc)), 3)}
+            seen[key] = {
+                "config": label,
+                "net": point.get("net"),
+                "params": int(runs[0]["params"]),
+                "test_acc_mean": round(float(np.mean(acc)), 3),
+            }
         return sorted(seen.values(), key=lambda r: r["params"])
 
     def plot(self, ax=None):
@@ -109,10 +142,19 @@ class CNNSweep(StudyResult):
         groups = [(None, self.summary)] if second is None else list(self.summary.groupby(second, sort=False))
         for i, (g, sub) in enumerate(groups):
             x = [xs[v] for v in sub[first]]
-            ax.errorbar(x, 100 * sub["test_acc_mean"], yerr=100 * sub["test_acc_sd"], fmt="o-" if numeric else "o", capsize=3,
-                        color=f"C{i}", label=None if second is None else f"{second} = {g}")
+            ax.errorbar(
+                x,
+                100 * sub["test_acc_mean"],
+                yerr=100 * sub["test_acc_sd"],
+                fmt="o-" if numeric else "o",
+                capsize=3,
+                color=f"C{i}",
+                label=None if second is None else f"{second} = {g}",
+            )
             runs = self.runs if second is None else self.runs[self.runs[second] == g]
-            ax.scatter([xs[v] for v in runs[first]], 100 * runs["test_acc"], s=9, color=f"C{i}", alpha=0.5, zorder=3)
+            ax.scatter(
+                [xs[v] for v in runs[first]], 100 * runs["test_acc"], s=9, color=f"C{i}", alpha=0.5, zorder=3
+            )
         if numeric and min(values) > 0 and max(values) / min(values) >= 10:
             ax.set_xscale("log")
         ax.set_xticks(list(xs.values()), [str(v) for v in values])
@@ -128,17 +170,37 @@ class CNNSweep(StudyResult):
         for i, (key, curves) in enumerate(self.curves.items()):
             n = min(len(c) for c in curves)
             mean = np.nanmean([c[:n] for c in curves], axis=0)
-            ax.plot(np.arange(1, n + 1), 100 * mean, "o-", ms=3, color=f"C{i % 10}",
-                    label=", ".join(f"{k}={v}" for k, v in zip(self.settings, key)))
+            ax.plot(
+                np.arange(1, n + 1),
+                100 * mean,
+                "o-",
+                ms=3,
+                color=f"C{i % 10}",
+                label=", ".join(f"{k}={v}" for k, v in zip(self.settings, key)),
+            )
         ax.set(xlabel="epoch", ylabel="validation accuracy (%)")
         ax.legend(fontsize=7)
         return fig
 
 
-def cnn_sweep(data: Any, grid: Mapping[str, Sequence[Any]] | None = None, *, points: Sequence[Mapping[str, Any]] | None = None,
-              recipe: tuple | str = "fast", base: Mapping[str, Any] | None = None, seeds: int | Sequence[int] = 2,
-              n_train: int = 0, n_test: int = 0, seed: int = 0, n_jobs: int = 1, device: str = "auto", progress: bool = False,
-              backend: str = "loky", threads_per_job: int = 0, cache_dir: Any = None) -> CNNSweep:
+def cnn_sweep(
+    data: Any,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    points: Sequence[Mapping[str, Any]] | None = None,
+    recipe: tuple | str = "fast",
+    base: Mapping[str, Any] | None = None,
+    seeds: int | Sequence[int] = 2,
+    n_train: int = 0,
+    n_test: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    device: str = "auto",
+    progress: bool = False,
+    backend: str = "loky",
+    threads_per_job: int = 0,
+    cache_dir: Any = None,
+) -> CNNSweep:
     """Train a CNN recipe at every combination of one or two settings, with several seeds.
 
     Parameters
@@ -164,7 +226,9 @@ def cnn_sweep(data: Any, grid: Mapping[str, Sequence[Any]] | None = None, *, poi
 
     if isinstance(recipe, str):
         if recipe not in ("fast", "strong"):
-            raise ConfigError(f"recipe {recipe!r}: unknown; use 'fast', 'strong' or a (net, net_params, TrainConfig) tuple")
+            raise ConfigError(
+                f"recipe {recipe!r}: unknown; use 'fast', 'strong' or a (net, net_params, TrainConfig) tuple"
+            )
         recipe = FAST_RECIPE if recipe == "fast" else STRONG_RECIPE
     if points is not None:
         unique: list[dict] = []
@@ -177,16 +241,27 @@ def cnn_sweep(data: Any, grid: Mapping[str, Sequence[Any]] | None = None, *, poi
             raise ConfigError("points: give at least one point, e.g. [{'lr': 0.01}]")
     else:
         if grid is None or not 1 <= len(grid) <= 2 or any(len(v) == 0 for v in grid.values()):
-            raise ConfigError(f"grid: {dict(grid or {})!r}; give one or two settings, each with at least one value, e.g. "
-                              "{'lr': [0.003, 0.01]}")
+            raise ConfigError(
+                f"grid: {dict(grid or {})!r}; give one or two settings, each with at least one value, e.g. "
+                "{'lr': [0.003, 0.01]}"
+            )
         names = list(grid)
         points = [dict(zip(names, combo)) for combo in itertools.product(*(list(grid[n]) for n in names))]
     seeds = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
     d = as_data(data, n_train, n_test, seed)
-    rows = run_grid(_sweep_point, points, seeds, args=(d.x_train, d.y_train, d.x_test, d.y_test, recipe, dict(base or {}),
-                                                      device, d.n_classes),
-                    n_jobs=n_jobs, backend=backend, device=device, threads_per_job=threads_per_job, progress=progress,
-                    description="cnn sweep", cache_dir=cache_dir)
+    rows = run_grid(
+        _sweep_point,
+        points,
+        seeds,
+        args=(d.x_train, d.y_train, d.x_test, d.y_test, recipe, dict(base or {}), device, d.n_classes),
+        n_jobs=n_jobs,
+        backend=backend,
+        device=device,
+        threads_per_job=threads_per_job,
+        progress=progress,
+        description="cnn sweep",
+        cache_dir=cache_dir,
+    )
     curves: dict[tuple, list] = {}
     for r in rows:
         curves.setdefault(tuple(r.get(n) for n in names), []).append(r["val_curve"])
@@ -211,12 +286,21 @@ def plot_values(rows: list[dict], label: str, log_base: int | None = None, ax=No
     fig, axes = panels(ax, 1, 2, (9.5, 3.3))
     ax, ax2 = axes[0]
     values = [r["value"] for r in rows]
-    numeric = log_base is not None or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    numeric = log_base is not None or all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
     x = np.array(values, float) if numeric else np.arange(len(values))
     mean = np.array([r["test_acc_mean"] for r in rows])
     # Lines join ordered values only; categories (optimisers, schedules, families) get bare markers.
-    ax.errorbar(x, mean, yerr=[r["test_acc_std"] for r in rows], fmt="o-" if numeric else "o", capsize=4, color="C0",
-                label="mean ± seed std")
+    ax.errorbar(
+        x,
+        mean,
+        yerr=[r["test_acc_std"] for r in rows],
+        fmt="o-" if numeric else "o",
+        capsize=4,
+        color="C0",
+        label="mean ± seed std",
+    )
     for xi, r in zip(x, rows):
         ax.scatter([xi] * len(r["_accs"]), r["_accs"], s=10, color="0.5", zorder=3)
     if log_base is not None:

@@ -9,8 +9,9 @@ images are; the images a k-NN classifier in the high-dimensional space gets wron
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,9 @@ METHOD_COLUMNS = ["method", "points", "k-NN accuracy (2-D)", "trustworthiness", 
 # =============================================================================================
 
 
-def select_points(data: Any, n_points: int | str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def select_points(
+    data: Any, n_points: int | str, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Images, labels and dataset indices to embed, and what the indices index.
 
     ``"all"`` -> every training then every test image (index ``i >= n_train`` is test image
@@ -48,13 +51,17 @@ def hard_samples(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.neighbors import KNeighborsClassifier
 
     folds = int(min(5, np.bincount(y)[np.bincount(y) > 0].min()))
-    return cross_val_predict(KNeighborsClassifier(k), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    return cross_val_predict(
+        KNeighborsClassifier(k), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
+    )
 
 
 def mean_image_overlap(images: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """``O[a, b]``: weighted Jaccard of the class-mean images (shared ink / combined ink), 0..1."""
     flat = images.reshape(len(images), -1)  # uint8; mean() accumulates in float64 without a float copy of all
-    means = np.stack([flat[y == c].mean(0) if np.any(y == c) else np.zeros(flat.shape[1]) for c in range(n_classes)])
+    means = np.stack(
+        [flat[y == c].mean(0) if np.any(y == c) else np.zeros(flat.shape[1]) for c in range(n_classes)]
+    )
     lo = np.minimum(means[:, None], means[None]).sum(-1)
     hi = np.maximum(means[:, None], means[None]).sum(-1)
     return lo / np.maximum(hi, 1e-12)
@@ -124,33 +131,68 @@ class EmbeddingStudy(StudyResult):
 
     def hover(self) -> list[str]:
         """Per point the hover note of the interactive maps (the k-NN prediction where it is wrong)."""
-        return [f"{self.k}-NN in {self.space_name} predicts {self.classes[p]}" if p != t else "" for p, t in zip(self.pred, self.y)]
+        return [
+            f"{self.k}-NN in {self.space_name} predicts {self.classes[p]}" if p != t else ""
+            for p, t in zip(self.pred, self.y)
+        ]
 
     def plot(self, ax=None):
         """Every map side by side, coloured by class, hard points black-edged. Returns the Figure."""
         from digitlab.embed import plot_embeddings
 
-        return plot_embeddings(self.embeddings, self.y, self.classes, {m: LABELS[m] for m in self.embeddings}, self.hard,
-                               self.hard_label, ax=ax)
+        return plot_embeddings(
+            self.embeddings,
+            self.y,
+            self.classes,
+            {m: LABELS[m] for m in self.embeddings},
+            self.hard,
+            self.hard_label,
+            ax=ax,
+        )
 
     def plot_map(self, method: str, title: str = "", ax=None):
         """One method's map. Returns the Figure."""
         from digitlab.embed import plot_embedding
 
-        return plot_embedding(self.embeddings[method], self.y, self.classes, title, self.hard, self.hard_label, ax=ax)
+        return plot_embedding(
+            self.embeddings[method], self.y, self.classes, title, self.hard, self.hard_label, ax=ax
+        )
 
     def interactive_html(self, method: str, title: str, n_points: int, seed: int = 0) -> str:
         """The map as an interactive HTML fragment (a stratified sample of ``n_points`` with image thumbnails)."""
         from digitlab.embed import interactive_embedding_html
 
-        return interactive_embedding_html(self.embeddings[method], self.y, self.images, self.classes, self.indices, title,
-                                          n_points, seed, self.hover(), div_id=f"embed-{method}")
+        return interactive_embedding_html(
+            self.embeddings[method],
+            self.y,
+            self.images,
+            self.classes,
+            self.indices,
+            title,
+            n_points,
+            seed,
+            self.hover(),
+            div_id=f"embed-{method}",
+        )
 
 
-def embedding_study(data: Any, methods: Sequence[str] = ("pca", "tsne", "umap"), *, n_points: int | str = 10000,
-                    pca_dims: int = 50, perplexity: float = 30.0, n_neighbors: int = 15, min_dist: float = 0.1, k: int = 10,
-                    quality_points: int = 3000, top_pairs: int = 5, seed: int = 0, n_jobs: int = 1,
-                    progress: bool = False, log: Any = None) -> EmbeddingStudy:
+def embedding_study(
+    data: Any,
+    methods: Sequence[str] = ("pca", "tsne", "umap"),
+    *,
+    n_points: int | str = 10000,
+    pca_dims: int = 50,
+    perplexity: float = 30.0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    k: int = 10,
+    quality_points: int = 3000,
+    top_pairs: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+    log: Any = None,
+) -> EmbeddingStudy:
     """Embed ``n_points`` stratified training images (``"all"``: every train + test image) with each of
     ``methods``; t-SNE (``perplexity``) and UMAP (``n_neighbors``, ``min_dist``) run on the first
     ``pca_dims`` principal components of pixels / 255 (0 = raw pixels), PCA on the pixels. ``k``: neighbours
@@ -168,28 +210,46 @@ def embedding_study(data: Any, methods: Sequence[str] = ("pca", "tsne", "umap"),
     pred = hard_samples(reduced, y, k, seed)
     hard = np.flatnonzero(pred != y)
     space_name = f"{reduced.shape[1]}-D PCA space" if reduced is not x else "pixel space"
-    params = {"pca": {}, "tsne": {"perplexity": perplexity}, "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist}}
+    params = {
+        "pca": {},
+        "tsne": {"perplexity": perplexity},
+        "umap": {"n_neighbors": n_neighbors, "min_dist": min_dist},
+    }
     embs, rows, fractions = {}, [], {}
     with progress_bar(progress, f"embed {n:,} points", len(methods)) as step:
         for m in methods:
             step(0, description=f"embed: {LABELS[m]} of {n:,} points")
             t0 = time.perf_counter()
-            embs[m] = E.embed(x if m == "pca" else reduced, m, seed=seed, n_jobs=n_jobs, pca_dims=0, **params[m])
+            embs[m] = E.embed(
+                x if m == "pca" else reduced, m, seed=seed, n_jobs=n_jobs, pca_dims=0, **params[m]
+            )
             secs = time.perf_counter() - t0
             if log is not None:
                 log.info("embed: %s of %d points in %.1f s", m, n, secs)
             secs += t_reduce if m != "pca" else 0.0  # t-SNE and UMAP pay for the shared PCA step too
             q = E.embedding_quality(x, embs[m], y, k=k, seed=seed, trust_points=quality_points)
-            rows.append({"method": LABELS[m], "points": n, "k-NN accuracy (2-D)": round(q["knn_accuracy"], 4),
-                         "trustworthiness": round(q["trustworthiness"], 4), "silhouette": round(q["silhouette"], 4),
-                         "seconds": round(secs, 2)})
+            rows.append(
+                {
+                    "method": LABELS[m],
+                    "points": n,
+                    "k-NN accuracy (2-D)": round(q["knn_accuracy"], 4),
+                    "trustworthiness": round(q["trustworthiness"], 4),
+                    "silhouette": round(q["silhouette"], 4),
+                    "seconds": round(secs, 2),
+                }
+            )
             fractions[m] = E.neighbour_class_fractions(embs[m], y, k, nc)
             step()
     ink = mean_image_overlap(images, y, nc)
-    overlaps = [{"method": LABELS[m], **r, "mean-image overlap %": round(100 * float(ink[r["a"], r["b"]]), 1)}
-                for m in methods for r in E.overlapping_pairs(fractions[m], d.classes, top_pairs)]
-    own = [{"class": d.classes[c], **{LABELS[m]: round(100 * float(fractions[m][c, c]), 1) for m in methods}}
-           for c in range(nc)]
+    overlaps = [
+        {"method": LABELS[m], **r, "mean-image overlap %": round(100 * float(ink[r["a"], r["b"]]), 1)}
+        for m in methods
+        for r in E.overlapping_pairs(fractions[m], d.classes, top_pairs)
+    ]
+    own = [
+        {"class": d.classes[c], **{LABELS[m]: round(100 * float(fractions[m][c, c]), 1) for m in methods}}
+        for c in range(nc)
+    ]
     iu = np.triu_indices(nc, 1)
     ink_rho = {m: spearman((f[iu] + f.T[iu]) / 2, ink[iu]) for m, f in fractions.items()}
     foreign = {}
@@ -198,10 +258,36 @@ def embedding_study(data: Any, methods: Sequence[str] = ("pca", "tsne", "umap"),
             f = foreign_neighbourhood(emb, y, k)
             foreign[m] = (float(f[hard].mean()), float(f.mean()))
     kept = float(100 * embs["pca"].var(0).sum() / x.var(0).sum()) if "pca" in embs else None
-    return EmbeddingStudy(pd.DataFrame(rows, columns=METHOD_COLUMNS), pd.DataFrame(overlaps), pd.DataFrame(own), embs,
-                          fractions, ink, images, y, indices, space, space_name, list(d.classes), hard, pred, k, t_reduce,
-                          ink_rho, foreign, kept)
+    return EmbeddingStudy(
+        pd.DataFrame(rows, columns=METHOD_COLUMNS),
+        pd.DataFrame(overlaps),
+        pd.DataFrame(own),
+        embs,
+        fractions,
+        ink,
+        images,
+        y,
+        indices,
+        space,
+        space_name,
+        list(d.classes),
+        hard,
+        pred,
+        k,
+        t_reduce,
+        ink_rho,
+        foreign,
+        kept,
+    )
 
 
-__all__ = ["embedding_study", "EmbeddingStudy", "LABELS", "select_points", "hard_samples", "mean_image_overlap", "spearman",
-           "foreign_neighbourhood"]
+__all__ = [
+    "embedding_study",
+    "EmbeddingStudy",
+    "LABELS",
+    "select_points",
+    "hard_samples",
+    "mean_image_overlap",
+    "spearman",
+    "foreign_neighbourhood",
+]

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,9 @@ from digitlab.experiments.base import StudyResult
 from digitlab.plots import fit_width, single
 
 CV_MODELS = ("knn", "logreg")  # fast models for out-of-fold probabilities (see out_of_fold_proba)
-MAP_HARD_SHARE = 0.1  # at most this share of a subsampled map is taken by the hard images (more would bridge the clusters)
-
+MAP_HARD_SHARE = (
+    0.1  # at most this share of a subsampled map is taken by the hard images (more would bridge the clusters)
+)
 
 
 # =============================================================================================
@@ -53,17 +55,27 @@ def load_predictions(path: str | Path) -> dict[str, Any]:
         raise DatasetError(f"predictions file {path}: not found; run the classify task first")
     with np.load(path) as d:
         models = [str(m) for m in d["models"]]
-        return {"y_true": d["y_true"].astype(np.int64), "test_index": d["test_index"].astype(np.int64), "models": models,
-                "pred": {m: d[f"y_pred__{m}"].astype(np.int64) for m in models},
-                "proba": {m: d[f"proba__{m}"].astype(np.float64) if f"proba__{m}" in d.files else None for m in models},
-                "scores": {m: d[f"scores__{m}"].astype(np.float64) if f"scores__{m}" in d.files else None for m in models}}
+        return {
+            "y_true": d["y_true"].astype(np.int64),
+            "test_index": d["test_index"].astype(np.int64),
+            "models": models,
+            "pred": {m: d[f"y_pred__{m}"].astype(np.int64) for m in models},
+            "proba": {
+                m: d[f"proba__{m}"].astype(np.float64) if f"proba__{m}" in d.files else None for m in models
+            },
+            "scores": {
+                m: d[f"scores__{m}"].astype(np.float64) if f"scores__{m}" in d.files else None for m in models
+            },
+        }
 
 
 def error_matrix(y_true: np.ndarray, preds: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
     """Model names and the ``(n_models, n_images)`` boolean matrix ``E[m, i]`` = model m got image i wrong."""
     names = list(preds)
     y = np.asarray(y_true)
-    return names, np.stack([np.asarray(preds[n]) != y for n in names]) if names else np.zeros((0, len(y)), bool)
+    return names, np.stack([np.asarray(preds[n]) != y for n in names]) if names else np.zeros(
+        (0, len(y)), bool
+    )
 
 
 def confidence(proba: np.ndarray | None, n: int) -> np.ndarray:
@@ -71,15 +83,24 @@ def confidence(proba: np.ndarray | None, n: int) -> np.ndarray:
     return np.full(n, np.nan) if proba is None else np.asarray(proba, dtype=np.float64).max(1)
 
 
-def misclassified(y_true: np.ndarray, y_pred: np.ndarray, conf: np.ndarray, index: np.ndarray | None = None) -> list[dict]:
+def misclassified(
+    y_true: np.ndarray, y_pred: np.ndarray, conf: np.ndarray, index: np.ndarray | None = None
+) -> list[dict]:
     """One row per misclassified image: ``index`` (``index[i]``, e.g. the official test order), ``true``,
     ``predicted`` and ``confidence`` (None where NaN); most confident mistakes first."""
     y_true, y_pred, conf = np.asarray(y_true), np.asarray(y_pred), np.asarray(conf, dtype=np.float64)
     index = np.arange(len(y_true)) if index is None else np.asarray(index)
     wrong = np.flatnonzero(y_true != y_pred)
     wrong = wrong[np.argsort(-np.nan_to_num(conf[wrong], nan=-1.0), kind="stable")]
-    return [{"index": int(index[i]), "true": int(y_true[i]), "predicted": int(y_pred[i]),
-             "confidence": None if np.isnan(conf[i]) else float(conf[i])} for i in wrong]
+    return [
+        {
+            "index": int(index[i]),
+            "true": int(y_true[i]),
+            "predicted": int(y_pred[i]),
+            "confidence": None if np.isnan(conf[i]) else float(conf[i]),
+        }
+        for i in wrong
+    ]
 
 
 def votes(preds: Mapping[str, np.ndarray], i: int, n_classes: int) -> np.ndarray:
@@ -117,16 +138,29 @@ def intersections(errors: np.ndarray, names: Sequence[str], top: int | None = No
     if not any_wrong.any():
         return []
     patterns, counts = np.unique(e[:, any_wrong].T, axis=0, return_counts=True)
-    rows = [{"models": tuple(names[j] for j in np.flatnonzero(p)), "degree": int(p.sum()), "size": int(c),
-             "_key": tuple(np.flatnonzero(p))} for p, c in zip(patterns, counts)]
+    rows = [
+        {
+            "models": tuple(names[j] for j in np.flatnonzero(p)),
+            "degree": int(p.sum()),
+            "size": int(c),
+            "_key": tuple(np.flatnonzero(p)),
+        }
+        for p, c in zip(patterns, counts)
+    ]
     rows.sort(key=lambda r: (-r["size"], -r["degree"], r["_key"]))
     for r in rows:
         del r["_key"]
     return rows[:top] if top else rows
 
 
-def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[int], title: str = "",
-               labels: Mapping[str, str] | None = None, ax=None):
+def plot_upset(
+    rows: Sequence[dict],
+    names: Sequence[str],
+    set_sizes: Sequence[int],
+    title: str = "",
+    labels: Mapping[str, str] | None = None,
+    ax=None,
+):
     """An UpSet plot of ``rows`` (from :func:`intersections`): intersection sizes as bars on top, the
     models in each intersection as joined dots below, each model's error count as bars on the left.
     The intersections' columns narrow so that the figure stays within :data:`digitlab.plots.MAX_WIDTH`.
@@ -136,8 +170,16 @@ def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[i
     labels = labels or {}
     m, k = len(names), len(rows)
     step = fit_width(0.38, max(k, 1), extra=3.6)
-    fig, gs = grid(ax, 2, 3, (max(6.0, step * k + 3.6), 2.6 + 0.3 * m), width_ratios=(1.0, 1.45, max(k, 1) * step),
-                   height_ratios=(2.0, 0.3 * m), wspace=0.0, hspace=0.04)
+    fig, gs = grid(
+        ax,
+        2,
+        3,
+        (max(6.0, step * k + 3.6), 2.6 + 0.3 * m),
+        width_ratios=(1.0, 1.45, max(k, 1) * step),
+        height_ratios=(2.0, 0.3 * m),
+        wspace=0.0,
+        hspace=0.04,
+    )
     ax_bar, ax_dots, ax_sets = fig.add_subplot(gs[0, 2]), fig.add_subplot(gs[1, 2]), fig.add_subplot(gs[1, 0])
     x = np.arange(k)
     sizes = [r["size"] for r in rows]
@@ -155,8 +197,13 @@ def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[i
         ys = sorted(row_of[n] for n in r["models"])
         ax_dots.plot([xi, xi], [ys[0], ys[-1]], color="0.25", lw=1.6, zorder=2)
         ax_dots.scatter(np.full(len(ys), xi), ys, s=34 * dot, color="0.25", zorder=3)
-    ax_dots.set(xlim=(-0.6, k - 0.4), ylim=(-0.5, m - 0.5), xticks=[], yticks=[row_of[n] for n in names],
-                yticklabels=[labels.get(n, n) for n in names])
+    ax_dots.set(
+        xlim=(-0.6, k - 0.4),
+        ylim=(-0.5, m - 0.5),
+        xticks=[],
+        yticks=[row_of[n] for n in names],
+        yticklabels=[labels.get(n, n) for n in names],
+    )
     ax_dots.tick_params(axis="y", length=0, labelsize=8)
     for s in ax_dots.spines.values():
         s.set_visible(False)
@@ -170,6 +217,7 @@ def plot_upset(rows: Sequence[dict], names: Sequence[str], set_sizes: Sequence[i
 # =============================================================================================
 # Traits of hard images
 # =============================================================================================
+
 
 def greyscale(images: np.ndarray) -> np.ndarray:
     """``(n, H, W)`` uint8 images; colour ``(n, H, W, C)`` images are averaged over channels."""
@@ -205,12 +253,16 @@ def pca_space(x_fit: np.ndarray, dims: int, seed: int, *others: np.ndarray) -> l
 
     x_fit = to_features(x_fit)
     pca = PCA(n_components=int(min(dims, x_fit.shape[1], len(x_fit))), random_state=seed).fit(x_fit)
-    return [pca.transform(x_fit).astype(np.float32)] + [pca.transform(to_features(o)).astype(np.float32) for o in others]
+    return [pca.transform(x_fit).astype(np.float32)] + [
+        pca.transform(to_features(o)).astype(np.float32) for o in others
+    ]
 
 
 def class_centres(z: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Mean of each class's rows of ``z`` (NaN for a class without rows)."""
-    return np.stack([z[y == c].mean(0) if np.any(y == c) else np.full(z.shape[1], np.nan) for c in range(n_classes)])
+    return np.stack(
+        [z[y == c].mean(0) if np.any(y == c) else np.full(z.shape[1], np.nan) for c in range(n_classes)]
+    )
 
 
 def centre_distance(z: np.ndarray, y: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -218,7 +270,9 @@ def centre_distance(z: np.ndarray, y: np.ndarray, centres: np.ndarray) -> np.nda
     return np.linalg.norm(z - centres[np.asarray(y)], axis=1)
 
 
-def trait_comparison(traits: Mapping[str, np.ndarray], y: np.ndarray, hard: np.ndarray, reference: np.ndarray) -> list[dict]:
+def trait_comparison(
+    traits: Mapping[str, np.ndarray], y: np.ndarray, hard: np.ndarray, reference: np.ndarray
+) -> list[dict]:
     """Compare ``hard`` images (indices) with ``reference`` images (a boolean mask, e.g. classified
     correctly by every model) **of the same class**, one row per trait.
 
@@ -251,13 +305,18 @@ def trait_comparison(traits: Mapping[str, np.ndarray], y: np.ndarray, hard: np.n
             r = r[np.isfinite(r)]
             if len(r) >= 2 and r.std(ddof=1) > 0:
                 base.append(np.abs(r - r.mean()) / r.std(ddof=1))
-        rows.append({"trait": name, "n_hard": len(vals),
-                     "hard_mean": float(np.mean(vals)) if vals else None,
-                     "reference_mean": float(np.mean(refs)) if refs else None,
-                     "mean_z": float(np.mean(zs)) if zs else None,
-                     "mean_abs_z": float(np.mean(np.abs(zs))) if zs else None,
-                     "mean_percentile": float(np.mean(pct)) if pct else None,
-                     "reference_abs_z": float(np.concatenate(base).mean()) if base else None})
+        rows.append(
+            {
+                "trait": name,
+                "n_hard": len(vals),
+                "hard_mean": float(np.mean(vals)) if vals else None,
+                "reference_mean": float(np.mean(refs)) if refs else None,
+                "mean_z": float(np.mean(zs)) if zs else None,
+                "mean_abs_z": float(np.mean(np.abs(zs))) if zs else None,
+                "mean_percentile": float(np.mean(pct)) if pct else None,
+                "reference_abs_z": float(np.concatenate(base).mean()) if base else None,
+            }
+        )
     return rows
 
 
@@ -280,8 +339,16 @@ def make_cv_model(name: str, k: int = 10):
     raise ConfigError(f"label-issue model {name!r}: unknown; choose one of {', '.join(CV_MODELS)}")
 
 
-def out_of_fold_proba(z: np.ndarray, y: np.ndarray, n_classes: int, model: str = "knn", n_folds: int = 5, seed: int = 0,
-                      k: int = 10, n_jobs: int = 1) -> np.ndarray:
+def out_of_fold_proba(
+    z: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    model: str = "knn",
+    n_folds: int = 5,
+    seed: int = 0,
+    k: int = 10,
+    n_jobs: int = 1,
+) -> np.ndarray:
     """Out-of-fold predicted probabilities ``(n, n_classes)``: ``n_folds`` stratified, shuffled folds
     (scikit-learn's ``cross_val_predict``), so each image is scored by a model that never saw its label.
 
@@ -294,10 +361,18 @@ def out_of_fold_proba(z: np.ndarray, y: np.ndarray, n_classes: int, model: str =
     counts = np.bincount(y, minlength=n_classes)
     folds = int(min(n_folds, counts[counts > 0].min()))
     if folds < 2:
-        raise DatasetError(f"label issues: a class has {folds} training image(s); need at least 2 per class for cross-validation")
+        raise DatasetError(
+            f"label issues: a class has {folds} training image(s); need at least 2 per class for cross-validation"
+        )
     est = make_cv_model(model, k=int(min(k, len(y) - len(y) // folds - 1)))
-    p = cross_val_predict(est, z, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba",
-                          n_jobs=n_jobs)
+    p = cross_val_predict(
+        est,
+        z,
+        y,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        method="predict_proba",
+        n_jobs=n_jobs,
+    )
     full = np.zeros((len(y), n_classes))
     full[:, np.unique(y)] = p  # classes absent from y keep probability 0
     return smooth(full)
@@ -325,7 +400,9 @@ def rank_label_issues(labels: np.ndarray, proba: np.ndarray, index: np.ndarray |
     proba = np.asarray(proba, dtype=np.float64)
     index = np.arange(len(labels)) if index is None else np.asarray(index)
     if proba.shape != (len(labels), proba.shape[1]) or labels.max(initial=0) >= proba.shape[1]:
-        raise DatasetError(f"label issues: probabilities of shape {proba.shape} do not match {len(labels)} labels")
+        raise DatasetError(
+            f"label issues: probabilities of shape {proba.shape} do not match {len(labels)} labels"
+        )
     present = np.flatnonzero(np.bincount(labels, minlength=proba.shape[1]) > 0)
     if len(present) < 2:
         return []
@@ -338,19 +415,35 @@ def rank_label_issues(labels: np.ndarray, proba: np.ndarray, index: np.ndarray |
     score = p[np.arange(len(labels)), remap[labels]]
     ranked = flagged[_by_self_confidence(p[flagged], remap[labels][flagged])]
     suggested = present[p.argmax(1)]
-    return [{"index": int(index[i]), "given": int(labels[i]), "suggested": int(suggested[i]), "score": float(score[i])}
-            for i in ranked]
+    return [
+        {
+            "index": int(index[i]),
+            "given": int(labels[i]),
+            "suggested": int(suggested[i]),
+            "score": float(score[i]),
+        }
+        for i in ranked
+    ]
 
 
-def self_confidence_ranking(labels: np.ndarray, proba: np.ndarray, index: np.ndarray | None = None) -> list[dict]:
+def self_confidence_ranking(
+    labels: np.ndarray, proba: np.ndarray, index: np.ndarray | None = None
+) -> list[dict]:
     """Every image ranked by self-confidence (probability of the given label, lowest first), in the rows
     of :func:`rank_label_issues`: the order confident learning ranks its candidates in, without its cut."""
     labels = np.asarray(labels, dtype=np.int64)
     p = smooth(proba)
     index = np.arange(len(labels)) if index is None else np.asarray(index)
     score = p[np.arange(len(labels)), labels]
-    return [{"index": int(index[i]), "given": int(labels[i]), "suggested": int(p[i].argmax()), "score": float(score[i])}
-            for i in _by_self_confidence(p, labels)]
+    return [
+        {
+            "index": int(index[i]),
+            "given": int(labels[i]),
+            "suggested": int(p[i].argmax()),
+            "score": float(score[i]),
+        }
+        for i in _by_self_confidence(p, labels)
+    ]
 
 
 def _by_self_confidence(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -378,13 +471,23 @@ def detection_scores(ranked: Sequence[int], planted: np.ndarray) -> dict[str, fl
     ranked, planted = np.asarray(ranked, dtype=np.int64), np.asarray(planted, dtype=np.int64)
     if len(planted) == 0:
         return {"recall": float("nan"), "precision_at_k": float("nan"), "flagged": len(ranked)}
-    return {"recall": float(np.isin(planted, ranked).mean()),
-            "precision_at_k": float(np.isin(ranked[:len(planted)], planted).mean()) if len(ranked) else 0.0,
-            "flagged": int(len(ranked))}
+    return {
+        "recall": float(np.isin(planted, ranked).mean()),
+        "precision_at_k": float(np.isin(ranked[: len(planted)], planted).mean()) if len(ranked) else 0.0,
+        "flagged": int(len(ranked)),
+    }
 
 
-def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], errors: np.ndarray, names: Sequence[str],
-                    labels: Mapping[str, str] | None = None, cols: int = 5, ax=None):
+def plot_error_maps(
+    emb: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    errors: np.ndarray,
+    names: Sequence[str],
+    labels: Mapping[str, str] | None = None,
+    cols: int = 5,
+    ax=None,
+):
     """Error maps on one 2-D embedding: a large panel (top left, 2 x 2 cells) coloured by how many models
     got each image wrong, then one small panel per model with its errors in red over the other images
     in grey, filling the grid of ``cols`` columns beside and below it. The figure is at most
@@ -408,20 +511,52 @@ def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], erro
     size = float(np.clip(12_000 / max(n, 1), 1.0, 14)) * (cell * big / 5.8) ** 2
     wrong = errors.sum(0)
     right = wrong == 0
-    ax0.scatter(emb[right, 0], emb[right, 1], s=size, color="0.82", linewidths=0, rasterized=True, label="no model wrong")
-    order = np.flatnonzero(~right)[np.argsort(wrong[~right], kind="stable")]  # most-missed drawn last (on top)
+    ax0.scatter(
+        emb[right, 0],
+        emb[right, 1],
+        s=size,
+        color="0.82",
+        linewidths=0,
+        rasterized=True,
+        label="no model wrong",
+    )
+    order = np.flatnonzero(~right)[
+        np.argsort(wrong[~right], kind="stable")
+    ]  # most-missed drawn last (on top)
     cmap = plt.get_cmap("plasma_r", max(m, 1))
-    sc = ax0.scatter(emb[order, 0], emb[order, 1], c=wrong[order], cmap=cmap, vmin=0.5, vmax=m + 0.5, s=size * 2.2,
-                     linewidths=0.2, edgecolors="black", rasterized=True)
+    sc = ax0.scatter(
+        emb[order, 0],
+        emb[order, 1],
+        c=wrong[order],
+        cmap=cmap,
+        vmin=0.5,
+        vmax=m + 0.5,
+        s=size * 2.2,
+        linewidths=0.2,
+        edgecolors="black",
+        rasterized=True,
+    )
     cb = fig.colorbar(sc, ax=ax0, ticks=range(1, m + 1), location="left", fraction=0.05, pad=0.02, shrink=0.9)
     cb.set_label("models that got the image wrong", fontsize=8)
     cb.ax.tick_params(labelsize=7)
     halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     for c in np.unique(y):
         mx, my = np.median(emb[y == c], axis=0)
-        ax0.text(mx, my, classes[c], ha="center", va="center", fontsize=10, weight="bold", path_effects=halo, zorder=4)
+        ax0.text(
+            mx,
+            my,
+            classes[c],
+            ha="center",
+            va="center",
+            fontsize=10,
+            weight="bold",
+            path_effects=halo,
+            zorder=4,
+        )
     ax0.set_title("how many models got each image wrong", fontsize=9)
-    cells = [(i, j) for i in range(big) for j in range(big, cols)] + [(i, j) for i in range(big, rows) for j in range(cols)]
+    cells = [(i, j) for i in range(big) for j in range(big, cols)] + [
+        (i, j) for i in range(big, rows) for j in range(cols)
+    ]
     panels = [ax0]
     for (i, j), name, e in zip(cells, names, errors):
         a = fig.add_subplot(gs[i, j])
@@ -440,8 +575,15 @@ def plot_error_maps(emb: np.ndarray, y: np.ndarray, classes: Sequence[str], erro
 # =============================================================================================
 
 
-def plot_gallery(images: np.ndarray, titles: Sequence[str], cols: int = 8, suptitle: str = "", cell: float = 1.35,
-                 title_size: float = 6.5, ax=None):
+def plot_gallery(
+    images: np.ndarray,
+    titles: Sequence[str],
+    cols: int = 8,
+    suptitle: str = "",
+    cell: float = 1.35,
+    title_size: float = 6.5,
+    ax=None,
+):
     """A grid of images with a (possibly multi-line) title each; returns the matplotlib figure.
 
     Greyscale images with a dark background (ink on blank, e.g. MNIST) are shown dark on white, all
@@ -451,9 +593,9 @@ def plot_gallery(images: np.ndarray, titles: Sequence[str], cols: int = 8, supti
     from digitlab.plots import fit_width, plot_images
 
     cols = max(1, min(cols, len(images)))
-    return plot_images(images, titles, cols=cols, ax=ax, suptitle=suptitle, cell=fit_width(cell, cols),
-                       title_size=title_size)
-
+    return plot_images(
+        images, titles, cols=cols, ax=ax, suptitle=suptitle, cell=fit_width(cell, cols), title_size=title_size
+    )
 
 
 # =============================================================================================
@@ -478,8 +620,10 @@ def _top(flagged: list[dict], ranking: list[dict], n: int) -> list[dict]:
 
 
 def _frame(rows: list[dict], classes: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame([{**r, "given": classes[r["given"]], "suggested": classes[r["suggested"]]} for r in rows],
-                        columns=["index", "given", "suggested", "score"])
+    return pd.DataFrame(
+        [{**r, "given": classes[r["given"]], "suggested": classes[r["suggested"]]} for r in rows],
+        columns=["index", "given", "suggested", "score"],
+    )
 
 
 @dataclass
@@ -513,7 +657,9 @@ class LabelIssues(StudyResult):
     z_train: np.ndarray | None = None  # PCA of the training images (pixels/255), fitted on them
     z_test: np.ndarray | None = None  # the test images in that PCA space
     p_test: np.ndarray | None = None  # test probabilities the test labels are ranked by
-    test_models: list[str] = field(default_factory=list)  # models whose probabilities were averaged ([] = the cv model)
+    test_models: list[str] = field(
+        default_factory=list
+    )  # models whose probabilities were averaged ([] = the cv model)
     test_images: np.ndarray | None = None
     test_index: np.ndarray | None = None
     _main = "candidates"
@@ -526,23 +672,43 @@ class LabelIssues(StudyResult):
         """The first ``n`` candidates of ``part`` ("train" or "test"): flagged first, then the lowest
         self-confidence; titled with the rank, given and suggested label and self-confidence."""
         if part not in self.ranked:
-            raise ConfigError(f"plot: no {part!r} label issues; pass test images to label_issues for part='test'")
+            raise ConfigError(
+                f"plot: no {part!r} label issues; pass test images to label_issues for part='test'"
+            )
         top = _top(self.flagged[part], self.ranked[part], n)
         index = self.train_index if part == "train" else self.test_index
         images = self.images if part == "train" else self.test_images
         where = {int(v): i for i, v in enumerate(index)}
-        titles = [f"#{k + 1}{'' if r['flagged'] else ' (not flagged)'}\ngiven {self.classes[r['given']]}\n"
-                  f"suggest {self.classes[r['suggested']]}\nself-conf. {r['score']:.3f}" for k, r in enumerate(top)]
+        titles = [
+            f"#{k + 1}{'' if r['flagged'] else ' (not flagged)'}\ngiven {self.classes[r['given']]}\n"
+            f"suggest {self.classes[r['suggested']]}\nself-conf. {r['score']:.3f}"
+            for k, r in enumerate(top)
+        ]
         if cols is None:
-            cols = 8 if max(len(c) for c in self.classes) <= 6 else 6  # four title lines per image need ~0.9 inch
+            cols = (
+                8 if max(len(c) for c in self.classes) <= 6 else 6
+            )  # four title lines per image need ~0.9 inch
         return plot_gallery(images[[where[r["index"]] for r in top]], titles, cols=cols, ax=ax)
 
 
-def label_issues(data: Any, *, n_train: int = 0, model: str = "knn", pca_dims: int = 50, folds: int = 5, k: int = 10,
-                 seed: int = 0, plant: float = 0.0, n_jobs: int = 1, top: int = 20, test_images: np.ndarray | None = None,
-                 test_labels: np.ndarray | None = None, test_index: np.ndarray | None = None,
-                 test_proba: Mapping[str, np.ndarray | None] | None = None,
-                 test_models: Sequence[str] = ()) -> LabelIssues:
+def label_issues(
+    data: Any,
+    *,
+    n_train: int = 0,
+    model: str = "knn",
+    pca_dims: int = 50,
+    folds: int = 5,
+    k: int = 10,
+    seed: int = 0,
+    plant: float = 0.0,
+    n_jobs: int = 1,
+    top: int = 20,
+    test_images: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
+    test_index: np.ndarray | None = None,
+    test_proba: Mapping[str, np.ndarray | None] | None = None,
+    test_models: Sequence[str] = (),
+) -> LabelIssues:
     """Rank labels that look wrong: out-of-fold probabilities of a fast model (``"knn"`` or ``"logreg"``
     on a PCA of the pixels, ``folds`` stratified folds) ranked by confident learning (cleanlab).
 
@@ -568,8 +734,17 @@ def label_issues(data: Any, *, n_train: int = 0, model: str = "knn", pca_dims: i
     oof = out_of_fold_proba(z_train, y, kk, model, folds, seed, k, n_jobs)
     flagged = {"train": rank_label_issues(y, oof, at)}
     ranked = {"train": self_confidence_ranking(y, oof, at)}
-    res = LabelIssues(_frame(flagged["train"], classes), _frame(ranked["train"], classes), None,
-                      float(np.mean(oof.argmax(1) == y)), x, classes, train_index=at, y_train=y, z_train=z_train)
+    res = LabelIssues(
+        _frame(flagged["train"], classes),
+        _frame(ranked["train"], classes),
+        None,
+        float(np.mean(oof.argmax(1) == y)),
+        x,
+        classes,
+        train_index=at,
+        y_train=y,
+        z_train=z_train,
+    )
     if test_images is not None:
         y_test = np.asarray(test_labels, dtype=np.int64)
         test_index = np.arange(len(y_test)) if test_index is None else np.asarray(test_index)
@@ -583,7 +758,10 @@ def label_issues(data: Any, *, n_train: int = 0, model: str = "knn", pca_dims: i
             p_test[:, est.classes_] = est.predict_proba(rest[0])
         flagged["test"] = rank_label_issues(y_test, smooth(p_test), test_index)
         ranked["test"] = self_confidence_ranking(y_test, p_test, test_index)
-        res.test_candidates, res.test_ranking = _frame(flagged["test"], classes), _frame(ranked["test"], classes)
+        res.test_candidates, res.test_ranking = (
+            _frame(flagged["test"], classes),
+            _frame(ranked["test"], classes),
+        )
         res.z_test, res.p_test, res.test_models = rest[0], p_test, used
         res.test_images, res.test_index = np.asarray(test_images), test_index
     res.flagged, res.ranked = flagged, ranked
@@ -591,7 +769,10 @@ def label_issues(data: Any, *, n_train: int = 0, model: str = "knn", pca_dims: i
     if plant > 0:
         y_flip, where = plant_flips(y, max(1, int(round(plant * len(y)))), kk, seed + 1)
         oof_flip = out_of_fold_proba(z_train, y_flip, kk, model, folds, seed, k, n_jobs)
-        res.planted = {"n": len(where), **detection_scores([r["index"] for r in rank_label_issues(y_flip, oof_flip)], where)}
+        res.planted = {
+            "n": len(where),
+            **detection_scores([r["index"] for r in rank_label_issues(y_flip, oof_flip)], where),
+        }
     return res
 
 
@@ -657,7 +838,9 @@ class ErrorAnalysis(StudyResult):
     inter: list[dict] = field(default_factory=list)  # intersections() rows
     chance_ratio: float = math.nan  # median over pairs of observed / independent Jaccard
     independent: np.ndarray | None = None  # independent-mistake Jaccard of each pair (upper triangle order)
-    hard_confusions: dict[tuple[int, int], int] = field(default_factory=dict)  # (given, top wrong vote) -> hard images
+    hard_confusions: dict[tuple[int, int], int] = field(
+        default_factory=dict
+    )  # (given, top wrong vote) -> hard images
     trait_values: dict[str, np.ndarray] = field(default_factory=dict)  # per image (NaN where not measured)
     comparison: list[dict] = field(default_factory=list)  # trait_comparison() rows
     label: LabelIssues | None = None
@@ -677,9 +860,23 @@ class ErrorAnalysis(StudyResult):
         j = self.jaccard.to_numpy()
         im = ax.imshow(j, cmap="viridis", vmin=0, vmax=1)
         for a, b in np.ndindex(j.shape):
-            ax.text(b, a, f"{j[a, b]:.2f}", ha="center", va="center", fontsize=6.5, color="black" if j[a, b] > 0.6 else "white")
+            ax.text(
+                b,
+                a,
+                f"{j[a, b]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="black" if j[a, b] > 0.6 else "white",
+            )
         names = [labels.get(n, n) for n in self.models]
-        ax.set(xticks=range(m), yticks=range(m), xticklabels=names, yticklabels=names, title="Jaccard index of the error sets")
+        ax.set(
+            xticks=range(m),
+            yticks=range(m),
+            xticklabels=names,
+            yticklabels=names,
+            title="Jaccard index of the error sets",
+        )
         for t in ax.get_xticklabels():
             t.set(rotation=60, ha="right", rotation_mode="anchor")
         fig.colorbar(im, ax=ax, fraction=0.04)
@@ -687,8 +884,13 @@ class ErrorAnalysis(StudyResult):
 
     plot_jaccard = plot
 
-    def plot_upset(self, top: int = 15, labels: Mapping[str, str] | None = None, title: str = "largest exclusive intersections",
-                   ax=None):
+    def plot_upset(
+        self,
+        top: int = 15,
+        labels: Mapping[str, str] | None = None,
+        title: str = "largest exclusive intersections",
+        ax=None,
+    ):
         """UpSet plot of the ``top`` largest exclusive intersections of the error sets."""
         return plot_upset(self.inter[:top], self.models, self.errors.sum(1), title, labels, ax=ax)
 
@@ -697,25 +899,47 @@ class ErrorAnalysis(StudyResult):
         if self.map_xy is None:
             raise ConfigError("plot_error_map: this analysis has no map; pass map_method= to error_analysis")
         pos = self.map_pos
-        return plot_error_maps(self.map_xy, self.y[pos], self.classes, self.errors[:, pos], self.models, labels, ax=ax)
+        return plot_error_maps(
+            self.map_xy, self.y[pos], self.classes, self.errors[:, pos], self.models, labels, ax=ax
+        )
 
     def plot_hard(self, n: int = 24, cols: int = 8, ax=None):
         """The hardest images (most models wrong first), titled with their given label and the models' votes."""
         if self.images is None:
             raise ConfigError("plot_hard: this analysis has no images; pass images= to error_analysis")
         hard = self.hard_positions[:n]
-        titles = [f"given {self.classes[self.y[i]]}\n{vote_text(self.predictions, i, self.classes)}" for i in hard]
+        titles = [
+            f"given {self.classes[self.y[i]]}\n{vote_text(self.predictions, i, self.classes)}" for i in hard
+        ]
         return plot_gallery(self.images[hard], titles, cols=cols, ax=ax)
 
 
-def error_analysis(comparison_or_y: Any, predictions: Mapping[str, np.ndarray] | None = None,
-                   proba: Mapping[str, np.ndarray | None] | None = None, *, images: np.ndarray | None = None,
-                   classes: Sequence[str] | None = None, index: np.ndarray | None = None, hard_fraction: float = 0.5,
-                   strokes: bool | None = None, reference_per_class: int = 0, train: Any = None, n_train: int = 0,
-                   pca_dims: int = 50, cv_model: str = "knn", cv_folds: int = 5, cv_k: int = 10,
-                   test_models: Sequence[str] | None = None, planted_fraction: float = 0.0, top_candidates: int = 20,
-                   map_method: str | None = None, map_size: int = 0, seed: int = 0, n_jobs: int = 1,
-                   progress: bool = False) -> ErrorAnalysis:
+def error_analysis(
+    comparison_or_y: Any,
+    predictions: Mapping[str, np.ndarray] | None = None,
+    proba: Mapping[str, np.ndarray | None] | None = None,
+    *,
+    images: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
+    index: np.ndarray | None = None,
+    hard_fraction: float = 0.5,
+    strokes: bool | None = None,
+    reference_per_class: int = 0,
+    train: Any = None,
+    n_train: int = 0,
+    pca_dims: int = 50,
+    cv_model: str = "knn",
+    cv_folds: int = 5,
+    cv_k: int = 10,
+    test_models: Sequence[str] | None = None,
+    planted_fraction: float = 0.0,
+    top_candidates: int = 20,
+    map_method: str | None = None,
+    map_size: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> ErrorAnalysis:
     """The error sets of several models on the same test images, their overlap, the hard images and,
     given training images, the labels that look wrong.
 
@@ -743,7 +967,9 @@ def error_analysis(comparison_or_y: Any, predictions: Mapping[str, np.ndarray] |
     else:
         y = np.asarray(comparison_or_y, dtype=np.int64)
         if predictions is None:
-            raise ConfigError("error_analysis: pass a ModelComparison, or the true labels and predictions={model: y_pred}")
+            raise ConfigError(
+                "error_analysis: pass a ModelComparison, or the true labels and predictions={model: y_pred}"
+            )
     if not 0 < hard_fraction <= 1:
         raise ConfigError(f"hard_fraction = {hard_fraction}: use a share in (0, 1], e.g. 0.5")
     y = np.asarray(y, dtype=np.int64)
@@ -762,14 +988,30 @@ def error_analysis(comparison_or_y: Any, predictions: Mapping[str, np.ndarray] |
     lab = None
     if train is not None and images is not None:
         with _status(progress, "errors: label issues (cross-validation, confident learning)"):
-            lab = label_issues(train, n_train=n_train, model=cv_model, pca_dims=pca_dims, folds=cv_folds, k=cv_k, seed=seed,
-                               plant=planted_fraction, top=top_candidates, test_images=images, test_labels=y,
-                               test_index=index, test_proba=proba,
-                               test_models=[n for n in names if proba.get(n) is not None] if test_models is None else test_models)
+            lab = label_issues(
+                train,
+                n_train=n_train,
+                model=cv_model,
+                pca_dims=pca_dims,
+                folds=cv_folds,
+                k=cv_k,
+                seed=seed,
+                plant=planted_fraction,
+                top=top_candidates,
+                test_images=images,
+                test_labels=y,
+                test_index=index,
+                test_proba=proba,
+                test_models=[n for n in names if proba.get(n) is not None]
+                if test_models is None
+                else test_models,
+            )
         clock["label_issues"] = time.perf_counter()
         where = {int(v): i for i, v in enumerate(index)}
         for r in lab.top["test"]:
-            r["models_suggesting"] = int(sum(predictions[n][where[r["index"]]] == r["suggested"] for n in names))
+            r["models_suggesting"] = int(
+                sum(predictions[n][where[r["index"]]] == r["suggested"] for n in names)
+            )
 
     trait_values: dict[str, np.ndarray] = {}
     comparison: list[dict] = []
@@ -780,7 +1022,9 @@ def error_analysis(comparison_or_y: Any, predictions: Mapping[str, np.ndarray] |
 
             ref = ref[subset_indices(y[ref], min(len(ref), reference_per_class * len(classes)), seed)]
         at = np.union1d(hard, ref)
-        for name, v in image_traits(np.asarray(images)[at], strokes=True if strokes is None else strokes).items():
+        for name, v in image_traits(
+            np.asarray(images)[at], strokes=True if strokes is None else strokes
+        ).items():
             trait_values[name] = np.full(len(y), np.nan)
             trait_values[name][at] = v
         if lab is not None:
@@ -824,27 +1068,81 @@ def error_analysis(comparison_or_y: Any, predictions: Mapping[str, np.ndarray] |
     for i, n in enumerate(names):
         e, cf = errors[i], conf[n]
         others = errors[np.arange(m) != i].any(0) if m > 1 else np.zeros_like(e)
-        per_model.append({"model": n, "errors": int(e.sum()), "error_pct": 100 * float(e.mean()),
-                          "only_this_model": int((e & ~others).sum()), "hard_among_them": int((e & (wrong >= hard_min)).sum()),
-                          "confidence_on_mistakes": float(np.nanmean(cf[e])) if e.any() and np.isfinite(cf).any() else math.nan,
-                          "confidence_when_right": float(np.nanmean(cf[~e])) if (~e).any() and np.isfinite(cf).any() else math.nan})
-    inter_df = pd.DataFrame([{"models": ", ".join(r["models"]), "n_models": r["degree"], "images": r["size"]} for r in inter],
-                            columns=["models", "n_models", "images"])
-    hard_rows = pd.DataFrame([{"position": int(i), "index": int(index[i]), "true": classes[y[i]], "models_wrong": int(wrong[i]),
-                               "votes": vote_text(predictions, i, classes)} for i in hard],
-                             columns=["position", "index", "true", "models_wrong", "votes"])
+        per_model.append(
+            {
+                "model": n,
+                "errors": int(e.sum()),
+                "error_pct": 100 * float(e.mean()),
+                "only_this_model": int((e & ~others).sum()),
+                "hard_among_them": int((e & (wrong >= hard_min)).sum()),
+                "confidence_on_mistakes": float(np.nanmean(cf[e]))
+                if e.any() and np.isfinite(cf).any()
+                else math.nan,
+                "confidence_when_right": float(np.nanmean(cf[~e]))
+                if (~e).any() and np.isfinite(cf).any()
+                else math.nan,
+            }
+        )
+    inter_df = pd.DataFrame(
+        [{"models": ", ".join(r["models"]), "n_models": r["degree"], "images": r["size"]} for r in inter],
+        columns=["models", "n_models", "images"],
+    )
+    hard_rows = pd.DataFrame(
+        [
+            {
+                "position": int(i),
+                "index": int(index[i]),
+                "true": classes[y[i]],
+                "models_wrong": int(wrong[i]),
+                "votes": vote_text(predictions, i, classes),
+            }
+            for i in hard
+        ],
+        columns=["position", "index", "true", "models_wrong", "votes"],
+    )
     mistake_rows = {n: misclassified(y, predictions[n], conf[n], index) for n in names}
-    mistakes = pd.DataFrame([{"model": n, **r, "true": classes[r["true"]], "predicted": classes[r["predicted"]]}
-                             for n in names for r in mistake_rows[n]], columns=["model", "index", "true", "predicted", "confidence"])
+    mistakes = pd.DataFrame(
+        [
+            {"model": n, **r, "true": classes[r["true"]], "predicted": classes[r["predicted"]]}
+            for n in names
+            for r in mistake_rows[n]
+        ],
+        columns=["model", "index", "true", "predicted", "confidence"],
+    )
     traits = pd.DataFrame(comparison).set_index("trait") if comparison else None
     steps = list(clock)
-    return ErrorAnalysis(pd.DataFrame(per_model).set_index("model"), pd.DataFrame(jac, index=names, columns=names), inter_df,
-                         hard_rows, mistakes, traits, hard_min, errors, names, None if images is None else np.asarray(images),
-                         classes, y=y, index=index, predictions=dict(predictions), conf=conf, wrong=wrong, hard_positions=hard,
-                         mistake_rows=mistake_rows, inter=inter, chance_ratio=ratio, independent=ind, hard_confusions=pairs,
-                         trait_values=trait_values, comparison=comparison, label=lab, map_method=map_method, map_pos=pos,
-                         map_xy=None if emb is None else np.asarray(emb), map_seconds=map_s,
-                         seconds={b: round(clock[b] - clock[a], 2) for a, b in zip(steps, steps[1:])})
+    return ErrorAnalysis(
+        pd.DataFrame(per_model).set_index("model"),
+        pd.DataFrame(jac, index=names, columns=names),
+        inter_df,
+        hard_rows,
+        mistakes,
+        traits,
+        hard_min,
+        errors,
+        names,
+        None if images is None else np.asarray(images),
+        classes,
+        y=y,
+        index=index,
+        predictions=dict(predictions),
+        conf=conf,
+        wrong=wrong,
+        hard_positions=hard,
+        mistake_rows=mistake_rows,
+        inter=inter,
+        chance_ratio=ratio,
+        independent=ind,
+        hard_confusions=pairs,
+        trait_values=trait_values,
+        comparison=comparison,
+        label=lab,
+        map_method=map_method,
+        map_pos=pos,
+        map_xy=None if emb is None else np.asarray(emb),
+        map_seconds=map_s,
+        seconds={b: round(clock[b] - clock[a], 2) for a, b in zip(steps, steps[1:])},
+    )
 
 
 def vote_text(preds: Mapping[str, np.ndarray], i: int, classes: Sequence[str], top: int = 3) -> str:
@@ -854,8 +1152,37 @@ def vote_text(preds: Mapping[str, np.ndarray], i: int, classes: Sequence[str], t
     return ", ".join(f"{classes[c]}×{v[c]}" for c in order)
 
 
-__all__ = ["error_analysis", "ErrorAnalysis", "label_issues", "LabelIssues", "vote_text", "map_points", "independent_jaccard",
-           "load_predictions", "error_matrix", "confidence", "misclassified", "votes", "jaccard_matrix", "intersections",
-           "plot_upset", "plot_error_maps", "greyscale", "image_traits", "pca_space", "class_centres",
-           "centre_distance", "trait_comparison", "make_cv_model", "out_of_fold_proba", "smooth", "rank_label_issues",
-           "self_confidence_ranking", "plant_flips", "detection_scores", "plot_gallery", "CV_MODELS", "MAP_HARD_SHARE"]
+__all__ = [
+    "error_analysis",
+    "ErrorAnalysis",
+    "label_issues",
+    "LabelIssues",
+    "vote_text",
+    "map_points",
+    "independent_jaccard",
+    "load_predictions",
+    "error_matrix",
+    "confidence",
+    "misclassified",
+    "votes",
+    "jaccard_matrix",
+    "intersections",
+    "plot_upset",
+    "plot_error_maps",
+    "greyscale",
+    "image_traits",
+    "pca_space",
+    "class_centres",
+    "centre_distance",
+    "trait_comparison",
+    "make_cv_model",
+    "out_of_fold_proba",
+    "smooth",
+    "rank_label_issues",
+    "self_confidence_ranking",
+    "plant_flips",
+    "detection_scores",
+    "plot_gallery",
+    "CV_MODELS",
+    "MAP_HARD_SHARE",
+]

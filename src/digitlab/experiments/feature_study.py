@@ -9,8 +9,9 @@ pixels of the same train/test images.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,11 @@ class FeatureStudy(StudyResult):
     def class_mean(self, feature: str) -> dict[str, float]:
         """Mean of ``feature`` over the training images of each class (classes without images left out)."""
         col = self.X_train[:, self.names.index(feature)]
-        return {c: float(col[self.y_train == i].mean()) for i, c in enumerate(self.classes) if np.any(self.y_train == i)}
+        return {
+            c: float(col[self.y_train == i].mean())
+            for i, c in enumerate(self.classes)
+            if np.any(self.y_train == i)
+        }
 
     def plot(self, ax=None):
         """ANOVA F (log scale) and mutual information per feature, sorted by F. Returns the Figure."""
@@ -84,7 +89,9 @@ class FeatureStudy(StudyResult):
         """Per-class distributions of the shown features. Returns the Figure."""
         from digitlab.features import plot_feature_distributions
 
-        return plot_feature_distributions(self.X_train, self.y_train, self.names, self.shown, self.classes, ax=ax)
+        return plot_feature_distributions(
+            self.X_train, self.y_train, self.names, self.shown, self.classes, ax=ax
+        )
 
     def plot_pair_separation(self, n: int = 4, ax=None):
         """How well each of the first ``n`` shown features separates every class pair. Returns the Figure."""
@@ -93,10 +100,24 @@ class FeatureStudy(StudyResult):
         return plot_pairwise_auc(self.auc, self.names, self.shown[:n], self.classes, ax=ax)
 
 
-def feature_study(data: Any, *, n_train: int = 0, n_test: int = 0, extract_all: bool = False, threshold: int = 128,
-                  zoning: int = 4, top_k: int = 8, rank_by: str = "F", n_plot: int = 6,
-                  classifiers: Sequence[str] = ("logreg", "rf"), rf_trees: int = 100, max_iter: int = 300, seed: int = 0,
-                  n_jobs: int = 1, progress: bool = False) -> FeatureStudy:
+def feature_study(
+    data: Any,
+    *,
+    n_train: int = 0,
+    n_test: int = 0,
+    extract_all: bool = False,
+    threshold: int = 128,
+    zoning: int = 4,
+    top_k: int = 8,
+    rank_by: str = "F",
+    n_plot: int = 6,
+    classifiers: Sequence[str] = ("logreg", "rf"),
+    rf_trees: int = 100,
+    max_iter: int = 300,
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> FeatureStudy:
     """Extract, score and classify the hand-crafted features of greyscale images.
 
     ``n_train`` / ``n_test``: stratified subsets drawn with ``seed`` (0 = all). ``extract_all``: extract
@@ -105,11 +126,19 @@ def feature_study(data: Any, *, n_train: int = 0, n_test: int = 0, extract_all: 
     "MI") feed the top-k classifiers; ``n_plot`` features are shown. ``classifiers``: of logreg, rf, knn.
     """
     from digitlab.data.subsets import subset_indices
-    from digitlab.features import (CLASSIFIERS, class_mean_images, describe_feature, extract_features, feature_scores,
-                                   feature_vs_pixel_accuracy, pairwise_auc, pairwise_separation)  # fmt: skip
+    from digitlab.features import (
+        CLASSIFIERS,
+        class_mean_images,
+        describe_feature,
+        extract_features,
+        feature_scores,
+        feature_vs_pixel_accuracy,
+        pairwise_auc,
+        pairwise_separation,
+    )
 
     if rank_by not in ("F", "MI"):
-        raise ConfigError(f"rank_by: {rank_by!r} unknown; use \"F\" or \"MI\"")
+        raise ConfigError(f'rank_by: {rank_by!r} unknown; use "F" or "MI"')
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown or not classifiers:
         raise ConfigError(f"classifiers: {unknown or 'empty list'}; choose from {', '.join(CLASSIFIERS)}")
@@ -142,21 +171,68 @@ def feature_study(data: Any, *, n_train: int = 0, n_test: int = 0, extract_all: 
     rank_key = "rank_F" if rank_by == "F" else "rank_MI"
     top_idx = [names.index(r["feature"]) for r in sorted(scores, key=lambda r: r[rank_key])[:top_k]]
     lap("scores")
-    acc = feature_vs_pixel_accuracy(Xtr, ytr, Xte, yte, d.x_train[tr], d.x_test[te], top_idx, classifiers, seed=seed,
-                                    n_jobs=n_jobs, rf_trees=rf_trees, max_iter=max_iter, progress=progress)
+    acc = feature_vs_pixel_accuracy(
+        Xtr,
+        ytr,
+        Xte,
+        yte,
+        d.x_train[tr],
+        d.x_test[te],
+        top_idx,
+        classifiers,
+        seed=seed,
+        n_jobs=n_jobs,
+        rf_trees=rf_trees,
+        max_iter=max_iter,
+        progress=progress,
+    )
     lap("classifiers")
     shown = plot_features(scores, n_plot)
     means, variances = class_mean_images(d.x_train, d.y_train, d.n_classes)
-    table = pd.DataFrame([{"feature": r["feature"], "description": describe_feature(r["feature"]), "F": r["F"],
-                           "p_value": r["p_value"], "MI": r["MI"], "rank_F": r["rank_F"], "rank_MI": r["rank_MI"],
-                           "best_pair": sep[r["feature"]]["best_pair"], "pair_auc": sep[r["feature"]]["auc"],
-                           "higher": sep[r["feature"]]["higher"], "mean_pair_auc": sep[r["feature"]]["mean_pair_auc"]}
-                          for r in scores])  # fmt: skip
-    class_means = pd.DataFrame([{"feature": feat} | {c: round(float(Xtr[ytr == i, names.index(feat)].mean()), 3)
-                                                     if np.any(ytr == i) else None for i, c in enumerate(d.classes)}
-                                for feat in shown])  # fmt: skip
-    return FeatureStudy(table, pd.DataFrame(acc), class_means, list(names), list(d.classes), shown, Xtr, ytr, auc, means,
-                        variances, timing, steps, len(yte))
+    table = pd.DataFrame(
+        [
+            {
+                "feature": r["feature"],
+                "description": describe_feature(r["feature"]),
+                "F": r["F"],
+                "p_value": r["p_value"],
+                "MI": r["MI"],
+                "rank_F": r["rank_F"],
+                "rank_MI": r["rank_MI"],
+                "best_pair": sep[r["feature"]]["best_pair"],
+                "pair_auc": sep[r["feature"]]["auc"],
+                "higher": sep[r["feature"]]["higher"],
+                "mean_pair_auc": sep[r["feature"]]["mean_pair_auc"],
+            }
+            for r in scores
+        ]
+    )
+    class_means = pd.DataFrame(
+        [
+            {"feature": feat}
+            | {
+                c: round(float(Xtr[ytr == i, names.index(feat)].mean()), 3) if np.any(ytr == i) else None
+                for i, c in enumerate(d.classes)
+            }
+            for feat in shown
+        ]
+    )
+    return FeatureStudy(
+        table,
+        pd.DataFrame(acc),
+        class_means,
+        list(names),
+        list(d.classes),
+        shown,
+        Xtr,
+        ytr,
+        auc,
+        means,
+        variances,
+        timing,
+        steps,
+        len(yte),
+    )
 
 
 __all__ = ["feature_study", "FeatureStudy", "plot_features"]

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,49 +61,75 @@ def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return ((train - mu) / sd * 255).astype(np.float32), ((test - mu) / sd * 255).astype(np.float32)
 
 
-
 # =============================================================================================
 # Model runs -> grading rows
 # =============================================================================================
 
 
-def grading_row(model: str, kind: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, classes: list[str],
-                proba=None, scores=None, seed: int = 0, **extra: Any) -> dict:
+def grading_row(
+    model: str,
+    kind: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_classes: int,
+    classes: list[str],
+    proba=None,
+    scores=None,
+    seed: int = 0,
+    **extra: Any,
+) -> dict:
     """One table row: QWK (with its bootstrap interval), accuracy, balanced accuracy, macro F1, grade error,
     referable-DR sensitivity/specificity, recall per grade; the confusion matrix under ``_cm``."""
     from digitlab.fundus_features import grading_metrics, qwk_bootstrap
 
     m = grading_metrics(y_true, y_pred, proba=proba, scores=scores, n_classes=n_classes)
     boot = qwk_bootstrap(y_true, y_pred, n_classes, n_boot=500, seed=seed)
-    row = {"model": model, "input": kind, "qwk": round(m["qwk"], 4), "qwk_low": round(boot["low"], 4),
-           "qwk_high": round(boot["high"], 4), "qwk_se": round(boot["se"], 4), "accuracy": round(m["accuracy"], 4),
-           "balanced_accuracy": round(m["balanced_accuracy"], 4), "f1_macro": round(m["f1_macro"], 4),
-           "mae_grades": round(m["mae_grades"], 4), "within_one": round(m["within_one"], 4),
-           "referable_sensitivity": round(m["referable_sensitivity"], 4),
-           "referable_specificity": round(m["referable_specificity"], 4),
-           "roc_auc_ovr": None if m["roc_auc_ovr"] is None else round(float(m["roc_auc_ovr"]), 4)}
+    row = {
+        "model": model,
+        "input": kind,
+        "qwk": round(m["qwk"], 4),
+        "qwk_low": round(boot["low"], 4),
+        "qwk_high": round(boot["high"], 4),
+        "qwk_se": round(boot["se"], 4),
+        "accuracy": round(m["accuracy"], 4),
+        "balanced_accuracy": round(m["balanced_accuracy"], 4),
+        "f1_macro": round(m["f1_macro"], 4),
+        "mae_grades": round(m["mae_grades"], 4),
+        "within_one": round(m["within_one"], 4),
+        "referable_sensitivity": round(m["referable_sensitivity"], 4),
+        "referable_specificity": round(m["referable_specificity"], 4),
+        "roc_auc_ovr": None if m["roc_auc_ovr"] is None else round(float(m["roc_auc_ovr"]), 4),
+    }
     row.update({f"recall {classes[c]}": round(float(m["recall"][c]), 4) for c in range(n_classes)})
     row.update(extra)
     row["_cm"] = np.asarray(m["confusion_matrix"]).tolist()
     return row
 
 
-
-def _classic_point(point: dict, seed: int, threads: int, inputs: dict, y_tr: np.ndarray, zoo: Any, n_jobs: int,
-                   device: str) -> dict[str, Any]:
+def _classic_point(
+    point: dict, seed: int, threads: int, inputs: dict, y_tr: np.ndarray, zoo: Any, n_jobs: int, device: str
+) -> dict[str, Any]:
     """One grid job: classic model ``point["model"]`` fitted on input kind ``point["input"]``."""
     from digitlab.models.zoo import run_model
 
     x_tr, x_te = inputs[point["input"]]
-    over = ({"pca": 0} if point["input"] == "features" else {}) if point["model"] in ("hgb", "knn", "rbf_svm") else {}
-    run = run_model(point["model"], x_tr, y_tr, x_te, zoo, seed=seed, n_jobs=n_jobs, device=device, **over)  # ~70 features: no PCA
+    over = (
+        ({"pca": 0} if point["input"] == "features" else {})
+        if point["model"] in ("hgb", "knn", "rbf_svm")
+        else {}
+    )
+    run = run_model(
+        point["model"], x_tr, y_tr, x_te, zoo, seed=seed, n_jobs=n_jobs, device=device, **over
+    )  # ~70 features: no PCA
     return {"y_pred": run.y_pred, "proba": run.proba, "scores": run.scores, "fit_s": run.fit_s}
 
 
 def net_params(name: str, width: int, size: int) -> dict:
     if name == "cnn":
         return {"width": width, "n_blocks": 4 if size >= 96 else 3}
-    if name == "resnet":  # half the width: it keeps full resolution through its first stage (~4x the CNN's cost at equal width)
+    if (
+        name == "resnet"
+    ):  # half the width: it keeps full resolution through its first stage (~4x the CNN's cost at equal width)
         return {"width": max(4, width // 2), "n_stages": 3}
     return {"dim": 4 * width, "depth": 4, "patch_size": max(2, size // 16), "kernel_size": 5}
 
@@ -115,7 +142,9 @@ def make_augment(names: list[str], p: float):
     return compose(*augs) if augs else None
 
 
-def _net_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, device: str, n_classes: int) -> dict[str, Any]:
+def _net_point(
+    point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, device: str, n_classes: int
+) -> dict[str, Any]:
     """One grid job: network ``point["net"]`` trained with the augmentations ``point["augment"]`` and ``seed``."""
     from digitlab.grid import fit_and_score
     from digitlab.train import TrainConfig
@@ -124,26 +153,67 @@ def _net_point(point: dict, seed: int, threads: int, x_tr, y_tr, x_te, y_te, dev
     # ResNet trains in the default (NCHW) layout: on torch 2.13's CPU build the backward pass of its 1x1
     # stride-2 shortcut conv in channels_last crashes the process (segfault) for odd batch sizes >= 3.
     net = point["net"]
-    tcfg = TrainConfig(epochs=1, **point["train"], val_fraction=0.0, device=device, channels_last=net != "resnet")
-    out = fit_and_score(net, point["net_params"], x_tr, y_tr, {"test": (x_te, y_te)}, tcfg, seed=seed,
-                        augment=make_augment(point["augment"], point["p"]), n_classes=n_classes, keep_proba=True)
-    log.info("fundus: %s (seed %d) trained in %.1f s: accuracy %.4f", net, seed, out["train_seconds"], out["test_acc"])
+    tcfg = TrainConfig(
+        epochs=1, **point["train"], val_fraction=0.0, device=device, channels_last=net != "resnet"
+    )
+    out = fit_and_score(
+        net,
+        point["net_params"],
+        x_tr,
+        y_tr,
+        {"test": (x_te, y_te)},
+        tcfg,
+        seed=seed,
+        augment=make_augment(point["augment"], point["p"]),
+        n_classes=n_classes,
+        keep_proba=True,
+    )
+    log.info(
+        "fundus: %s (seed %d) trained in %.1f s: accuracy %.4f",
+        net,
+        seed,
+        out["train_seconds"],
+        out["test_acc"],
+    )
     return out
 
 
-def net_row(label: str, kind: str, outs: list[dict], y_te: np.ndarray, n_classes: int, classes: list[str], seed: int,
-            **extra) -> dict:
+def net_row(
+    label: str,
+    kind: str,
+    outs: list[dict],
+    y_te: np.ndarray,
+    n_classes: int,
+    classes: list[str],
+    seed: int,
+    **extra,
+) -> dict:
     """A grading row for a network: predictions of the first seed; QWK and accuracy averaged over seeds."""
     from digitlab.fundus_features import quadratic_weighted_kappa
 
     first = outs[0]
-    row = grading_row(label, kind, y_te, first["test_pred"], n_classes, classes, proba=first.get("test_proba"),
-                      seed=seed, fit_s=round(float(np.mean([o["train_seconds"] for o in outs])), 2),
-                      params=first["params"], steps=first["steps"], **extra)
+    row = grading_row(
+        label,
+        kind,
+        y_te,
+        first["test_pred"],
+        n_classes,
+        classes,
+        proba=first.get("test_proba"),
+        seed=seed,
+        fit_s=round(float(np.mean([o["train_seconds"] for o in outs])), 2),
+        params=first["params"],
+        steps=first["steps"],
+        **extra,
+    )
     if len(outs) > 1:
         q = [quadratic_weighted_kappa(y_te, o["test_pred"], n_classes) for o in outs]
-        row.update(qwk=round(float(np.mean(q)), 4), qwk_seed_sd=round(float(np.std(q, ddof=1)), 4),
-                   accuracy=round(float(np.mean([o["test_acc"] for o in outs])), 4), n_seeds=len(outs))
+        row.update(
+            qwk=round(float(np.mean(q)), 4),
+            qwk_seed_sd=round(float(np.std(q, ddof=1)), 4),
+            accuracy=round(float(np.mean([o["test_acc"] for o in outs])), 4),
+            n_seeds=len(outs),
+        )
     return row
 
 
@@ -167,8 +237,15 @@ def keeps_label(aug: str, meta: dict, colour: bool) -> str:
     return "yes"
 
 
-def comparison_rows(names: list[str], aug_rows: list[dict], fundus_acc: dict[str, float], other: dict[str, float] | None,
-                    other_meta: dict, meta: dict, other_name: str) -> list[dict]:
+def comparison_rows(
+    names: list[str],
+    aug_rows: list[dict],
+    fundus_acc: dict[str, float],
+    other: dict[str, float] | None,
+    other_meta: dict,
+    meta: dict,
+    other_name: str,
+) -> list[dict]:
     """Side by side per augmentation: does it keep the label (other dataset, fundus), the other dataset's
     accuracy change, the fundus accuracy change (augment task) and the fundus QWK change (this task)."""
     base = next(r for r in aug_rows if r["augmentation"] == "none")
@@ -177,8 +254,11 @@ def comparison_rows(names: list[str], aug_rows: list[dict], fundus_acc: dict[str
     for a in dict.fromkeys(list(names) + list(fundus_acc) + list(other or {})):
         if a == "none":
             continue
-        row = {"augmentation": a, f"keeps label: {other_name}": keeps_label(a, other_meta, False),
-               "keeps grade: fundus": keeps_label(a, meta, True)}
+        row = {
+            "augmentation": a,
+            f"keeps label: {other_name}": keeps_label(a, other_meta, False),
+            "keeps grade: fundus": keeps_label(a, meta, True),
+        }
         if other is not None:
             row[f"{other_name} accuracy change (pp)"] = _pp(other.get(a))
         row["fundus accuracy change (pp, augment task)"] = _pp(fundus_acc.get(a))
@@ -190,7 +270,6 @@ def comparison_rows(names: list[str], aug_rows: list[dict], fundus_acc: dict[str
 
 def _pp(v: float | None) -> float | None:
     return None if v is None else round(100 * v, 2)
-
 
 
 # =============================================================================================
@@ -246,7 +325,15 @@ def plot_confusion(cm: np.ndarray, classes: list[str], title: str, ax=None):
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(cm)):
         for j in range(len(cm)):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8, color="w" if share[i, j] > 0.5 else "k")
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="w" if share[i, j] > 0.5 else "k",
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel("predicted grade")
@@ -262,7 +349,12 @@ def plot_recall(rows: list[dict], classes: list[str], ax=None):
     w = 0.8 / max(len(rows), 1)
     x = np.arange(len(classes))
     for i, r in enumerate(rows):
-        ax.bar(x + (i - (len(rows) - 1) / 2) * w, [r[f"recall {c}"] for c in classes], w, label=f"{r['model']} ({r['input']})")
+        ax.bar(
+            x + (i - (len(rows) - 1) / 2) * w,
+            [r[f"recall {c}"] for c in classes],
+            w,
+            label=f"{r['model']} ({r['input']})",
+        )
     ax.set_xticks(x, classes, fontsize=8)
     ax.set_ylim(0, 1.3)
     ax.set_yticks(np.linspace(0, 1, 6))
@@ -274,7 +366,10 @@ def plot_recall(rows: list[dict], classes: list[str], ax=None):
 
 def plot_augment_comparison(rows: list[dict], other_name: str | None, ax=None):
     """Per augmentation: fundus QWK change, fundus accuracy change and (if known) the other dataset's accuracy change."""
-    keys = [("fundus QWK change (this task)", 100, "fundus QWK x100"), ("fundus accuracy change (pp, augment task)", 1, "fundus accuracy (pp)")]
+    keys = [
+        ("fundus QWK change (this task)", 100, "fundus QWK x100"),
+        ("fundus accuracy change (pp, augment task)", 1, "fundus accuracy (pp)"),
+    ]
     if other_name:
         keys.append((f"{other_name} accuracy change (pp)", 1, f"{other_name} accuracy (pp)"))
     fig, ax = single(ax, (7, 0.45 * len(rows) + 1.4))
@@ -290,7 +385,6 @@ def plot_augment_comparison(rows: list[dict], other_name: str | None, ax=None):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
 
 
 # =============================================================================================
@@ -370,16 +464,41 @@ class FundusGrading(StudyResult):
 # =============================================================================================
 
 
-def fundus_grading(data: Any, *, n_train: int = 0, n_test: int = 0, seed: int = 0, balance: str = "oversample",
-                   models: Sequence[str] = ("logreg", "random_forest", "hgb", "knn"), inputs: Sequence[str] = INPUTS,
-                   pixel_size: int = 32, n_estimators: int = 200, hgb_max_iter: int = 200, nets: Sequence[str] = NET_FAMILIES,
-                   net_size: int = 0, width: int = 16, steps: int = 400, batch_size: int = 32, lr: float = 0.003,
-                   net_augment: Sequence[str] = ("hflip", "rotate_large"), train_p: float = 0.5,
-                   augmentations: Sequence[str] = ("none", "hflip", "rotate_large", "colour_jitter", "elastic"),
-                   n_seeds: int = 1, threads: int = 1, classify_predictions: Mapping[str, Mapping[str, Any]] | None = None,
-                   augment_deltas: Mapping[str, float] | None = None, other_deltas: Mapping[str, float] | None = None,
-                   other_meta: Mapping | None = None, other_name: str = "MNIST", gallery_n: int = 6, n_jobs: int = 1,
-                   backend: str = "loky", device: str = "cpu", progress: bool = False, cache_dir: Any = None) -> FundusGrading:
+def fundus_grading(
+    data: Any,
+    *,
+    n_train: int = 0,
+    n_test: int = 0,
+    seed: int = 0,
+    balance: str = "oversample",
+    models: Sequence[str] = ("logreg", "random_forest", "hgb", "knn"),
+    inputs: Sequence[str] = INPUTS,
+    pixel_size: int = 32,
+    n_estimators: int = 200,
+    hgb_max_iter: int = 200,
+    nets: Sequence[str] = NET_FAMILIES,
+    net_size: int = 0,
+    width: int = 16,
+    steps: int = 400,
+    batch_size: int = 32,
+    lr: float = 0.003,
+    net_augment: Sequence[str] = ("hflip", "rotate_large"),
+    train_p: float = 0.5,
+    augmentations: Sequence[str] = ("none", "hflip", "rotate_large", "colour_jitter", "elastic"),
+    n_seeds: int = 1,
+    threads: int = 1,
+    classify_predictions: Mapping[str, Mapping[str, Any]] | None = None,
+    augment_deltas: Mapping[str, float] | None = None,
+    other_deltas: Mapping[str, float] | None = None,
+    other_meta: Mapping | None = None,
+    other_name: str = "MNIST",
+    gallery_n: int = 6,
+    n_jobs: int = 1,
+    backend: str = "loky",
+    device: str = "cpu",
+    progress: bool = False,
+    cache_dir: Any = None,
+) -> FundusGrading:
     """Grade diabetic retinopathy on a fundus dataset (a Dataset whose ``meta`` has ``kind = "fundus"``, or arrays).
 
     The classic ``models`` on ``inputs`` ("pixels": area-averaged to ``pixel_size``; "features": the colour /
@@ -401,7 +520,9 @@ def fundus_grading(data: Any, *, n_train: int = 0, n_test: int = 0, seed: int = 
 
     gallery = None
     if hasattr(data, "x_test"):  # the gallery's photographs come from the whole test set
-        idx = np.random.default_rng(seed).choice(len(data.y_test), min(gallery_n, len(data.y_test)), replace=False)
+        idx = np.random.default_rng(seed).choice(
+            len(data.y_test), min(gallery_n, len(data.y_test)), replace=False
+        )
         gallery = np.asarray(data.x_test[np.sort(idx)])
     d = as_data(data, n_train, n_test, seed)
     meta, classes, k = dict(d.meta), list(d.classes), d.n_classes
@@ -425,59 +546,163 @@ def fundus_grading(data: Any, *, n_train: int = 0, n_test: int = 0, seed: int = 
     zoo = ZooSettings(n_estimators=n_estimators, hgb_max_iter=hgb_max_iter)
     classic = [{"model": m, "input": kind} for kind in feats for m in models]
     # One job at a time: each model uses n_jobs cores itself.
-    out = run_grid(_classic_point, classic, [seed], args=(feats, y_tr[bal], zoo, n_jobs, device), n_jobs=1, backend=backend,
-                   device=device, threads_per_job=threads, progress=progress, description="fundus: classic models",
-                   cache_dir=cache_dir)
+    out = run_grid(
+        _classic_point,
+        classic,
+        [seed],
+        args=(feats, y_tr[bal], zoo, n_jobs, device),
+        n_jobs=1,
+        backend=backend,
+        device=device,
+        threads_per_job=threads,
+        progress=progress,
+        description="fundus: classic models",
+        cache_dir=cache_dir,
+    )
     rows = []
     for r in out:
-        rows.append(grading_row(model_name(r["model"]), r["input"], y_te, r["y_pred"], k, classes, proba=r["proba"],
-                                scores=r["scores"], seed=seed, fit_s=round(r["fit_s"], 2)))
-        log.info("fundus: %s on %s fitted in %.1f s: QWK %.3f", r["model"], r["input"], r["fit_s"], rows[-1]["qwk"])
+        rows.append(
+            grading_row(
+                model_name(r["model"]),
+                r["input"],
+                y_te,
+                r["y_pred"],
+                k,
+                classes,
+                proba=r["proba"],
+                scores=r["scores"],
+                seed=seed,
+                fit_s=round(r["fit_s"], 2),
+            )
+        )
+        log.info(
+            "fundus: %s on %s fitted in %.1f s: QWK %.3f", r["model"], r["input"], r["fit_s"], rows[-1]["qwk"]
+        )
 
     train = {"min_steps": steps, "batch_size": batch_size, "lr": lr}
-    fam = [{"net": n, "net_params": net_params(n, width, size), "augment": list(net_augment), "p": train_p, "train": train}
-           for n in nets]
+    fam = [
+        {
+            "net": n,
+            "net_params": net_params(n, width, size),
+            "augment": list(net_augment),
+            "p": train_p,
+            "train": train,
+        }
+        for n in nets
+    ]
     aug_names = list(augmentations)
-    augs = [{"net": "cnn", "net_params": net_params("cnn", width, size), "augment": [a], "p": train_p, "train": train}
-            for a in aug_names]
+    augs = [
+        {
+            "net": "cnn",
+            "net_params": net_params("cnn", width, size),
+            "augment": [a],
+            "p": train_p,
+            "train": train,
+        }
+        for a in aug_names
+    ]
     seeds = [seed + s for s in range(n_seeds)]
-    nets_out = run_grid(_net_point, fam + augs, seeds, args=(x_net_tr, y_tr[bal], x_net_te, y_te, device, k), n_jobs=n_jobs,
-                        backend=backend, device=device, threads_per_job=threads, progress=progress,
-                        description="fundus: networks", cache_dir=cache_dir)
-    per_point = [nets_out[i * n_seeds:(i + 1) * n_seeds] for i in range(len(fam) + len(augs))]
+    nets_out = run_grid(
+        _net_point,
+        fam + augs,
+        seeds,
+        args=(x_net_tr, y_tr[bal], x_net_te, y_te, device, k),
+        n_jobs=n_jobs,
+        backend=backend,
+        device=device,
+        threads_per_job=threads,
+        progress=progress,
+        description="fundus: networks",
+        cache_dir=cache_dir,
+    )
+    per_point = [nets_out[i * n_seeds : (i + 1) * n_seeds] for i in range(len(fam) + len(augs))]
     for n, outs in zip(nets, per_point):
         rows.append(net_row(NET_WORDS[n], "network", outs, y_te, k, classes, seed))
     aug_rows = []
-    for a, outs in zip(aug_names, per_point[len(fam):]):
+    for a, outs in zip(aug_names, per_point[len(fam) :]):
         r = net_row("CNN", "network", outs, y_te, k, classes, seed, augmentation=a)
         r["augmentation"] = a
         aug_rows.append(r)
 
     up_rows = []
     for m, p in (classify_predictions or {}).items():
-        up_rows.append(grading_row(model_name(m), "classify task", p["y_true"], p["y_pred"], k, classes, proba=p.get("proba"),
-                                   scores=p.get("scores"), seed=seed))
+        up_rows.append(
+            grading_row(
+                model_name(m),
+                "classify task",
+                p["y_true"],
+                p["y_pred"],
+                k,
+                classes,
+                proba=p.get("proba"),
+                scores=p.get("scores"),
+                seed=seed,
+            )
+        )
     top = pd.DataFrame(columns=["feature", "spearman_rho"])
     if feat_names:
         from scipy.stats import spearmanr
 
-        rho = [spearmanr(f_tr[:, i], y_tr).statistic if f_tr[:, i].std() > 0 else 0.0 for i in range(f_tr.shape[1])]
+        rho = [
+            spearmanr(f_tr[:, i], y_tr).statistic if f_tr[:, i].std() > 0 else 0.0
+            for i in range(f_tr.shape[1])
+        ]
         order = np.argsort(-np.abs(np.nan_to_num(rho)))[:10]
-        top = pd.DataFrame([{"feature": feat_names[i], "spearman_rho": round(float(rho[i]), 3)} for i in order])
+        top = pd.DataFrame(
+            [{"feature": feat_names[i], "spearman_rho": round(float(rho[i]), 3)} for i in order]
+        )
     comp = []
     if aug_rows:
         from digitlab.data.registry import MNIST_META
 
-        comp = comparison_rows(aug_names, aug_rows, dict(augment_deltas or {}), None if other_deltas is None else dict(other_deltas),
-                               dict(other_meta or MNIST_META), meta, other_name)
+        comp = comparison_rows(
+            aug_names,
+            aug_rows,
+            dict(augment_deltas or {}),
+            None if other_deltas is None else dict(other_deltas),
+            dict(other_meta or MNIST_META),
+            meta,
+            other_name,
+        )
     gal = [a for a in dict.fromkeys(aug_names + list(net_augment)) if a != "none"]
-    return FundusGrading(grading=_frame(rows), classify=_frame(up_rows), augmentation_runs=_frame(aug_rows), comparison=_frame(comp),
-                         features_vs_grade=top, classes=classes, y_train=y_tr, y_test=y_te, n_train_balanced=int(len(bal)),
-                         net_size=size, n_features=len(feat_names), prep_seconds=prep_s,
-                         other_name=other_name if other_deltas is not None else None, gallery_images=gallery,
-                         gallery_augmentations=gal, seed=seed)  # fmt: skip
+    return FundusGrading(
+        grading=_frame(rows),
+        classify=_frame(up_rows),
+        augmentation_runs=_frame(aug_rows),
+        comparison=_frame(comp),
+        features_vs_grade=top,
+        classes=classes,
+        y_train=y_tr,
+        y_test=y_te,
+        n_train_balanced=int(len(bal)),
+        net_size=size,
+        n_features=len(feat_names),
+        prep_seconds=prep_s,
+        other_name=other_name if other_deltas is not None else None,
+        gallery_images=gallery,
+        gallery_augmentations=gal,
+        seed=seed,
+    )
 
 
-__all__ = ["fundus_grading", "FundusGrading", "records", "best_of", "oversample", "training_indices", "standardised",
-           "grading_row", "net_params", "make_augment", "keeps_label", "comparison_rows", "plot_qwk", "plot_confusion",
-           "plot_recall", "plot_augment_comparison", "NET_FAMILIES", "INPUTS", "BALANCE"]
+__all__ = [
+    "fundus_grading",
+    "FundusGrading",
+    "records",
+    "best_of",
+    "oversample",
+    "training_indices",
+    "standardised",
+    "grading_row",
+    "net_params",
+    "make_augment",
+    "keeps_label",
+    "comparison_rows",
+    "plot_qwk",
+    "plot_confusion",
+    "plot_recall",
+    "plot_augment_comparison",
+    "NET_FAMILIES",
+    "INPUTS",
+    "BALANCE",
+]

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,10 @@ from digitlab.experiments.base import StudyResult, as_data, model_specs, zoo_set
 from digitlab.names import model_name
 from digitlab.plots import panels, plain_log_ticks, single
 
-B_BOUNDS = (0.01, 4.0)  # the exponent b is kept in this range (outside it the "power law" is a step or a flat line)
+B_BOUNDS = (
+    0.01,
+    4.0,
+)  # the exponent b is kept in this range (outside it the "power law" is a step or a flat line)
 
 
 # =============================================================================================
@@ -100,16 +104,30 @@ class PowerLawFit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable parameters, SDs and fit diagnostics."""
+
         def num(v: float) -> float | None:
             return None if not math.isfinite(v) else float(v)
 
-        return {"a": num(self.a), "b": num(self.b), "c": num(self.c), "a_sd": num(self.a_sd), "b_sd": num(self.b_sd),
-                "c_sd": num(self.c_sd), "n_ref": self.n_ref, "a_literal": num(self.a_literal), "rmse": num(self.rmse),
-                "n_points": self.n_points, "n_sizes": self.n_sizes, "size_range": [num(v) for v in self.size_range],
-                "at_bound": list(self.at_bound)}
+        return {
+            "a": num(self.a),
+            "b": num(self.b),
+            "c": num(self.c),
+            "a_sd": num(self.a_sd),
+            "b_sd": num(self.b_sd),
+            "c_sd": num(self.c_sd),
+            "n_ref": self.n_ref,
+            "a_literal": num(self.a_literal),
+            "rmse": num(self.rmse),
+            "n_points": self.n_points,
+            "n_sizes": self.n_sizes,
+            "size_range": [num(v) for v in self.size_range],
+            "at_bound": list(self.at_bound),
+        }
 
 
-def fit_power_law(n, error, *, sigma=None, n_ref: float = 1000.0, b_bounds: tuple[float, float] = B_BOUNDS) -> PowerLawFit | None:
+def fit_power_law(
+    n, error, *, sigma=None, n_ref: float = 1000.0, b_bounds: tuple[float, float] = B_BOUNDS
+) -> PowerLawFit | None:
     """Least-squares fit of ``error = a * (n / n_ref) ** -b + c`` to measured points.
 
     Parameters
@@ -144,8 +162,16 @@ def fit_power_law(n, error, *, sigma=None, n_ref: float = 1000.0, b_bounds: tupl
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)
                 try:
-                    popt, pcov = curve_fit(lambda x, a, b, c: power_law(x, a, b, c, n_ref), n, e, p0=p0, sigma=s,
-                                           absolute_sigma=s is not None, bounds=(lo, hi), maxfev=20000)
+                    popt, pcov = curve_fit(
+                        lambda x, a, b, c: power_law(x, a, b, c, n_ref),
+                        n,
+                        e,
+                        p0=p0,
+                        sigma=s,
+                        absolute_sigma=s is not None,
+                        bounds=(lo, hi),
+                        maxfev=20000,
+                    )
                 except RuntimeError:  # no convergence from this start
                     continue
             sse = float(np.sum(((power_law(n, *popt, n_ref) - e) / (1.0 if s is None else s)) ** 2))
@@ -159,11 +185,28 @@ def fit_power_law(n, error, *, sigma=None, n_ref: float = 1000.0, b_bounds: tupl
         pcov = np.full((3, 3), np.nan)
     sd = np.sqrt(np.clip(np.diag(pcov), 0, None))
     names = ("a", "b", "c")
-    at_bound = tuple(nm for nm, v, l, h in zip(names, popt, lo, hi)
-                     if abs(v - l) <= 1e-6 * max(1.0, abs(l)) or (np.isfinite(h) and abs(v - h) <= 1e-6 * max(1.0, abs(h))))
+    at_bound = tuple(
+        nm
+        for nm, v, low, h in zip(names, popt, lo, hi)
+        if abs(v - low) <= 1e-6 * max(1.0, abs(low))
+        or (np.isfinite(h) and abs(v - h) <= 1e-6 * max(1.0, abs(h)))
+    )
     rmse = float(np.sqrt(np.mean((power_law(n, *popt, n_ref) - e) ** 2)))
-    return PowerLawFit(float(popt[0]), float(popt[1]), float(popt[2]), float(sd[0]), float(sd[1]), float(sd[2]), pcov, n_ref,
-                       rmse, int(len(e)), int(len(np.unique(n))), (float(n.min()), float(n.max())), at_bound)
+    return PowerLawFit(
+        float(popt[0]),
+        float(popt[1]),
+        float(popt[2]),
+        float(sd[0]),
+        float(sd[1]),
+        float(sd[2]),
+        pcov,
+        n_ref,
+        rmse,
+        int(len(e)),
+        int(len(np.unique(n))),
+        (float(n.min()), float(n.max())),
+        at_bound,
+    )
 
 
 # =============================================================================================
@@ -171,8 +214,9 @@ def fit_power_law(n, error, *, sigma=None, n_ref: float = 1000.0, b_bounds: tupl
 # =============================================================================================
 
 
-def _adequate(a: np.ndarray, b: np.ndarray, c: np.ndarray, n_ref: float, gain: float, per: float,
-              n_max: float) -> np.ndarray:
+def _adequate(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, n_ref: float, gain: float, per: float, n_max: float
+) -> np.ndarray:
     """Vectorised :func:`adequate_size` for arrays of parameters (bisection on log n; the gain of
     ``per`` more images falls monotonically with n for a, b > 0)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -202,11 +246,14 @@ def adequate_size(fit: PowerLawFit, gain: float = 0.001, per: float = 1000.0, n_
     """
     if gain <= 0 or per <= 0:
         raise ValueError(f"adequate_size: gain ({gain}) and per ({per}) must be positive")
-    return float(_adequate(np.array([fit.a]), np.array([fit.b]), np.array([fit.c]), fit.n_ref, gain, per, n_max)[0])
+    return float(
+        _adequate(np.array([fit.a]), np.array([fit.b]), np.array([fit.c]), fit.n_ref, gain, per, n_max)[0]
+    )
 
 
-def sample_parameters(fit: PowerLawFit, n_draws: int = 2000, seed: int = 0,
-                      b_bounds: tuple[float, float] = B_BOUNDS) -> np.ndarray | None:
+def sample_parameters(
+    fit: PowerLawFit, n_draws: int = 2000, seed: int = 0, b_bounds: tuple[float, float] = B_BOUNDS
+) -> np.ndarray | None:
     """``(n, 3)`` parameter draws from the fit's normal approximation truncated to the fit's bounds
     (draws outside them are rejected, so a parameter at a bound does not pile up draws there), or None
     when the fit has no covariance or the bounds reject almost every draw."""
@@ -214,14 +261,29 @@ def sample_parameters(fit: PowerLawFit, n_draws: int = 2000, seed: int = 0,
         return None
     rng = np.random.default_rng(seed)
     cov = (fit.cov + fit.cov.T) / 2
-    draws = rng.multivariate_normal([fit.a, fit.b, fit.c], cov, size=4 * n_draws, method="eigh", check_valid="ignore")
-    ok = (draws[:, 0] >= 0) & (draws[:, 1] >= b_bounds[0]) & (draws[:, 1] <= b_bounds[1]) & (draws[:, 2] >= 0) & (draws[:, 2] <= 1)
+    draws = rng.multivariate_normal(
+        [fit.a, fit.b, fit.c], cov, size=4 * n_draws, method="eigh", check_valid="ignore"
+    )
+    ok = (
+        (draws[:, 0] >= 0)
+        & (draws[:, 1] >= b_bounds[0])
+        & (draws[:, 1] <= b_bounds[1])
+        & (draws[:, 2] >= 0)
+        & (draws[:, 2] <= 1)
+    )
     draws = draws[ok][:n_draws]
     return draws if len(draws) >= max(20, n_draws // 20) else None
 
 
-def adequate_size_interval(fit: PowerLawFit, gain: float = 0.001, per: float = 1000.0, level: float = 0.95,
-                           n_draws: int = 2000, seed: int = 0, n_max: float = 1e12) -> tuple[float, float]:
+def adequate_size_interval(
+    fit: PowerLawFit,
+    gain: float = 0.001,
+    per: float = 1000.0,
+    level: float = 0.95,
+    n_draws: int = 2000,
+    seed: int = 0,
+    n_max: float = 1e12,
+) -> tuple[float, float]:
     """A ``level`` interval of :func:`adequate_size` over parameter draws from the fit's covariance
     (``(nan, nan)`` without a covariance; an end may be ``inf``)."""
     draws = sample_parameters(fit, n_draws, seed)
@@ -233,8 +295,9 @@ def adequate_size_interval(fit: PowerLawFit, gain: float = 0.001, per: float = 1
     return (float(lo), float(hi))
 
 
-def curve_band(fit: PowerLawFit, n: np.ndarray, level: float = 0.95, n_draws: int = 2000,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+def curve_band(
+    fit: PowerLawFit, n: np.ndarray, level: float = 0.95, n_draws: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Pointwise ``level`` band of the fitted error at sizes ``n`` (None without a covariance)."""
     draws = sample_parameters(fit, n_draws, seed)
     if draws is None:
@@ -276,15 +339,36 @@ class TrainingCurve:
     eval_loss: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("model", "unit", "x", "train_acc", "eval_acc", "eval_name", "train_loss", "eval_loss")}
+        return {
+            k: getattr(self, k)
+            for k in ("model", "unit", "x", "train_acc", "eval_acc", "eval_name", "train_loss", "eval_loss")
+        }
 
 
-ITERATIVE = ("cnn", "numpy_mlp", "logreg", "hgb", "random_forest", "extra_trees")  # models training_curve follows
+ITERATIVE = (
+    "cnn",
+    "numpy_mlp",
+    "logreg",
+    "hgb",
+    "random_forest",
+    "extra_trees",
+)  # models training_curve follows
 
 
-def training_curve(name: str, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray,
-                   settings: Any = None, *, seed: int = 0, n_jobs: int = 1, device: str = "cpu", run: Any = None,
-                   **extra: Any) -> TrainingCurve | None:
+def training_curve(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    settings: Any = None,
+    *,
+    seed: int = 0,
+    n_jobs: int = 1,
+    device: str = "cpu",
+    run: Any = None,
+    **extra: Any,
+) -> TrainingCurve | None:
     """Accuracy (and loss) per training iteration of zoo model ``name`` (None for a model that has no
     iterations to follow; see :data:`ITERATIVE`). Labels must be ``0..k-1``.
 
@@ -312,25 +396,49 @@ def training_curve(name: str, x_train: np.ndarray, y_train: np.ndarray, x_eval: 
     def fit(**over):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return run_model(name, x_train, y_train, x_eval, s, seed=seed, n_jobs=n_jobs, device=device, **{**extra, **over})
+            return run_model(
+                name,
+                x_train,
+                y_train,
+                x_eval,
+                s,
+                seed=seed,
+                n_jobs=n_jobs,
+                device=device,
+                **{**extra, **over},
+            )
 
     if name == "cnn":
         hist = (run or fit()).model.history_
-        return TrainingCurve(name, "epoch", [int(h["epoch"]) for h in hist], [float(h["train_acc"]) for h in hist],
-                             [float(h["val_acc"]) for h in hist], "validation", [float(h["train_loss"]) for h in hist],
-                             [float(h["val_loss"]) for h in hist])
+        return TrainingCurve(
+            name,
+            "epoch",
+            [int(h["epoch"]) for h in hist],
+            [float(h["train_acc"]) for h in hist],
+            [float(h["val_acc"]) for h in hist],
+            "validation",
+            [float(h["train_loss"]) for h in hist],
+            [float(h["val_loss"]) for h in hist],
+        )
     if name in ("numpy_mlp", "logreg"):
         if name == "numpy_mlp":
             last = int(extra.get("epochs") or model_params(name, s)["epochs"])
             xs = list(range(1, last + 1))
         else:
-            last = int(extra.get("max_iter") or inspect.signature(CLASSIC_MODELS["logreg"].build).parameters["max_iter"].default)
+            last = int(
+                extra.get("max_iter")
+                or inspect.signature(CLASSIC_MODELS["logreg"].build).parameters["max_iter"].default
+            )
             xs = [k for k in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500) if k < last] + [last]
         key = "epochs" if name == "numpy_mlp" else "max_iter"
-        curve = TrainingCurve(name, "epoch" if name == "numpy_mlp" else "iteration", [], [], [], "test", [], [])
+        curve = TrainingCurve(
+            name, "epoch" if name == "numpy_mlp" else "iteration", [], [], [], "test", [], []
+        )
         for k in xs:
             r = fit(**{key: k})
-            done = name == "logreg" and int(np.max(r.model[-1].n_iter_)) < k  # converged: later caps change nothing
+            done = (
+                name == "logreg" and int(np.max(r.model[-1].n_iter_)) < k
+            )  # converged: later caps change nothing
             p_tr = r.model.predict_proba(x_train)
             curve.x.append(int(k))
             curve.train_acc.append(float(np.mean(p_tr.argmax(1) == y_train)))
@@ -374,9 +482,19 @@ def _cumulative_trees(forest: Any, z: np.ndarray):
 # =============================================================================================
 
 
-def plot_learning_curve(n, accuracy, fit: PowerLawFit | None = None, *, ax=None, label: str | None = None,
-                        color=None, gain: float | None = None, per: float = 1000.0, band: bool = True,
-                        n_max: float | None = None):
+def plot_learning_curve(
+    n,
+    accuracy,
+    fit: PowerLawFit | None = None,
+    *,
+    ax=None,
+    label: str | None = None,
+    color=None,
+    gain: float | None = None,
+    per: float = 1000.0,
+    band: bool = True,
+    n_max: float | None = None,
+):
     """Accuracy (%) against training-set size (log x): the mean and min-max spread over seeds per
     size, the fitted curve (1 - error) over them with its 95 % band, and the adequate size (dotted)
     when ``gain`` is given. ``n``/``accuracy`` are one value per (size, seed). Returns the Figure."""
@@ -385,8 +503,17 @@ def plot_learning_curve(n, accuracy, fit: PowerLawFit | None = None, *, ax=None,
     sizes = np.unique(n)
     mean = np.array([acc[n == s].mean() for s in sizes])
     lo, hi = np.array([acc[n == s].min() for s in sizes]), np.array([acc[n == s].max() for s in sizes])
-    line = ax.errorbar(sizes, 100 * mean, yerr=100 * np.vstack([mean - lo, hi - mean]), fmt="o", ms=3.5, capsize=2,
-                       color=color, label=label, zorder=3)
+    line = ax.errorbar(
+        sizes,
+        100 * mean,
+        yerr=100 * np.vstack([mean - lo, hi - mean]),
+        fmt="o",
+        ms=3.5,
+        capsize=2,
+        color=color,
+        label=label,
+        zorder=3,
+    )
     color = line[0].get_color()
     if fit is not None:
         grid = np.geomspace(sizes.min(), max(sizes.max(), n_max or 0), 200)
@@ -398,7 +525,9 @@ def plot_learning_curve(n, accuracy, fit: PowerLawFit | None = None, *, ax=None,
             size = adequate_size(fit, gain, per)
             if math.isfinite(size) and size <= grid.max():
                 ax.axvline(size, color=color, ls=":", lw=1)
-    pad = max(0.3, 0.15 * 100 * (hi.max() - lo.min()))  # the band may be wide where the fit is loose: frame the data
+    pad = max(
+        0.3, 0.15 * 100 * (hi.max() - lo.min())
+    )  # the band may be wide where the fit is loose: frame the data
     ax.set_ylim(100 * lo.min() - pad, min(100.5, 100 * hi.max() + pad))
     ax.set_xscale("log")
     size_ticks(ax.xaxis)
@@ -417,8 +546,6 @@ def size_ticks(axis) -> None:
     axis.set_major_locator(FixedLocator(ticks))
     axis.set_minor_locator(NullLocator())
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
-
-
 
 
 # =============================================================================================
@@ -470,8 +597,17 @@ def planned_cnn_budget(zoo: Any, extra: dict, n_train: int) -> dict[str, Any]:
     return {"epochs": epochs, "steps": epochs * math.ceil(n_fit / tc.batch_size), "iterations": None}
 
 
-def fit_point(point: dict, seed: int, threads: int, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-              zoo: Any, device: str, params: dict) -> dict[str, Any]:
+def fit_point(
+    point: dict,
+    seed: int,
+    threads: int,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    zoo: Any,
+    device: str,
+    params: dict,
+) -> dict[str, Any]:
     """One grid job: zoo model ``point["name"]`` on ``point["n_train"]`` images drawn with ``seed`` (the
     shared subset rule), predicting the test images; ``params[point["model"]]`` are its extra settings."""
     from sklearn.exceptions import ConvergenceWarning
@@ -482,10 +618,25 @@ def fit_point(point: dict, seed: int, threads: int, x_train: np.ndarray, y_train
     idx = subset_indices(y_train, point["n_train"], seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the iterations a model ran are recorded instead
-        run = run_model(point["name"], x_train[idx], y_train[idx], x_test, zoo, seed=seed, n_jobs=threads, device=device,
-                        threads=threads, **params.get(point["model"], {}))
-    return {"y_pred": run.y_pred.astype(np.int16), "fit_s": run.fit_s, "predict_s": run.predict_s, "source": "trained",
-            **budget(run)}
+        run = run_model(
+            point["name"],
+            x_train[idx],
+            y_train[idx],
+            x_test,
+            zoo,
+            seed=seed,
+            n_jobs=threads,
+            device=device,
+            threads=threads,
+            **params.get(point["model"], {}),
+        )
+    return {
+        "y_pred": run.y_pred.astype(np.int16),
+        "fit_s": run.fit_s,
+        "predict_s": run.predict_s,
+        "source": "trained",
+        **budget(run),
+    }
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -503,8 +654,9 @@ def _size(v: float) -> int | str | None:
 # =============================================================================================
 
 
-def first_look_indices(y_train: np.ndarray, y_test: np.ndarray, per_class: int, test_per_class: int,
-                       seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def first_look_indices(
+    y_train: np.ndarray, y_test: np.ndarray, per_class: int, test_per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Exactly ``per_class`` training and ``test_per_class`` test images per class (fewer, with a
     note, when the smallest class has fewer)."""
     from digitlab.data.subsets import stratified_subset
@@ -513,9 +665,15 @@ def first_look_indices(y_train: np.ndarray, y_test: np.ndarray, per_class: int, 
     k_te = min(test_per_class, int(np.bincount(y_test).min()))
     notes = []
     if (k_tr, k_te) != (per_class, test_per_class):
-        notes.append(f"The first look asks for {per_class} training and {test_per_class} test "
-                     f"images per class; the smallest class allows {k_tr} and {k_te}, which are used.")
-    return (stratified_subset(y_train, per_class=k_tr, seed=seed), stratified_subset(y_test, per_class=k_te, seed=seed), notes)
+        notes.append(
+            f"The first look asks for {per_class} training and {test_per_class} test "
+            f"images per class; the smallest class allows {k_tr} and {k_te}, which are used."
+        )
+    return (
+        stratified_subset(y_train, per_class=k_tr, seed=seed),
+        stratified_subset(y_test, per_class=k_te, seed=seed),
+        notes,
+    )
 
 
 @dataclass
@@ -543,11 +701,21 @@ class FirstLook(StudyResult):
         acc = np.array([r["accuracy"] for r in rows])
         n_te = rows[0]["n_test"]
         se = np.sqrt(acc * (1 - acc) / n_te)
-        ax.barh([model_name(r["model"]) for r in rows], 100 * acc, xerr=196 * se, color="tab:blue", alpha=0.8, capsize=3)
+        ax.barh(
+            [model_name(r["model"]) for r in rows],
+            100 * acc,
+            xerr=196 * se,
+            color="tab:blue",
+            alpha=0.8,
+            capsize=3,
+        )
         for i, a in enumerate(acc):
             ax.text(100 * a + 0.3, i, f"{100 * a:.1f} %", va="center", fontsize=8)
-        ax.set(xlabel=f"test accuracy % on {n_te} images (bars: binomial 95 % interval)", xlim=(max(0, 100 * acc.min() - 15), 103),
-               title=f"First look: {rows[0]['n_train']:,} training images")
+        ax.set(
+            xlabel=f"test accuracy % on {n_te} images (bars: binomial 95 % interval)",
+            xlim=(max(0, 100 * acc.min() - 15), 103),
+            title=f"First look: {rows[0]['n_train']:,} training images",
+        )
         return fig
 
     def plot_convergence(self, ax=None):
@@ -560,20 +728,37 @@ class FirstLook(StudyResult):
         for ax, m in zip(axes.ravel(), names):
             c = self.curves[m]
             ax.plot(c["x"], 100 * np.array(c["train_acc"]), "-", color="tab:blue", label="train accuracy")
-            ax.plot(c["x"], 100 * np.array(c["eval_acc"]), "-", color="tab:orange", label=f"{c['eval_name']} accuracy")
-            ax.set(xlabel=c["unit"] + ("s" if not c["unit"].endswith("s") else ""), ylabel="accuracy %", title=model_name(m))
+            ax.plot(
+                c["x"],
+                100 * np.array(c["eval_acc"]),
+                "-",
+                color="tab:orange",
+                label=f"{c['eval_name']} accuracy",
+            )
+            ax.set(
+                xlabel=c["unit"] + ("s" if not c["unit"].endswith("s") else ""),
+                ylabel="accuracy %",
+                title=model_name(m),
+            )
             if c["unit"] in ("iteration", "tree") or len(c["x"]) > 60:
                 ax.set_xscale("log")
             handles = ax.get_lines()
             if c.get("train_loss"):
                 ax2 = ax.twinx()
                 ax2.plot(c["x"], c["train_loss"], "--", color="tab:blue", alpha=0.6, label="train loss")
-                ax2.plot(c["x"], c["eval_loss"], "--", color="tab:orange", alpha=0.6, label=f"{c['eval_name']} loss")
+                ax2.plot(
+                    c["x"],
+                    c["eval_loss"],
+                    "--",
+                    color="tab:orange",
+                    alpha=0.6,
+                    label=f"{c['eval_name']} loss",
+                )
                 ax2.set_ylabel("cross-entropy (dashed, log)")
                 ax2.set_yscale("log")
                 handles = [*handles, *ax2.get_lines()]
             ax.legend(handles=handles, fontsize=6.5, loc="center right")
-        for ax in axes.ravel()[len(names):]:
+        for ax in axes.ravel()[len(names) :]:
             ax.axis("off")
         return fig
 
@@ -583,15 +768,35 @@ def _convergence_rows(curves: dict[str, dict]) -> list[dict]:
     for m, c in curves.items():
         ev, tr = np.array(c["eval_acc"]), np.array(c["train_acc"])
         best, near = int(np.argmax(ev)), int(np.argmax(ev >= ev.max() - 0.005))
-        out.append({"model": m, "unit": c["unit"], "held_out": c["eval_name"], "run": c["x"][-1], "best_at": c["x"][best],
-                    "best_acc": _r(ev[best]), "within_half_point_at": c["x"][near], "final_train_acc": _r(tr[-1]),
-                    "final_held_out_acc": _r(ev[-1]), "final_train_loss": _r((c.get("train_loss") or [math.nan])[-1]),
-                    "final_held_out_loss": _r((c.get("eval_loss") or [math.nan])[-1])})
+        out.append(
+            {
+                "model": m,
+                "unit": c["unit"],
+                "held_out": c["eval_name"],
+                "run": c["x"][-1],
+                "best_at": c["x"][best],
+                "best_acc": _r(ev[best]),
+                "within_half_point_at": c["x"][near],
+                "final_train_acc": _r(tr[-1]),
+                "final_held_out_acc": _r(ev[-1]),
+                "final_train_loss": _r((c.get("train_loss") or [math.nan])[-1]),
+                "final_held_out_loss": _r((c.get("eval_loss") or [math.nan])[-1]),
+            }
+        )
     return out
 
 
-def first_look(data: Any, models: Sequence[str] | Mapping[str, Any], *, per_class: int = 100, test_per_class: int = 20,
-               seed: int = 0, settings: Any = None, n_jobs: int = 1, device: str = "auto") -> FirstLook:
+def first_look(
+    data: Any,
+    models: Sequence[str] | Mapping[str, Any],
+    *,
+    per_class: int = 100,
+    test_per_class: int = 20,
+    seed: int = 0,
+    settings: Any = None,
+    n_jobs: int = 1,
+    device: str = "auto",
+) -> FirstLook:
     """Every model trained on exactly ``per_class`` training images per class and scored on
     ``test_per_class`` test images per class, with the training curve of each iterative model
     (:data:`ITERATIVE`, :func:`training_curve`). ``models`` as in :func:`learning_curve`."""
@@ -604,11 +809,30 @@ def first_look(data: Any, models: Sequence[str] | Mapping[str, Any], *, per_clas
     rows, curves = [], {}
     for label, name, extra in specs:
         run = run_model(name, x_tr, y_tr, x_te, zoo, seed=seed, n_jobs=n_jobs, device=device, **extra)
-        rows.append({"model": label, "n_train": len(y_tr), "n_test": len(y_te), "accuracy": round(float(np.mean(run.y_pred == y_te)), 4),
-                     "fit_s": round(run.fit_s, 2), "budget": budget_text(name, budget(run))})
+        rows.append(
+            {
+                "model": label,
+                "n_train": len(y_tr),
+                "n_test": len(y_te),
+                "accuracy": round(float(np.mean(run.y_pred == y_te)), 4),
+                "fit_s": round(run.fit_s, 2),
+                "budget": budget_text(name, budget(run)),
+            }
+        )
         if name in ITERATIVE:
-            curve = training_curve(name, x_tr, y_tr, x_te, y_te, zoo, seed=seed, n_jobs=n_jobs, device=device,
-                                   run=run if name in (CNN, "hgb", "random_forest", "extra_trees") else None, **extra)
+            curve = training_curve(
+                name,
+                x_tr,
+                y_tr,
+                x_te,
+                y_te,
+                zoo,
+                seed=seed,
+                n_jobs=n_jobs,
+                device=device,
+                run=run if name in (CNN, "hgb", "random_forest", "extra_trees") else None,
+                **extra,
+            )
             curves[label] = curve.to_dict()
     conv = _convergence_rows(curves)
     return FirstLook(pd.DataFrame(rows), pd.DataFrame(conv), curves, notes, rows, conv)
@@ -619,8 +843,17 @@ def first_look(data: Any, models: Sequence[str] | Mapping[str, Any], *, per_clas
 # =============================================================================================
 
 
-def seeds_for(model: str, n: int, available: int, seeds: int | Sequence[int], *, seed: int = 0, slow_models: Sequence[str] = (),
-              slow_seeds: int | None = None, full_seeds: int | None = None) -> list[int]:
+def seeds_for(
+    model: str,
+    n: int,
+    available: int,
+    seeds: int | Sequence[int],
+    *,
+    seed: int = 0,
+    slow_models: Sequence[str] = (),
+    slow_seeds: int | None = None,
+    full_seeds: int | None = None,
+) -> list[int]:
     """The seeds :func:`learning_curve` trains ``model`` with at ``n`` of ``available`` training images:
     ``seeds`` (a count from ``seed``, or a list), ``slow_seeds`` of them for ``slow_models``, at most
     ``full_seeds`` on the whole training set."""
@@ -672,7 +905,9 @@ class LearningCurve(StudyResult):
     n_available: int
     rows: list[dict] = field(repr=False, default_factory=list)  # the runs with their predictions (y_pred)
     grid_summary: list[dict] = field(repr=False, default_factory=list)
-    tables: dict[str, list[dict]] = field(repr=False, default_factory=dict)  # growth / fits / milestones rows, JSON-ready
+    tables: dict[str, list[dict]] = field(
+        repr=False, default_factory=dict
+    )  # growth / fits / milestones rows, JSON-ready
 
     def plot(self, ax=None):
         """Small multiples: accuracy against size per model (log x), the seed spread, the fitted
@@ -683,11 +918,18 @@ class LearningCurve(StudyResult):
         fig, axes = panels(ax, nrow, cols, (3.6 * cols, 2.9 * nrow), layout="constrained")
         for i, (ax, m) in enumerate(zip(axes.ravel(), models)):
             rs = [r for r in self.rows if r["model"] == m]
-            plot_learning_curve([r["n_train"] for r in rs], [r["accuracy"] for r in rs], self.power_laws[m], ax=ax,
-                                color=f"C{i % 10}", gain=self.gain, per=self.per)
+            plot_learning_curve(
+                [r["n_train"] for r in rs],
+                [r["accuracy"] for r in rs],
+                self.power_laws[m],
+                ax=ax,
+                color=f"C{i % 10}",
+                gain=self.gain,
+                per=self.per,
+            )
             ax.set_title(model_name(m), fontsize=10)
             ax.set_xlabel("training images (log)" if i >= len(models) - cols else "")
-        for ax in axes.ravel()[len(models):]:
+        for ax in axes.ravel()[len(models) :]:
             ax.axis("off")
         return fig
 
@@ -703,8 +945,13 @@ class LearningCurve(StudyResult):
             if self.power_laws[m] is not None:
                 grid = np.geomspace(n.min(), n.max(), 100)
                 ax.plot(grid, 100 * self.power_laws[m].predict(grid), "-", lw=1, color=f"C{i % 10}")
-        ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="test error % (log)",
-               title="Test error against training-set size (points: mean over seeds; lines: fitted power law)")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="training images (log)",
+            ylabel="test error % (log)",
+            title="Test error against training-set size (points: mean over seeds; lines: fitted power law)",
+        )
         size_ticks(ax.xaxis)
         plain_log_ticks(ax.yaxis)
         ax.legend(fontsize=7, ncol=2)
@@ -714,12 +961,28 @@ class LearningCurve(StudyResult):
         """Fit time against size per model, both axes logarithmic. Returns the Figure."""
         fig, ax = single(ax, (7, 4.2))
         for i, m in enumerate(self.power_laws):
-            s = [r for r in self.grid_summary if r["model"] == m and r.get("fit_s_mean") and math.isfinite(r["fit_s_mean"])]
+            s = [
+                r
+                for r in self.grid_summary
+                if r["model"] == m and r.get("fit_s_mean") and math.isfinite(r["fit_s_mean"])
+            ]
             if s:
-                ax.plot([r["n_train"] for r in s], [max(r["fit_s_mean"], 1e-3) for r in s], "o-", ms=3, lw=1, color=f"C{i % 10}",
-                        label=model_name(m))
-        ax.set(xscale="log", yscale="log", xlabel="training images (log)", ylabel="fit time, s (log)",
-               title="Fit time against training-set size (mean over seeds)")
+                ax.plot(
+                    [r["n_train"] for r in s],
+                    [max(r["fit_s_mean"], 1e-3) for r in s],
+                    "o-",
+                    ms=3,
+                    lw=1,
+                    color=f"C{i % 10}",
+                    label=model_name(m),
+                )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="training images (log)",
+            ylabel="fit time, s (log)",
+            title="Fit time against training-set size (mean over seeds)",
+        )
         size_ticks(ax.xaxis)
         plain_log_ticks(ax.yaxis)
         ax.legend(fontsize=7, ncol=2)
@@ -728,17 +991,33 @@ class LearningCurve(StudyResult):
     def plot_class_gain(self, ax=None):
         """Recall points gained per class (columns) and model (rows) from the smallest to the largest
         size, as a heat map. Returns the Figure."""
-        gain, models, classes = self.class_gain.to_numpy(float), list(self.class_gain.index), list(self.class_gain.columns)
+        gain, models, classes = (
+            self.class_gain.to_numpy(float),
+            list(self.class_gain.index),
+            list(self.class_gain.columns),
+        )
         n0, n1 = self.sizes[0], self.sizes[-1]
         fig, ax = single(ax, (0.55 * len(classes) + 3, 0.38 * len(models) + 1.6))
         lim = max(1e-9, float(np.abs(gain).max()))
         im = ax.imshow(gain, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
         for i, j in np.ndindex(gain.shape):
-            ax.text(j, i, f"{gain[i, j]:+.1f}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(gain[i, j]) > 0.6 * lim else "black")
-        ax.set(xticks=range(len(classes)), xticklabels=classes, yticks=range(len(models)),
-               yticklabels=[model_name(m) for m in models], xlabel="class",
-               title=f"Recall gain per class, {n0:,} -> {n1:,} training images (points)")
+            ax.text(
+                j,
+                i,
+                f"{gain[i, j]:+.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(gain[i, j]) > 0.6 * lim else "black",
+            )
+        ax.set(
+            xticks=range(len(classes)),
+            xticklabels=classes,
+            yticks=range(len(models)),
+            yticklabels=[model_name(m) for m in models],
+            xlabel="class",
+            title=f"Recall gain per class, {n0:,} -> {n1:,} training images (points)",
+        )
         fig.colorbar(im, ax=ax, fraction=0.03)
         return fig
 
@@ -747,15 +1026,39 @@ def _growth_rows(rows: list[dict], summary: list[dict]) -> list[dict]:
     out = []
     for s in summary:
         rs = [r for r in rows if r["model"] == s["model"] and r["n_train"] == s["n_train"]]
-        out.append({"model": s["model"], "n_train": s["n_train"], "seeds": s["n"], "accuracy_mean": _r(s["accuracy_mean"]),
-                    "accuracy_sd": _r(s["accuracy_sd"]), "accuracy_min": _r(s["accuracy_min"]), "accuracy_max": _r(s["accuracy_max"]),
-                    "fit_s": _r(s.get("fit_s_mean"), 2), "budget": budget_text(s["model"], rs[0]),
-                    "source": "+".join(sorted({r["source"] for r in rs}))})
+        out.append(
+            {
+                "model": s["model"],
+                "n_train": s["n_train"],
+                "seeds": s["n"],
+                "accuracy_mean": _r(s["accuracy_mean"]),
+                "accuracy_sd": _r(s["accuracy_sd"]),
+                "accuracy_min": _r(s["accuracy_min"]),
+                "accuracy_max": _r(s["accuracy_max"]),
+                "fit_s": _r(s.get("fit_s_mean"), 2),
+                "budget": budget_text(s["model"], rs[0]),
+                "source": "+".join(sorted({r["source"] for r in rs})),
+            }
+        )
     return out
 
 
-FIT_COLUMNS = ["model", "a", "a_sd", "b", "b_sd", "c_error_floor", "c_sd", "accuracy_ceiling", "rmse_points", "adequate_size",
-               "adequate_low", "adequate_high", "gain_at_full_points", "note"]  # the fits table (note: the task's words)
+FIT_COLUMNS = [
+    "model",
+    "a",
+    "a_sd",
+    "b",
+    "b_sd",
+    "c_error_floor",
+    "c_sd",
+    "accuracy_ceiling",
+    "rmse_points",
+    "adequate_size",
+    "adequate_low",
+    "adequate_high",
+    "gain_at_full_points",
+    "note",
+]  # the fits table (note: the task's words)
 
 
 def _fit_rows(fits: dict[str, PowerLawFit | None], adequate: dict[str, dict], available: int) -> list[dict]:
@@ -766,34 +1069,79 @@ def _fit_rows(fits: dict[str, PowerLawFit | None], adequate: dict[str, dict], av
             out.append({"model": m})
             continue
         a = adequate[m]
-        out.append({"model": m, "a": _r(f.a, 5), "a_sd": _r(f.a_sd, 5), "b": _r(f.b, 3), "b_sd": _r(f.b_sd, 3),
-                    "c_error_floor": _r(f.c, 5), "c_sd": _r(f.c_sd, 5), "accuracy_ceiling": _r(1 - f.c),
-                    "rmse_points": _r(100 * f.rmse, 3), "adequate_size": _size(a["size"]), "adequate_low": _size(a["low"]),
-                    "adequate_high": _size(a["high"]), "gain_at_full_points": _r(100 * float(f.gain(available, a["per"])), 3)})
+        out.append(
+            {
+                "model": m,
+                "a": _r(f.a, 5),
+                "a_sd": _r(f.a_sd, 5),
+                "b": _r(f.b, 3),
+                "b_sd": _r(f.b_sd, 3),
+                "c_error_floor": _r(f.c, 5),
+                "c_sd": _r(f.c_sd, 5),
+                "accuracy_ceiling": _r(1 - f.c),
+                "rmse_points": _r(100 * f.rmse, 3),
+                "adequate_size": _size(a["size"]),
+                "adequate_low": _size(a["low"]),
+                "adequate_high": _size(a["high"]),
+                "gain_at_full_points": _r(100 * float(f.gain(available, a["per"])), 3),
+            }
+        )
     return out
 
 
-def _milestone_rows(rows: list[dict], y_test: np.ndarray, sizes: list[int], classes: list[str], k: int) -> list[dict]:
+def _milestone_rows(
+    rows: list[dict], y_test: np.ndarray, sizes: list[int], classes: list[str], k: int
+) -> list[dict]:
     out = []
     for m in dict.fromkeys(r["model"] for r in rows):
         for n in sizes:
             rs = [r for r in rows if r["model"] == m and r["n_train"] == n]
             if not rs:
                 continue
-            macro = np.array([M.precision_recall_f1(y_test, r["y_pred"], k, average="macro")[:3] for r in rs]).mean(0)
+            macro = np.array(
+                [M.precision_recall_f1(y_test, r["y_pred"], k, average="macro")[:3] for r in rs]
+            ).mean(0)
             rec = np.mean([r["recall"] for r in rs], axis=0)
-            out.append({"model": m, "n_train": n, "seeds": len(rs), "accuracy": _r(np.mean([r["accuracy"] for r in rs])),
-                        "precision_macro": _r(macro[0]), "recall_macro": _r(macro[1]), "f1_macro": _r(macro[2]),
-                        **{f"recall {c}": _r(v, 3) for c, v in zip(classes, rec)}})
+            out.append(
+                {
+                    "model": m,
+                    "n_train": n,
+                    "seeds": len(rs),
+                    "accuracy": _r(np.mean([r["accuracy"] for r in rs])),
+                    "precision_macro": _r(macro[0]),
+                    "recall_macro": _r(macro[1]),
+                    "f1_macro": _r(macro[2]),
+                    **{f"recall {c}": _r(v, 3) for c, v in zip(classes, rec)},
+                }
+            )
     return out
 
 
-def learning_curve(data: Any, models: Sequence[str] | Mapping[str, Any], sizes: Sequence[int], *, seeds: int | Sequence[int] = 3,
-                   slow_models: Sequence[str] = (), slow_seeds: int | None = None, full_seeds: int | None = None,
-                   n_test: int = 0, seed: int = 0, settings: Any = None, n_jobs: int = 1, device: str = "auto",
-                   gain: float = 0.001, per: float = 1000.0, n_draws: int = 2000, milestones: Sequence[int] = (),
-                   known: Mapping[tuple[str, int], dict] | None = None, threads_per_job: int = 0, progress: bool = False,
-                   backend: str = "loky", cache_dir: Any = None, cache_key: str = "") -> LearningCurve:
+def learning_curve(
+    data: Any,
+    models: Sequence[str] | Mapping[str, Any],
+    sizes: Sequence[int],
+    *,
+    seeds: int | Sequence[int] = 3,
+    slow_models: Sequence[str] = (),
+    slow_seeds: int | None = None,
+    full_seeds: int | None = None,
+    n_test: int = 0,
+    seed: int = 0,
+    settings: Any = None,
+    n_jobs: int = 1,
+    device: str = "auto",
+    gain: float = 0.001,
+    per: float = 1000.0,
+    n_draws: int = 2000,
+    milestones: Sequence[int] = (),
+    known: Mapping[tuple[str, int], dict] | None = None,
+    threads_per_job: int = 0,
+    progress: bool = False,
+    backend: str = "loky",
+    cache_dir: Any = None,
+    cache_key: str = "",
+) -> LearningCurve:
     """Every model at every training-set size with several seeds, scored on the same test images.
 
     Parameters
@@ -828,8 +1176,16 @@ def learning_curve(data: Any, models: Sequence[str] | Mapping[str, Any], sizes: 
     params = {label: p for label, _, p in specs}
 
     def seeds_of(label: str, n: int) -> list[int]:
-        return seeds_for(label, n, available, seeds, seed=seed, slow_models=slow_models, slow_seeds=slow_seeds,
-                         full_seeds=full_seeds)
+        return seeds_for(
+            label,
+            n,
+            available,
+            seeds,
+            seed=seed,
+            slow_models=slow_models,
+            slow_seeds=slow_seeds,
+            full_seeds=full_seeds,
+        )
 
     groups: dict[tuple[int, ...], list[dict]] = {}
     for label, name, _ in specs:
@@ -839,10 +1195,20 @@ def learning_curve(data: Any, models: Sequence[str] | Mapping[str, Any], sizes: 
                 groups.setdefault(todo, []).append({"model": label, "name": name, "n_train": n})
     rows = list(known.values())
     for todo, points in groups.items():
-        rows += run_grid(fit_point, points, list(todo), args=(d.x_train, d.y_train, d.x_test, zoo, device, params), n_jobs=n_jobs,
-                         backend=backend, device=device, threads_per_job=threads_per_job, progress=progress,
-                         description=f"learning curve: {len(points)} points x {len(todo)} seeds", cache_dir=cache_dir,
-                         cache_key=cache_key)
+        rows += run_grid(
+            fit_point,
+            points,
+            list(todo),
+            args=(d.x_train, d.y_train, d.x_test, zoo, device, params),
+            n_jobs=n_jobs,
+            backend=backend,
+            device=device,
+            threads_per_job=threads_per_job,
+            progress=progress,
+            description=f"learning curve: {len(points)} points x {len(todo)} seeds",
+            cache_dir=cache_dir,
+            cache_key=cache_key,
+        )
     order = {label: i for i, (label, _, _) in enumerate(specs)}
     rows.sort(key=lambda r: (order[r["model"]], r["n_train"], r["seed"]))
     for r in rows:
@@ -851,8 +1217,13 @@ def learning_curve(data: Any, models: Sequence[str] | Mapping[str, Any], sizes: 
 
     summary = summarise(rows, by=["model", "n_train"], metrics=["accuracy", "fit_s"])
     labels = [s[0] for s in specs]
-    fits = {m: fit_power_law([r["n_train"] for r in rows if r["model"] == m], [1 - r["accuracy"] for r in rows if r["model"] == m])
-            for m in labels}
+    fits = {
+        m: fit_power_law(
+            [r["n_train"] for r in rows if r["model"] == m],
+            [1 - r["accuracy"] for r in rows if r["model"] == m],
+        )
+        for m in labels
+    }
     adequate = {}
     for m, f in fits.items():
         if f is not None:
@@ -865,28 +1236,119 @@ def learning_curve(data: Any, models: Sequence[str] | Mapping[str, Any], sizes: 
     for r in rows:
         rec[(r["model"], r["n_train"])].append(r["recall"])
     gain_models = [m for m in labels if (m, n0) in rec and (m, n1) in rec]
-    low_recall = np.array([np.mean(rec[(m, n0)], axis=0) for m in gain_models]).reshape(len(gain_models), d.n_classes)
-    class_gain = 100 * (np.array([np.mean(rec[(m, n1)], axis=0) for m in gain_models]).reshape(low_recall.shape) - low_recall)
+    low_recall = np.array([np.mean(rec[(m, n0)], axis=0) for m in gain_models]).reshape(
+        len(gain_models), d.n_classes
+    )
+    class_gain = 100 * (
+        np.array([np.mean(rec[(m, n1)], axis=0) for m in gain_models]).reshape(low_recall.shape) - low_recall
+    )
 
     growth, fit_rows = _growth_rows(rows, summary), _fit_rows(fits, adequate, available)
     milestone_rows = _milestone_rows(rows, d.y_test, table_sizes, list(d.classes), d.n_classes)
-    keys = ["model", "n_train", "seed", "source", "accuracy", "fit_s", "predict_s", "epochs", "steps", "iterations", "wall_seconds"]
-    runs = pd.DataFrame([{**{k: r.get(k) for k in keys}, **{f"recall_{c}": float(v) for c, v in zip(d.classes, r["recall"])}}
-                         for r in rows])
-    fit_frame = pd.DataFrame([{"model": m, "a": f.a, "a_sd": f.a_sd, "b": f.b, "b_sd": f.b_sd, "c": f.c, "c_sd": f.c_sd,
-                               "ceiling_accuracy": 1 - f.c, "rmse": f.rmse, "adequate_size": adequate[m]["size"],
-                               "adequate_low": adequate[m]["low"], "adequate_high": adequate[m]["high"],
-                               "gain_at_full": float(f.gain(available, per)), "at_bound": ", ".join(f.at_bound)}
-                              for m, f in fits.items() if f is not None],
-                             columns=["model", "a", "a_sd", "b", "b_sd", "c", "c_sd", "ceiling_accuracy", "rmse", "adequate_size",
-                                      "adequate_low", "adequate_high", "gain_at_full", "at_bound"]).set_index("model")
-    return LearningCurve(runs, pd.DataFrame(summary), fit_frame, pd.DataFrame(milestone_rows),
-                         pd.DataFrame(class_gain, index=gain_models, columns=list(d.classes)), fits, adequate, time_exp, sizes,
-                         list(d.classes), gain, per, available, rows, summary,
-                         {"growth": growth, "fits": fit_rows, "milestones": milestone_rows, "low_recall": low_recall.tolist()})
+    keys = [
+        "model",
+        "n_train",
+        "seed",
+        "source",
+        "accuracy",
+        "fit_s",
+        "predict_s",
+        "epochs",
+        "steps",
+        "iterations",
+        "wall_seconds",
+    ]
+    runs = pd.DataFrame(
+        [
+            {
+                **{k: r.get(k) for k in keys},
+                **{f"recall_{c}": float(v) for c, v in zip(d.classes, r["recall"])},
+            }
+            for r in rows
+        ]
+    )
+    fit_frame = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "a": f.a,
+                "a_sd": f.a_sd,
+                "b": f.b,
+                "b_sd": f.b_sd,
+                "c": f.c,
+                "c_sd": f.c_sd,
+                "ceiling_accuracy": 1 - f.c,
+                "rmse": f.rmse,
+                "adequate_size": adequate[m]["size"],
+                "adequate_low": adequate[m]["low"],
+                "adequate_high": adequate[m]["high"],
+                "gain_at_full": float(f.gain(available, per)),
+                "at_bound": ", ".join(f.at_bound),
+            }
+            for m, f in fits.items()
+            if f is not None
+        ],
+        columns=[
+            "model",
+            "a",
+            "a_sd",
+            "b",
+            "b_sd",
+            "c",
+            "c_sd",
+            "ceiling_accuracy",
+            "rmse",
+            "adequate_size",
+            "adequate_low",
+            "adequate_high",
+            "gain_at_full",
+            "at_bound",
+        ],
+    ).set_index("model")
+    return LearningCurve(
+        runs,
+        pd.DataFrame(summary),
+        fit_frame,
+        pd.DataFrame(milestone_rows),
+        pd.DataFrame(class_gain, index=gain_models, columns=list(d.classes)),
+        fits,
+        adequate,
+        time_exp,
+        sizes,
+        list(d.classes),
+        gain,
+        per,
+        available,
+        rows,
+        summary,
+        {"growth": growth, "fits": fit_rows, "milestones": milestone_rows, "low_recall": low_recall.tolist()},
+    )
 
 
-__all__ = ["power_law", "PowerLawFit", "fit_power_law", "adequate_size", "adequate_size_interval", "sample_parameters",
-           "curve_band", "scaling_exponent", "plot_learning_curve", "size_ticks", "B_BOUNDS", "TrainingCurve", "training_curve",
-           "ITERATIVE", "seeds_for", "budget", "budget_text", "planned_cnn_budget", "fit_point", "first_look_indices", "first_look", "FirstLook",
-           "learning_curve", "LearningCurve", "fit_time_exponent"]
+__all__ = [
+    "power_law",
+    "PowerLawFit",
+    "fit_power_law",
+    "adequate_size",
+    "adequate_size_interval",
+    "sample_parameters",
+    "curve_band",
+    "scaling_exponent",
+    "plot_learning_curve",
+    "size_ticks",
+    "B_BOUNDS",
+    "TrainingCurve",
+    "training_curve",
+    "ITERATIVE",
+    "seeds_for",
+    "budget",
+    "budget_text",
+    "planned_cnn_budget",
+    "fit_point",
+    "first_look_indices",
+    "first_look",
+    "FirstLook",
+    "learning_curve",
+    "LearningCurve",
+    "fit_time_exponent",
+]

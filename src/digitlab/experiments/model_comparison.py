@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,14 @@ from digitlab.experiments.base import (
 )
 from digitlab.experiments.error_analysis import ErrorAnalysis, error_analysis, vote_text
 from digitlab.names import model_name
-from digitlab.plots import panels, plain_log_ticks, plot_confusion_matrix, plot_images, plot_reliability_diagrams, single
+from digitlab.plots import (
+    panels,
+    plain_log_ticks,
+    plot_confusion_matrix,
+    plot_images,
+    plot_reliability_diagrams,
+    single,
+)
 
 # =============================================================================================
 # compare_models
@@ -83,8 +91,13 @@ class ModelComparison(StudyResult):
         """Confusion matrix of ``model`` (default: the best), counts or % of the true class."""
         model = model or self.best
         kind = "% of the true class (recall on the diagonal)" if normalize else "counts"
-        return plot_confusion_matrix(self.metrics[model]["confusion_matrix"], classes=self.data.classes, normalize=normalize,
-                                     ax=ax, title=f"{model}: {kind}")
+        return plot_confusion_matrix(
+            self.metrics[model]["confusion_matrix"],
+            classes=self.data.classes,
+            normalize=normalize,
+            ax=ax,
+            title=f"{model}: {kind}",
+        )
 
     def plot_confusion_pair(self, model: str | None = None, ax=None):
         """Counts (left) and row-normalised (right) confusion matrix of ``model`` (default: the best)."""
@@ -92,8 +105,13 @@ class ModelComparison(StudyResult):
         fig, axes = panels(ax, 1, 2, (12, 5), **({"layout": "constrained"} if ax is None else {}))
         cm = self.metrics[model]["confusion_matrix"]
         plot_confusion_matrix(cm, classes=self.data.classes, ax=axes[0, 0], title=f"{model}: counts")
-        plot_confusion_matrix(cm, classes=self.data.classes, normalize=True, ax=axes[0, 1],
-                              title=f"{model}: % of the true class (recall on the diagonal)")
+        plot_confusion_matrix(
+            cm,
+            classes=self.data.classes,
+            normalize=True,
+            ax=axes[0, 1],
+            title=f"{model}: % of the true class (recall on the diagonal)",
+        )
         return fig
 
     def plot_per_class_f1(self, ax=None):
@@ -103,9 +121,23 @@ class ModelComparison(StudyResult):
         fig, ax = single(ax, (0.6 * len(classes) + 2.5, 0.4 * len(names) + 1.5))
         im = ax.imshow(f1, cmap="viridis", aspect="auto", vmin=max(0.0, f1.min()), vmax=1.0)
         for i, j in np.ndindex(f1.shape):
-            ax.text(j, i, f"{f1[i, j]:.3f}", ha="center", va="center", fontsize=7, color="white" if f1[i, j] < f1.mean() else "black")
-        ax.set(xticks=range(len(classes)), xticklabels=classes, yticks=range(len(names)), yticklabels=names, xlabel="class",
-               title="per-class F1")
+            ax.text(
+                j,
+                i,
+                f"{f1[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if f1[i, j] < f1.mean() else "black",
+            )
+        ax.set(
+            xticks=range(len(classes)),
+            xticklabels=classes,
+            yticks=range(len(names)),
+            yticklabels=names,
+            xlabel="class",
+            title="per-class F1",
+        )
         fig.colorbar(im, ax=ax, fraction=0.03)
         return fig
 
@@ -132,10 +164,22 @@ class ModelComparison(StudyResult):
         im = ax.imshow(np.log10(np.clip(mat, 1e-10, 1)), cmap="magma", vmin=-10, vmax=0)
         for i, j in np.ndindex(mat.shape):
             if i != j:
-                ax.text(j, i, f"{mat[i, j]:.2g}" if mat[i, j] >= 1e-10 else "<1e-10", ha="center", va="center", fontsize=6,
-                        color="white" if mat[i, j] < 1e-5 else "black")
-        ax.set(xticks=range(len(names)), xticklabels=names, yticks=range(len(names)), yticklabels=names,
-               title="McNemar: Holm-adjusted p-values (colour: log10)")
+                ax.text(
+                    j,
+                    i,
+                    f"{mat[i, j]:.2g}" if mat[i, j] >= 1e-10 else "<1e-10",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if mat[i, j] < 1e-5 else "black",
+                )
+        ax.set(
+            xticks=range(len(names)),
+            xticklabels=names,
+            yticks=range(len(names)),
+            yticklabels=names,
+            title="McNemar: Holm-adjusted p-values (colour: log10)",
+        )
         ax.tick_params(axis="x", rotation=60)
         fig.colorbar(im, ax=ax, fraction=0.04)
         return fig
@@ -148,7 +192,13 @@ class ModelComparison(StudyResult):
             err = 100 * (1 - round(float(self.metrics[m]["accuracy"]), 4))
             ax.scatter(fit_s, err, s=30)
             ax.annotate(m, (fit_s, err), fontsize=8, xytext=(3, 3), textcoords="offset points")
-        ax.set(xscale="log", yscale="log", xlabel="fit time (s, log)", ylabel="test error % (log)", title="cost against error")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="fit time (s, log)",
+            ylabel="test error % (log)",
+            title="cost against error",
+        )
         plain_log_ticks(ax.xaxis)
         plain_log_ticks(ax.yaxis)
         return fig
@@ -162,10 +212,23 @@ class ModelComparison(StudyResult):
         """Training and validation loss (left, log) and accuracy (right) per epoch, the best epoch marked."""
         history = self.history(model).to_dict("records")
         ep = [h["epoch"] for h in history]
-        best = ep[int(np.nanargmax([h["val_acc"] for h in history]))] if any(np.isfinite(h["val_acc"]) for h in history) else None
+        best = (
+            ep[int(np.nanargmax([h["val_acc"] for h in history]))]
+            if any(np.isfinite(h["val_acc"]) for h in history)
+            else None
+        )
         fig, axes = panels(ax, 1, 2, (10, 3.4))
-        for a, m, label, scale in ((axes[0, 0], "loss", "cross-entropy", 1), (axes[0, 1], "acc", "accuracy (%)", 100)):
-            a.plot(ep, [scale * h[f"train_{m}"] for h in history], "o-", ms=3, label="training (running mean over the epoch)")
+        for a, m, label, scale in (
+            (axes[0, 0], "loss", "cross-entropy", 1),
+            (axes[0, 1], "acc", "accuracy (%)", 100),
+        ):
+            a.plot(
+                ep,
+                [scale * h[f"train_{m}"] for h in history],
+                "o-",
+                ms=3,
+                label="training (running mean over the epoch)",
+            )
             a.plot(ep, [scale * h[f"val_{m}"] for h in history], "o-", ms=3, label="validation")
             if best is not None:
                 a.axvline(best, color="0.5", ls="--", lw=1, label=f"best validation epoch ({best}, kept)")
@@ -190,8 +253,11 @@ class ModelComparison(StudyResult):
     def save_predictions(self, path: str | Path) -> Path:
         """Write ``predictions.npz``-style arrays: y_true, test_index, models, and per model ``y_pred__<m>``
         plus ``proba__<m>`` (or ``scores__<m>`` for models without probabilities)."""
-        arrays: dict[str, np.ndarray] = {"y_true": self.data.y_test, "test_index": self.data.test_index,
-                                         "models": np.array(list(self.runs))}
+        arrays: dict[str, np.ndarray] = {
+            "y_true": self.data.y_test,
+            "test_index": self.data.test_index,
+            "models": np.array(list(self.runs)),
+        }
         for m, r in self.runs.items():
             arrays[f"y_pred__{m}"] = r.y_pred
             if r.proba is not None:
@@ -224,17 +290,33 @@ class ModelComparison(StudyResult):
     def plot_all_wrong(self, n: int = 32, cols: int = 8, ax=None):
         """The test images every model gets wrong (up to ``n``), titled with their label and the models' votes."""
         pos = self.all_wrong[:n]
-        titles = [f"true {self.data.classes[self.data.y_test[i]]}\n{vote_text(self.predictions, i, self.data.classes)}" for i in pos]
+        titles = [
+            f"true {self.data.classes[self.data.y_test[i]]}\n{vote_text(self.predictions, i, self.data.classes)}"
+            for i in pos
+        ]
         return plot_images(self.data.x_test[pos], titles, cols=cols, ax=ax)
 
-    def error_analysis(self, **kwargs: Any) -> "ErrorAnalysis":
+    def error_analysis(self, **kwargs: Any) -> ErrorAnalysis:
         """:func:`error_analysis` of these predictions (with the test images, for the hard images' traits)."""
         return error_analysis(self, **kwargs)
 
 
-def compare_models(data: Any, models: Sequence[str] | Mapping[str, Any], *, n_train: int = 0, n_test: int = 0, seed: int = 0,
-                   settings: Any = None, n_jobs: int = 1, device: str = "auto", n_boot: int = 2000, alpha: float = 0.05,
-                   ece_bins: int = 15, progress: bool = False, log: Any = None) -> ModelComparison:
+def compare_models(
+    data: Any,
+    models: Sequence[str] | Mapping[str, Any],
+    *,
+    n_train: int = 0,
+    n_test: int = 0,
+    seed: int = 0,
+    settings: Any = None,
+    n_jobs: int = 1,
+    device: str = "auto",
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    ece_bins: int = 15,
+    progress: bool = False,
+    log: Any = None,
+) -> ModelComparison:
     """Train every model of ``models`` on the same training images and compare them on the same test images.
 
     Parameters
@@ -269,35 +351,75 @@ def compare_models(data: Any, models: Sequence[str] | Mapping[str, Any], *, n_tr
             step(0, description=f"compare models: {label}")
             if log is not None:
                 log.info("compare models: fitting %s on %d images", label, len(d.y_train))
-            runs[label] = run_model(name, d.x_train, d.y_train, d.x_test, zoo, seed=seed, n_jobs=n_jobs, device=device, **params)
+            runs[label] = run_model(
+                name, d.x_train, d.y_train, d.x_test, zoo, seed=seed, n_jobs=n_jobs, device=device, **params
+            )
             if log is not None:
                 log.info("compare models: %s fitted in %.1f s", label, runs[label].fit_s)
             step()
     y = d.y_test
-    mets = {m: M.classification_metrics(y, r.y_pred, r.proba, k, scores=r.scores, n_bins=ece_bins) for m, r in runs.items()}
+    mets = {
+        m: M.classification_metrics(y, r.y_pred, r.proba, k, scores=r.scores, n_bins=ece_bins)
+        for m, r in runs.items()
+    }
     cis = {m: M.accuracy_ci(y, r.y_pred, n_boot=n_boot, seed=seed) for m, r in runs.items()}
     preds = {m: r.y_pred for m, r in runs.items()}
     errors = pd.DataFrame({m: p != y for m, p in preds.items()})
     errors.index.name = "test_position"
     all_wrong = np.flatnonzero(errors.to_numpy().all(axis=1)) if len(runs) else np.zeros(0, np.int64)
-    return ModelComparison(_score_frame(runs, mets, cis), _per_class_frame(mets, d.classes), _mcnemar_frame(preds, y, alpha),
-                           errors, all_wrong, preds, {m: r.proba for m, r in runs.items()},
-                           {m: r.scores for m, r in runs.items()}, mets, cis, runs, d, alpha,
-                           _cost_frame(runs, zoo, d.x_train), _calibration_frame(runs, mets), _class_f1_frame(mets, d.classes),
-                           _pareto(runs, mets), ece_bins)
+    return ModelComparison(
+        _score_frame(runs, mets, cis),
+        _per_class_frame(mets, d.classes),
+        _mcnemar_frame(preds, y, alpha),
+        errors,
+        all_wrong,
+        preds,
+        {m: r.proba for m, r in runs.items()},
+        {m: r.scores for m, r in runs.items()},
+        mets,
+        cis,
+        runs,
+        d,
+        alpha,
+        _cost_frame(runs, zoo, d.x_train),
+        _calibration_frame(runs, mets),
+        _class_f1_frame(mets, d.classes),
+        _pareto(runs, mets),
+        ece_bins,
+    )
 
 
 def _score_frame(runs: dict, mets: dict, cis: dict) -> pd.DataFrame:
     rows = []
     for m, r in runs.items():
         x, ci = mets[m], cis[m]
-        rows.append({"model": m, "accuracy": x["accuracy"], "acc_ci_low": ci["low"], "acc_ci_high": ci["high"],
-                     "balanced_accuracy": x["balanced_accuracy"], "precision_macro": x["precision_macro"],
-                     "recall_macro": x["recall_macro"], "f1_macro": x["f1_macro"], "f1_micro": x["f1_micro"],
-                     "f1_weighted": x["f1_weighted"], "kappa": x["cohen_kappa"], "mcc": x["mcc"], "roc_auc_ovr": x["roc_auc_ovr"],
-                     "pr_auc": x["pr_auc"], "top2_accuracy": x["top2_accuracy"], "log_loss": x["log_loss"], "brier": x["brier"],
-                     "ece": x["ece"], "fit_s": r.fit_s, "predict_s": r.predict_s, "n_train": r.n_train,
-                     "parameters": r.size["parameters"], "size_kb": r.size["bytes"] / 1024})
+        rows.append(
+            {
+                "model": m,
+                "accuracy": x["accuracy"],
+                "acc_ci_low": ci["low"],
+                "acc_ci_high": ci["high"],
+                "balanced_accuracy": x["balanced_accuracy"],
+                "precision_macro": x["precision_macro"],
+                "recall_macro": x["recall_macro"],
+                "f1_macro": x["f1_macro"],
+                "f1_micro": x["f1_micro"],
+                "f1_weighted": x["f1_weighted"],
+                "kappa": x["cohen_kappa"],
+                "mcc": x["mcc"],
+                "roc_auc_ovr": x["roc_auc_ovr"],
+                "pr_auc": x["pr_auc"],
+                "top2_accuracy": x["top2_accuracy"],
+                "log_loss": x["log_loss"],
+                "brier": x["brier"],
+                "ece": x["ece"],
+                "fit_s": r.fit_s,
+                "predict_s": r.predict_s,
+                "n_train": r.n_train,
+                "parameters": r.size["parameters"],
+                "size_kb": r.size["bytes"] / 1024,
+            }
+        )
     frame = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
     return frame.sort_values("accuracy", ascending=False, kind="stable") if rows else frame
 
@@ -312,10 +434,33 @@ def _mcnemar_frame(preds: dict[str, np.ndarray], y: np.ndarray, alpha: float) ->
     rows = []
     for a, b in itertools.combinations(preds, 2):
         t = M.mcnemar(y, preds[a], preds[b])
-        rows.append({"model_a": a, "model_b": b, "acc_a": float(np.mean(preds[a] == y)), "acc_b": float(np.mean(preds[b] == y)),
-                     "a_only_right": t["b"], "b_only_right": t["c"], "method": t["method"], "p_value": t["p_value"]})
-    frame = pd.DataFrame(rows, columns=["model_a", "model_b", "acc_a", "acc_b", "a_only_right", "b_only_right", "method",
-                                        "p_value", "p_holm", "significant"])
+        rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "acc_a": float(np.mean(preds[a] == y)),
+                "acc_b": float(np.mean(preds[b] == y)),
+                "a_only_right": t["b"],
+                "b_only_right": t["c"],
+                "method": t["method"],
+                "p_value": t["p_value"],
+            }
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "model_a",
+            "model_b",
+            "acc_a",
+            "acc_b",
+            "a_only_right",
+            "b_only_right",
+            "method",
+            "p_value",
+            "p_holm",
+            "significant",
+        ],
+    )
     if rows:
         frame["p_holm"] = M.holm_adjust(frame["p_value"].to_numpy())
         frame["significant"] = frame["p_holm"] < alpha
@@ -325,9 +470,20 @@ def _mcnemar_frame(preds: dict[str, np.ndarray], y: np.ndarray, alpha: float) ->
 def _cost_frame(runs: dict, settings: Any, x_train: np.ndarray) -> pd.DataFrame:
     from digitlab.models.zoo import describe_model
 
-    rows = [{"model": m, "setup": describe_model(r.name, settings), "n_train": r.n_train, "fit_s": r.fit_s,
-             "train_gflop": _train_gflop(r.model, x_train), "predict_s": r.predict_s, "parameters": r.size["parameters"],
-             "size_kb": r.size["bytes"] / 1024, "chosen": chosen_params(r.model)} for m, r in runs.items()]
+    rows = [
+        {
+            "model": m,
+            "setup": describe_model(r.name, settings),
+            "n_train": r.n_train,
+            "fit_s": r.fit_s,
+            "train_gflop": _train_gflop(r.model, x_train),
+            "predict_s": r.predict_s,
+            "parameters": r.size["parameters"],
+            "size_kb": r.size["bytes"] / 1024,
+            "chosen": chosen_params(r.model),
+        }
+        for m, r in runs.items()
+    ]
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
@@ -339,7 +495,9 @@ def _train_gflop(model: Any, x_train: np.ndarray | None) -> float | None:
     from digitlab.flops import train_flops
     from digitlab.grid import input_shape
 
-    per_image = train_flops(model.model_, input_shape(x_train[:1]), min(model.batch_size, max(2, len(x_train))))  # (C, H, W)
+    per_image = train_flops(
+        model.model_, input_shape(x_train[:1]), min(model.batch_size, max(2, len(x_train)))
+    )  # (C, H, W)
     return round(float(per_image * res.n_train_images_seen / 1e9), 3)
 
 
@@ -350,16 +508,26 @@ def chosen_params(model: Any) -> str:
 
 
 def _calibration_frame(runs: dict, mets: dict) -> pd.DataFrame:
-    rows = [{"model": m, "log_loss": mets[m]["log_loss"], "ece": mets[m]["ece"], "accuracy": mets[m]["accuracy"],
-             "confidence_gap": float(r.proba.max(1).mean() - mets[m]["accuracy"]),
-             "confident_share": float((r.proba.max(1) > 0.99).mean())}
-            for m, r in runs.items() if mets[m]["log_loss"] is not None]
+    rows = [
+        {
+            "model": m,
+            "log_loss": mets[m]["log_loss"],
+            "ece": mets[m]["ece"],
+            "accuracy": mets[m]["accuracy"],
+            "confidence_gap": float(r.proba.max(1).mean() - mets[m]["accuracy"]),
+            "confident_share": float((r.proba.max(1) > 0.99).mean()),
+        }
+        for m, r in runs.items()
+        if mets[m]["log_loss"] is not None
+    ]
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
 def _class_f1_frame(mets: dict, classes: list[str]) -> pd.DataFrame:
     f1 = np.array([x["f1"] for x in mets.values()]).reshape(len(mets), len(classes))
-    frame = pd.DataFrame({"class": [str(c) for c in classes], "mean_f1": f1.mean(axis=0) if len(mets) else np.nan})
+    frame = pd.DataFrame(
+        {"class": [str(c) for c in classes], "mean_f1": f1.mean(axis=0) if len(mets) else np.nan}
+    )
     return frame.set_index("class")
 
 

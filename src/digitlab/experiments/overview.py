@@ -45,7 +45,9 @@ class DataOverview(StudyResult):
         ax.bar(x - 0.2, tr / tr.sum() * 100, 0.4, label=f"train (n={tr.sum():,})")
         ax.bar(x + 0.2, te / te.sum() * 100, 0.4, label=f"test (n={te.sum():,})")
         ax.axhline(100 / ds.n_classes, color="k", lw=0.8, ls="--", label="uniform")
-        ax.set_xticks(x, ds.classes, rotation=0 if ds.n_classes <= 10 and max(map(len, ds.classes)) < 4 else 30)
+        ax.set_xticks(
+            x, ds.classes, rotation=0 if ds.n_classes <= 10 and max(map(len, ds.classes)) < 4 else 30
+        )
         ax.set_ylabel("% of split")
         ax.set_ylim(0, max(tr.max() / tr.sum(), te.max() / te.sum()) * 100 * 1.35)
         ax.legend(fontsize=8, ncol=3, loc="upper center")
@@ -83,8 +85,14 @@ class DataOverview(StudyResult):
             colours = ["tab:red", "tab:green", "tab:blue", "0.4"]
             for ch in range(ds.channels):
                 counts = np.bincount(np.asarray(ds.x_train[..., ch]).ravel(), minlength=256)
-                ax.step(np.arange(256), counts, where="mid", color=colours[ch % 4], lw=1,
-                        label=("red", "green", "blue", "alpha")[ch] if ds.channels <= 4 else f"channel {ch}")
+                ax.step(
+                    np.arange(256),
+                    counts,
+                    where="mid",
+                    color=colours[ch % 4],
+                    lw=1,
+                    label=("red", "green", "blue", "alpha")[ch] if ds.channels <= 4 else f"channel {ch}",
+                )
             ax.legend(fontsize=8)
         else:
             ax.bar(np.arange(256), np.bincount(ds.x_train.ravel(), minlength=256), width=1.0, color="0.3")
@@ -99,9 +107,19 @@ def data_overview(ds: Any, *, seed: int = 0, duplicate_sample: int = 2000) -> Da
     s = ds.summary()
     tr, te = np.asarray(s["train_class_counts"]), np.asarray(s["test_class_counts"])
     per_image_mean = ds.x_train.reshape(len(ds.x_train), -1).mean(1)
-    rows = [{"class": ds.classes[c], "train": int(tr[c]), "test": int(te[c]), "train %": round(100 * tr[c] / tr.sum(), 2),
-             "mean pixel": round(float(per_image_mean[ds.y_train == c].mean()), 1)} for c in range(ds.n_classes)]
-    return DataOverview(s, pd.DataFrame(rows), float(tr.max() / tr.min()), count_duplicates(ds, seed, duplicate_sample), ds)
+    rows = [
+        {
+            "class": ds.classes[c],
+            "train": int(tr[c]),
+            "test": int(te[c]),
+            "train %": round(100 * tr[c] / tr.sum(), 2),
+            "mean pixel": round(float(per_image_mean[ds.y_train == c].mean()), 1),
+        }
+        for c in range(ds.n_classes)
+    ]
+    return DataOverview(
+        s, pd.DataFrame(rows), float(tr.max() / tr.min()), count_duplicates(ds, seed, duplicate_sample), ds
+    )
 
 
 __all__ = ["data_overview", "DataOverview", "count_duplicates"]

@@ -16,9 +16,10 @@ import json
 import textwrap
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,17 +30,33 @@ from digitlab.plots import panels
 
 PENALTY_NETS = ("cnn", "mlp")
 PLACES = ("conv", "head", "both")
-PLACE_WORDS = {"conv": "after every conv block", "head": "in the head", "both": "after every conv block and in the head"}
+PLACE_WORDS = {
+    "conv": "after every conv block",
+    "head": "in the head",
+    "both": "after every conv block and in the head",
+}
 PLACE_SHORT = {"conv": "after conv blocks", "head": "in the head", "both": "both"}  # heatmap row labels
 RUNGS = ("softmax", "mlp", "deep_mlp", "cnn", "deeper_cnn")
-RUNG_WORDS = {"softmax": "softmax regression", "mlp": "one-hidden-layer MLP", "deep_mlp": "deep MLP", "cnn": "small CNN",
-              "deeper_cnn": "deeper CNN"}  # fmt: skip
+RUNG_WORDS = {
+    "softmax": "softmax regression",
+    "mlp": "one-hidden-layer MLP",
+    "deep_mlp": "deep MLP",
+    "cnn": "small CNN",
+    "deeper_cnn": "deeper CNN",
+}
 NET_WORDS = {"cnn": "CNN", "mlp": "MLP"}
 LOGREG_PENALTIES = ("l1", "l2")
 REMEDIES = ("none", "early_stopping", "l2", "dropout", "augmentation")
-REMEDY_WORDS = {"none": "none (over-fitting setting)", "early_stopping": "early stopping", "l2": "L2 penalty", "dropout": "dropout",
-                "augmentation": "augmentation"}  # fmt: skip
-HIST_EDGES = np.linspace(-6.0, 0.5, 40)  # log10 |w| bin edges of the weight histograms (below 1e-6 counts in the first bin)
+REMEDY_WORDS = {
+    "none": "none (over-fitting setting)",
+    "early_stopping": "early stopping",
+    "l2": "L2 penalty",
+    "dropout": "dropout",
+    "augmentation": "augmentation",
+}
+HIST_EDGES = np.linspace(
+    -6.0, 0.5, 40
+)  # log10 |w| bin edges of the weight histograms (below 1e-6 counts in the first bin)
 
 
 # =============================================================================================
@@ -52,29 +69,50 @@ def dropout_params(place: str, rate: float) -> dict[str, float]:
     on the dense hidden layer before the output layer) or both."""
     if place not in PLACES:
         raise ConfigError(f"dropout placement {place!r}: unknown; use one of {list(PLACES)}")
-    return {"dropout_conv": rate if place in ("conv", "both") else 0.0, "dropout_fc": rate if place in ("head", "both") else 0.0}
+    return {
+        "dropout_conv": rate if place in ("conv", "both") else 0.0,
+        "dropout_fc": rate if place in ("head", "both") else 0.0,
+    }
 
 
 def cnn_params(cfg: Any, **over) -> dict[str, Any]:
     """The small CNN of this study (no dropout unless ``over`` sets it)."""
-    base = {"n_blocks": cfg.cnn_blocks, "width": cfg.cnn_width, "hidden": cfg.cnn_hidden, "batch_norm": cfg.cnn_batch_norm,
-            "dropout_conv": 0.0, "dropout_fc": 0.0}  # fmt: skip
+    base = {
+        "n_blocks": cfg.cnn_blocks,
+        "width": cfg.cnn_width,
+        "hidden": cfg.cnn_hidden,
+        "batch_norm": cfg.cnn_batch_norm,
+        "dropout_conv": 0.0,
+        "dropout_fc": 0.0,
+    }
     return base | over
 
 
 def point(cfg: Any, net: str, net_params: dict, curves: bool = False, **train) -> dict[str, Any]:
     """One training run: network, its parameters, TrainConfig overrides; ``curves``: carve the validation
     images inside training (per-epoch validation curves, best-epoch checkpoint kept: early stopping)."""
-    base = {"epochs": cfg.epochs, "min_steps": cfg.min_steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": 0.0,
-            "l1": 0.0, "l2": 0.0, "augment": ""}  # fmt: skip
+    base = {
+        "epochs": cfg.epochs,
+        "min_steps": cfg.min_steps,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "weight_decay": 0.0,
+        "l1": 0.0,
+        "l2": 0.0,
+        "augment": "",
+    }
     return {"net": net, "net_params": dict(net_params), "train": base | train, "curves": curves}
 
 
 def net_of(cfg: Any, name: str) -> tuple[str, dict]:
     """``(family, params)`` of a penalty net ("cnn", "mlp") or a ladder rung."""
-    return {"cnn": ("cnn", cnn_params(cfg)), "mlp": ("mlp", {"hidden": list(cfg.mlp_hidden)}), "softmax": ("mlp", {"hidden": []}),
-            "deep_mlp": ("mlp", {"hidden": list(cfg.deep_mlp_hidden)}),
-            "deeper_cnn": ("cnn", cnn_params(cfg, convs_per_block=cfg.deeper_cnn_convs))}[name]  # fmt: skip
+    return {
+        "cnn": ("cnn", cnn_params(cfg)),
+        "mlp": ("mlp", {"hidden": list(cfg.mlp_hidden)}),
+        "softmax": ("mlp", {"hidden": []}),
+        "deep_mlp": ("mlp", {"hidden": list(cfg.deep_mlp_hidden)}),
+        "deeper_cnn": ("cnn", cnn_params(cfg, convs_per_block=cfg.deeper_cnn_convs)),
+    }[name]
 
 
 def strengths(values: list[float]) -> list[float]:
@@ -94,8 +132,11 @@ def penalty_points(cfg: Any) -> dict[tuple[str, str, float], dict]:
 
 def dropout_points(cfg: Any) -> dict[tuple[str, float], dict]:
     """(placement, rate) -> point; rate 0 is the same run for every placement."""
-    return {(place, r): point(cfg, "cnn", cnn_params(cfg, **dropout_params(place, r)))
-            for place in cfg.dropout_places for r in strengths(cfg.dropout_rates)}
+    return {
+        (place, r): point(cfg, "cnn", cnn_params(cfg, **dropout_params(place, r)))
+        for place in cfg.dropout_places
+        for r in strengths(cfg.dropout_rates)
+    }
 
 
 def ladder_points(cfg: Any) -> dict[str, dict]:
@@ -120,13 +161,27 @@ def weight_stats(model) -> dict[str, Any]:
     w = torch.cat([p.detach().flatten().float().cpu() for p in model.parameters() if p.ndim > 1]).numpy()
     a = np.abs(w)
     logs = np.clip(np.log10(np.maximum(a, 1e-12)), HIST_EDGES[0], HIST_EDGES[-1])
-    return {"l2_sum": float(np.sum(w.astype(np.float64) ** 2)), "l1_sum": float(np.sum(a, dtype=np.float64)),
-            "small_frac": float(np.mean(a < 1e-3)), "n_weights": int(w.size),
-            "w_hist": np.histogram(logs, HIST_EDGES)[0].tolist()}  # fmt: skip
+    return {
+        "l2_sum": float(np.sum(w.astype(np.float64) ** 2)),
+        "l1_sum": float(np.sum(a, dtype=np.float64)),
+        "small_frac": float(np.mean(a < 1e-3)),
+        "n_weights": int(w.size),
+        "w_hist": np.histogram(logs, HIST_EDGES)[0].tolist(),
+    }
 
 
-def train_point(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test, val_fraction: float, n_classes: int,
-                device: str) -> dict[str, Any]:  # fmt: skip
+def train_point(
+    p: dict,
+    seed: int,
+    threads: int,
+    x_pool,
+    y_pool,
+    x_test,
+    y_test,
+    val_fraction: float,
+    n_classes: int,
+    device: str,
+) -> dict[str, Any]:
     """Train point ``p`` with ``seed``; score the training, validation and test images (one grid job).
 
     The seed splits the pool into training and validation images (:func:`digitlab.train.stratified_split`).
@@ -143,7 +198,9 @@ def train_point(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test
         x_fit, y_fit, tcfg = x_pool, y_pool, replace(tcfg, val_fraction=val_fraction)
     else:
         x_fit, y_fit, tcfg = x_pool[tr], y_pool[tr], replace(tcfg, val_fraction=0.0)
-    res = fit_and_score(p["net"], p["net_params"], x_fit, y_fit, evals, tcfg, seed=seed, n_classes=n_classes, keep_model=True)
+    res = fit_and_score(
+        p["net"], p["net_params"], x_fit, y_fit, evals, tcfg, seed=seed, n_classes=n_classes, keep_model=True
+    )
     out = {k: res[k] for k in ("params", "train_seconds", "best_epoch", "epochs_run", "steps", "history")}
     for s in evals:
         out[f"{s}_acc"], out[f"{s}_loss"] = res[f"{s}_acc"], res[f"{s}_loss"]
@@ -151,7 +208,9 @@ def train_point(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test
     return out | weight_stats(res["model"])
 
 
-def fit_logreg(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test, val_fraction: float, max_iter: int) -> dict[str, Any]:
+def fit_logreg(
+    p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test, val_fraction: float, max_iter: int
+) -> dict[str, Any]:
     """Fit multinomial logistic regression with ``p["penalty"]`` at ``p["C"]`` on the same training
     images a network of this seed gets; score training, validation and test images."""
     from sklearn.exceptions import ConvergenceWarning
@@ -161,19 +220,29 @@ def fit_logreg(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test,
     from digitlab.train import stratified_split
 
     tr, va = stratified_split(y_pool, val_fraction, seed)
-    model = make_model("logreg", random_state=seed, penalty=p["penalty"], C=p["C"], max_iter=max_iter, tol=1e-3)
+    model = make_model(
+        "logreg", random_state=seed, penalty=p["penalty"], C=p["C"], max_iter=max_iter, tol=1e-3
+    )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x_pool[tr], y_pool[tr])
     out: dict[str, Any] = {"train_seconds": time.perf_counter() - t0}
-    for name, (x, y) in {"train": (x_pool[tr], y_pool[tr]), "val": (x_pool[va], y_pool[va]), "test": (x_test, y_test)}.items():
+    for name, (x, y) in {
+        "train": (x_pool[tr], y_pool[tr]),
+        "val": (x_pool[va], y_pool[va]),
+        "test": (x_test, y_test),
+    }.items():
         proba = model.predict_proba(x)
         out[f"{name}_acc"] = float(np.mean(model.classes_[proba.argmax(1)] == y))
         out[f"{name}_loss"] = M.log_loss(y, proba)
     coef = model[-1].coef_
-    out.update(gap=out["train_acc"] - out["test_acc"], nonzero_frac=float(np.mean(np.abs(coef) > 1e-8)),
-               l2_sum=float(np.sum(coef**2)), n_iter=int(np.max(model[-1].n_iter_)))
+    out.update(
+        gap=out["train_acc"] - out["test_acc"],
+        nonzero_frac=float(np.mean(np.abs(coef) > 1e-8)),
+        l2_sum=float(np.sum(coef**2)),
+        n_iter=int(np.max(model[-1].n_iter_)),
+    )
     return out
 
 
@@ -181,8 +250,23 @@ def fit_logreg(p: dict, seed: int, threads: int, x_pool, y_pool, x_test, y_test,
 # Summaries
 # =============================================================================================
 
-METRICS = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "gap", "l2_sum", "l1_sum", "small_frac",
-           "params", "train_seconds", "steps", "epochs_run", "best_epoch")  # fmt: skip
+METRICS = (
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "gap",
+    "l2_sum",
+    "l1_sum",
+    "small_frac",
+    "params",
+    "train_seconds",
+    "steps",
+    "epochs_run",
+    "best_epoch",
+)
 
 
 def mean_of(rows: list[dict], p: dict) -> dict[str, Any]:
@@ -190,7 +274,12 @@ def mean_of(rows: list[dict], p: dict) -> dict[str, Any]:
     from digitlab.grid import summarise
 
     mine = [r for r in rows if r["_key"] == key(p)]
-    s = summarise(mine, by=["_key"], metrics=[m for m in METRICS if m in mine[0]] + [m for m in ("nonzero_frac", "n_iter") if m in mine[0]])[0]
+    s = summarise(
+        mine,
+        by=["_key"],
+        metrics=[m for m in METRICS if m in mine[0]]
+        + [m for m in ("nonzero_frac", "n_iter") if m in mine[0]],
+    )[0]
     out = {m[: -len("_mean")]: v for m, v in s.items() if m.endswith("_mean")}
     out["test_acc_sd"] = s.get("test_acc_sd", 0.0)
     out["n"] = s["n"]
@@ -203,8 +292,6 @@ def mean_of(rows: list[dict], p: dict) -> dict[str, Any]:
 def best_on_val(items: dict[Any, dict]) -> Any:
     """The key whose mean validation accuracy is highest (ties: lower validation loss, then the first)."""
     return max(items, key=lambda k: (round(items[k]["val_acc"], 6), -items[k]["val_loss"]))
-
-
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -264,7 +351,9 @@ class Regularisation(StudyResult):
     def logreg_results(self) -> tuple[dict[tuple[str, float], dict], dict]:
         """``({(penalty, C): metrics}, metrics of the fit without penalty)``."""
         rows = _records(self.logreg)
-        return {(r["penalty"], r["C"]): r for r in rows if r["penalty"] != "none"}, next(r for r in rows if r["penalty"] == "none")
+        return {(r["penalty"], r["C"]): r for r in rows if r["penalty"] != "none"}, next(
+            r for r in rows if r["penalty"] == "none"
+        )
 
     def dropout_results(self) -> dict[tuple[str, float], dict]:
         """``{(placement, rate): metrics}``."""
@@ -306,8 +395,10 @@ class Regularisation(StudyResult):
 
     def weight_picks(self, net: str) -> dict[str, list[float]]:
         """Per penalty: 0, the non-zero strength best on validation and the largest strength."""
-        return {k: sorted({0.0, best_on_val({v: r for v, r in res.items() if v > 0}), max(res)})
-                for k, res in self.penalty_results()[net].items()}
+        return {
+            k: sorted({0.0, best_on_val({v: r for v, r in res.items() if v > 0}), max(res)})
+            for k, res in self.penalty_results()[net].items()
+        }
 
     def plot_weights(self, net: str = "cnn", ax=None):
         """Histograms of log10 |w| of the penalised weights at the strengths of :meth:`weight_picks`."""
@@ -318,7 +409,11 @@ class Regularisation(StudyResult):
             for i, lam in enumerate(picks[kind]):
                 h = np.asarray(res[lam]["w_hist"], float)
                 a.step(centres, h / max(h.sum(), 1), where="mid", color=f"C{i}", label=f"λ = {lam:g}")
-            a.set(xlabel="log10 |w| (left bin: ≤ 10⁻⁶)", ylabel="share of weights", title=f"{NET_WORDS[net]}: {kind.upper()}")
+            a.set(
+                xlabel="log10 |w| (left bin: ≤ 10⁻⁶)",
+                ylabel="share of weights",
+                title=f"{NET_WORDS[net]}: {kind.upper()}",
+            )
             a.legend(fontsize=8)
         fig.tight_layout()
         return fig
@@ -338,7 +433,11 @@ class Regularisation(StudyResult):
             a.set_xscale("log")
             a.set_xticks(x, labels, fontsize=7)
             a.minorticks_off()
-            a.set(xlabel="strength 1/C (0 = no penalty)", ylabel="accuracy (%)", title=f"logistic regression, {pen.upper()}")
+            a.set(
+                xlabel="strength 1/C (0 = no penalty)",
+                ylabel="accuracy (%)",
+                title=f"logistic regression, {pen.upper()}",
+            )
             a.legend(fontsize=8)
             axes[-1].plot(x, [100 * m["nonzero_frac"] for m in ms], "o-", label=pen.upper())
         axes[-1].set_xscale("log")
@@ -354,15 +453,30 @@ class Regularisation(StudyResult):
         res = self.dropout_results()
         places, rates = list(dict.fromkeys(p for p, _ in res)), sorted({r for _, r in res})
         fig, axes = panels(ax, 1, 2, (4 + 1.1 * len(rates) * 2, 0.7 * len(places) + 1.8))
-        for a, (metric, title, cmap) in zip(axes[0], (("test_acc", "test accuracy (%)", "viridis"),
-                                                      ("gap", "train − test gap (points)", "magma_r"))):
+        for a, (metric, title, cmap) in zip(
+            axes[0],
+            (("test_acc", "test accuracy (%)", "viridis"), ("gap", "train − test gap (points)", "magma_r")),
+        ):
             mat = np.array([[100 * res[(p, r)][metric] for r in rates] for p in places])
             im = a.imshow(mat, cmap=cmap, aspect="auto")
             for i, j in np.ndindex(mat.shape):
-                a.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                       color="white" if (mat[i, j] < mat.mean()) == (metric == "test_acc") else "black")
-            a.set(xticks=range(len(rates)), xticklabels=[f"{r:g}" for r in rates], yticks=range(len(places)),
-                  yticklabels=[PLACE_SHORT[p] for p in places], xlabel="dropout rate", title=title)
+                a.text(
+                    j,
+                    i,
+                    f"{mat[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if (mat[i, j] < mat.mean()) == (metric == "test_acc") else "black",
+                )
+            a.set(
+                xticks=range(len(rates)),
+                xticklabels=[f"{r:g}" for r in rates],
+                yticks=range(len(places)),
+                yticklabels=[PLACE_SHORT[p] for p in places],
+                xlabel="dropout rate",
+                title=title,
+            )
             fig.colorbar(im, ax=a, fraction=0.04)
         fig.tight_layout()
         return fig
@@ -373,7 +487,9 @@ class Regularisation(StudyResult):
         fig, axes = panels(ax, 1, 2, (10, 3.4))
         a, a2 = axes[0]
         x = np.arange(len(rows))
-        labels = ["\n".join(textwrap.wrap(RUNG_WORDS[r["model"]], 12)) + f"\n{int(r['params']):,}" for r in rows]
+        labels = [
+            "\n".join(textwrap.wrap(RUNG_WORDS[r["model"]], 12)) + f"\n{int(r['params']):,}" for r in rows
+        ]
         for s, label in (("train", "train"), ("val", "validation"), ("test", "test")):
             a.plot(x, [100 * r[f"{s}_acc"] for r in rows], "o-", label=label)
         a.set_xticks(x, labels, fontsize=7)
@@ -431,17 +547,42 @@ def _strength_x(values: list[float]) -> tuple[np.ndarray, list[str]]:
 # =============================================================================================
 
 
-def regularisation(data: Any, *, n_train: int = 2000, n_val: int = 1000, n_test: int = 0, n_seeds: int = 1, seed: int = 0,
-                   epochs: int = 15, min_steps: int = 200, batch_size: int = 128, lr: float = 0.01, cnn_blocks: int = 3,
-                   cnn_width: int = 16, cnn_hidden: int = 128, cnn_batch_norm: bool = False, deeper_cnn_convs: int = 2,
-                   mlp_hidden: Sequence[int] = (256,), deep_mlp_hidden: Sequence[int] = (256, 256, 256),
-                   penalty_nets: Sequence[str] = PENALTY_NETS, l2_values: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
-                   l1_values: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3), logreg_C: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
-                   logreg_penalties: Sequence[str] = LOGREG_PENALTIES, logreg_max_iter: int = 50,
-                   dropout_rates: Sequence[float] = (0.25, 0.5, 0.7), dropout_places: Sequence[str] = PLACES,
-                   ladder: Sequence[str] = RUNGS, augment: str = "shift", n_jobs: int = 1, backend: str = "loky",
-                   device: str = "cpu", threads_per_job: int = 1, progress: bool = False,
-                   cache_dir: Any = None) -> Regularisation:
+def regularisation(
+    data: Any,
+    *,
+    n_train: int = 2000,
+    n_val: int = 1000,
+    n_test: int = 0,
+    n_seeds: int = 1,
+    seed: int = 0,
+    epochs: int = 15,
+    min_steps: int = 200,
+    batch_size: int = 128,
+    lr: float = 0.01,
+    cnn_blocks: int = 3,
+    cnn_width: int = 16,
+    cnn_hidden: int = 128,
+    cnn_batch_norm: bool = False,
+    deeper_cnn_convs: int = 2,
+    mlp_hidden: Sequence[int] = (256,),
+    deep_mlp_hidden: Sequence[int] = (256, 256, 256),
+    penalty_nets: Sequence[str] = PENALTY_NETS,
+    l2_values: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
+    l1_values: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3),
+    logreg_C: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    logreg_penalties: Sequence[str] = LOGREG_PENALTIES,
+    logreg_max_iter: int = 50,
+    dropout_rates: Sequence[float] = (0.25, 0.5, 0.7),
+    dropout_places: Sequence[str] = PLACES,
+    ladder: Sequence[str] = RUNGS,
+    augment: str = "shift",
+    n_jobs: int = 1,
+    backend: str = "loky",
+    device: str = "cpu",
+    threads_per_job: int = 1,
+    progress: bool = False,
+    cache_dir: Any = None,
+) -> Regularisation:
     """Under- and over-fitting on ``n_train`` training images (a stratified subset) with ``n_val`` other
     training images to choose settings on and ``n_test`` test images (0 = all) to report them.
 
@@ -460,13 +601,31 @@ def regularisation(data: Any, *, n_train: int = 2000, n_val: int = 1000, n_test:
     from digitlab.grid import run_grid
     from digitlab.train import stratified_split
 
-    cfg = SimpleNamespace(epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, cnn_blocks=cnn_blocks, cnn_width=cnn_width,
-                          cnn_hidden=cnn_hidden, cnn_batch_norm=cnn_batch_norm, deeper_cnn_convs=deeper_cnn_convs,
-                          mlp_hidden=list(mlp_hidden), deep_mlp_hidden=list(deep_mlp_hidden), penalty_nets=list(penalty_nets),
-                          l2_values=list(l2_values), l1_values=list(l1_values), dropout_rates=list(dropout_rates),
-                          dropout_places=list(dropout_places), ladder=list(ladder))  # fmt: skip
-    for name, vals, allowed in (("penalty_nets", penalty_nets, PENALTY_NETS), ("logreg_penalties", logreg_penalties, LOGREG_PENALTIES),
-                                ("dropout_places", dropout_places, PLACES), ("ladder", ladder, RUNGS)):  # fmt: skip
+    cfg = SimpleNamespace(
+        epochs=epochs,
+        min_steps=min_steps,
+        batch_size=batch_size,
+        lr=lr,
+        cnn_blocks=cnn_blocks,
+        cnn_width=cnn_width,
+        cnn_hidden=cnn_hidden,
+        cnn_batch_norm=cnn_batch_norm,
+        deeper_cnn_convs=deeper_cnn_convs,
+        mlp_hidden=list(mlp_hidden),
+        deep_mlp_hidden=list(deep_mlp_hidden),
+        penalty_nets=list(penalty_nets),
+        l2_values=list(l2_values),
+        l1_values=list(l1_values),
+        dropout_rates=list(dropout_rates),
+        dropout_places=list(dropout_places),
+        ladder=list(ladder),
+    )
+    for name, vals, allowed in (
+        ("penalty_nets", penalty_nets, PENALTY_NETS),
+        ("logreg_penalties", logreg_penalties, LOGREG_PENALTIES),
+        ("dropout_places", dropout_places, PLACES),
+        ("ladder", ladder, RUNGS),
+    ):
         if not vals or any(v not in allowed for v in vals):
             raise ConfigError(f"{name}: {list(vals)} has unknown or no entries; use some of {list(allowed)}")
     d = as_data(data, n_train + n_val, n_test, seed)
@@ -475,24 +634,51 @@ def regularisation(data: Any, *, n_train: int = 2000, n_val: int = 1000, n_test:
 
     pen, drop, lad = penalty_points(cfg), dropout_points(cfg), ladder_points(cfg)
     base = point(cfg, "cnn", cnn_params(cfg))
-    extra = {"early_stopping": point(cfg, "cnn", cnn_params(cfg), curves=True),
-             "augmentation": point(cfg, "cnn", cnn_params(cfg), augment=augment)}
+    extra = {
+        "early_stopping": point(cfg, "cnn", cnn_params(cfg), curves=True),
+        "augmentation": point(cfg, "cnn", cnn_params(cfg), augment=augment),
+    }
     # The remedies' L2 and dropout runs are points of the sweeps: the CNN's L2 sweep and the dropout grid
     # always run (they are parts of the study), so choosing on validation costs no extra training.
     l2_cnn = {lam: point(cfg, "cnn", cnn_params(cfg), l2=lam) for lam in strengths(cfg.l2_values)}
-    all_points = list({key(p): p for p in [base, *pen.values(), *drop.values(), *lad.values(), *extra.values(),
-                                            *l2_cnn.values()]}.values())  # fmt: skip
+    all_points = list(
+        {
+            key(p): p
+            for p in [base, *pen.values(), *drop.values(), *lad.values(), *extra.values(), *l2_cnn.values()]
+        }.values()
+    )
     t0 = time.perf_counter()
     # Point-cache keys: the point (net, its params, training settings) + seed + a hash of the arrays, validation
     # fraction, classes and device passed below (and the caller's cache_dir: e.g. a task's points folder).
     args = (d.x_train, d.y_train, d.x_test, d.y_test, val_fraction)
-    rows = run_grid(train_point, all_points, seeds, args=(*args, d.n_classes, device), n_jobs=n_jobs, backend=backend,
-                    device=device, threads_per_job=threads_per_job, progress=progress, description="overfit: networks",
-                    cache_dir=cache_dir)
-    lr_points = [{"penalty": "none", "C": 1.0}] + [{"penalty": p, "C": float(c)} for p in logreg_penalties for c in logreg_C]
-    lr_rows = run_grid(fit_logreg, lr_points, seeds, args=(*args, logreg_max_iter), n_jobs=n_jobs, backend=backend,
-                       threads_per_job=threads_per_job, progress=progress, description="overfit: logistic regression",
-                       cache_dir=cache_dir)
+    rows = run_grid(
+        train_point,
+        all_points,
+        seeds,
+        args=(*args, d.n_classes, device),
+        n_jobs=n_jobs,
+        backend=backend,
+        device=device,
+        threads_per_job=threads_per_job,
+        progress=progress,
+        description="overfit: networks",
+        cache_dir=cache_dir,
+    )
+    lr_points = [{"penalty": "none", "C": 1.0}] + [
+        {"penalty": p, "C": float(c)} for p in logreg_penalties for c in logreg_C
+    ]
+    lr_rows = run_grid(
+        fit_logreg,
+        lr_points,
+        seeds,
+        args=(*args, logreg_max_iter),
+        n_jobs=n_jobs,
+        backend=backend,
+        threads_per_job=threads_per_job,
+        progress=progress,
+        description="overfit: logistic regression",
+        cache_dir=cache_dir,
+    )
     wall = time.perf_counter() - t0
     for r in rows:
         r["_key"] = key({k: r[k] for k in ("net", "net_params", "train", "curves")})
@@ -502,9 +688,13 @@ def regularisation(data: Any, *, n_train: int = 2000, n_val: int = 1000, n_test:
     lr_m = {(p["penalty"], p["C"]): mean_of(lr_rows, p) for p in lr_points}
 
     def table(items, drop=("w_hist",)) -> pd.DataFrame:
-        return pd.DataFrame([{**label, **{k: v for k, v in mm.items() if k not in _DROP + drop}} for label, mm in items])
+        return pd.DataFrame(
+            [{**label, **{k: v for k, v in mm.items() if k not in _DROP + drop}} for label, mm in items]
+        )
 
-    penalties = table([({"net": n, "penalty": k, "strength": lam}, m[key(p)]) for (n, k, lam), p in pen.items()], drop=())
+    penalties = table(
+        [({"net": n, "penalty": k, "strength": lam}, m[key(p)]) for (n, k, lam), p in pen.items()], drop=()
+    )
     logreg = table([({"penalty": p, "C": c}, v) for (p, c), v in lr_m.items()])
     res_drop = {k: m[key(p)] for k, p in drop.items()}
     dropout = table([({"placement": pl, "rate": r}, v) for (pl, r), v in res_drop.items()])
@@ -512,24 +702,67 @@ def regularisation(data: Any, *, n_train: int = 2000, n_val: int = 1000, n_test:
 
     l2_best = best_on_val({lam: m[key(p)] for lam, p in l2_cnn.items() if lam > 0})
     d_best = best_on_val({k: v for k, v in res_drop.items() if k[1] > 0})
-    remedy_points = {"none": base, "early_stopping": extra["early_stopping"], "l2": l2_cnn[l2_best], "dropout": drop[d_best],
-                     "augmentation": extra["augmentation"]}  # fmt: skip
+    remedy_points = {
+        "none": base,
+        "early_stopping": extra["early_stopping"],
+        "l2": l2_cnn[l2_best],
+        "dropout": drop[d_best],
+        "augmentation": extra["augmentation"],
+    }
     b = m[key(base)]
     rem = []
     for name, p in remedy_points.items():
         v = m[key(p)]
-        rem.append(({"remedy": name}, {**v, "d_test": v["test_acc"] - b["test_acc"], "d_gap": v["gap"] - b["gap"]}))
+        rem.append(
+            ({"remedy": name}, {**v, "d_test": v["test_acc"] - b["test_acc"], "d_gap": v["gap"] - b["gap"]})
+        )
     stopped = m[key(extra["early_stopping"])]
     n_tr, n_va = (len(i) for i in stratified_split(d.y_train, val_fraction, seed))  # the first seed's split
-    runs = pd.DataFrame([{k: v for k, v in r.items() if k not in ("history", "w_hist", "_key")} for r in rows])
+    runs = pd.DataFrame(
+        [{k: v for k, v in r.items() if k not in ("history", "w_hist", "_key")} for r in rows]
+    )
     return Regularisation(
-        penalties=penalties, logreg=logreg, dropout=dropout, ladder=ladder_df, remedies=table(rem), curves=pd.DataFrame(stopped["history"]),
-        runs=runs, kept=int(round(stopped["best_epoch"])), l2_best=l2_best, dropout_best=d_best, n_train=n_tr, n_val=n_va,
-        n_test=len(d.y_test), n_networks=len(all_points), n_logreg=len(lr_points),
-        steps=sorted({round(m[key(p)]["steps"]) for p in all_points}), cpu_seconds=sum(r["cpu_seconds"] for r in rows + lr_rows),
-        wall_seconds=wall)  # fmt: skip
+        penalties=penalties,
+        logreg=logreg,
+        dropout=dropout,
+        ladder=ladder_df,
+        remedies=table(rem),
+        curves=pd.DataFrame(stopped["history"]),
+        runs=runs,
+        kept=int(round(stopped["best_epoch"])),
+        l2_best=l2_best,
+        dropout_best=d_best,
+        n_train=n_tr,
+        n_val=n_va,
+        n_test=len(d.y_test),
+        n_networks=len(all_points),
+        n_logreg=len(lr_points),
+        steps=sorted({round(m[key(p)]["steps"]) for p in all_points}),
+        cpu_seconds=sum(r["cpu_seconds"] for r in rows + lr_rows),
+        wall_seconds=wall,
+    )
 
 
-__all__ = ["regularisation", "Regularisation", "best_on_val", "dropout_params", "cnn_params", "point", "train_point", "fit_logreg",
-           "weight_stats", "penalty_points", "dropout_points", "ladder_points", "key", "strengths", "PLACES", "PLACE_WORDS",
-           "RUNGS", "RUNG_WORDS", "NET_WORDS", "REMEDY_WORDS", "HIST_EDGES"]
+__all__ = [
+    "regularisation",
+    "Regularisation",
+    "best_on_val",
+    "dropout_params",
+    "cnn_params",
+    "point",
+    "train_point",
+    "fit_logreg",
+    "weight_stats",
+    "penalty_points",
+    "dropout_points",
+    "ladder_points",
+    "key",
+    "strengths",
+    "PLACES",
+    "PLACE_WORDS",
+    "RUNGS",
+    "RUNG_WORDS",
+    "NET_WORDS",
+    "REMEDY_WORDS",
+    "HIST_EDGES",
+]

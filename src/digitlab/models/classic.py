@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -84,7 +85,12 @@ class CappedPCA(PCA):
 def pca_step(n_components: int, random_state: int) -> tuple[str, PCA]:
     """PCA front end: randomized SVD is fast on 60k x 784 and seeded for reproducibility. Keeps at
     most ``n_components`` (fewer when the training set has fewer images or pixels; see :class:`CappedPCA`)."""
-    return ("pca", CappedPCA(n_components=n_components, svd_solver="randomized", whiten=False, random_state=random_state))
+    return (
+        "pca",
+        CappedPCA(
+            n_components=n_components, svd_solver="randomized", whiten=False, random_state=random_state
+        ),
+    )
 
 
 def stratified_split_possible(y: np.ndarray, test_size: int | float, train_size: int | None = None) -> bool:
@@ -108,8 +114,12 @@ class HGBClassifier(HistGradientBoostingClassifier):
 
     def fit(self, X, y, sample_weight=None, **kwargs):
         frac = self.validation_fraction
-        small = bool(self.early_stopping is True and frac is not None and kwargs.get("X_val") is None
-                     and not stratified_split_possible(y, frac))
+        small = bool(
+            self.early_stopping is True
+            and frac is not None
+            and kwargs.get("X_val") is None
+            and not stratified_split_possible(y, frac)
+        )
         if small:
             self.early_stopping = False
         try:
@@ -140,7 +150,14 @@ class ValidationSearch(ClassifierMixin, BaseEstimator):
     best_estimator_ : the refitted estimator.
     """
 
-    def __init__(self, estimator=None, param_grid=None, search_size: int = 4000, val_size: int = 2000, random_state: int = 0):
+    def __init__(
+        self,
+        estimator=None,
+        param_grid=None,
+        search_size: int = 4000,
+        val_size: int = 2000,
+        random_state: int = 0,
+    ):
         self.estimator = estimator
         self.param_grid = param_grid
         self.search_size = search_size
@@ -153,7 +170,9 @@ class ValidationSearch(ClassifierMixin, BaseEstimator):
         n_val = min(self.val_size, len(y) - n_search)
         # stratified when every class fits on both sides (on a few dozen images it cannot: a plain split then)
         strat = y if stratified_split_possible(y, n_val, n_search) else None
-        xs, xv, ys, yv = train_test_split(X, y, train_size=n_search, test_size=n_val, stratify=strat, random_state=self.random_state)
+        xs, xv, ys, yv = train_test_split(
+            X, y, train_size=n_search, test_size=n_val, stratify=strat, random_state=self.random_state
+        )
         self.search_results_ = []
         for params in ParameterGrid(self.param_grid or {}):
             est = clone(self.estimator).set_params(**params).fit(xs, ys)
@@ -191,8 +210,9 @@ def _logreg_solver(penalty: str, solver: str | None) -> str:
     return solver or ("saga" if penalty in ("l1", "elasticnet") else "lbfgs")
 
 
-def logistic_regression(penalty: str = "l2", C: float = 1.0, l1_ratio: float = 0.5, solver: str | None = None,
-                        **kwargs) -> LogisticRegression:  # fmt: skip
+def logistic_regression(
+    penalty: str = "l2", C: float = 1.0, l1_ratio: float = 0.5, solver: str | None = None, **kwargs
+) -> LogisticRegression:
     """A multinomial :class:`~sklearn.linear_model.LogisticRegression` with an L2, L1, elastic-net or no penalty.
 
     ``penalty``: "l2" (lbfgs), "l1" (saga), "elasticnet" (saga, ``l1_ratio`` of L1 in the mix) or "none"
@@ -212,11 +232,21 @@ def logistic_regression(penalty: str = "l2", C: float = 1.0, l1_ratio: float = 0
         return LogisticRegression(C=C, l1_ratio=ratio, solver=solver, **kwargs)
     if penalty == "none":
         return LogisticRegression(penalty=None, solver=solver, **kwargs)
-    return LogisticRegression(penalty=penalty, C=C, l1_ratio=ratio if penalty == "elasticnet" else None, solver=solver, **kwargs)
+    return LogisticRegression(
+        penalty=penalty, C=C, l1_ratio=ratio if penalty == "elasticnet" else None, solver=solver, **kwargs
+    )
 
 
-def _logreg(random_state: int, n_jobs: int, C: float = 0.1, max_iter: int = 200, tol: float = 1e-4, penalty: str = "l2",
-            l1_ratio: float = 0.5, solver: str | None = None) -> Pipeline:  # fmt: skip
+def _logreg(
+    random_state: int,
+    n_jobs: int,
+    C: float = 0.1,
+    max_iter: int = 200,
+    tol: float = 1e-4,
+    penalty: str = "l2",
+    l1_ratio: float = 0.5,
+    solver: str | None = None,
+) -> Pipeline:
     # multinomial softmax regression; mild L2 (C=0.1) helps a little on 784 raw pixels. L1 and elastic
     # net use saga (lbfgs needs a smooth objective); saga is slower per iteration and its tolerance is
     # on the coefficients' change. Measured on this 2-core machine, one thread, C=0.1: on 500 images L2
@@ -224,22 +254,48 @@ def _logreg(random_state: int, n_jobs: int, C: float = 0.1, max_iter: int = 200,
     # coefficients); on 5,000 images L2 1.6 s (91.0 %), L1 12.7 s for 30 saga epochs (88.5 %, 90 % zeros,
     # not converged) and 86 s for 200. Give L1/elastic net a smaller max_iter (30-50) on large sets.
     if penalty == "l2" and solver is None:  # the zoo's default, exactly as before
-        return Pipeline([pixels_step(), ("clf", LogisticRegression(C=C, max_iter=max_iter, tol=tol, random_state=random_state))])
-    clf = logistic_regression(penalty, C, l1_ratio, solver, max_iter=max_iter, tol=tol, random_state=random_state)
+        return Pipeline(
+            [
+                pixels_step(),
+                ("clf", LogisticRegression(C=C, max_iter=max_iter, tol=tol, random_state=random_state)),
+            ]
+        )
+    clf = logistic_regression(
+        penalty, C, l1_ratio, solver, max_iter=max_iter, tol=tol, random_state=random_state
+    )
     return Pipeline([pixels_step(), ("clf", clf)])
 
 
 def _linear_svm(random_state: int, n_jobs: int, C: float = 0.05, max_iter: int = 2000) -> Pipeline:
     # squared-hinge one-vs-rest, primal solver (n_samples >> n_features); tol 1e-3 gives the same
     # test accuracy as 1e-4 (91.11 % on 15k images) in two thirds of the time
-    return Pipeline([pixels_step(), ("clf", LinearSVC(C=C, dual=False, tol=1e-3, max_iter=max_iter, random_state=random_state))])
+    return Pipeline(
+        [
+            pixels_step(),
+            ("clf", LinearSVC(C=C, dual=False, tol=1e-3, max_iter=max_iter, random_state=random_state)),
+        ]
+    )
 
 
-def _rbf_svm(random_state: int, n_jobs: int, pca: int = 50, C: list | float = (2.0, 5.0, 10.0),
-             gamma: list | float = (0.01, 0.02, 0.04), search_size: int = 4000, val_size: int = 2000) -> Any:
-    steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else []) + [("clf", SVC(kernel="rbf", cache_size=1000))]
+def _rbf_svm(
+    random_state: int,
+    n_jobs: int,
+    pca: int = 50,
+    C: list | float = (2.0, 5.0, 10.0),
+    gamma: list | float = (0.01, 0.02, 0.04),
+    search_size: int = 4000,
+    val_size: int = 2000,
+) -> Any:
+    steps = (
+        [pixels_step()]
+        + ([pca_step(pca, random_state)] if pca else [])
+        + [("clf", SVC(kernel="rbf", cache_size=1000))]
+    )
     base = Pipeline(steps)
-    grid = {"clf__C": [float(c) for c in np.atleast_1d(C)], "clf__gamma": [float(g) for g in np.atleast_1d(gamma)]}
+    grid = {
+        "clf__C": [float(c) for c in np.atleast_1d(C)],
+        "clf__gamma": [float(g) for g in np.atleast_1d(gamma)],
+    }
     if len(grid["clf__C"]) * len(grid["clf__gamma"]) == 1:
         return base.set_params(clf__C=grid["clf__C"][0], clf__gamma=grid["clf__gamma"][0])
     return ValidationSearch(base, grid, search_size=search_size, val_size=val_size, random_state=random_state)
@@ -251,30 +307,98 @@ def _knn(random_state: int, n_jobs: int, k: int = 3, pca: int = 50, weights: str
     return Pipeline(steps + [("clf", KNeighborsClassifier(n_neighbors=k, weights=weights, n_jobs=n_jobs))])
 
 
-def _tree(random_state: int, n_jobs: int, max_depth: int | None = None, min_samples_leaf: int = 1, criterion: str = "entropy") -> Pipeline:
-    return Pipeline([pixels_step(), ("clf", DecisionTreeClassifier(criterion=criterion, max_depth=max_depth,
-                                                                   min_samples_leaf=min_samples_leaf, random_state=random_state))])
+def _tree(
+    random_state: int,
+    n_jobs: int,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    criterion: str = "entropy",
+) -> Pipeline:
+    return Pipeline(
+        [
+            pixels_step(),
+            (
+                "clf",
+                DecisionTreeClassifier(
+                    criterion=criterion,
+                    max_depth=max_depth,
+                    min_samples_leaf=min_samples_leaf,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
 
 
-def _forest(random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt") -> Pipeline:
-    return Pipeline([pixels_step(), ("clf", RandomForestClassifier(n_estimators=n_estimators, max_features=max_features,
-                                                                   n_jobs=n_jobs, random_state=random_state))])
+def _forest(
+    random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt"
+) -> Pipeline:
+    return Pipeline(
+        [
+            pixels_step(),
+            (
+                "clf",
+                RandomForestClassifier(
+                    n_estimators=n_estimators,
+                    max_features=max_features,
+                    n_jobs=n_jobs,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
 
 
-def _extra_trees(random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt") -> Pipeline:
-    return Pipeline([pixels_step(), ("clf", ExtraTreesClassifier(n_estimators=n_estimators, max_features=max_features,
-                                                                 n_jobs=n_jobs, random_state=random_state))])
+def _extra_trees(
+    random_state: int, n_jobs: int, n_estimators: int = 300, max_features: str | float = "sqrt"
+) -> Pipeline:
+    return Pipeline(
+        [
+            pixels_step(),
+            (
+                "clf",
+                ExtraTreesClassifier(
+                    n_estimators=n_estimators,
+                    max_features=max_features,
+                    n_jobs=n_jobs,
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
 
 
-def _hgb(random_state: int, n_jobs: int, max_iter: int = 200, learning_rate: float = 0.2, max_leaf_nodes: int = 31,
-         pca: int = 50, l2_regularization: float = 1.0) -> Pipeline:
+def _hgb(
+    random_state: int,
+    n_jobs: int,
+    max_iter: int = 200,
+    learning_rate: float = 0.2,
+    max_leaf_nodes: int = 31,
+    pca: int = 50,
+    l2_regularization: float = 1.0,
+) -> Pipeline:
     # early stopping on a 10 % validation split stops when 10 rounds bring no improvement;
     # PCA-50 front end: on the raw 784 pixels each of the 10 trees per round costs ~15x more
     # (10k images: 420 s raw against 10 s on PCA-50 on this 2-core machine, 95.6 % vs 94.0 %)
     steps = [pixels_step()] + ([pca_step(pca, random_state)] if pca else [])
-    return Pipeline(steps + [("clf", HGBClassifier(
-        max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, l2_regularization=l2_regularization,
-        early_stopping=True, validation_fraction=0.1, n_iter_no_change=10, random_state=random_state))])
+    return Pipeline(
+        steps
+        + [
+            (
+                "clf",
+                HGBClassifier(
+                    max_iter=max_iter,
+                    learning_rate=learning_rate,
+                    max_leaf_nodes=max_leaf_nodes,
+                    l2_regularization=l2_regularization,
+                    early_stopping=True,
+                    validation_fraction=0.1,
+                    n_iter_no_change=10,
+                    random_state=random_state,
+                ),
+            )
+        ]
+    )
 
 
 def _gnb(random_state: int, n_jobs: int, var_smoothing: float = 0.1) -> Pipeline:
@@ -291,10 +415,16 @@ def _numpy_mlp(random_state: int, n_jobs: int, **params) -> Pipeline:
 
 def _logreg_text(v: dict) -> str:
     pen = v["penalty"]
-    text = {"l2": "L2 penalty", "l1": "L1 penalty", "none": "no penalty",
-            "elasticnet": f"elastic net, {v['l1_ratio']:g} L1"}.get(pen, f"{pen} penalty")  # fmt: skip
-    return (f"multinomial logistic regression ({text}, {_logreg_solver(pen, v.get('solver'))}, "
-            f"C={'inf' if pen == 'none' else v['C']}) on pixels/255")
+    text = {
+        "l2": "L2 penalty",
+        "l1": "L1 penalty",
+        "none": "no penalty",
+        "elasticnet": f"elastic net, {v['l1_ratio']:g} L1",
+    }.get(pen, f"{pen} penalty")
+    return (
+        f"multinomial logistic regression ({text}, {_logreg_solver(pen, v.get('solver'))}, "
+        f"C={'inf' if pen == 'none' else v['C']}) on pixels/255"
+    )
 
 
 def _mlp_defaults() -> dict:
@@ -307,27 +437,88 @@ def _mlp_defaults() -> dict:
 # them; a description template is filled with the builder's settings and the zoo settings that apply.
 for _spec in (
     ModelSpec("logreg", "logistic regression", _logreg_text, _logreg, "linear", words_zh="逻辑回归"),
-    ModelSpec("linear_svm", "linear SVM", "linear SVM (squared hinge, one-vs-rest, C={C}) on pixels/255", _linear_svm, "linear",
-              words_zh="线性 SVM"),
-    ModelSpec("gnb", "Gaussian naive Bayes", "Gaussian naive Bayes on pixels/255, var_smoothing {var_smoothing}", _gnb,
-              "probabilistic", words_zh="高斯朴素贝叶斯"),
-    ModelSpec("tree", "decision tree", "decision tree ({criterion}, max_depth={max_depth}) on pixels/255", _tree, "tree",
-              words_zh="决策树", in_prose=False),
-    ModelSpec("knn", "k-NN", "k-NN, k={k}, {weights}-weighted, on {input}", _knn, "neighbours", words_zh="k 近邻"),
-    ModelSpec("random_forest", "random forest", "random forest, {n_estimators} trees, {max_features} of the pixels per split",
-              _forest, "ensemble", settings=lambda s: {"n_estimators": s.n_estimators}, words_zh="随机森林"),
-    ModelSpec("extra_trees", "extra trees", "extremely randomised trees, {n_estimators} trees, {max_features} of the pixels per split",
-              _extra_trees, "ensemble", settings=lambda s: {"n_estimators": s.n_estimators}, words_zh="极端随机树"),
-    ModelSpec("hgb", "gradient boosting", "histogram gradient boosting on {input}, up to {max_iter} rounds with early stopping, "
-              "lr {learning_rate}, {max_leaf_nodes} leaves", _hgb, "ensemble",
-              settings=lambda s: {"max_iter": s.hgb_max_iter, "pca": s.hgb_pca}, words_zh="梯度提升树"),
-    ModelSpec("rbf_svm", "RBF SVM", "RBF-kernel SVM on {input}, C and gamma picked on a {search_size}-image validation search",
-              _rbf_svm, "kernel", settings=lambda s: {"search_size": s.svm_search_size, "C": list(s.svm_C),
-                                                      "gamma": list(s.svm_gamma), "pca": s.svm_pca},
-              train_cap=lambda s: s.svm_n_train, words_zh="RBF 核 SVM"),
-    ModelSpec("numpy_mlp", "NumPy MLP", "from-scratch NumPy MLP, hidden {hidden}, SGD momentum {momentum}, lr {lr} "
-              "({lr_decay} decay), {epochs} epochs", _numpy_mlp, "neural", settings=lambda s: {"epochs": s.mlp_epochs},
-              defaults=_mlp_defaults, words_zh="NumPy 多层感知机"),
+    ModelSpec(
+        "linear_svm",
+        "linear SVM",
+        "linear SVM (squared hinge, one-vs-rest, C={C}) on pixels/255",
+        _linear_svm,
+        "linear",
+        words_zh="线性 SVM",
+    ),
+    ModelSpec(
+        "gnb",
+        "Gaussian naive Bayes",
+        "Gaussian naive Bayes on pixels/255, var_smoothing {var_smoothing}",
+        _gnb,
+        "probabilistic",
+        words_zh="高斯朴素贝叶斯",
+    ),
+    ModelSpec(
+        "tree",
+        "decision tree",
+        "decision tree ({criterion}, max_depth={max_depth}) on pixels/255",
+        _tree,
+        "tree",
+        words_zh="决策树",
+        in_prose=False,
+    ),
+    ModelSpec(
+        "knn", "k-NN", "k-NN, k={k}, {weights}-weighted, on {input}", _knn, "neighbours", words_zh="k 近邻"
+    ),
+    ModelSpec(
+        "random_forest",
+        "random forest",
+        "random forest, {n_estimators} trees, {max_features} of the pixels per split",
+        _forest,
+        "ensemble",
+        settings=lambda s: {"n_estimators": s.n_estimators},
+        words_zh="随机森林",
+    ),
+    ModelSpec(
+        "extra_trees",
+        "extra trees",
+        "extremely randomised trees, {n_estimators} trees, {max_features} of the pixels per split",
+        _extra_trees,
+        "ensemble",
+        settings=lambda s: {"n_estimators": s.n_estimators},
+        words_zh="极端随机树",
+    ),
+    ModelSpec(
+        "hgb",
+        "gradient boosting",
+        "histogram gradient boosting on {input}, up to {max_iter} rounds with early stopping, "
+        "lr {learning_rate}, {max_leaf_nodes} leaves",
+        _hgb,
+        "ensemble",
+        settings=lambda s: {"max_iter": s.hgb_max_iter, "pca": s.hgb_pca},
+        words_zh="梯度提升树",
+    ),
+    ModelSpec(
+        "rbf_svm",
+        "RBF SVM",
+        "RBF-kernel SVM on {input}, C and gamma picked on a {search_size}-image validation search",
+        _rbf_svm,
+        "kernel",
+        settings=lambda s: {
+            "search_size": s.svm_search_size,
+            "C": list(s.svm_C),
+            "gamma": list(s.svm_gamma),
+            "pca": s.svm_pca,
+        },
+        train_cap=lambda s: s.svm_n_train,
+        words_zh="RBF 核 SVM",
+    ),
+    ModelSpec(
+        "numpy_mlp",
+        "NumPy MLP",
+        "from-scratch NumPy MLP, hidden {hidden}, SGD momentum {momentum}, lr {lr} "
+        "({lr_decay} decay), {epochs} epochs",
+        _numpy_mlp,
+        "neural",
+        settings=lambda s: {"epochs": s.mlp_epochs},
+        defaults=_mlp_defaults,
+        words_zh="NumPy 多层感知机",
+    ),
 ):
     register_model(_spec, replace=True)
 
@@ -357,4 +548,6 @@ def make_model(name: str, random_state: int = 0, n_jobs: int = 1, **params) -> A
     try:
         return spec.build(random_state, n_jobs, **{**spec.params, **params})
     except TypeError as exc:
-        raise ModelError(f"model {name!r}: bad parameter ({exc}); see digitlab.models.classic for its settings") from None
+        raise ModelError(
+            f"model {name!r}: bad parameter ({exc}); see digitlab.models.classic for its settings"
+        ) from None

@@ -40,7 +40,7 @@ Families and their parameters (defaults in brackets):
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -48,8 +48,15 @@ from torch import nn
 from digitlab.exceptions import ModelError
 
 NET_NAMES: tuple[str, ...] = ("lenet5", "cnn", "resnet", "convmixer")  # convolutional families
-DENSE_NAMES: tuple[str, ...] = ("mlp",)  # fully connected families (no conv layers), for complexity/regularisation studies
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+DENSE_NAMES: tuple[str, ...] = (
+    "mlp",
+)  # fully connected families (no conv layers), for complexity/regularisation studies
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+}
 MIN_POOLED_SIZE = 3  # a block downsamples only if the map stays at least this many pixels wide
 
 
@@ -87,7 +94,9 @@ def _out_size(module: nn.Module, in_shape: tuple[int, int, int]) -> tuple[int, .
 class LeNet5(nn.Module):
     """LeNet-5: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> 120 -> 84 -> classes."""
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, activation: str = "tanh", pool: str = "avg"):
+    def __init__(
+        self, in_shape: tuple[int, int, int], n_classes: int, activation: str = "tanh", pool: str = "avg"
+    ):
         super().__init__()
         _check_choice("lenet5 pool", pool, ("avg", "max"))
         _activation(activation)
@@ -97,14 +106,22 @@ class LeNet5(nn.Module):
         # inputs (8x8 digits) also pad the second conv so the map does not vanish.
         pad2 = 0 if h >= 12 else 2
         self.features = nn.Sequential(
-            nn.Conv2d(c, 6, 5, padding=2), _activation(activation), pool_cls(2),
-            nn.Conv2d(6, 16, 5, padding=pad2), _activation(activation), pool_cls(2),
-        )  # fmt: skip
+            nn.Conv2d(c, 6, 5, padding=2),
+            _activation(activation),
+            pool_cls(2),
+            nn.Conv2d(6, 16, 5, padding=pad2),
+            _activation(activation),
+            pool_cls(2),
+        )
         n_flat = int(torch.tensor(_out_size(self.features, in_shape)).prod())
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(n_flat, 120), _activation(activation),
-            nn.Linear(120, 84), _activation(activation), nn.Linear(84, n_classes),
-        )  # fmt: skip
+            nn.Flatten(),
+            nn.Linear(n_flat, 120),
+            _activation(activation),
+            nn.Linear(120, 84),
+            _activation(activation),
+            nn.Linear(84, n_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -115,7 +132,9 @@ class LeNet5(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def _conv_bn_act(c_in: int, c_out: int, k: int, stride: int, batch_norm: bool, activation: str) -> list[nn.Module]:
+def _conv_bn_act(
+    c_in: int, c_out: int, k: int, stride: int, batch_norm: bool, activation: str
+) -> list[nn.Module]:
     # A conv followed by BatchNorm needs no bias: BN's shift replaces it.
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=not batch_norm)]
     if batch_norm:
@@ -176,7 +195,9 @@ class ConvNet(nn.Module):
             for j in range(convs_per_block):
                 last = j == convs_per_block - 1
                 stride = 2 if (down and pool == "none" and last) else 1
-                conv = _conv_bn_act(c_in if j == 0 else c_out, c_out, kernel_size, stride, batch_norm, activation)
+                conv = _conv_bn_act(
+                    c_in if j == 0 else c_out, c_out, kernel_size, stride, batch_norm, activation
+                )
                 if last and down and pool != "none":
                     pooling = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
                     # Pooling right after the conv (airbench's order) runs BN and the activation on
@@ -192,7 +213,9 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.classifier = self._head(in_shape, n_classes, head, hidden, dropout_fc, activation)
 
-    def _head(self, in_shape, n_classes: int, head: str, hidden: int, dropout_fc: float, activation: str) -> nn.Sequential:
+    def _head(
+        self, in_shape, n_classes: int, head: str, hidden: int, dropout_fc: float, activation: str
+    ) -> nn.Sequential:
         c, h, w = _out_size(self.features, in_shape)
         layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1)] if head == "gap" else []
         layers.append(nn.Flatten())
@@ -220,12 +243,17 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-        )  # fmt: skip
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -234,14 +262,25 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A small ResNet: stem, ``n_stages`` stages of basic blocks, global average pooling, linear."""
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, width: int = 16, n_stages: int = 3,
-                 blocks_per_stage: int = 1, dropout_fc: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        width: int = 16,
+        n_stages: int = 3,
+        blocks_per_stage: int = 1,
+        dropout_fc: float = 0.0,
+    ):
         super().__init__()
         _check_range("resnet width", width, 1, 1024)
         _check_range("resnet n_stages", n_stages, 1, 4)
         _check_range("resnet blocks_per_stage", blocks_per_stage, 1, 8)
         _check_range("resnet dropout_fc", dropout_fc, 0.0, 0.95)
-        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_shape[0], width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        ]
         c_in = width
         for stage in range(n_stages):
             c_out = width * 2**stage
@@ -275,17 +314,34 @@ class Residual(nn.Module):
 class ConvMixer(nn.Module):
     """ConvMixer: patch embedding, ``depth`` x (residual depthwise conv, pointwise conv), GAP, linear."""
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, dim: int = 64, depth: int = 4,
-                 kernel_size: int = 5, patch_size: int = 2):  # fmt: skip
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        dim: int = 64,
+        depth: int = 4,
+        kernel_size: int = 5,
+        patch_size: int = 2,
+    ):
         super().__init__()
         _check_range("convmixer dim", dim, 1, 4096)
         _check_range("convmixer depth", depth, 1, 64)
         _check_range("convmixer patch_size", patch_size, 1, min(in_shape[1:]))
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ModelError(f"convmixer kernel_size = {kernel_size}: must be odd and positive (e.g. 5, 7, 9)")
-        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], dim, patch_size, stride=patch_size), nn.GELU(), nn.BatchNorm2d(dim)]
+            raise ModelError(
+                f"convmixer kernel_size = {kernel_size}: must be odd and positive (e.g. 5, 7, 9)"
+            )
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_shape[0], dim, patch_size, stride=patch_size),
+            nn.GELU(),
+            nn.BatchNorm2d(dim),
+        ]
         for _ in range(depth):
-            depthwise = nn.Sequential(nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2), nn.GELU(), nn.BatchNorm2d(dim))
+            depthwise = nn.Sequential(
+                nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2),
+                nn.GELU(),
+                nn.BatchNorm2d(dim),
+            )
             layers += [Residual(depthwise), nn.Conv2d(dim, dim, 1), nn.GELU(), nn.BatchNorm2d(dim)]
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(dim, n_classes))
@@ -302,8 +358,14 @@ class ConvMixer(nn.Module):
 class MLP(nn.Module):
     """Flatten, ``hidden`` x [linear -> activation -> dropout], linear. ``hidden=()``: softmax regression."""
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int, hidden: tuple[int, ...] | list[int] = (256,),
-                 activation: str = "relu", dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        hidden: tuple[int, ...] | list[int] = (256,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         _check_range("mlp dropout", dropout, 0.0, 0.95)
         for h in hidden:
@@ -312,7 +374,9 @@ class MLP(nn.Module):
         n_in = in_shape[0] * in_shape[1] * in_shape[2]
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
-            layers += [nn.Linear(n_in, int(h)), _activation(activation)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+            layers += [nn.Linear(n_in, int(h)), _activation(activation)] + (
+                [nn.Dropout(dropout)] if dropout > 0 else []
+            )
             n_in = int(h)
         layers.append(nn.Linear(n_in, n_classes))
         self.classifier = nn.Sequential(*layers)
@@ -325,7 +389,13 @@ class MLP(nn.Module):
 # Registry
 # ---------------------------------------------------------------------------------------------
 
-_FAMILIES: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "cnn": ConvNet, "resnet": ResNet, "convmixer": ConvMixer, "mlp": MLP}
+_FAMILIES: dict[str, type[nn.Module]] = {
+    "lenet5": LeNet5,
+    "cnn": ConvNet,
+    "resnet": ResNet,
+    "convmixer": ConvMixer,
+    "mlp": MLP,
+}
 
 
 def net_params(name: str) -> dict[str, object]:
@@ -336,8 +406,14 @@ def net_params(name: str) -> dict[str, object]:
     return {k: p.default for k, p in sig.parameters.items() if k not in ("self", "in_shape", "n_classes")}
 
 
-def build_net(name: str, in_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10, *,
-              seed: int | None = None, **params) -> nn.Module:  # fmt: skip
+def build_net(
+    name: str,
+    in_shape: tuple[int, int, int] = (1, 28, 28),
+    n_classes: int = 10,
+    *,
+    seed: int | None = None,
+    **params,
+) -> nn.Module:
     """Build a network of family ``name``.
 
     Parameters

@@ -199,9 +199,19 @@ class NumpyMLPClassifier(ClassifierMixin, BaseEstimator):
     ``lr_curve_``.
     """
 
-    def __init__(self, hidden: tuple[int, ...] = (256, 128), lr: float = 0.05, momentum: float = 0.9,
-                 weight_decay: float = 1e-4, lr_decay: str = "step", decay_rate: float = 0.5, decay_step: int = 5,
-                 epochs: int = 20, batch_size: int = 128, random_state: int = 0):
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (256, 128),
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        lr_decay: str = "step",
+        decay_rate: float = 0.5,
+        decay_step: int = 5,
+        epochs: int = 20,
+        batch_size: int = 128,
+        random_state: int = 0,
+    ):
         self.hidden = hidden
         self.lr = lr
         self.momentum = momentum
@@ -213,11 +223,13 @@ class NumpyMLPClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def fit(self, X, y) -> "NumpyMLPClassifier":
+    def fit(self, X, y) -> NumpyMLPClassifier:
         """Train with mini-batch SGD; ``X`` (n, d) numeric, ``y`` (n,) labels of any hashable type."""
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        learning_rate(self.lr, 0, self.lr_decay, self.decay_rate, self.decay_step)  # validate the schedule early
+        learning_rate(
+            self.lr, 0, self.lr_decay, self.decay_rate, self.decay_step
+        )  # validate the schedule early
         rng = np.random.default_rng(self.random_state)
         self.net_ = MLP([X.shape[1], *self.hidden, len(self.classes_)], rng)
         opt = SGDMomentum(self.momentum, self.weight_decay)
@@ -227,7 +239,7 @@ class NumpyMLPClassifier(ClassifierMixin, BaseEstimator):
             order = rng.permutation(len(X))
             total = 0.0
             for start in range(0, len(X), self.batch_size):
-                idx = order[start:start + self.batch_size]
+                idx = order[start : start + self.batch_size]
                 total += self.net_.loss_and_backward(X[idx], y_idx[idx]) * len(idx)
                 opt.step(self.net_.params(), lr)
             self.loss_curve_.append(total / len(X))
@@ -239,7 +251,9 @@ class NumpyMLPClassifier(ClassifierMixin, BaseEstimator):
         """Softmax class probabilities ``(n, n_classes)`` in the order of ``classes_``."""
         check_is_fitted(self, "net_")
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-        proba = np.concatenate([softmax(self.net_.forward(X[i:i + 4096]).astype(np.float64)) for i in range(0, len(X), 4096)])
+        proba = np.concatenate(
+            [softmax(self.net_.forward(X[i : i + 4096]).astype(np.float64)) for i in range(0, len(X), 4096)]
+        )
         self.net_.clear()
         return proba
 

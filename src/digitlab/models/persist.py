@@ -94,15 +94,23 @@ def read_meta(path_dir: str | Path) -> dict:
     """The ``model.json`` of a saved model folder (raises :class:`ModelError` when absent or unreadable)."""
     path = Path(path_dir) / META_FILE
     if not path.is_file():
-        raise ModelError(f"{path}: no saved model here (expected {META_FILE} written by digitlab's save_model)")
+        raise ModelError(
+            f"{path}: no saved model here (expected {META_FILE} written by digitlab's save_model)"
+        )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable model description ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"{path}: unreadable model description ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") not in (NET_FORMAT, SKOPS_FORMAT):
-        raise ModelError(f"{path}: not a digitlab model description (no 'format' of {NET_FORMAT!r} or {SKOPS_FORMAT!r})")
+        raise ModelError(
+            f"{path}: not a digitlab model description (no 'format' of {NET_FORMAT!r} or {SKOPS_FORMAT!r})"
+        )
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelError(f"{path}: format version {meta.get('format_version')} is newer than this digitlab reads ({FORMAT_VERSION})")
+        raise ModelError(
+            f"{path}: format version {meta.get('format_version')} is newer than this digitlab reads ({FORMAT_VERSION})"
+        )
     return meta
 
 
@@ -148,9 +156,16 @@ def save_net(path_dir: str | Path, model, meta: dict) -> Path:
     path_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(path_dir / WEIGHTS_FILE, lambda p: torch.save(state, p))
-    full = {"format": NET_FORMAT, "format_version": FORMAT_VERSION, "weights": WEIGHTS_FILE, **meta,
-            "in_shape": [int(v) for v in meta["in_shape"]], "n_classes": int(meta["n_classes"]),
-            "net_params": dict(meta["net_params"] or {}), "versions": _versions()}  # fmt: skip
+    full = {
+        "format": NET_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "weights": WEIGHTS_FILE,
+        **meta,
+        "in_shape": [int(v) for v in meta["in_shape"]],
+        "n_classes": int(meta["n_classes"]),
+        "net_params": dict(meta["net_params"] or {}),
+        "versions": _versions(),
+    }
     _write_meta(path_dir, full)
     return path_dir
 
@@ -179,7 +194,9 @@ def load_net(path_dir: str | Path, device: str = "cpu"):
     except FileNotFoundError:
         raise ModelError(f"{weights}: missing; the saved network has no weights") from None
     except Exception as exc:  # an unpickling refusal, a truncated file, mismatched shapes
-        raise ModelError(f"{weights}: cannot load the weights ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
+        raise ModelError(
+            f"{weights}: cannot load the weights ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+        ) from None
     return model.to(device).eval(), meta
 
 
@@ -194,7 +211,9 @@ def _untrusted(path: Path) -> list[str]:
     try:
         types = sio.get_untrusted_types(file=path)
     except Exception as exc:  # not a zip, no schema, bad JSON
-        raise ModelError(f"{path}: not a readable skops file ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})") from None
+        raise ModelError(
+            f"{path}: not a readable skops file ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+        ) from None
     return sorted(set(types))
 
 
@@ -209,10 +228,18 @@ def save_skops(path_dir: str | Path, estimator, meta: dict | None = None) -> Pat
     unknown = [t for t in _untrusted(path) if t not in TRUSTED_TYPES]
     if unknown:
         path.unlink()
-        raise ModelError(f"cannot save {type(estimator).__name__}: it holds type(s) {unknown} that load_model would refuse "
-                         "(add them to digitlab.models.persist.TRUSTED_TYPES only if they are safe)")  # fmt: skip
-    full = {"format": SKOPS_FORMAT, "format_version": FORMAT_VERSION, "file": SKOPS_FILE,
-            "class": f"{type(estimator).__module__}.{type(estimator).__qualname__}", **(meta or {}), "versions": _versions()}  # fmt: skip
+        raise ModelError(
+            f"cannot save {type(estimator).__name__}: it holds type(s) {unknown} that load_model would refuse "
+            "(add them to digitlab.models.persist.TRUSTED_TYPES only if they are safe)"
+        )
+    full = {
+        "format": SKOPS_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "file": SKOPS_FILE,
+        "class": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
+        **(meta or {}),
+        "versions": _versions(),
+    }
     _write_meta(path_dir, full)
     return path_dir
 
@@ -233,12 +260,16 @@ def load_skops(path: str | Path):
     untrusted = _untrusted(path)
     refused = [t for t in untrusted if t not in TRUSTED_TYPES]
     if refused:
-        raise ModelError(f"{path}: refused to load untrusted type(s) {', '.join(refused)}; digitlab trusts only its own "
-                         "estimators and scikit-learn's (digitlab.models.persist.TRUSTED_TYPES)")  # fmt: skip
+        raise ModelError(
+            f"{path}: refused to load untrusted type(s) {', '.join(refused)}; digitlab trusts only its own "
+            "estimators and scikit-learn's (digitlab.models.persist.TRUSTED_TYPES)"
+        )
     try:
         return sio.load(path, trusted=untrusted)
     except Exception as exc:
-        raise ModelError(f"{path}: cannot load ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        raise ModelError(
+            f"{path}: cannot load ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +54,14 @@ class ZooSettings:
     svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     mlp_epochs: int = 15  # epochs of the NumPy MLP
     cnn_recipe: str = "strong"  # "fast", "strong" or "wide" (digitlab.train's recipes)
-    cnn_augment: str = ""  # the CNN's training augmentation ("" = the recipe's; "shift+hflip" adds mirror images)
+    cnn_augment: str = (
+        ""  # the CNN's training augmentation ("" = the recipe's; "shift+hflip" adds mirror images)
+    )
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ZooSettings":
+    def from_config(cls, cfg: Any) -> ZooSettings:
         """The settings of any config object that has (some of) these fields under the same names."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: getattr(cfg, k) for k in names if hasattr(cfg, k)})
@@ -79,24 +82,42 @@ class ModelSpec:
 
     name: str  # identifier in configs, tables and file names ("random_forest")
     words: str  # short name in words for prose, table cells and headings ("random forest")
-    description: str | Callable[[dict], str]  # long: one line for tables, a template filled with the settings, or values -> str
-    build: Callable[..., Any]  # build(random_state, n_jobs, **params) -> unfitted estimator; a network also gets device=
-    family: str = "other"  # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural", ...
+    description: (
+        str | Callable[[dict], str]
+    )  # long: one line for tables, a template filled with the settings, or values -> str
+    build: Callable[
+        ..., Any
+    ]  # build(random_state, n_jobs, **params) -> unfitted estimator; a network also gets device=
+    family: str = (
+        "other"  # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural", ...
+    )
     params: Mapping[str, Any] = field(default_factory=dict)  # default parameters passed to build
-    settings: Callable[[ZooSettings], dict] = _no_settings  # the ZooSettings that apply: settings -> build parameters
+    settings: Callable[[ZooSettings], dict] = (
+        _no_settings  # the ZooSettings that apply: settings -> build parameters
+    )
     studies: tuple[str, ...] = STUDIES  # the studies whose default model lists include it
     network: bool = False  # a torch network (trained on the device; listed after the classic models)
     words_zh: str = ""  # the short name in Chinese (the report's --lang zh); "" = the English words
-    in_prose: bool = True  # replace the identifier inside sentences (False where it is an ordinary word, e.g. "tree")
-    defaults: Callable[[], dict] | None = None  # the builder's settings for the description (None: its keyword defaults)
-    train_cap: Callable[[ZooSettings], int] = lambda s: 0  # fit on a stratified subset of at most this many images (0 = all)
+    in_prose: bool = (
+        True  # replace the identifier inside sentences (False where it is an ordinary word, e.g. "tree")
+    )
+    defaults: Callable[[], dict] | None = (
+        None  # the builder's settings for the description (None: its keyword defaults)
+    )
+    train_cap: Callable[[ZooSettings], int] = lambda s: (
+        0
+    )  # fit on a stratified subset of at most this many images (0 = all)
 
     def values(self, **params: Any) -> dict[str, Any]:
         """The builder's settings with ``params`` applied (what the description is filled with)."""
         if self.defaults is not None:
             values = dict(self.defaults())
         else:
-            values = {k: p.default for k, p in inspect.signature(self.build).parameters.items() if p.default is not inspect.Parameter.empty}
+            values = {
+                k: p.default
+                for k, p in inspect.signature(self.build).parameters.items()
+                if p.default is not inspect.Parameter.empty
+            }
         return {**values, **self.params, **params}
 
     def describe(self, **params: Any) -> str:
@@ -114,7 +135,9 @@ _REGISTRY: dict[str, ModelSpec] = {}
 def register_model(spec: ModelSpec, replace: bool = False) -> ModelSpec:
     """Add ``spec`` to the zoo (every list of models, the report's words and the builders read it)."""
     if not replace and spec.name in _REGISTRY:
-        raise ModelError(f"register_model: a model named {spec.name!r} is already registered; pass replace=True to redefine it")
+        raise ModelError(
+            f"register_model: a model named {spec.name!r} is already registered; pass replace=True to redefine it"
+        )
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -170,7 +193,9 @@ def check_models(models: list[str], key: str) -> None:
     """Raise a one-line :class:`ConfigError` naming config key ``key`` on unknown or no models."""
     unknown = [m for m in models if m not in _REGISTRY]
     if unknown or not models:
-        raise ConfigError(f"config key {key}: {unknown or 'empty list'} unknown; choose from {', '.join(model_names())}")
+        raise ConfigError(
+            f"config key {key}: {unknown or 'empty list'} unknown; choose from {', '.join(model_names())}"
+        )
 
 
 def model_params(name: str, s: ZooSettings) -> dict[str, Any]:
@@ -189,18 +214,24 @@ def recipe(s: ZooSettings) -> tuple:
         try:
             resolve_augment(s.cnn_augment)
         except Exception as exc:
-            raise ConfigError(f"cnn_augment {s.cnn_augment!r}: {exc}; use catalogue names joined by '+', e.g. 'shift+hflip'") from None
+            raise ConfigError(
+                f"cnn_augment {s.cnn_augment!r}: {exc}; use catalogue names joined by '+', e.g. 'shift+hflip'"
+            ) from None
     return recipes[s.cnn_recipe]
 
 
-def build_model(name: str, s: ZooSettings, seed: int = 0, n_jobs: int = 1, device: str = "cpu", **extra) -> Any:
+def build_model(
+    name: str, s: ZooSettings, seed: int = 0, n_jobs: int = 1, device: str = "cpu", **extra
+) -> Any:
     """The unfitted estimator for ``name`` with these settings (``extra`` overrides zoo parameters)."""
     spec = model_spec(name)
     where = {"device": device} if spec.network else {}
     try:
         return spec.build(seed, n_jobs, **where, **{**model_params(name, s), **extra})
     except TypeError as exc:
-        raise ModelError(f"model {name!r}: bad parameter ({exc}); see its builder {spec.build.__module__}.{spec.build.__name__}") from None
+        raise ModelError(
+            f"model {name!r}: bad parameter ({exc}); see its builder {spec.build.__module__}.{spec.build.__name__}"
+        ) from None
 
 
 def describe_model(name: str, s: ZooSettings | None = None, **params: Any) -> str:
@@ -214,11 +245,24 @@ def describe_model(name: str, s: ZooSettings | None = None, **params: Any) -> st
 
 
 def _cnn_settings(s: ZooSettings) -> dict[str, Any]:
-    return {"recipe_name": s.cnn_recipe, "augment": s.cnn_augment, "epochs": s.cnn_epochs, "max_seconds": s.cnn_max_seconds}
+    return {
+        "recipe_name": s.cnn_recipe,
+        "augment": s.cnn_augment,
+        "epochs": s.cnn_epochs,
+        "max_seconds": s.cnn_max_seconds,
+    }
 
 
-def _cnn(random_state: int = 0, n_jobs: int = 1, device: str = "cpu", recipe_name: str = "strong", augment: str = "", epochs: int = 0,
-         max_seconds: float = 0.0, **extra) -> Any:
+def _cnn(
+    random_state: int = 0,
+    n_jobs: int = 1,
+    device: str = "cpu",
+    recipe_name: str = "strong",
+    augment: str = "",
+    epochs: int = 0,
+    max_seconds: float = 0.0,
+    **extra,
+) -> Any:
     """A :class:`~digitlab.train.CNNClassifier` from a training recipe ("fast", "strong", "wide")."""
     from digitlab.train import CNNClassifier
 
@@ -229,7 +273,9 @@ def _cnn(random_state: int = 0, n_jobs: int = 1, device: str = "cpu", recipe_nam
         over["max_seconds"] = max_seconds
     if augment:
         over["augment"] = augment
-    return CNNClassifier.from_recipe(recipe(ZooSettings(cnn_recipe=recipe_name, cnn_augment=augment)), **over, **extra)
+    return CNNClassifier.from_recipe(
+        recipe(ZooSettings(cnn_recipe=recipe_name, cnn_augment=augment)), **over, **extra
+    )
 
 
 def _describe_cnn(v: dict) -> str:
@@ -237,11 +283,15 @@ def _describe_cnn(v: dict) -> str:
     augment = v["augment"] or getattr(tc, "augment", "")
     aug = f", {augment.replace('+', ' + ')} augmentation" if augment else ""
     cap = f", capped at {v['max_seconds']:g} s" if v["max_seconds"] else ""
-    return (f"PyTorch {net} net, {v['recipe_name']} recipe: {v['epochs'] or tc.epochs} epochs, {tc.optimizer}, "
-            f"{tc.scheduler} schedule, batch {tc.batch_size}{aug}{cap}")
+    return (
+        f"PyTorch {net} net, {v['recipe_name']} recipe: {v['epochs'] or tc.epochs} epochs, {tc.optimizer}, "
+        f"{tc.scheduler} schedule, batch {tc.batch_size}{aug}{cap}"
+    )
 
 
-register_model(ModelSpec(CNN, "CNN", _describe_cnn, _cnn, "neural", settings=_cnn_settings, network=True, words_zh="CNN"))
+register_model(
+    ModelSpec(CNN, "CNN", _describe_cnn, _cnn, "neural", settings=_cnn_settings, network=True, words_zh="CNN")
+)
 
 
 def probabilities(model: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -271,8 +321,19 @@ class ModelRun:
         return getattr(self, key)
 
 
-def run_model(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, s: ZooSettings | None = None, *,
-              seed: int = 0, n_jobs: int = 1, device: str = "cpu", threads: int = 0, **extra) -> ModelRun:
+def run_model(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    s: ZooSettings | None = None,
+    *,
+    seed: int = 0,
+    n_jobs: int = 1,
+    device: str = "cpu",
+    threads: int = 0,
+    **extra,
+) -> ModelRun:
     """Fit model ``name`` on the training images, predict ``x_test``, time both.
 
     A model whose entry caps its training set (the RBF SVM: ``s.svm_n_train``) trains on a stratified subset. BLAS/torch threads
@@ -299,7 +360,9 @@ def run_model(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.nd
         y_pred = np.asarray(model.classes_)[ranked.argmax(1)] if ranked is not None else model.predict(x_test)
         predict_s = time.perf_counter() - t0
     size = M.model_size(getattr(model, "model_", model))  # the torch module for the CNN
-    return ModelRun(name, model, np.asarray(y_pred, np.int64), proba, scores, fit_s, predict_s, int(len(y_fit)), size)
+    return ModelRun(
+        name, model, np.asarray(y_pred, np.int64), proba, scores, fit_s, predict_s, int(len(y_fit)), size
+    )
 
 
 # =============================================================================================
@@ -318,7 +381,9 @@ def save_model(path_dir: str | Path, name: str, estimator) -> Path:
     if isinstance(estimator, CNNClassifier):
         return estimator.save(path_dir, name=name)
     if not hasattr(estimator, "predict"):
-        raise ModelError(f"save_model {name!r}: a {type(estimator).__name__} is not an estimator (no predict)")
+        raise ModelError(
+            f"save_model {name!r}: a {type(estimator).__name__} is not an estimator (no predict)"
+        )
     return P.save_skops(path_dir, estimator, {"name": name})
 
 
@@ -332,6 +397,25 @@ def load_model(path_dir: str | Path, device: str = "cpu"):
     return P.load_skops(Path(path_dir) / Path(str(meta.get("file", P.SKOPS_FILE))).name)
 
 
-__all__ = ["ModelSpec", "register_model", "unregister_model", "model_spec", "registered_models", "model_words", "CLASSIC_MODELS",
-           "save_model", "load_model", "ZooSettings", "ModelRun", "run_model", "build_model", "describe_model", "model_params",
-           "model_names", "check_models", "probabilities", "recipe", "CNN"]
+__all__ = [
+    "ModelSpec",
+    "register_model",
+    "unregister_model",
+    "model_spec",
+    "registered_models",
+    "model_words",
+    "CLASSIC_MODELS",
+    "save_model",
+    "load_model",
+    "ZooSettings",
+    "ModelRun",
+    "run_model",
+    "build_model",
+    "describe_model",
+    "model_params",
+    "model_names",
+    "check_models",
+    "probabilities",
+    "recipe",
+    "CNN",
+]

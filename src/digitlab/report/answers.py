@@ -9,12 +9,15 @@ template exists in English and Chinese (``lang="zh"``); a task's own headline st
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from digitlab.names import humanize, model_name
 from digitlab.report.i18n import items
 
-TIMING = re.compile(r"\btook\b|\bimages per second\b|\bimg/s\b|\bwall time\b|\bCPU seconds\b|\bin \d[\d.,]* ?s\b", re.I)
+TIMING = re.compile(
+    r"\btook\b|\bimages per second\b|\bimg/s\b|\bwall time\b|\bCPU seconds\b|\bin \d[\d.,]* ?s\b", re.I
+)
 
 
 def is_timing(sentence: str) -> bool:
@@ -66,9 +69,13 @@ def _overview(r: Any, results: dict, zh: bool) -> str:
         if dup is not None:
             text += f"抽样检查的测试图像中有 {int(dup)} 张与训练集完全重复。"
         return text
-    text = (f"The data holds {int(n_tr):,} training and {int(n_te):,} test images; the largest class is {ratio:.2f}× "
-            f"the smallest, so ")
-    text += "accuracy is a fair summary score." if ratio < 1.5 else "per-class scores matter as much as accuracy."
+    text = (
+        f"The data holds {int(n_tr):,} training and {int(n_te):,} test images; the largest class is {ratio:.2f}× "
+        f"the smallest, so "
+    )
+    text += (
+        "accuracy is a fair summary score." if ratio < 1.5 else "per-class scores matter as much as accuracy."
+    )
     if dup is not None:
         text += f" A sample of test images had {int(dup)} exact duplicate(s) in the training set."
     return text
@@ -87,17 +94,23 @@ def _features(r: Any, results: dict, zh: bool) -> str:
     n = int(m.get("n_features", 0) or 0)
     other = isinstance(top_mi, str) and top_mi != top_f
     if zh:
-        text = f"是的：按 ANOVA F 最具区分力的特征是 {top_f}" + (f"，按互信息是 {top_mi}。" if other else "，按互信息也是它。")
+        text = f"是的：按 ANOVA F 最具区分力的特征是 {top_f}" + (
+            f"，按互信息是 {top_mi}。" if other else "，按互信息也是它。"
+        )
         if best:
             name = {"rf": "随机森林", "logreg": "逻辑回归"}[best[0]]
-            text += f"使用{name}时，{n or ''} 个特征的测试准确率为 {_pct(best[1])}，原始像素为 {_pct(best[2])}。"
+            text += (
+                f"使用{name}时，{n or ''} 个特征的测试准确率为 {_pct(best[1])}，原始像素为 {_pct(best[2])}。"
+            )
         return text
     text = f"Yes: the most discriminative feature is {top_f} by ANOVA F"
     text += f" and {top_mi} by mutual information." if other else " and by mutual information."
     if best:
         name = {"rf": "a random forest", "logreg": "logistic regression"}[best[0]]
-        text += (f" With {name}, the {n or 'hand-crafted'} features reach {_pct(best[1])} test accuracy against "
-                 f"{_pct(best[2])} from the raw pixels.")
+        text += (
+            f" With {name}, the {n or 'hand-crafted'} features reach {_pct(best[1])} test accuracy against "
+            f"{_pct(best[2])} from the raw pixels."
+        )
     return text
 
 
@@ -112,13 +125,17 @@ def _embed(r: Any, results: dict, zh: bool) -> str:
     best, worst = order[0], order[-1]
     hard, npts = _num(m.get("n_hard")), _num(m.get("n_points"))
     if zh:
-        text = (f"{names[best]} 最能将各类分开：在其二维图中用近邻投票可恢复 {_pct(acc[best])} 的标签，"
-                f"而 {names[worst]} 只有 {_pct(acc[worst])}。")
+        text = (
+            f"{names[best]} 最能将各类分开：在其二维图中用近邻投票可恢复 {_pct(acc[best])} 的标签，"
+            f"而 {names[worst]} 只有 {_pct(acc[worst])}。"
+        )
         if hard is not None and npts:
             text += f"{int(npts):,} 张图像中有 {int(hard):,} 张即使在原始空间中也位于其他类别之中。"
         return text
-    text = (f"{names[best]} keeps the classes most apart: a nearest-neighbour vote in its 2-D map recovers "
-            f"{_pct(acc[best])} of the labels, against {_pct(acc[worst])} for {names[worst]}.")
+    text = (
+        f"{names[best]} keeps the classes most apart: a nearest-neighbour vote in its 2-D map recovers "
+        f"{_pct(acc[best])} of the labels, against {_pct(acc[worst])} for {names[worst]}."
+    )
     if hard is not None and npts:
         text += f" {int(hard):,} of {int(npts):,} images sit among another class even in the original space."
     return text
@@ -146,13 +163,17 @@ def _classic(r: Any, results: dict, zh: bool, dataset: dict | None = None) -> st
     if zh:
         text = f"在 {len(classic)} 个经典模型中，{mb}最准确（{_pct(classic[best])}），{mw}最差（{_pct(classic[worst])}）。"
         if err is not None:
-            text += (f"最好的线性模型（{model_name(lbest, lang)}，{_pct(classic[lbest])}）的错误数是{mb}的 {err:.1f} 倍："
-                     f"像素空间中每类一个线性边界对{items(dataset, 'zh')}来说过于简单。")
+            text += (
+                f"最好的线性模型（{model_name(lbest, lang)}，{_pct(classic[lbest])}）的错误数是{mb}的 {err:.1f} 倍："
+                f"像素空间中每类一个线性边界对{items(dataset, 'zh')}来说过于简单。"
+            )
         return text
     text = f"Of {len(classic)} classic models, the {mb} is the most accurate ({_pct(classic[best])}) and the {mw} the least ({_pct(classic[worst])})."
     if err is not None:
-        text += (f" The best linear model ({model_name(lbest)}, {_pct(classic[lbest])}) makes {err:.1f}× the errors "
-                 f"of the {mb}: one straight boundary per class in pixel space is too simple for {items(dataset)}.")
+        text += (
+            f" The best linear model ({model_name(lbest)}, {_pct(classic[lbest])}) makes {err:.1f}× the errors "
+            f"of the {mb}: one straight boundary per class in pixel space is too simple for {items(dataset)}."
+        )
     return text
 
 
@@ -174,10 +195,14 @@ def _cnn_vs_classic(results: dict, zh: bool) -> str:
             return f"CNN 达到 {_pct(cnn)}，比最好的经典模型（{name}，{_pct(classic[best])}）高 {diff:.2f} 个百分点，错误数减少到约 1/{ratio:.1f}。"
         return f"本次运行中 CNN 为 {_pct(cnn)}，比最好的经典模型（{name}，{_pct(classic[best])}）低 {-diff:.2f} 个百分点。"
     if diff > 0:
-        return (f"The CNN reaches {_pct(cnn)}, {diff:.2f} points above the best classic model ({model_name(best)}, "
-                f"{_pct(classic[best])}): {ratio:.1f}× fewer errors.")
-    return (f"The CNN reaches {_pct(cnn)}, {-diff:.2f} points below the best classic model ({model_name(best)}, "
-            f"{_pct(classic[best])}) in this run.")
+        return (
+            f"The CNN reaches {_pct(cnn)}, {diff:.2f} points above the best classic model ({model_name(best)}, "
+            f"{_pct(classic[best])}): {ratio:.1f}× fewer errors."
+        )
+    return (
+        f"The CNN reaches {_pct(cnn)}, {-diff:.2f} points below the best classic model ({model_name(best)}, "
+        f"{_pct(classic[best])}) in this run."
+    )
 
 
 def _cnn_sweeps(r: Any, results: dict, zh: bool) -> str:
@@ -185,7 +210,11 @@ def _cnn_sweeps(r: Any, results: dict, zh: bool) -> str:
 
 
 ANSWERS: dict[str, Callable[[Any, dict, bool], str]] = {
-    "overview": _overview, "features": _features, "embed": _embed, "classify": _classic, "cnn_sweeps": _cnn_sweeps,
+    "overview": _overview,
+    "features": _features,
+    "embed": _embed,
+    "classify": _classic,
+    "cnn_sweeps": _cnn_sweeps,
 }
 
 
@@ -193,7 +222,9 @@ ANSWERS: dict[str, Callable[[Any, dict, bool], str]] = {
 WITH_DATASET = {"classify"}
 
 
-def answer(task: str, result: Any, results: dict[str, Any], lang: str = "en", dataset: dict | None = None) -> str:
+def answer(
+    task: str, result: Any, results: dict[str, Any], lang: str = "en", dataset: dict | None = None
+) -> str:
     """The short answer a task gives to its part of the brief (computed), or its headline. ``dataset``:
     the run's dataset summary (summary.json's "dataset", with ``meta``), for the nouns of the answers."""
     fn = ANSWERS.get(task)
@@ -223,10 +254,14 @@ def metrics_answer(results: dict[str, Any], lang: str = "en") -> str:
     name = model_name(str(best.get("model", "")), lang)
     if zh:
         text = f"对最好的模型（{name}），准确率为 {_pct(acc)}"
-        text += (f"，平衡准确率为 {_pct(bal)}" if bal is not None else "") + (f"，宏平均 F1 为 {_pct(f1)}" if f1 is not None else "")
+        text += (f"，平衡准确率为 {_pct(bal)}" if bal is not None else "") + (
+            f"，宏平均 F1 为 {_pct(f1)}" if f1 is not None else ""
+        )
         if spread is not None and spread < 0.005:
-            text += (f"；这些基于标签的指标最多相差 {100 * spread:.2f} 个百分点（在近乎平衡的测试集上理应如此），因此带置信区间的"
-                     "准确率可以作为总体指标，而各类别 F1、混淆矩阵和概率类指标说明模型在哪里、以多大的置信度出错。")
+            text += (
+                f"；这些基于标签的指标最多相差 {100 * spread:.2f} 个百分点（在近乎平衡的测试集上理应如此），因此带置信区间的"
+                "准确率可以作为总体指标，而各类别 F1、混淆矩阵和概率类指标说明模型在哪里、以多大的置信度出错。"
+            )
         elif spread is not None:
             text += f"；它们相差达 {100 * spread:.2f} 个百分点，说明各类别没有得到同等对待，按类别平衡的指标与准确率同样重要。"
         else:
@@ -235,17 +270,24 @@ def metrics_answer(results: dict[str, Any], lang: str = "en") -> str:
             text += f"Cohen's kappa（{kappa:.4f}）和 MCC（{mcc:.4f}）对偶然一致进行了校正。"
         return text
     text = f"For the best model ({name}) accuracy is {_pct(acc)}"
-    extra = [f"balanced accuracy {_pct(bal)}" if bal is not None else "", f"macro F1 {_pct(f1)}" if f1 is not None else ""]
+    extra = [
+        f"balanced accuracy {_pct(bal)}" if bal is not None else "",
+        f"macro F1 {_pct(f1)}" if f1 is not None else "",
+    ]
     extra = [e for e in extra if e]
     if extra:
         text += ", " + " and ".join(extra)
     if spread is not None and spread < 0.005:
-        text += (f"; these label-based scores differ by at most {100 * spread:.2f} points, as on a nearly balanced test set "
-                 "they must, so accuracy with its confidence interval is a fair headline, while per-class F1, the "
-                 "confusion matrix and the probability scores show where and how confidently a model fails.")
+        text += (
+            f"; these label-based scores differ by at most {100 * spread:.2f} points, as on a nearly balanced test set "
+            "they must, so accuracy with its confidence interval is a fair headline, while per-class F1, the "
+            "confusion matrix and the probability scores show where and how confidently a model fails."
+        )
     elif spread is not None:
-        text += (f"; they differ by up to {100 * spread:.2f} points, so the classes are not served equally and the "
-                 "class-balanced scores matter as much as accuracy.")
+        text += (
+            f"; they differ by up to {100 * spread:.2f} points, so the classes are not served equally and the "
+            "class-balanced scores matter as much as accuracy."
+        )
     else:
         text += "."
     if kappa is not None and mcc is not None:

@@ -30,12 +30,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from digitlab.io import atomic_write_bytes
 from digitlab.exceptions import DigitlabError
+from digitlab.io import atomic_write_bytes
 from digitlab.names import humanize
 from digitlab.report import answers as A
-from digitlab.report.load import LoadedTask, RunData, load_run
 from digitlab.report.i18n import cjk_font, default_title, outline_text, question, strings
+from digitlab.report.load import LoadedTask, RunData, load_run
 from digitlab.report.outline import OUTLINE, PDF_FINDINGS, Part, Section, in_pdf, outline_tasks
 from digitlab.report.tables import PreparedTable, fmt_cell, prepare_table
 
@@ -178,8 +178,13 @@ def _note(text: Any) -> Any:
     return Markup(text) if isinstance(text, str) and text in _trusted_notes() else humanize(text)
 
 
-def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: tuple[str, ...] = (),
-               T: dict[str, str] | None = None) -> TaskBlock:
+def task_block(
+    name: str,
+    task: LoadedTask | None,
+    num: Numbering,
+    drop_notes: tuple[str, ...] = (),
+    T: dict[str, str] | None = None,
+) -> TaskBlock:
     """The view of one task: absent, damaged, or its numbered figures and tables."""
     T = T or strings("en")
     if task is None:
@@ -187,19 +192,49 @@ def task_block(name: str, task: LoadedTask | None, num: Numbering, drop_notes: t
         key = "task_absent" if name in _registered_tasks() else "task_unknown"
         return TaskBlock(name, name, "absent", Markup(T[key].format(name=escape(name), how=escape(how))))
     if task.result is None:
-        return TaskBlock(name, name, "error", T["section_missing"].format(error=task.error), cached=task.cached,
-                         seconds=task.seconds)
+        return TaskBlock(
+            name,
+            name,
+            "error",
+            T["section_missing"].format(error=task.error),
+            cached=task.cached,
+            seconds=task.seconds,
+        )
     r = task.result
     if is_skipped(r):
-        return TaskBlock(name, humanize(r.title), "skipped", str(r.metrics.get("reason") or r.summary or r.headline),
-                         cached=task.cached, seconds=task.seconds)
-    block = TaskBlock(name, humanize(r.title), "ok", summary=humanize(r.summary), cached=task.cached, seconds=task.seconds,
-                      findings=[humanize(f) for f in r.findings],
-                      notes=[_note(n) for n in r.notes if not n.startswith(drop_notes)])
+        return TaskBlock(
+            name,
+            humanize(r.title),
+            "skipped",
+            str(r.metrics.get("reason") or r.summary or r.headline),
+            cached=task.cached,
+            seconds=task.seconds,
+        )
+    block = TaskBlock(
+        name,
+        humanize(r.title),
+        "ok",
+        summary=humanize(r.summary),
+        cached=task.cached,
+        seconds=task.seconds,
+        findings=[humanize(f) for f in r.findings],
+        notes=[_note(n) for n in r.notes if not n.startswith(drop_notes)],
+    )
     fig_pdf = in_pdf(name, "figures", [f.name for f in task.figures])
     for f, pdf in zip(task.figures, fig_pdf):
-        block.figures.append(FigureView(num.next_figure(), humanize(f.caption), f.src, f.html, f.error, name,
-                                        f.width_mm, f.height_mm, pdf))
+        block.figures.append(
+            FigureView(
+                num.next_figure(),
+                humanize(f.caption),
+                f.src,
+                f.html,
+                f.error,
+                name,
+                f.width_mm,
+                f.height_mm,
+                pdf,
+            )
+        )
     tab_pdf = in_pdf(name, "tables", [str(t.name) for t in r.tables])
     for tb, pdf in zip(r.tables, tab_pdf):
         t = prepare_table(tb, num.next_table(), name)
@@ -218,13 +253,31 @@ def metric_definitions_table(num: Numbering, T: dict[str, str]) -> tuple[Prepare
     """Part 3.1's table of metric definitions (from digitlab.metrics, the code that computes them)."""
     from digitlab.metrics import METRIC_DEFINITIONS
 
-    rows = [{"metric": d["name"], "definition": d["formula"], "meaning": d["meaning"], "misleads": d["misleads"],
-             "computed": d["computed"]} for d in METRIC_DEFINITIONS]
-    table = PreparedTable(name="metric_definitions", number=num.next_table(),
-                          caption=T["metrics_caption"], columns=["metric", "definition", "meaning", "misleads"],
-                          headers=T["metric_headers"].split("|"), rows=[], sort=[],
-                          numeric=[False] * 4, text_cols=[True] * 4, n_rows=len(rows), size="small",
-                          groups=[[0, 1, 2, 3]], task="classify")
+    rows = [
+        {
+            "metric": d["name"],
+            "definition": d["formula"],
+            "meaning": d["meaning"],
+            "misleads": d["misleads"],
+            "computed": d["computed"],
+        }
+        for d in METRIC_DEFINITIONS
+    ]
+    table = PreparedTable(
+        name="metric_definitions",
+        number=num.next_table(),
+        caption=T["metrics_caption"],
+        columns=["metric", "definition", "meaning", "misleads"],
+        headers=T["metric_headers"].split("|"),
+        rows=[],
+        sort=[],
+        numeric=[False] * 4,
+        text_cols=[True] * 4,
+        n_rows=len(rows),
+        size="small",
+        groups=[[0, 1, 2, 3]],
+        task="classify",
+    )
     return table, rows
 
 
@@ -237,19 +290,33 @@ def build_sections(run: RunData, num: Numbering, lang: str = "en") -> list[Secti
     for sec in OUTLINE:
         parts = []
         for part in sec.parts:
-            pv = PartView(part, "part-" + part.number.replace(".", "-").lower(), [], title=outline_text(part.title, lang),
-                          question=question(part.number, part.question, lang))
+            pv = PartView(
+                part,
+                "part-" + part.number.replace(".", "-").lower(),
+                [],
+                title=outline_text(part.title, lang),
+                question=question(part.number, part.question, lang),
+            )
             if part.special == "metrics":
                 pv.metrics_table, pv.metric_rows = metric_definitions_table(num, T)
                 pv.answer = A.metrics_answer(results, lang)
             for name in part.tasks:
-                pv.blocks.append(task_block(name, run.tasks.get(name), num, drop if name == "classify" else (), T))
+                pv.blocks.append(
+                    task_block(name, run.tasks.get(name), num, drop if name == "classify" else (), T)
+                )
             if part.tasks:
-                pv.answer = " ".join(x for x in (A.answer(n, results.get(n), results, lang, dataset) for n in part.tasks) if x)
+                pv.answer = " ".join(
+                    x for x in (A.answer(n, results.get(n), results, lang, dataset) for n in part.tasks) if x
+                )
             parts.append(pv)
-        present = any(b.status in ("ok", "error") for pv in parts for b in pv.blocks) or sec.key == "task3" and any(
-            n in run.tasks for n in sec.tasks)
-        views.append(SectionView(sec, parts, present, outline_text(sec.label, lang), outline_text(sec.title, lang)))
+        present = (
+            any(b.status in ("ok", "error") for pv in parts for b in pv.blocks)
+            or sec.key == "task3"
+            and any(n in run.tasks for n in sec.tasks)
+        )
+        views.append(
+            SectionView(sec, parts, present, outline_text(sec.label, lang), outline_text(sec.title, lang))
+        )
     return views
 
 
@@ -319,8 +386,12 @@ def store_meta(run_dir: Path, meta: dict[str, str]) -> None:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["j2", "html"]),
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["j2", "html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["cell"] = fmt_cell
     env.filters["dur"] = fmt_duration
     return env
@@ -335,18 +406,29 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
     others = other_blocks(run, num, lang)
     s = run.summary
     dataset = s.get("dataset") if isinstance(s.get("dataset"), dict) else {}
-    tables = [t for sv in sections for pv in sv.parts for b in pv.blocks for t in b.tables] + [t for b in others for t in b.tables]
-    timings = [{"task": n, "seconds": t.seconds, "cached": t.cached, "status": "ok" if t.result else "missing"}
-               for n, t in run.tasks.items()]
+    tables = [t for sv in sections for pv in sv.parts for b in pv.blocks for t in b.tables] + [
+        t for b in others for t in b.tables
+    ]
+    timings = [
+        {"task": n, "seconds": t.seconds, "cached": t.cached, "status": "ok" if t.result else "missing"}
+        for n, t in run.tasks.items()
+    ]
     return {
         "meta": {**meta, "title": meta["title"] or default_title(dataset, lang)},
         "lang": lang,
         "T": T,
-        "run": {"name": s.get("name") or run.run_dir.name, "dataset": dataset.get("name") or "unknown dataset",
-                "profile": s.get("profile") or "unknown", "finished": str(s.get("finished") or "unknown").replace("T", " "),
-                "seconds": s.get("seconds"), "device": run.env.get("device", "unknown"), "seed": run.env.get("seed", "–"),
-                "code": run.env.get("code_version", "–"), "version": (run.env.get("packages") or {}).get("digitlab", "–"),
-                "folder": run.run_dir.name},
+        "run": {
+            "name": s.get("name") or run.run_dir.name,
+            "dataset": dataset.get("name") or "unknown dataset",
+            "profile": s.get("profile") or "unknown",
+            "finished": str(s.get("finished") or "unknown").replace("T", " "),
+            "seconds": s.get("seconds"),
+            "device": run.env.get("device", "unknown"),
+            "seed": run.env.get("seed", "–"),
+            "code": run.env.get("code_version", "–"),
+            "version": (run.env.get("packages") or {}).get("digitlab", "–"),
+            "folder": run.run_dir.name,
+        },
         "today": datetime.now().strftime("%Y-%m-%d"),
         "run_dir": run.run_dir,
         "dataset": dataset,
@@ -359,7 +441,17 @@ def document(run: RunData, meta: dict[str, str]) -> dict[str, Any]:
         "html_only_tables": [t for t in tables if t.placement == "html-only"],
         "timings": timings,
         "env": run.env,
-        "env_keys": ["python", "platform", "machine", "cpu_count", "torch_threads", "device", "seed", "n_jobs", "code_version"],
+        "env_keys": [
+            "python",
+            "platform",
+            "machine",
+            "cpu_count",
+            "torch_threads",
+            "device",
+            "seed",
+            "n_jobs",
+            "code_version",
+        ],
         "n_figures": num.figure,
         "n_tables": num.table,
     }
@@ -378,7 +470,9 @@ def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozens
     do not start a new page)."""
     env = _environment()
     plotly_js = ""
-    if interactive and any(f.html for sv in doc["sections"] for pv in sv.parts for b in pv.blocks for f in b.figures):
+    if interactive and any(
+        f.html for sv in doc["sections"] for pv in sv.parts for b in pv.blocks for f in b.figures
+    ):
         from plotly.offline import get_plotlyjs
 
         plotly_js = get_plotlyjs()
@@ -386,13 +480,23 @@ def render_html(doc: dict[str, Any], interactive: bool, flow: set[str] | frozens
     if doc.get("lang") == "zh":
         font = cjk_font() if not interactive else ""
         family = f'"{font}", ' if font else ""
-        css += (f'\nbody.lang-zh {{ font-family: {family}"Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", '
-                '"PingFang SC", "DejaVu Sans", sans-serif; }\n')
+        css += (
+            f'\nbody.lang-zh {{ font-family: {family}"Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", '
+            '"PingFang SC", "DejaVu Sans", sans-serif; }\n'
+        )
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8") if interactive else ""
     explorer, note, data = _explorer(doc, doc["run_dir"]) if interactive else (None, "", "")
-    return env.get_template("report.html.j2").render(**doc, interactive=interactive, plotly_js=Markup(plotly_js),
-                                                     explorer=explorer, explorer_note=note, explorer_json=Markup(data),
-                                                     css=Markup(css), script=Markup(script), flow=flow)
+    return env.get_template("report.html.j2").render(
+        **doc,
+        interactive=interactive,
+        plotly_js=Markup(plotly_js),
+        explorer=explorer,
+        explorer_note=note,
+        explorer_json=Markup(data),
+        css=Markup(css),
+        script=Markup(script),
+        flow=flow,
+    )
 
 
 NEAR_EMPTY = 0.25  # a page filled less than this before a forced page break is avoided
@@ -415,10 +519,16 @@ def layout_pdf(doc: dict[str, Any], base_url: Path, max_passes: int = 3):
     flow: set[str] = set()
     keys = [sv.section.key for sv in doc["sections"]] + ["other", "conclusions", "appendix", "environment"]
     for _ in range(max_passes):
-        rendered = weasyprint.HTML(string=render_html(doc, interactive=False, flow=flow), base_url=str(base_url)).render()
+        rendered = weasyprint.HTML(
+            string=render_html(doc, interactive=False, flow=flow), base_url=str(base_url)
+        ).render()
         try:
             fills = measure(rendered).pages
-        except (AttributeError, ImportError, TypeError):  # a WeasyPrint whose internals moved: keep the page breaks as they are
+        except (
+            AttributeError,
+            ImportError,
+            TypeError,
+        ):  # a WeasyPrint whose internals moved: keep the page breaks as they are
             break
         more = set()
         for i in range(1, len(rendered.pages) - 1):
@@ -431,8 +541,15 @@ def layout_pdf(doc: dict[str, Any], base_url: Path, max_passes: int = 3):
     return rendered
 
 
-def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = None, author: str | None = None,
-                  course: str | None = None, lang: str | None = None) -> tuple[Path, Path | None]:
+def build_reports(
+    run_dir: str | Path,
+    pdf: bool = True,
+    *,
+    title: str | None = None,
+    author: str | None = None,
+    course: str | None = None,
+    lang: str | None = None,
+) -> tuple[Path, Path | None]:
     """Write ``report.html`` (and ``report.pdf``) into ``run_dir``; return their paths.
 
     ``title``, ``author`` and ``course`` go on the title page; given ones are stored in ``summary.json``
@@ -450,12 +567,19 @@ def build_reports(run_dir: str | Path, pdf: bool = True, *, title: str | None = 
     if pdf:
         try:
             pdf_bytes = render_pdf(doc, run_dir)
-        except Exception as exc:  # WeasyPrint raises many kinds (fonts, images, layout): one line, the HTML stays
-            (run_dir / "report.pdf").unlink(missing_ok=True)  # an older PDF would not match the new report.html
+        except (
+            Exception
+        ) as exc:  # WeasyPrint raises many kinds (fonts, images, layout): one line, the HTML stays
+            (run_dir / "report.pdf").unlink(
+                missing_ok=True
+            )  # an older PDF would not match the new report.html
             cause = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise PdfError(f"{run_dir}: report.pdf not written ({type(exc).__name__}: {cause}); report.html and every "
-                           "result are kept; check WeasyPrint's system libraries and fonts (pango, a CJK font for "
-                           "--lang zh), or skip the PDF with --no-pdf", html_path) from None
+            raise PdfError(
+                f"{run_dir}: report.pdf not written ({type(exc).__name__}: {cause}); report.html and every "
+                "result are kept; check WeasyPrint's system libraries and fonts (pango, a CJK font for "
+                "--lang zh), or skip the PDF with --no-pdf",
+                html_path,
+            ) from None
         pdf_path = run_dir / "report.pdf"
         try:
             _write(run_dir, pdf_path, pdf_bytes)
@@ -472,8 +596,10 @@ def _write(run_dir: Path, path: Path | None, data: bytes | dict[str, str]) -> No
         else:
             atomic_write_bytes(path, data)
     except OSError as exc:
-        raise DigitlabError(f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
-                            "and free space") from None
+        raise DigitlabError(
+            f"{run_dir}: cannot write the report ({exc.strerror or exc}); check the folder's permissions "
+            "and free space"
+        ) from None
 
 
 __all__ = ["build_reports", "PdfError", "document", "render_html", "render_pdf", "load_run", "fmt_cell"]

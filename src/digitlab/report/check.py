@@ -67,7 +67,9 @@ def measure(doc) -> LayoutReport:
                 i_over = max(i_over, b.position_x + b.margin_width() - x1)
             if isinstance(b, (boxes.LineBox, boxes.ReplacedBox, boxes.TableBox)):
                 bottom = max(bottom, b.position_y + b.margin_height())
-        out.pages.append(PageLayout(i, min(1.0, (bottom - y0) / (y1 - y0)), max(0.0, t_over), max(0.0, i_over)))
+        out.pages.append(
+            PageLayout(i, min(1.0, (bottom - y0) / (y1 - y0)), max(0.0, t_over), max(0.0, i_over))
+        )
     return out
 
 

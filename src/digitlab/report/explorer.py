@@ -42,7 +42,11 @@ def _label_issues(errors_dir: Path, official: np.ndarray) -> np.ndarray:
     flags = np.zeros(len(official), bool)
     try:
         with open(errors_dir / "label_issues_test.csv", newline="", encoding="utf-8") as f:
-            idx = {int(r["index"]) for r in csv.DictReader(f) if str(r.get("index", "")).strip().lstrip("-").isdigit()}
+            idx = {
+                int(r["index"])
+                for r in csv.DictReader(f)
+                if str(r.get("index", "")).strip().lstrip("-").isdigit()
+            }
     except (OSError, ValueError, KeyError, csv.Error):
         return flags
     return np.isin(official, list(idx))
@@ -57,8 +61,10 @@ def explorer_data(run_dir: str | Path, classes: list[str] | None = None) -> tupl
         return None, "the explorer needs results/classify/predictions.npz (run the classify task)"
     if not map_file.is_file():
         if (run_dir / "results" / "errors").is_dir():
-            return None, ("the errors task of this run stored no map file (results/errors/error_map.npz with pos, xy "
-                          "and images); a digitlab version whose errors task writes it is needed")
+            return None, (
+                "the errors task of this run stored no map file (results/errors/error_map.npz with pos, xy "
+                "and images); a digitlab version whose errors task writes it is needed"
+            )
         return None, "the explorer needs results/errors/error_map.npz (run the errors task)"
     try:
         with np.load(pred_file, allow_pickle=False) as p, np.load(map_file, allow_pickle=False) as m:
@@ -66,14 +72,29 @@ def explorer_data(run_dir: str | Path, classes: list[str] | None = None) -> tupl
             official = np.asarray(p["test_index"]).astype(int) if "test_index" in p else np.arange(len(y))
             models = [str(n) for n in p["models"]]
             preds = np.stack([np.asarray(p[f"y_pred__{n}"]).astype(int) for n in models])
-            pos, xy, images = np.asarray(m["pos"]).astype(int), np.asarray(m["xy"], float), np.asarray(m["images"])
+            pos, xy, images = (
+                np.asarray(m["pos"]).astype(int),
+                np.asarray(m["xy"], float),
+                np.asarray(m["images"]),
+            )
             issue = np.asarray(m["label_issue"]).astype(bool) if "label_issue" in m else None
     except (OSError, ValueError, KeyError) as exc:
         return None, f"the explorer's files are damaged ({exc.__class__.__name__}: {str(exc)[:80]})"
     n = len(pos)
-    if not (xy.shape == (n, 2) and len(images) == n and images.dtype == np.uint8 and n and pos.min() >= 0
-            and pos.max() < len(y) and preds.shape[1] == len(y) and np.isfinite(xy).all()):
-        return None, "the explorer's files do not match each other (map positions, coordinates, images, predictions)"
+    if not (
+        xy.shape == (n, 2)
+        and len(images) == n
+        and images.dtype == np.uint8
+        and n
+        and pos.min() >= 0
+        and pos.max() < len(y)
+        and preds.shape[1] == len(y)
+        and np.isfinite(xy).all()
+    ):
+        return (
+            None,
+            "the explorer's files do not match each other (map positions, coordinates, images, predictions)",
+        )
     if issue is None or len(issue) != n:
         issue = _label_issues(run_dir / "results" / "errors", official)[pos]
     keep = np.arange(n)[:MAX_POINTS]
@@ -85,8 +106,10 @@ def explorer_data(run_dir: str | Path, classes: list[str] | None = None) -> tupl
     data = {
         "models": [model_name(n) for n in models],
         "classes": labels,
-        "x": np.round(unit[:, 0], 4).tolist(), "y": np.round(unit[:, 1], 4).tolist(),
-        "label": y[pos].tolist(), "index": official[pos].tolist(),
+        "x": np.round(unit[:, 0], 4).tolist(),
+        "y": np.round(unit[:, 1], 4).tolist(),
+        "label": y[pos].tolist(),
+        "index": official[pos].tolist(),
         "pred": preds[:, pos].T.tolist(),
         "issue": issue.astype(int).tolist(),
         "img": [_png(im) for im in images],

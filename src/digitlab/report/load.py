@@ -105,6 +105,7 @@ def _safe_child(folder: Path, name: str) -> Path | None:
 
 def _check_result(r: TaskResult) -> None:
     """Raise TypeError when a parsed result does not have the shapes the report reads."""
+
     def strings(value: Any, what: str) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError(f"{what} is not a list of strings")
@@ -155,8 +156,13 @@ def load_task(name: str, folder: Path, interactive: bool = True) -> LoadedTask:
     for fig in task.result.figures:
         path = _safe_child(folder, fig.file)
         src, why = _png(path) if path else ("", "has an unsafe file name")
-        lf = LoadedFigure(fig.name, str(fig.file), str(fig.caption or ""), src=src,
-                          error=f"figure file results/{name}/{fig.file} is {why}" if why else "")
+        lf = LoadedFigure(
+            fig.name,
+            str(fig.file),
+            str(fig.caption or ""),
+            src=src,
+            error=f"figure file results/{name}/{fig.file} is {why}" if why else "",
+        )
         if src:
             lf.width_mm, lf.height_mm = png_size_mm(base64.b64decode(src.split(",", 1)[1]))
         if interactive and fig.html_file:
@@ -173,12 +179,16 @@ def load_run(run_dir: str | Path, interactive: bool = True) -> RunData:
     """Read everything the report needs from a run folder (see the module docstring for damage)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise DigitlabError(f"{run_dir}: not a folder; pass a run folder written by `digitlab run` (runs/<time>-<name>)")
+        raise DigitlabError(
+            f"{run_dir}: not a folder; pass a run folder written by `digitlab run` (runs/<time>-<name>)"
+        )
     problems: list[str] = []
     summary, why = _read_json(run_dir / "summary.json")
     if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), list):
-        problems.append(f"summary.json is {why or 'incomplete'}: the task list, timings and dataset summary below are "
-                        "taken from the results/ folder instead")
+        problems.append(
+            f"summary.json is {why or 'incomplete'}: the task list, timings and dataset summary below are "
+            "taken from the results/ folder instead"
+        )
         summary = summary if isinstance(summary, dict) else {}
         summary["tasks"] = []
     env, why = _read_json(run_dir / "environment.json")
@@ -196,14 +206,18 @@ def load_run(run_dir: str | Path, interactive: bool = True) -> RunData:
             if folder.name not in listed:
                 entries.append({"task": folder.name})
     if not entries:
-        raise DigitlabError(f"{run_dir}: no task results (summary.json lists none and results/ is empty or missing); "
-                            "pass a folder written by `digitlab run`")
+        raise DigitlabError(
+            f"{run_dir}: no task results (summary.json lists none and results/ is empty or missing); "
+            "pass a folder written by `digitlab run`"
+        )
     tasks: dict[str, LoadedTask] = {}
     for t in entries:
         task = load_task(t["task"], results / t["task"], interactive)
         task.cached = bool(t.get("cached", False))
         secs = t.get("seconds")
-        task.seconds = float(secs) if isinstance(secs, (int, float)) else (task.result.seconds if task.result else None)
+        task.seconds = (
+            float(secs) if isinstance(secs, (int, float)) else (task.result.seconds if task.result else None)
+        )
         tasks[task.name] = task
     return RunData(run_dir, summary, env, tasks, problems)
 

@@ -69,7 +69,9 @@ class PreparedTable:
     n_rows: int  # rows in the stored table
     placement: str = "inline"  # "inline" | "appendix" | "html-only" (PDF placement)
     size: str = "normal"  # "normal" | "small" | "tiny": PDF font class
-    groups: list[list[int]] = field(default_factory=list)  # PDF column groups (indices), first column repeated
+    groups: list[list[int]] = field(
+        default_factory=list
+    )  # PDF column groups (indices), first column repeated
     task: str = ""
 
     @property
@@ -93,13 +95,18 @@ def prepare_table(tb: Any, number: int, task: str) -> PreparedTable:
     cols = _columns(rows, tb.columns)
     cells = [[fmt_cell(r.get(c)) for c in cols] for r in rows]
     sort = [[sort_key(r.get(c)) for c in cols] for r in rows]
-    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) and any(
-        isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
+    numeric = [
+        all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)
+        and any(isinstance(r.get(c), (int, float)) for r in rows)
+        for c in cols
+    ]
     text_cols = [any(len(row[i]) > LONG_TEXT for row in cells) for i in range(len(cols))]
     n = len(tb.rows)
     placement = "inline" if n <= MAX_INLINE_ROWS else ("appendix" if n <= MAX_PDF_ROWS else "html-only")
     # width estimate in characters: widest of header and cells per column, long text capped
-    widths = [min(max([len(column_name(c))] + [len(row[i]) for row in cells]), 28) for i, c in enumerate(cols)]
+    widths = [
+        min(max([len(column_name(c))] + [len(row[i]) for row in cells]), 28) for i, c in enumerate(cols)
+    ]
     total = sum(widths) + 2 * len(cols)
     size = "normal" if total <= 95 and len(cols) <= 8 else ("small" if total <= 125 else "tiny")
     groups = [list(range(len(cols)))]
@@ -108,12 +115,25 @@ def prepare_table(tb: Any, number: int, task: str) -> PreparedTable:
         per = MAX_PDF_COLUMNS - 1
         k = math.ceil(len(rest) / per)
         per = math.ceil(len(rest) / k)  # even groups
-        groups = [[0] + rest[i:i + per] for i in range(0, len(rest), per)]
+        groups = [[0] + rest[i : i + per] for i in range(0, len(rest), per)]
     if placement == "appendix":
         size = "tiny"
-    return PreparedTable(name=str(tb.name), number=number, caption=humanize(str(tb.caption or "")), columns=cols,
-                         headers=[column_name(c) for c in cols], rows=cells, sort=sort, numeric=numeric,
-                         text_cols=text_cols, n_rows=n, placement=placement, size=size, groups=groups, task=task)
+    return PreparedTable(
+        name=str(tb.name),
+        number=number,
+        caption=humanize(str(tb.caption or "")),
+        columns=cols,
+        headers=[column_name(c) for c in cols],
+        rows=cells,
+        sort=sort,
+        numeric=numeric,
+        text_cols=text_cols,
+        n_rows=n,
+        placement=placement,
+        size=size,
+        groups=groups,
+        task=task,
+    )
 
 
 __all__ = ["PreparedTable", "prepare_table", "fmt_cell", "MAX_INLINE_ROWS", "MAX_PDF_ROWS", "MAX_PDF_COLUMNS"]

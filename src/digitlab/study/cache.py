@@ -27,8 +27,8 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import logging
+import os
 import shutil
 import socket
 import time
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.study.task import Figure, Table, TaskResult
-
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = "manifest.json"
@@ -49,8 +48,22 @@ log = logging.getLogger("digitlab")
 # (one environment hash for all tasks), so a rerun after ``pip install -U`` recomputes instead of reusing
 # results the old version computed. Report-only libraries (matplotlib, plotly, jinja2, weasyprint) change
 # no number and are not part of the key; environment.json lists them all.
-RESULT_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "umap-learn", "openTSNE", "cleanlab", "pandas",
-                   "kornia", "scikit-image", "Pillow", "joblib", "numba", "skops")
+RESULT_PACKAGES = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "umap-learn",
+    "openTSNE",
+    "cleanlab",
+    "pandas",
+    "kornia",
+    "scikit-image",
+    "Pillow",
+    "joblib",
+    "numba",
+    "skops",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,13 +111,18 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "digitlab"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "digitlab" and not node.level:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "digitlab"
+            and not node.level
+        ):
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}  # "from digitlab.models import zoo"
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def module_closure(module: str) -> tuple[str, ...]:
     """``module`` and every digitlab module it imports, transitively (sorted file paths)."""
     todo, files = [module], {}
@@ -120,7 +138,7 @@ def module_closure(module: str) -> tuple[str, ...]:
     return tuple(sorted({str(p.relative_to(PACKAGE_ROOT)) for p in files.values()}))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def task_code_version(task_module: str) -> str:
     """Hash of the task's module and the digitlab modules it imports: editing the report, the CLI
     or an unrelated task leaves it unchanged, so cached results stay valid."""
@@ -131,8 +149,14 @@ def task_code_version(task_module: str) -> str:
     return h.hexdigest()[:12]
 
 
-def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_fingerprint: str,
-              upstream: dict[str, str] | None = None) -> str:
+def cache_key(
+    task: str,
+    section: dict[str, Any],
+    seed: int,
+    device: str,
+    data_fingerprint: str,
+    upstream: dict[str, str] | None = None,
+) -> str:
     """The key of a task's result: its config section, seed, device kind, data, the code it runs, the
     versions of the libraries that compute results (:func:`library_versions`) and the keys of the
     tasks it reads (so a change upstream recomputes it). The device kind includes the
@@ -142,10 +166,18 @@ def cache_key(task: str, section: dict[str, Any], seed: int, device: str, data_f
 
     kind = device.split(":")[0]
     payload = json.dumps(
-        {"task": task, "config": section, "seed": seed, "device": kind + ("-bf16" if resolve_precision("auto", kind) == "bf16" else ""),
-         "data": data_fingerprint, "code": task_code_version(f"digitlab.study.tasks.{task}"),
-         "libraries": library_versions(), "upstream": upstream or {}},
-        sort_keys=True, default=str,
+        {
+            "task": task,
+            "config": section,
+            "seed": seed,
+            "device": kind + ("-bf16" if resolve_precision("auto", kind) == "bf16" else ""),
+            "data": data_fingerprint,
+            "code": task_code_version(f"digitlab.study.tasks.{task}"),
+            "libraries": library_versions(),
+            "upstream": upstream or {},
+        },
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -186,7 +218,10 @@ def entry_files(folder: Path) -> list[str]:
 
 def write_manifest(folder: Path) -> dict[str, Any]:
     """Write ``manifest.json`` (SHA-256 and size of every file) into ``folder``, atomically; return it."""
-    files = {rel: {"sha256": file_sha256(folder / rel), "bytes": (folder / rel).stat().st_size} for rel in entry_files(folder)}
+    files = {
+        rel: {"sha256": file_sha256(folder / rel), "bytes": (folder / rel).stat().st_size}
+        for rel in entry_files(folder)
+    }
     manifest = {"version": 1, "files": files}
     tmp = folder / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -310,8 +345,10 @@ class Cache:
         except OSError as exc:
             from digitlab.exceptions import ConfigError
 
-            raise ConfigError(f"cache folder {self.root}: cannot write {work.parent} ({exc.strerror or exc}); "
-                              "fix its permissions or choose another --cache-dir") from None
+            raise ConfigError(
+                f"cache folder {self.root}: cannot write {work.parent} ({exc.strerror or exc}); "
+                "fix its permissions or choose another --cache-dir"
+            ) from None
         return work
 
     def commit(self, task: str, key: str, workdir: Path, result: TaskResult) -> Path:

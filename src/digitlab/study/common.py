@@ -8,17 +8,17 @@ and a size larger than the data is clamped, with a note the task puts in its sec
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from digitlab.data.subsets import subset_indices
 from digitlab.runtime import cpu_budget, progress_bar  # noqa: F401  (cpu_budget re-exported for tasks)
 from digitlab.study.task import Figure, TaskContext, save_png
-
 
 # =============================================================================================
 # Which images: the one subset rule
@@ -35,7 +35,9 @@ class Split:
     y_test: np.ndarray
     train_index: np.ndarray
     test_index: np.ndarray
-    notes: list[str] = field(default_factory=list)  # e.g. "asked for 2,000 training images; the data has 1,347"
+    notes: list[str] = field(
+        default_factory=list
+    )  # e.g. "asked for 2,000 training images; the data has 1,347"
 
     @property
     def n_train(self) -> int:
@@ -59,8 +61,14 @@ def split(ctx: TaskContext, n_train: int = 0, n_test: int = 0) -> Split:
     ds = ctx.dataset
     tr = subset_indices(ds.y_train, n_train, ctx.seed)
     te = subset_indices(ds.y_test, n_test, ctx.seed)
-    notes = [n for n in (clamp_note("training images", n_train, len(ds.y_train)),
-                         clamp_note("test images", n_test, len(ds.y_test))) if n]
+    notes = [
+        n
+        for n in (
+            clamp_note("training images", n_train, len(ds.y_train)),
+            clamp_note("test images", n_test, len(ds.y_test)),
+        )
+        if n
+    ]
     return Split(ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], tr, te, notes)
 
 
@@ -90,8 +98,9 @@ def progress(ctx: TaskContext, description: str, total: int) -> Iterator[Callabl
 # =============================================================================================
 
 
-def add_figure(figures: list[Figure], fig: Any, out_dir: Path, name: str, caption: str,
-               html_file: str | None = None) -> Figure:
+def add_figure(
+    figures: list[Figure], fig: Any, out_dir: Path, name: str, caption: str, html_file: str | None = None
+) -> Figure:
     """Save matplotlib ``fig`` as ``<name>.png`` in ``out_dir``, append its :class:`Figure` to
     ``figures`` (a list, or a TaskResult's ``figures``) and return it."""
     figure = Figure(name, save_png(fig, out_dir, name), caption, html_file)

@@ -15,19 +15,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from digitlab.io import atomic_write_bytes
 from digitlab.data.registry import Dataset, load_dataset
-from digitlab.study.cache import RESULT_PACKAGES, Cache, cache_key, code_version, package_version, result_to_json
 from digitlab.exceptions import ConfigError
 from digitlab.grid import backend_context
+from digitlab.io import atomic_write_bytes
+from digitlab.runtime import precision_override, resolve_device, resolve_precision
+from digitlab.study.cache import (
+    RESULT_PACKAGES,
+    Cache,
+    cache_key,
+    code_version,
+    package_version,
+    result_to_json,
+)
 from digitlab.study.config import ResolvedConfig, data_options, requirements, task_module, to_toml
 from digitlab.study.task import TaskContext, TaskResult, Upstream
-from digitlab.runtime import precision_override, resolve_device, resolve_precision
 
 # Every runtime dependency: the libraries that compute results (also part of each cache key) and the
 # ones that draw and write the reports.
-PACKAGES = ("digitlab", *RESULT_PACKAGES, "threadpoolctl", "matplotlib", "plotly", "jinja2", "markupsafe",
-            "weasyprint", "rich", "tomli-w")
+PACKAGES = (
+    "digitlab",
+    *RESULT_PACKAGES,
+    "threadpoolctl",
+    "matplotlib",
+    "plotly",
+    "jinja2",
+    "markupsafe",
+    "weasyprint",
+    "rich",
+    "tomli-w",
+)
 
 
 @dataclass
@@ -53,8 +70,12 @@ def environment(device: str, seed: int, n_jobs: int) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device + (f" ({gpu})" if gpu else ""),
-        "torch_cpu_capability": _cpu_capability(torch),  # the SIMD level torch's CPU kernels use (e.g. AVX512)
-        "train_precision": resolve_precision("auto", device),  # networks' forward pass (digitlab.train.TrainConfig.precision)
+        "torch_cpu_capability": _cpu_capability(
+            torch
+        ),  # the SIMD level torch's CPU kernels use (e.g. AVX512)
+        "train_precision": resolve_precision(
+            "auto", device
+        ),  # networks' forward pass (digitlab.train.TrainConfig.precision)
         "seed": seed,
         "n_jobs": n_jobs,
         "code_version": code_version(),
@@ -104,8 +125,17 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache, log: logging.Logger,
-             done: dict[str, tuple[Upstream, str]], progress: bool) -> tuple[TaskResult, Path, bool, str]:
+def run_task(
+    name: str,
+    cfg,
+    dataset: Dataset,
+    study,
+    device: str,
+    cache: Cache,
+    log: logging.Logger,
+    done: dict[str, tuple[Upstream, str]],
+    progress: bool,
+) -> tuple[TaskResult, Path, bool, str]:
     """Return (result, entry folder, cached?, cache key) for one task, computing it only on a cache miss.
 
     ``done`` maps each finished task to (its stored result and folder, its cache key); the tasks this
@@ -116,8 +146,12 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
     required = requirements(name)
     missing = [r for r in required if r not in done]
     if missing:
-        raise ConfigError(f"task {name!r}: needs {', '.join(missing)} first; add them to study.tasks before it")
-    key = cache_key(name, section, study.seed, device, dataset.fingerprint(), {r: done[r][1] for r in required})
+        raise ConfigError(
+            f"task {name!r}: needs {', '.join(missing)} first; add them to study.tasks before it"
+        )
+    key = cache_key(
+        name, section, study.seed, device, dataset.fingerprint(), {r: done[r][1] for r in required}
+    )
     if study.use_cache:
         hit = cache.load(name, key)
         if hit is not None:
@@ -125,9 +159,19 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
             return hit, cache.entry(name, key), True, key
     work = cache.new_workdir(name, key)
     points = cache.points_dir(name, key) if study.use_cache else None
-    ctx = TaskContext(dataset=dataset, out_dir=work, profile=study.profile, seed=study.seed, device=device,
-                      n_jobs=study.n_jobs, progress=progress, log=log, inputs={r: done[r][0] for r in required},
-                      backend=study.backend, points_dir=points)
+    ctx = TaskContext(
+        dataset=dataset,
+        out_dir=work,
+        profile=study.profile,
+        seed=study.seed,
+        device=device,
+        n_jobs=study.n_jobs,
+        progress=progress,
+        log=log,
+        inputs={r: done[r][0] for r in required},
+        backend=study.backend,
+        points_dir=points,
+    )
     log.info("%s: running (%s profile)", name, study.profile)
     t0 = time.perf_counter()
     try:
@@ -139,7 +183,9 @@ def run_task(name: str, cfg, dataset: Dataset, study, device: str, cache: Cache,
     log.info("%s: done in %.1f s", name, result.seconds)
     entry = cache.commit(name, key, work, result)
     if points is not None:
-        shutil.rmtree(points, ignore_errors=True)  # the entry holds the result now; a failure above keeps them to resume
+        shutil.rmtree(
+            points, ignore_errors=True
+        )  # the entry holds the result now; a failure above keeps them to resume
     return result, entry, False, key
 
 
@@ -156,29 +202,44 @@ def run_study(cfg: ResolvedConfig, quiet: bool = False) -> RunOutcome:
     try:
         run_dir = make_run_dir(study.output_dir, study.name)
     except OSError as exc:  # checked when the config was resolved; this is the race after that check
-        raise ConfigError(f"config key study.output_dir: cannot create a run folder in {study.output_dir} "
-                          f"({exc.strerror or exc}); fix its permissions or name another folder") from None
+        raise ConfigError(
+            f"config key study.output_dir: cannot create a run folder in {study.output_dir} "
+            f"({exc.strerror or exc}); fix its permissions or name another folder"
+        ) from None
     log = _logger(run_dir, quiet)
     atomic_write_bytes(run_dir / "config.toml", to_toml(cfg).encode())
     with precision_override(study.precision):
         env = environment(device, study.seed, study.n_jobs)
     atomic_write_bytes(run_dir / "environment.json", json.dumps(env, indent=1).encode())
-    log.info("run folder %s; dataset %s (%d train / %d test); device %s", run_dir, dataset.name,
-             len(dataset.y_train), len(dataset.y_test), device)
+    log.info(
+        "run folder %s; dataset %s (%d train / %d test); device %s",
+        run_dir,
+        dataset.name,
+        len(dataset.y_train),
+        len(dataset.y_test),
+        device,
+    )
     cache = Cache(study.cache_dir)
     cache.clean_orphans()  # work folders of killed runs (see study.cache)
     results, cached, done = {}, {}, {}
     # precision first: the cluster's local workers inherit it
     with precision_override(study.precision), backend_context(study.backend, study.scheduler, study.n_jobs):
         for name, task_cfg in cfg.tasks.items():
-            result, entry, hit, key = run_task(name, task_cfg, dataset, study, device, cache, log, done, not quiet)
+            result, entry, hit, key = run_task(
+                name, task_cfg, dataset, study, device, cache, log, done, not quiet
+            )
             shutil.copytree(entry, run_dir / "results" / name, copy_function=_link_or_copy)
             results[name], cached[name] = result, hit
             done[name] = (Upstream(result, run_dir / "results" / name), key)
     seconds = round(time.perf_counter() - t0, 2)
-    summary = {"name": study.name, "dataset": {**dataset.summary(), "fingerprint": dataset.fingerprint()}, "profile": study.profile, "seconds": seconds,
-               "finished": datetime.now().isoformat(timespec="seconds"),
-               "tasks": [{"task": n, "seconds": results[n].seconds, "cached": cached[n]} for n in results]}
+    summary = {
+        "name": study.name,
+        "dataset": {**dataset.summary(), "fingerprint": dataset.fingerprint()},
+        "profile": study.profile,
+        "seconds": seconds,
+        "finished": datetime.now().isoformat(timespec="seconds"),
+        "tasks": [{"task": n, "seconds": results[n].seconds, "cached": cached[n]} for n in results],
+    }
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=1).encode())
     outcome = RunOutcome(run_dir, results, cached, seconds)
     log.info("study finished in %.1f s: %s", time.perf_counter() - t0, run_dir)

@@ -39,16 +39,16 @@ class TaskContext:
     backend: str = "loky"  # joblib backend of the experiment engine (study.backend)
     progress: bool = True  # show progress bars
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("digitlab"))
-    inputs: dict[str, "Upstream"] = field(default_factory=dict)  # the tasks named in REQUIRES, by NAME
+    inputs: dict[str, Upstream] = field(default_factory=dict)  # the tasks named in REQUIRES, by NAME
     # Folder for finished grid points of this task (pass it as run_grid(..., cache_dir=ctx.points_dir)): a
     # killed run, rerun, repeats only the points in flight. None: no point cache (--no-cache, library use).
     points_dir: Path | None = None
 
     @property
-    def shared(self) -> dict[str, "Upstream"]:  # the name before REQUIRES existed
+    def shared(self) -> dict[str, Upstream]:  # the name before REQUIRES existed
         return self.inputs
 
-    def upstream(self, name: str) -> "Upstream":
+    def upstream(self, name: str) -> Upstream:
         """The stored result of required task ``name`` (a ConfigError if the task did not declare it)."""
         if name not in self.inputs:
             from digitlab.exceptions import ConfigError
@@ -61,7 +61,7 @@ class TaskContext:
 class Upstream:
     """What a task receives of a task it REQUIRES: the stored result and the folder of its files."""
 
-    result: "TaskResult"
+    result: TaskResult
     dir: Path
 
     def __getitem__(self, key: str) -> Any:  # {"result": ..., "dir": ...} access, as before

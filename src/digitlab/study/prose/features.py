@@ -24,16 +24,24 @@ def rank_findings(scores: list[dict]) -> list[str]:
         f"By mutual information with the label they are {top_mi}.",
         f"The two rankings agree with Spearman rank correlation {rho:.2f} over {len(scores)} features; they disagree most "
         f"where {gap_text}."
-        + (f" F only compares class means with the within-class spread, so MI's higher rating of "
-           f"{', '.join(mi_favoured)} points to class differences in shape or modes rather than in the mean alone."
-           if mi_favoured else ""),
+        + (
+            f" F only compares class means with the within-class spread, so MI's higher rating of "
+            f"{', '.join(mi_favoured)} points to class differences in shape or modes rather than in the mean alone."
+            if mi_favoured
+            else ""
+        ),
     ]
-    pairs = "; ".join(f"{r['feature']} separates {r['best_pair']} best (AUC {r['pair_auc']:.3f}, "
-                      f"higher for {r['higher']})" for r in by_f[:3])
+    pairs = "; ".join(
+        f"{r['feature']} separates {r['best_pair']} best (AUC {r['pair_auc']:.3f}, higher for {r['higher']})"
+        for r in by_f[:3]
+    )
     out.append(f"Best-separated class pairs of the top features by F: {pairs}.")
     weakest = by_f[-2:]
-    out.append("The least informative features are " + " and ".join(
-        f"{r['feature']} (F = {r['F']:.1f}, MI = {r['MI']:.3f})" for r in weakest) + ".")
+    out.append(
+        "The least informative features are "
+        + " and ".join(f"{r['feature']} (F = {r['F']:.1f}, MI = {r['MI']:.3f})" for r in weakest)
+        + "."
+    )
     return out
 
 
@@ -44,14 +52,20 @@ def holes_finding(means: dict[str, float]) -> list[str]:
     many = [f"{c} ({m:.2f})" for c, m in sorted(means.items(), key=lambda kv: -kv[1]) if m >= 0.5]
     few = [f"{c} ({m:.2f})" for c, m in sorted(means.items(), key=lambda kv: kv[1]) if m < 0.2]
     if not many or not few:
-        return ["Mean number of holes per class: " + ", ".join(f"{c} {m:.2f}" for c, m in means.items()) + "."]
-    return [f"Topology splits the classes: images of {', '.join(many)} average at least half a hole, "
-            f"those of {', '.join(few)} fewer than 0.2 (mean holes per image in brackets)."]
+        return [
+            "Mean number of holes per class: " + ", ".join(f"{c} {m:.2f}" for c, m in means.items()) + "."
+        ]
+    return [
+        f"Topology splits the classes: images of {', '.join(many)} average at least half a hole, "
+        f"those of {', '.join(few)} fewer than 0.2 (mean holes per image in brackets)."
+    ]
 
 
 def input_key(label: str) -> str:
     """Short key of an input label: "all features" -> features, "top-8 features" -> top8, "raw pixels" -> pixels."""
-    return {"all features": "features", "raw pixels": "pixels"}.get(label, label.split(" ")[0].replace("-", ""))
+    return {"all features": "features", "raw pixels": "pixels"}.get(
+        label, label.split(" ")[0].replace("-", "")
+    )
 
 
 def accuracy_findings(acc: list[dict]) -> list[str]:
@@ -61,44 +75,58 @@ def accuracy_findings(acc: list[dict]) -> list[str]:
         feats, pix = rows.pop("features"), rows.pop("pixels")
         (top,) = rows.values()
         gap = 100 * (pix["accuracy"] - feats["accuracy"])
-        out.append(f"{model_name({'rf': 'random_forest'}.get(clf, clf))}: the {feats['n_inputs']} hand-crafted features reach {100 * feats['accuracy']:.1f} % test accuracy, "
-                   f"the {top['input']} {100 * top['accuracy']:.1f} %, and the {pix['n_inputs']} raw pixels "
-                   f"{100 * pix['accuracy']:.1f} % ({abs(gap):.1f} points {'above' if gap >= 0 else 'below'} all features, "
-                   f"from {pix['n_inputs'] / feats['n_inputs']:.0f}x as many inputs).")
+        out.append(
+            f"{model_name({'rf': 'random_forest'}.get(clf, clf))}: the {feats['n_inputs']} hand-crafted features reach {100 * feats['accuracy']:.1f} % test accuracy, "
+            f"the {top['input']} {100 * top['accuracy']:.1f} %, and the {pix['n_inputs']} raw pixels "
+            f"{100 * pix['accuracy']:.1f} % ({abs(gap):.1f} points {'above' if gap >= 0 else 'below'} all features, "
+            f"from {pix['n_inputs'] / feats['n_inputs']:.0f}x as many inputs)."
+        )
     return out
 
 
 def timing_finding(n_features: int, timing: dict) -> str:
-    return (f"Extracting {n_features} features from {timing['n_images']:,} images took {timing['seconds']:.1f} s "
-            f"({timing['images_per_second']:,.0f} images per second, vectorised NumPy/SciPy on the CPU).")
+    return (
+        f"Extracting {n_features} features from {timing['n_images']:,} images took {timing['seconds']:.1f} s "
+        f"({timing['images_per_second']:,.0f} images per second, vectorised NumPy/SciPy on the CPU)."
+    )
 
 
 def headline(top: dict, description: str, accuracy: list[str]) -> str:
-    return (f"The most discriminative feature is {top['feature']} ({description}; ANOVA F "
-            f"{top['F']:,.0f}); " + (accuracy[0][0].lower() + accuracy[0][1:] if accuracy else ""))
+    return (
+        f"The most discriminative feature is {top['feature']} ({description}; ANOVA F "
+        f"{top['F']:,.0f}); " + (accuracy[0][0].lower() + accuracy[0][1:] if accuracy else "")
+    )
 
 
 def not_applicable(name: str, channels: int) -> str:
-    return (f"{name} holds colour photographs ({channels} channels): the statistical features of this section "
-            "measure ink strokes on a blank background of greyscale images (binarised ink share, holes, stroke width, "
-            "slant), which have no meaning for them, so the section is left out for this dataset.")
+    return (
+        f"{name} holds colour photographs ({channels} channels): the statistical features of this section "
+        "measure ink strokes on a blank background of greyscale images (binarised ink share, holes, stroke width, "
+        "slant), which have no meaning for them, so the section is left out for this dataset."
+    )
 
 
 SKIPPED_HEADLINE = "Not applicable to colour photographs."
 
-SUMMARY = ("Before learning features we measure hand-crafted ones: intensity and ink statistics, bounding box, "
-           "centroid and second-order moments, symmetry, projection profiles, topology (holes from the Euler number), "
-           "stroke width and a coarse zoning grid. Each feature is scored against the label, its best-separated class "
-           "pairs are found, and classifiers on the features are compared with the same classifiers on raw pixels.")
+SUMMARY = (
+    "Before learning features we measure hand-crafted ones: intensity and ink statistics, bounding box, "
+    "centroid and second-order moments, symmetry, projection profiles, topology (holes from the Euler number), "
+    "stroke width and a coarse zoning grid. Each feature is scored against the label, its best-separated class "
+    "pairs are found, and classifiers on the features are compared with the same classifiers on raw pixels."
+)
 
-SCORES_TABLE = ("Every feature scored on {n:,} training images, sorted by ANOVA F; best_pair is the class pair it separates "
-                "best (ROC-AUC, 0.5 = chance), higher the class with larger values.")
+SCORES_TABLE = (
+    "Every feature scored on {n:,} training images, sorted by ANOVA F; best_pair is the class pair it separates "
+    "best (ROC-AUC, 0.5 = chance), higher the class with larger values."
+)
 CLASS_MEANS_TABLE = "Per-class mean of the plotted features."
 ACCURACY_TABLE = "Test accuracy on {n_test:,} test images after fitting on {n_train:,} training images (top-k ranked by {rank_by})."
 CLASS_MEANS = "Per-class mean image (top) and pixel variance (bottom) over all training images."
 FEATURE_SCORES = "ANOVA F (log scale) and mutual information with the label for every feature, sorted by F."
-DISTRIBUTIONS = ("Per-class distributions of the top features by F and by MI: violins for continuous features, "
-                 "shares of each value for counts.")
+DISTRIBUTIONS = (
+    "Per-class distributions of the top features by F and by MI: violins for continuous features, "
+    "shares of each value for counts."
+)
 PAIR_SEPARATION = "How well each feature separates every pair of classes: max(AUC, 1 - AUC), 0.5 = not at all, 1 = perfectly."
 
 

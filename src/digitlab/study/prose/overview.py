@@ -11,13 +11,18 @@ def findings(ds, s: dict, rows: list[dict], imbalance: float, dup: dict) -> list
     return [
         f"{ds.name} has {s['n_train']:,} training and {s['n_test']:,} test images of {s['image_shape'][0]}x{s['image_shape'][1]} pixels in {ds.n_classes} classes.",
         f"The largest training class ({ds.classes[big]}, {tr[big]:,}) is {imbalance:.2f}x the smallest ({ds.classes[small]}, {tr[small]:,}): "
-        + ("the classes are close to balanced, so accuracy is a fair headline metric here." if imbalance < 1.5 else
-           "the classes are imbalanced, so balanced accuracy, macro F1 and per-class recall matter more than accuracy here."),
+        + (
+            "the classes are close to balanced, so accuracy is a fair headline metric here."
+            if imbalance < 1.5
+            else "the classes are imbalanced, so balanced accuracy, macro F1 and per-class recall matter more than accuracy here."
+        ),
         f"{100 * s['fraction_zero_pixels']:.1f} % of all training pixels are exactly 0 (background); the mean intensity is {s['pixel_mean']:.1f} of 255 with standard deviation {s['pixel_std']:.1f}.",
-        (f"Class {by_ink[0]['class']} uses the least ink (mean pixel {by_ink[0]['mean pixel']}) and class {by_ink[-1]['class']} the most ({by_ink[-1]['mean pixel']}): ink alone already carries some class information."
-         if ds.meta.get("ink_on_blank", not ds.is_colour) else
-         f"Class {by_ink[0]['class']} has the darkest images on average (mean pixel {by_ink[0]['mean pixel']}, all channels) and class {by_ink[-1]['class']} the brightest ({by_ink[-1]['mean pixel']}); "
-         f"the spread of class means ({by_ink[-1]['mean pixel'] - by_ink[0]['mean pixel']:.1f} grey levels) shows how much brightness alone could tell the classes apart."),
+        (
+            f"Class {by_ink[0]['class']} uses the least ink (mean pixel {by_ink[0]['mean pixel']}) and class {by_ink[-1]['class']} the most ({by_ink[-1]['mean pixel']}): ink alone already carries some class information."
+            if ds.meta.get("ink_on_blank", not ds.is_colour)
+            else f"Class {by_ink[0]['class']} has the darkest images on average (mean pixel {by_ink[0]['mean pixel']}, all channels) and class {by_ink[-1]['class']} the brightest ({by_ink[-1]['mean pixel']}); "
+            f"the spread of class means ({by_ink[-1]['mean pixel'] - by_ink[0]['mean pixel']:.1f} grey levels) shows how much brightness alone could tell the classes apart."
+        ),
         f"Exact duplicate images between the training and test split in a sample of {dup['checked']:,} test images: {dup['duplicates']}.",
     ]
 

@@ -35,13 +35,17 @@ KEY_CORRUPTIONS = ("rotate_large", "hflip", "vflip", "gaussian_noise", "elastic"
 
 @dataclass
 class Config:
-    augmentations: list[str] = field(default_factory=lambda: list(ALL_AUGMENTATIONS))  # catalogue names compared
+    augmentations: list[str] = field(
+        default_factory=lambda: list(ALL_AUGMENTATIONS)
+    )  # catalogue names compared
     n_train: int = 10000  # stratified training subset for every CNN (0 = the whole training set)
     n_test: int = 0  # stratified test subset for clean accuracy and the flip analysis (0 = all)
     n_test_corrupt: int = 1000  # stratified test subset for the corruption suite (0 = all)
     train_p: float = 0.5  # probability that a training image is augmented (the same for every augmentation)
     net: str = "cnn"  # network family (digitlab.models.nets)
-    width: int = 8  # channels of the first block ("cnn"/"resnet"): a small, fast net (~97.5% after 2 epochs on 10k)
+    width: int = (
+        8  # channels of the first block ("cnn"/"resnet"): a small, fast net (~97.5% after 2 epochs on 10k)
+    )
     n_blocks: int = 3  # conv blocks ("cnn" only)
     epochs: int = 2  # passes over the training subset per run
     batch_size: int = 128  # images per step
@@ -49,18 +53,26 @@ class Config:
     n_seeds: int = 2  # training seeds per augmentation (study seed, +1, ...)
     max_seconds: float = 0.0  # wall-time cap per training run (0 = none)
     shift_n: int = 1000  # images per distribution-shift measurement (half clean, half augmented)
-    embed_n: int = 200  # images in the shared-embedding figure (each shown clean and under every augmentation)
-    embed_method: str = "tsne"  # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
+    embed_n: int = (
+        200  # images in the shared-embedding figure (each shown clean and under every augmentation)
+    )
+    embed_method: str = (
+        "tsne"  # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
+    )
     gallery_n: int = 8  # images per gallery row
 
     def validate(self) -> None:
         unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
         if unknown or not self.augmentations:
-            raise ConfigError(f"config key augment.augmentations: unknown or empty ({', '.join(unknown)}); "
-                              f"use names from {', '.join(ALL_AUGMENTATIONS + COLOUR_AUGMENTATIONS)}")
+            raise ConfigError(
+                f"config key augment.augmentations: unknown or empty ({', '.join(unknown)}); "
+                f"use names from {', '.join(ALL_AUGMENTATIONS + COLOUR_AUGMENTATIONS)}"
+            )
         for key in ("n_train", "n_test", "n_test_corrupt"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"config key augment.{key}: {getattr(self, key)} is negative; use 0 (= all) or a size")
+                raise ConfigError(
+                    f"config key augment.{key}: {getattr(self, key)} is negative; use 0 (= all) or a size"
+                )
         for key in ("epochs", "n_seeds", "batch_size", "width", "n_blocks", "gallery_n"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key augment.{key}: {getattr(self, key)} must be at least 1")
@@ -69,15 +81,37 @@ class Config:
         if self.shift_n < 40 or self.embed_n < 10:
             raise ConfigError("config keys augment.shift_n / embed_n: too small; use at least 40 / 10")
         if self.embed_method not in ("pca", "tsne", "umap"):
-            raise ConfigError(f"config key augment.embed_method: {self.embed_method!r} unknown; use pca, tsne or umap")
+            raise ConfigError(
+                f"config key augment.embed_method: {self.embed_method!r} unknown; use pca, tsne or umap"
+            )
 
 
 PROFILES: dict[str, dict] = {
-    "quick": {"augmentations": ["hflip", "rotate_small", "rotate_large", "elastic", "gaussian_noise"], "n_train": 2000,
-              "n_test": 1000, "n_test_corrupt": 500, "width": 8, "n_blocks": 2, "epochs": 1, "batch_size": 64, "n_seeds": 1,
-              "shift_n": 300, "embed_n": 150, "embed_method": "pca"},  # fmt: skip
-    "full": {"n_train": 0, "n_test": 0, "n_test_corrupt": 0, "width": 32, "epochs": 3, "n_seeds": 3, "shift_n": 4000,
-             "embed_n": 1000, "embed_method": "tsne"},  # fmt: skip
+    "quick": {
+        "augmentations": ["hflip", "rotate_small", "rotate_large", "elastic", "gaussian_noise"],
+        "n_train": 2000,
+        "n_test": 1000,
+        "n_test_corrupt": 500,
+        "width": 8,
+        "n_blocks": 2,
+        "epochs": 1,
+        "batch_size": 64,
+        "n_seeds": 1,
+        "shift_n": 300,
+        "embed_n": 150,
+        "embed_method": "pca",
+    },
+    "full": {
+        "n_train": 0,
+        "n_test": 0,
+        "n_test_corrupt": 0,
+        "width": 32,
+        "epochs": 3,
+        "n_seeds": 3,
+        "shift_n": 4000,
+        "embed_n": 1000,
+        "embed_method": "tsne",
+    },
 }
 
 
@@ -101,57 +135,158 @@ def _records(df) -> list[dict]:
 
 def _gallery_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> None:
     ds, names = ctx.dataset, list(cfg.augmentations)
-    tables.append(Table("catalogue", _records(augmentation_catalogue(names)), P.CATALOGUE.format(p=cfg.train_p),
-                        ["augmentation", "parameters", "default_p", "description"]))
+    tables.append(
+        Table(
+            "catalogue",
+            _records(augmentation_catalogue(names)),
+            P.CATALOGUE.format(p=cfg.train_p),
+            ["augmentation", "parameters", "default_p", "description"],
+        )
+    )
     idx = subset_indices(ds.y_test, cfg.gallery_n, ctx.seed)
     add_figure(figures, plot_gallery(ds.x_test[idx], names, seed=ctx.seed), ctx.out_dir, "gallery", P.GALLERY)
 
 
 def _shift_part(ctx: TaskContext, cfg: Config, tables: list, figures: list) -> list[dict]:
-    sh = augmentation_shift(ctx.dataset, cfg.augmentations, n=cfg.shift_n, embed_n=cfg.embed_n, method=cfg.embed_method,
-                            seed=ctx.seed, n_jobs=ctx.n_jobs)
-    rows = [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in _records(sh.shift)]
-    add_figure(figures, sh.plot_embedding(), ctx.out_dir, "shift_embedding", P.SHIFT_EMBEDDING.format(method=cfg.embed_method.upper()))
+    sh = augmentation_shift(
+        ctx.dataset,
+        cfg.augmentations,
+        n=cfg.shift_n,
+        embed_n=cfg.embed_n,
+        method=cfg.embed_method,
+        seed=ctx.seed,
+        n_jobs=ctx.n_jobs,
+    )
+    rows = [
+        {k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()} for r in _records(sh.shift)
+    ]
+    add_figure(
+        figures,
+        sh.plot_embedding(),
+        ctx.out_dir,
+        "shift_embedding",
+        P.SHIFT_EMBEDDING.format(method=cfg.embed_method.upper()),
+    )
     add_figure(figures, sh.plot_map(), ctx.out_dir, "shift_map", P.SHIFT_MAP)
-    tables.append(Table("distribution_shift", rows, P.SHIFT_TABLE.format(n=cfg.shift_n),
-                        ["augmentation", "domain_auc", "mmd2", "knn_consistency", "knn_consistency_clean",
-                         "mean_abs_pixel_change"]))  # fmt: skip
+    tables.append(
+        Table(
+            "distribution_shift",
+            rows,
+            P.SHIFT_TABLE.format(n=cfg.shift_n),
+            [
+                "augmentation",
+                "domain_auc",
+                "mmd2",
+                "knn_consistency",
+                "knn_consistency_clean",
+                "mean_abs_pixel_change",
+            ],
+        )
+    )
     return rows
 
 
 def _summary_rows(eff, names: list[str]) -> list[dict]:
     """The effect's summary in the task's row form ("none" first)."""
-    return [{"train_augmentation": a, "n_seeds": int(r["n_seeds"]), "clean_acc": float(r["clean"]),
-             "clean_acc_sd": float(r["clean_sd"]), "mean_corrupted_acc": float(r["mean_corrupted"]),
-             **{n: float(r[n]) for n in names}, "train_seconds": float(r["train_seconds"]),
-             "delta_clean_vs_none": float(r["delta_clean"])} for a, r in eff.summary.iterrows()]
+    return [
+        {
+            "train_augmentation": a,
+            "n_seeds": int(r["n_seeds"]),
+            "clean_acc": float(r["clean"]),
+            "clean_acc_sd": float(r["clean_sd"]),
+            "mean_corrupted_acc": float(r["mean_corrupted"]),
+            **{n: float(r[n]) for n in names},
+            "train_seconds": float(r["train_seconds"]),
+            "delta_clean_vs_none": float(r["delta_clean"]),
+        }
+        for a, r in eff.summary.iterrows()
+    ]
 
 
 def _effect_part(ctx: TaskContext, cfg: Config, tables: list, figures: list):
     """Train and score every configuration (one experiment); returns (effect, summary rows, verdicts)."""
     names = list(cfg.augmentations)
-    recipe = (cfg.net, _net_params(cfg), {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                                          "max_seconds": cfg.max_seconds})
-    eff = augmentation_effect(ctx.dataset, names, p=cfg.train_p, recipe=recipe, seeds=cfg.n_seeds, n_train=cfg.n_train,
-                              n_test=cfg.n_test, n_test_corrupt=cfg.n_test_corrupt, seed=ctx.seed, n_jobs=1,
-                              device=ctx.device, progress=ctx.progress, backend=ctx.backend)
+    recipe = (
+        cfg.net,
+        _net_params(cfg),
+        {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "max_seconds": cfg.max_seconds},
+    )
+    eff = augmentation_effect(
+        ctx.dataset,
+        names,
+        p=cfg.train_p,
+        recipe=recipe,
+        seeds=cfg.n_seeds,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        n_test_corrupt=cfg.n_test_corrupt,
+        seed=ctx.seed,
+        n_jobs=1,
+        device=ctx.device,
+        progress=ctx.progress,
+        backend=ctx.backend,
+    )
     summary = _summary_rows(eff, names)
-    verdicts = {a: (r["verdict"], float(r["delta_clean"]), float(r["noise"])) for a, r in eff.summary.iloc[1:].iterrows()}
+    verdicts = {
+        a: (r["verdict"], float(r["delta_clean"]), float(r["noise"]))
+        for a, r in eff.summary.iloc[1:].iterrows()
+    }
     key = [n for n in KEY_CORRUPTIONS if n in names][:4]
-    eff_rows = [{"train_augmentation": r["train_augmentation"], "clean_acc": r["clean_acc"], "clean_acc_sd": r["clean_acc_sd"],
-                 "delta_clean_vs_none": r["delta_clean_vs_none"],
-                 "verdict": verdicts.get(r["train_augmentation"], ("baseline",))[0],
-                 "mean_corrupted_acc": r["mean_corrupted_acc"], **{f"acc_{n}": r[n] for n in key},
-                 "train_seconds": r["train_seconds"]} for r in summary]  # fmt: skip
-    runs = [{"train_augmentation": r["augmentation"], "seed": int(r["seed"]), "clean_acc": float(r["clean"]),
-             "train_seconds": round(float(r["train_seconds"]), 2), "best_epoch": int(r["best_epoch"]),
-             **{n: float(r[n]) for n in names}, "mean_corrupted_acc": float(r["mean_corrupted"])}
-            for _, r in eff.runs.iterrows()]
-    tables.append(Table("effectiveness", eff_rows, P.EFFECT_TABLE.format(
-        net=cfg.net, width=cfg.width, n_train=eff.n_train, epochs=cfg.epochs, p=cfg.train_p, n_seeds=cfg.n_seeds,
-        n_test=eff.n_test, n_corrupt=eff.n_test_corrupt)))
-    tables.append(Table("robustness", [{"train_augmentation": r["train_augmentation"], "clean": r["clean_acc"],
-                                        **{n: r[n] for n in names}} for r in summary], P.ROBUSTNESS_TABLE))
+    eff_rows = [
+        {
+            "train_augmentation": r["train_augmentation"],
+            "clean_acc": r["clean_acc"],
+            "clean_acc_sd": r["clean_acc_sd"],
+            "delta_clean_vs_none": r["delta_clean_vs_none"],
+            "verdict": verdicts.get(r["train_augmentation"], ("baseline",))[0],
+            "mean_corrupted_acc": r["mean_corrupted_acc"],
+            **{f"acc_{n}": r[n] for n in key},
+            "train_seconds": r["train_seconds"],
+        }
+        for r in summary
+    ]
+    runs = [
+        {
+            "train_augmentation": r["augmentation"],
+            "seed": int(r["seed"]),
+            "clean_acc": float(r["clean"]),
+            "train_seconds": round(float(r["train_seconds"]), 2),
+            "best_epoch": int(r["best_epoch"]),
+            **{n: float(r[n]) for n in names},
+            "mean_corrupted_acc": float(r["mean_corrupted"]),
+        }
+        for _, r in eff.runs.iterrows()
+    ]
+    tables.append(
+        Table(
+            "effectiveness",
+            eff_rows,
+            P.EFFECT_TABLE.format(
+                net=cfg.net,
+                width=cfg.width,
+                n_train=eff.n_train,
+                epochs=cfg.epochs,
+                p=cfg.train_p,
+                n_seeds=cfg.n_seeds,
+                n_test=eff.n_test,
+                n_corrupt=eff.n_test_corrupt,
+            ),
+        )
+    )
+    tables.append(
+        Table(
+            "robustness",
+            [
+                {
+                    "train_augmentation": r["train_augmentation"],
+                    "clean": r["clean_acc"],
+                    **{n: r[n] for n in names},
+                }
+                for r in summary
+            ],
+            P.ROBUSTNESS_TABLE,
+        )
+    )
     tables.append(Table("runs", runs, P.RUNS_TABLE))
     add_figure(figures, eff.plot_clean_delta(), ctx.out_dir, "clean_delta", P.CLEAN_DELTA)
     add_figure(figures, eff.plot_matrix(), ctx.out_dir, "robustness_heatmap", P.HEATMAP)
@@ -163,7 +298,9 @@ def _flip_part(ctx: TaskContext, eff, tables: list, figures: list) -> list[str]:
     tables.append(Table("flip_confusions", per_transform, P.FLIP_TABLE))
     tables.append(Table("flip_per_digit", _records(eff.flip_per_class), P.FLIP_PER_DIGIT))
     add_figure(figures, eff.plot_flips(), ctx.out_dir, "flip_confusions", P.FLIP_FIGURE)
-    return P.flip_findings(per_transform, eff.flip_cms, eff.classes, eff.swaps, eff.swap_pair, ctx.dataset.meta)
+    return P.flip_findings(
+        per_transform, eff.flip_cms, eff.classes, eff.swaps, eff.swap_pair, ctx.dataset.meta
+    )
 
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
@@ -179,7 +316,11 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     shift_seconds = time.perf_counter() - t0
     eff, summary, verdicts, runs = _effect_part(ctx, cfg, tables, figures)
     flip_text = _flip_part(ctx, eff, tables, figures)
-    findings = P.shift_findings(shift_rows) + P.effect_findings(summary, verdicts, list(cfg.augmentations), eff.n_test) + flip_text
+    findings = (
+        P.shift_findings(shift_rows)
+        + P.effect_findings(summary, verdicts, list(cfg.augmentations), eff.n_test)
+        + flip_text
+    )
     base = summary[0]
     best = max(summary[1:], key=lambda r: r["clean_acc"])
     swap = [f for f in flip_text if f.startswith("A 180-degree rotation")]

@@ -25,26 +25,34 @@ from digitlab.study.task import Figure, Table, TaskContext, TaskResult, save_png
 NAME = "classify"
 TITLE = "Model comparison: classic models and a CNN"
 
-DEFAULT_MODELS = model_names("classify")  # the zoo registry's models of this study (digitlab.models.zoo.ModelSpec.studies)
+DEFAULT_MODELS = model_names(
+    "classify"
+)  # the zoo registry's models of this study (digitlab.models.zoo.ModelSpec.studies)
 
 
 @dataclass
 class Config:
     """Settings of the classify task; defaults are the standard profile."""
 
-    models: list[str] = field(default_factory=lambda: model_names("classify"))  # registered zoo models (digitlab.models.zoo)
+    models: list[str] = field(
+        default_factory=lambda: model_names("classify")
+    )  # registered zoo models (digitlab.models.zoo)
     n_train: int = 0  # training images (stratified subset); 0 = the full official training set
     n_test: int = 0  # test images (stratified subset); 0 = the full official test set
     svm_n_train: int = 0  # cap on the RBF SVM's training images (its fit is quadratic); 0 = no cap
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
     svm_C: list[float] = field(default_factory=lambda: [2.0, 5.0, 10.0])  # RBF SVM C candidates
-    svm_gamma: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])  # RBF SVM gamma candidates (PCA-50 of pixels/255)
+    svm_gamma: list[float] = field(
+        default_factory=lambda: [0.01, 0.02, 0.04]
+    )  # RBF SVM gamma candidates (PCA-50 of pixels/255)
     svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     n_estimators: int = 100  # trees of the random forest and extra trees (the zoo's default 300 adds ~0.1 point for 3x the time)
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     hgb_pca: int = 50  # PCA components in front of boosting (0 = raw pixels: ~40x slower)
     mlp_epochs: int = 15  # epochs of the NumPy MLP (learning rate halves every 5)
-    cnn_recipe: str = "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    cnn_recipe: str = (
+        "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    )
     cnn_augment: str = ""  # the CNN's training augmentation: "" = the recipe's; catalogue names joined by "+", e.g. "shift+hflip"
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
@@ -62,19 +70,40 @@ class Config:
                 raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 1")
         for key in ("svm_pca", "hgb_pca", "svm_n_train", "cnn_epochs"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"config key classify.{key}: {getattr(self, key)} must be at least 0 (0 = the default)")
+                raise ConfigError(
+                    f"config key classify.{key}: {getattr(self, key)} must be at least 0 (0 = the default)"
+                )
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"config key classify.alpha: {self.alpha} must be in (0, 1); e.g. 0.05")
         if self.save_max_mb <= 0:
-            raise ConfigError(f"config key classify.save_max_mb: {self.save_max_mb} must be positive; e.g. 100")
+            raise ConfigError(
+                f"config key classify.save_max_mb: {self.save_max_mb} must be positive; e.g. 100"
+            )
 
 
 PROFILES = {
-    "quick": {"n_train": 5000, "n_estimators": 60, "hgb_max_iter": 30, "svm_search_size": 1500, "svm_C": [5.0],
-              "svm_gamma": [0.02, 0.04], "mlp_epochs": 8, "cnn_recipe": "fast", "cnn_epochs": 6,
-              "n_boot": 500},
-    "full": {"n_estimators": 500, "hgb_max_iter": 500, "hgb_pca": 0, "svm_search_size": 10000, "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
-             "svm_gamma": [0.01, 0.015, 0.02, 0.03, 0.04], "mlp_epochs": 30, "n_boot": 5000},
+    "quick": {
+        "n_train": 5000,
+        "n_estimators": 60,
+        "hgb_max_iter": 30,
+        "svm_search_size": 1500,
+        "svm_C": [5.0],
+        "svm_gamma": [0.02, 0.04],
+        "mlp_epochs": 8,
+        "cnn_recipe": "fast",
+        "cnn_epochs": 6,
+        "n_boot": 500,
+    },
+    "full": {
+        "n_estimators": 500,
+        "hgb_max_iter": 500,
+        "hgb_pca": 0,
+        "svm_search_size": 10000,
+        "svm_C": [1.0, 2.0, 5.0, 10.0, 20.0],
+        "svm_gamma": [0.01, 0.015, 0.02, 0.03, 0.04],
+        "mlp_epochs": 30,
+        "n_boot": 5000,
+    },
 }
 
 
@@ -84,7 +113,13 @@ PROFILES = {
 # digitlab.train.WIDE_RECIPE); the RBF SVM with the Fashion-MNIST benchmark's C = 10 and gamma =
 # "scale" (1 / (features x variance) = 0.016 on PCA-100 of pixels/255), on PCA-100: 89.93 % against
 # 89.17 % on PCA-50 with the same C and gamma (the published raw-pixel figure is 89.7 %).
-FASHION = {"cnn_recipe": "wide", "cnn_augment": "shift+hflip", "svm_pca": 100, "svm_C": [10.0], "svm_gamma": [0.016]}
+FASHION = {
+    "cnn_recipe": "wide",
+    "cnn_augment": "shift+hflip",
+    "svm_pca": 100,
+    "svm_C": [10.0],
+    "svm_gamma": [0.016],
+}
 DATASET_PROFILES = {"fashion-mnist": {"standard": FASHION, "full": FASHION}}
 
 
@@ -103,10 +138,23 @@ def _r(x, nd: int = 4) -> float | None:
 
 def score_rows(cmp: ModelComparison) -> list[dict]:
     """The label-based scores per model, best accuracy first."""
-    rows = [{"model": m, "accuracy": _r(x["accuracy"]), "acc_ci_low": _r(x["acc_ci_low"]), "acc_ci_high": _r(x["acc_ci_high"]),
-             "balanced_acc": _r(x["balanced_accuracy"]), "precision_macro": _r(x["precision_macro"]),
-             "recall_macro": _r(x["recall_macro"]), "f1_macro": _r(x["f1_macro"]), "f1_micro": _r(x["f1_micro"]),
-             "f1_weighted": _r(x["f1_weighted"]), "kappa": _r(x["kappa"]), "mcc": _r(x["mcc"])} for m, x in _records(cmp.scores, cmp)]
+    rows = [
+        {
+            "model": m,
+            "accuracy": _r(x["accuracy"]),
+            "acc_ci_low": _r(x["acc_ci_low"]),
+            "acc_ci_high": _r(x["acc_ci_high"]),
+            "balanced_acc": _r(x["balanced_accuracy"]),
+            "precision_macro": _r(x["precision_macro"]),
+            "recall_macro": _r(x["recall_macro"]),
+            "f1_macro": _r(x["f1_macro"]),
+            "f1_micro": _r(x["f1_micro"]),
+            "f1_weighted": _r(x["f1_weighted"]),
+            "kappa": _r(x["kappa"]),
+            "mcc": _r(x["mcc"]),
+        }
+        for m, x in _records(cmp.scores, cmp)
+    ]
     return sorted(rows, key=lambda row: -row["accuracy"])
 
 
@@ -118,9 +166,19 @@ def _records(frame, cmp: ModelComparison) -> list[tuple[str, dict]]:
 
 def probability_rows(cmp: ModelComparison) -> list[dict]:
     """Ranking and probability scores per model (None where the model gives no probabilities)."""
-    return [{"model": m, "outputs": "probabilities" if cmp.proba[m] is not None else "decision scores",
-             "roc_auc_ovr": _r(x["roc_auc_ovr"], 5), "pr_auc": _r(x["pr_auc"], 5), "top2_accuracy": _r(x["top2_accuracy"]),
-             "log_loss": _r(x["log_loss"]), "brier": _r(x["brier"]), "ece": _r(x["ece"])} for m, x in _records(cmp.scores, cmp)]
+    return [
+        {
+            "model": m,
+            "outputs": "probabilities" if cmp.proba[m] is not None else "decision scores",
+            "roc_auc_ovr": _r(x["roc_auc_ovr"], 5),
+            "pr_auc": _r(x["pr_auc"], 5),
+            "top2_accuracy": _r(x["top2_accuracy"]),
+            "log_loss": _r(x["log_loss"]),
+            "brier": _r(x["brier"]),
+            "ece": _r(x["ece"]),
+        }
+        for m, x in _records(cmp.scores, cmp)
+    ]
 
 
 def per_class_rows(cmp: ModelComparison) -> list[dict]:
@@ -130,24 +188,54 @@ def per_class_rows(cmp: ModelComparison) -> list[dict]:
 
 def cost_rows(cmp: ModelComparison) -> list[dict]:
     """Training size, input, fit and predict time, training GFLOP (networks only), and model size per model."""
-    return [{"model": m, "setup": x["setup"], "n_train": int(x["n_train"]), "fit_s": _r(x["fit_s"], 2),
-             "train_gflop": _r(x["train_gflop"], 3), "predict_s": _r(x["predict_s"], 2), "parameters": int(x["parameters"]),
-             "size_kb": _r(x["size_kb"], 1), "chosen": x["chosen"]} for m, x in _records(cmp.cost, cmp)]
+    return [
+        {
+            "model": m,
+            "setup": x["setup"],
+            "n_train": int(x["n_train"]),
+            "fit_s": _r(x["fit_s"], 2),
+            "train_gflop": _r(x["train_gflop"], 3),
+            "predict_s": _r(x["predict_s"], 2),
+            "parameters": int(x["parameters"]),
+            "size_kb": _r(x["size_kb"], 1),
+            "chosen": x["chosen"],
+        }
+        for m, x in _records(cmp.cost, cmp)
+    ]
 
 
 def mcnemar_rows(frame) -> list[dict]:
     """McNemar's test for every pair of models, with Holm-adjusted p-values (compare_models' ``mcnemar``), rounded."""
-    return [{"model_a": r["model_a"], "model_b": r["model_b"], "acc_a": _r(r["acc_a"]), "acc_b": _r(r["acc_b"]),
-             "a_only_right": int(r["a_only_right"]), "b_only_right": int(r["b_only_right"]), "method": r["method"],
-             "p_value": float(f"{r['p_value']:.3g}"), "p_holm": float(f"{r['p_holm']:.3g}"), "significant": bool(r["significant"])}
-            for r in frame.to_dict("records")]
+    return [
+        {
+            "model_a": r["model_a"],
+            "model_b": r["model_b"],
+            "acc_a": _r(r["acc_a"]),
+            "acc_b": _r(r["acc_b"]),
+            "a_only_right": int(r["a_only_right"]),
+            "b_only_right": int(r["b_only_right"]),
+            "method": r["method"],
+            "p_value": float(f"{r['p_value']:.3g}"),
+            "p_holm": float(f"{r['p_holm']:.3g}"),
+            "significant": bool(r["significant"]),
+        }
+        for r in frame.to_dict("records")
+    ]
 
 
 def cnn_curve_rows(history: list[dict]) -> list[dict]:
     """The CNN's per-epoch training history (``CNNClassifier.history_``) as table rows, accuracies in %."""
-    return [{"epoch": h["epoch"], "train_loss": _r(h["train_loss"]), "train_acc": _r(100 * h["train_acc"], 2),
-             "val_loss": _r(h["val_loss"]), "val_acc": _r(100 * h["val_acc"], 2), "lr": float(f"{h['lr']:.3g}")}
-            for h in history]  # fmt: skip
+    return [
+        {
+            "epoch": h["epoch"],
+            "train_loss": _r(h["train_loss"]),
+            "train_acc": _r(100 * h["train_acc"], 2),
+            "val_loss": _r(h["val_loss"]),
+            "val_acc": _r(100 * h["val_acc"], 2),
+            "lr": float(f"{h['lr']:.3g}"),
+        }
+        for h in history
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,26 +251,45 @@ def findings(cmp: ModelComparison, mc_rows: list[dict], alpha: float) -> list[st
     classes = cmp.data.classes
     best = max(acc, key=lambda m: round(float(acc[m]), 4))  # the scores table's first row
     t, p, n = cmp.top_confusion(best)
-    return (T.best_worst(acc, cmp.ci) + T.family_findings(acc, family)
-            + T.pair_findings(acc, params, {m: r.fit_s for m, r in cmp.runs.items()}, cmp.pareto)
-            + T.calibration_findings(cmp.calibration.to_dict("index")) + T.significance_findings(mc_rows, alpha)
-            + T.class_findings(cmp.class_f1["mean_f1"].to_dict(), (classes[t], classes[p], n))
-            + [T.all_wrong_finding(len(cmp.all_wrong), len(cmp.data.y_test), len(cmp.runs))])
+    return (
+        T.best_worst(acc, cmp.ci)
+        + T.family_findings(acc, family)
+        + T.pair_findings(acc, params, {m: r.fit_s for m, r in cmp.runs.items()}, cmp.pareto)
+        + T.calibration_findings(cmp.calibration.to_dict("index"))
+        + T.significance_findings(mc_rows, alpha)
+        + T.class_findings(cmp.class_f1["mean_f1"].to_dict(), (classes[t], classes[p], n))
+        + [T.all_wrong_finding(len(cmp.all_wrong), len(cmp.data.y_test), len(cmp.runs))]
+    )
 
 
 def method_notes(cmp: ModelComparison, cfg: Config, ds) -> list[str]:
     """How the comparison was run: data, model set-up, searches, what the timings mean."""
-    notes = [T.data_note(len(cmp.data.y_train), len(ds.y_train), len(cmp.data.y_test), len(ds.y_test), ds.name)]
-    notes += [T.search_note(m, cmp.search_results(m), cmp.cost.loc[m, "chosen"]) for m in cmp.runs if cmp.search_results(m)]
+    notes = [
+        T.data_note(len(cmp.data.y_train), len(ds.y_train), len(cmp.data.y_test), len(ds.y_test), ds.name)
+    ]
+    notes += [
+        T.search_note(m, cmp.search_results(m), cmp.cost.loc[m, "chosen"])
+        for m in cmp.runs
+        if cmp.search_results(m)
+    ]
     cnn = cmp.runs.get("cnn")
     if cnn is not None:
         tr, model = getattr(cnn.model, "train_result_", None), cnn.model
         budget = None
         if tr is not None and getattr(tr, "steps", None):
-            budget = {"epochs_run": tr.epochs_run, "steps": tr.steps, "batch_size": model.batch_size,
-                      "min_steps": getattr(model, "min_steps", 0), "configured_epochs": cfg.cnn_epochs or tr.epochs_planned,
-                      "stretched": bool(getattr(model, "min_steps", 0) and tr.epochs_run > (cfg.cnn_epochs or 0) > 0)}
-        notes.append(T.cnn_note(cfg.cnn_recipe, budget, cfg.cnn_max_seconds, recipe(settings(cfg))[2].val_fraction))
+            budget = {
+                "epochs_run": tr.epochs_run,
+                "steps": tr.steps,
+                "batch_size": model.batch_size,
+                "min_steps": getattr(model, "min_steps", 0),
+                "configured_epochs": cfg.cnn_epochs or tr.epochs_planned,
+                "stretched": bool(
+                    getattr(model, "min_steps", 0) and tr.epochs_run > (cfg.cnn_epochs or 0) > 0
+                ),
+            }
+        notes.append(
+            T.cnn_note(cfg.cnn_recipe, budget, cfg.cnn_max_seconds, recipe(settings(cfg))[2].val_fraction)
+        )
     return notes + [T.SCORES_NOTE]
 
 
@@ -196,15 +303,40 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cfg.validate()
     data = split(ctx, cfg.n_train, cfg.n_test)
     ds = ctx.dataset
-    images = Data(data.x_train, data.y_train, data.x_test, data.y_test, list(ds.classes), data.train_index, data.test_index,
-                  ds.name, ds.meta)
-    cmp = compare_models(images, cfg.models, seed=ctx.seed, settings=settings(cfg), n_jobs=ctx.n_jobs, device=ctx.device,
-                         n_boot=cfg.n_boot, alpha=cfg.alpha, ece_bins=cfg.ece_bins, progress=ctx.progress, log=ctx.log)
+    images = Data(
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        list(ds.classes),
+        data.train_index,
+        data.test_index,
+        ds.name,
+        ds.meta,
+    )
+    cmp = compare_models(
+        images,
+        cfg.models,
+        seed=ctx.seed,
+        settings=settings(cfg),
+        n_jobs=ctx.n_jobs,
+        device=ctx.device,
+        n_boot=cfg.n_boot,
+        alpha=cfg.alpha,
+        ece_bins=cfg.ece_bins,
+        progress=ctx.progress,
+        log=ctx.log,
+    )
     scores, mc = score_rows(cmp), mcnemar_rows(cmp.mcnemar)
     best, out, figures = scores[0]["model"], ctx.out_dir, []
     add_figure(figures, cmp.plot(), out, "accuracy", T.CAPTIONS["accuracy"])
-    figures.append(Figure("confusion_best", save_png(cmp.plot_confusion_pair(best), out, f"confusion_{best}"),
-                          T.CAPTIONS["confusion_best"].format(best=best)))
+    figures.append(
+        Figure(
+            "confusion_best",
+            save_png(cmp.plot_confusion_pair(best), out, f"confusion_{best}"),
+            T.CAPTIONS["confusion_best"].format(best=best),
+        )
+    )
     add_figure(figures, cmp.plot_per_class_f1(), out, "per_class_f1", T.CAPTIONS["per_class_f1"])
     rel = cmp.plot_reliability()
     if rel is not None:
@@ -216,26 +348,49 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     history = cmp.history("cnn").to_dict("records")
     val = 100 * recipe(settings(cfg))[2].val_fraction
     if history:
-        add_figure(figures, cmp.plot_history("cnn"), out, "cnn_curves", T.CAPTIONS["cnn_curves"].format(val=val))
+        add_figure(
+            figures, cmp.plot_history("cnn"), out, "cnn_curves", T.CAPTIONS["cnn_curves"].format(val=val)
+        )
     cmp.save_predictions(out / "predictions.npz")
     saved = cmp.save_models(out, cfg.save_max_mb) if cfg.save_models else {}
-    tables = [Table("scores", scores, T.TABLES["scores"].format(n_boot=cfg.n_boot)),
-              Table("probabilistic", probability_rows(cmp), T.TABLES["probabilistic"]),
-              Table("per_class_f1", per_class_rows(cmp), T.TABLES["per_class_f1"]),
-              Table("cost", cost_rows(cmp), T.TABLES["cost"]),
-              Table("mcnemar", mc, T.TABLES["mcnemar"])]
+    tables = [
+        Table("scores", scores, T.TABLES["scores"].format(n_boot=cfg.n_boot)),
+        Table("probabilistic", probability_rows(cmp), T.TABLES["probabilistic"]),
+        Table("per_class_f1", per_class_rows(cmp), T.TABLES["per_class_f1"]),
+        Table("cost", cost_rows(cmp), T.TABLES["cost"]),
+        Table("mcnemar", mc, T.TABLES["mcnemar"]),
+    ]
     if history:
-        tables.append(Table("cnn_curves", cnn_curve_rows(history), T.TABLES["cnn_curves"].format(n=len(history)),
-                            ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
+        tables.append(
+            Table(
+                "cnn_curves",
+                cnn_curve_rows(history),
+                T.TABLES["cnn_curves"].format(n=len(history)),
+                ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"],
+            )
+        )
     acc = {m: round(float(cmp.metrics[m]["accuracy"]), 5) for m in cmp.runs}
     n_train, n_test = len(data.y_train), len(data.y_test)
     return TaskResult(
-        title=TITLE, summary=T.summary(len(cmp.runs), n_train, ds.name, n_test),
-        findings=findings(cmp, mc, cfg.alpha), tables=tables, figures=figures,
+        title=TITLE,
+        summary=T.summary(len(cmp.runs), n_train, ds.name, n_test),
+        findings=findings(cmp, mc, cfg.alpha),
+        tables=tables,
+        figures=figures,
         notes=data.notes + method_notes(cmp, cfg, ds) + cmp.metric_notes(),
         headline=T.headline(best, model_name(best), acc[best], cmp.ci[best], n_test),
-        metrics={"best_model": best, "best_accuracy": acc[best], "accuracy": acc, "models": list(cmp.runs),
-                 "n_train": int(n_train), "n_test": int(n_test), "predictions_file": "predictions.npz", "saved_models": saved,
-                 "all_models_wrong": len(cmp.all_wrong), "all_models_wrong_index": data.test_index[cmp.all_wrong].tolist(),
-                 "f1_macro": {m: round(float(cmp.metrics[m]["f1_macro"]), 5) for m in acc},
-                 "fit_seconds": {m: round(r.fit_s, 2) for m, r in cmp.runs.items()}})
+        metrics={
+            "best_model": best,
+            "best_accuracy": acc[best],
+            "accuracy": acc,
+            "models": list(cmp.runs),
+            "n_train": int(n_train),
+            "n_test": int(n_test),
+            "predictions_file": "predictions.npz",
+            "saved_models": saved,
+            "all_models_wrong": len(cmp.all_wrong),
+            "all_models_wrong_index": data.test_index[cmp.all_wrong].tolist(),
+            "f1_macro": {m: round(float(cmp.metrics[m]["f1_macro"]), 5) for m in acc},
+            "fit_seconds": {m: round(r.fit_s, 2) for m, r in cmp.runs.items()},
+        },
+    )

@@ -28,9 +28,26 @@ NAME = "cnn_sweeps"
 TITLE = "How hyper-parameters, depth and architecture change the CNN"
 
 _NET, _NET_PARAMS, _CFG = FAST_RECIPE  # the base point of every sweep
-SWEEPS = ("lr", "batch_size", "optimizer", "epochs", "scheduler", "depth", "width", "kernel_size", "batch_norm", "family")
+SWEEPS = (
+    "lr",
+    "batch_size",
+    "optimizer",
+    "epochs",
+    "scheduler",
+    "depth",
+    "width",
+    "kernel_size",
+    "batch_norm",
+    "family",
+)
 LOG_AXIS = {"lr", "batch_size", "width"}
-ARCH_SWEEPS = ("depth", "width", "kernel_size", "batch_norm", "family")  # sweeps that change the parameter count
+ARCH_SWEEPS = (
+    "depth",
+    "width",
+    "kernel_size",
+    "batch_norm",
+    "family",
+)  # sweeps that change the parameter count
 
 
 # =============================================================================================
@@ -45,7 +62,9 @@ class Config:
     sweeps: list[str] = field(default_factory=lambda: list(SWEEPS))  # which sweeps to run, in order
     n_train: int = 10_000  # training images (stratified subset; 0 = all)
     n_test: int = 0  # test images scored (stratified subset; 0 = all)
-    n_seeds: int = 3  # seeds per point (the spread in the error bars); standard: 3 since bf16 training left the time
+    n_seeds: int = (
+        3  # seeds per point (the spread in the error bars); standard: 3 since bf16 training left the time
+    )
     # The base point (defaults: the fast recipe), changed one setting at a time by the sweeps.
     epochs: int = 2
     batch_size: int = _CFG.batch_size
@@ -60,10 +79,14 @@ class Config:
     lr_values: list[float] = field(default_factory=lambda: [0.001, 0.003, 0.01, 0.02, 0.05, 0.1])
     batch_size_values: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
     # "name" or "name:lr" (each optimiser at a learning rate that suits it); "nesterov" = momentum + Nesterov.
-    optimizer_values: list[str] = field(default_factory=lambda: ["sgd:0.1", "momentum:0.05", "nesterov:0.05", "adam", "adamw"])
+    optimizer_values: list[str] = field(
+        default_factory=lambda: ["sgd:0.1", "momentum:0.05", "nesterov:0.05", "adam", "adamw"]
+    )
     epochs_values: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     # ("exponential" is "step" with step_size 1, so it is left out of the default sweep.)
-    scheduler_values: list[str] = field(default_factory=lambda: ["none", "step", "cosine", "onecycle", "plateau"])
+    scheduler_values: list[str] = field(
+        default_factory=lambda: ["none", "step", "cosine", "onecycle", "plateau"]
+    )
     depth_values: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     width_values: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
     kernel_size_values: list[int] = field(default_factory=lambda: [3, 5, 7])
@@ -75,36 +98,62 @@ class Config:
         """Raise :class:`ConfigError` on an unknown sweep or a bad value."""
         bad = [s for s in self.sweeps if s not in SWEEPS]
         if bad:
-            raise ConfigError(f"config key cnn_sweeps.sweeps: unknown sweep(s) {bad}; use some of {list(SWEEPS)}")
+            raise ConfigError(
+                f"config key cnn_sweeps.sweeps: unknown sweep(s) {bad}; use some of {list(SWEEPS)}"
+            )
         if self.n_seeds < 1 or self.n_train < 0 or self.n_test < 0:
             raise ConfigError("config keys cnn_sweeps.n_seeds/n_train/n_test: must be >= 1 / >= 0 / >= 0")
         for key in ("epochs", "batch_size", "n_blocks", "width", "kernel_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key cnn_sweeps.{key}: {getattr(self, key)} must be at least 1")
         if self.lr <= 0 or any(v <= 0 for v in self.lr_values):
-            raise ConfigError("config key cnn_sweeps.lr / lr_values: learning rates must be positive, e.g. 0.01")
+            raise ConfigError(
+                "config key cnn_sweeps.lr / lr_values: learning rates must be positive, e.g. 0.01"
+            )
         for opt in self.optimizer_values:
             if _parse_optimizer(opt)[0] not in OPTIMIZERS:
-                raise ConfigError(f"config key cnn_sweeps.optimizer_values: {opt!r} unknown; use name or name:lr with name in "
-                                  f"{list(OPTIMIZERS) + ['nesterov']}")  # fmt: skip
+                raise ConfigError(
+                    f"config key cnn_sweeps.optimizer_values: {opt!r} unknown; use name or name:lr with name in "
+                    f"{list(OPTIMIZERS) + ['nesterov']}"
+                )
         for s in self.scheduler_values + [self.scheduler]:
             if s not in SCHEDULERS:
-                raise ConfigError(f"config key cnn_sweeps scheduler {s!r}: unknown; use one of {list(SCHEDULERS)}")
+                raise ConfigError(
+                    f"config key cnn_sweeps scheduler {s!r}: unknown; use one of {list(SCHEDULERS)}"
+                )
         for f in self.family_values:
             if f not in NET_NAMES:
-                raise ConfigError(f"config key cnn_sweeps.family_values: {f!r} unknown; use some of {list(NET_NAMES)}")
+                raise ConfigError(
+                    f"config key cnn_sweeps.family_values: {f!r} unknown; use some of {list(NET_NAMES)}"
+                )
         if any(not 1 <= d <= 6 for d in self.depth_values):
             raise ConfigError("config key cnn_sweeps.depth_values: depths must be 1 to 6 conv blocks")
 
 
 PROFILES: dict[str, dict] = {
     # Quick: batch 64 so that 1,800 images still give ~30 optimiser steps.
-    "quick": {"sweeps": ["lr", "depth"], "lr_values": [0.003, 0.03], "depth_values": [1, 3], "n_train": 2000,
-              "n_test": 1000, "epochs": 1, "batch_size": 64, "n_seeds": 2},
-    "full": {"n_train": 0, "n_test": 0, "n_seeds": 3, "epochs": 3, "epochs_values": [1, 2, 3, 5, 8],
-             "lr_values": [0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3], "width_values": [4, 8, 16, 32, 64],
-             "batch_size_values": [16, 32, 64, 128, 256, 512, 1024], "kernel_size_values": [3, 5, 7, 9]},
-}  # fmt: skip
+    "quick": {
+        "sweeps": ["lr", "depth"],
+        "lr_values": [0.003, 0.03],
+        "depth_values": [1, 3],
+        "n_train": 2000,
+        "n_test": 1000,
+        "epochs": 1,
+        "batch_size": 64,
+        "n_seeds": 2,
+    },
+    "full": {
+        "n_train": 0,
+        "n_test": 0,
+        "n_seeds": 3,
+        "epochs": 3,
+        "epochs_values": [1, 2, 3, 5, 8],
+        "lr_values": [0.0003, 0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3],
+        "width_values": [4, 8, 16, 32, 64],
+        "batch_size_values": [16, 32, 64, 128, 256, 512, 1024],
+        "kernel_size_values": [3, 5, 7, 9],
+    },
+}
 
 
 # =============================================================================================
@@ -130,8 +179,20 @@ class Point:
 
 def base_point(cfg: Config) -> tuple[str, dict, dict]:
     """The base network and training overrides every sweep starts from."""
-    net_params = dict(_NET_PARAMS, n_blocks=cfg.n_blocks, width=cfg.width, kernel_size=cfg.kernel_size, batch_norm=cfg.batch_norm)
-    train = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer, "scheduler": cfg.scheduler}
+    net_params = dict(
+        _NET_PARAMS,
+        n_blocks=cfg.n_blocks,
+        width=cfg.width,
+        kernel_size=cfg.kernel_size,
+        batch_norm=cfg.batch_norm,
+    )
+    train = {
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "scheduler": cfg.scheduler,
+    }
     return _NET, net_params, train
 
 
@@ -174,35 +235,84 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     points = list(dict.fromkeys(sweep_point(cfg, s, v) for s in sweeps for v in sweep_values(cfg, s)))
     t0 = time.perf_counter()
     # The recipe's own settings are the task's base point, carried by every point: TrainConfig() defaults beneath.
-    sw = cnn_sweep(ctx.dataset, points=[settings_of(p) for p in points], recipe=(_NET, {}, TrainConfig()), seeds=cfg.n_seeds,
-                   n_train=cfg.n_train, n_test=cfg.n_test, seed=ctx.seed, n_jobs=ctx.n_jobs, device=ctx.device,
-                   progress=ctx.progress, backend=ctx.backend, threads_per_job=cfg.threads_per_job, cache_dir=ctx.points_dir)
+    sw = cnn_sweep(
+        ctx.dataset,
+        points=[settings_of(p) for p in points],
+        recipe=(_NET, {}, TrainConfig()),
+        seeds=cfg.n_seeds,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        seed=ctx.seed,
+        n_jobs=ctx.n_jobs,
+        device=ctx.device,
+        progress=ctx.progress,
+        backend=ctx.backend,
+        threads_per_job=cfg.threads_per_job,
+        cache_dir=ctx.points_dir,
+    )
     wall = time.perf_counter() - t0
     result = TaskResult(title=TITLE, summary=P.summary(cfg, part.n_train, part.n_test))
     summaries = {}
-    cols = ["value", "test_acc_mean", "test_acc_std", "test_acc_min", "test_acc_max", "params", "train_seconds", "seeds"]
+    cols = [
+        "value",
+        "test_acc_mean",
+        "test_acc_std",
+        "test_acc_min",
+        "test_acc_max",
+        "params",
+        "train_seconds",
+        "seeds",
+    ]
     for sweep in sweeps:
-        rows = sw.compare({_show(v): settings_of(sweep_point(cfg, sweep, v)) for v in sweep_values(cfg, sweep)})
+        rows = sw.compare(
+            {_show(v): settings_of(sweep_point(cfg, sweep, v)) for v in sweep_values(cfg, sweep)}
+        )
         summaries[sweep] = rows
-        result.tables.append(Table(f"sweep_{sweep}", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
-                                   P.table_caption(sweep, cfg.n_seeds), cols))
+        result.tables.append(
+            Table(
+                f"sweep_{sweep}",
+                [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+                P.table_caption(sweep, cfg.n_seeds),
+                cols,
+            )
+        )
         log_base = (10 if sweep == "lr" else 2) if sweep in LOG_AXIS else None
-        add_figure(result.figures, plot_values(rows, LABELS[sweep], log_base), ctx.out_dir, f"sweep_{sweep}", P.figure_caption(sweep))
+        add_figure(
+            result.figures,
+            plot_values(rows, LABELS[sweep], log_base),
+            ctx.out_dir,
+            f"sweep_{sweep}",
+            P.figure_caption(sweep),
+        )
         result.findings.append(sweep_finding(sweep, rows))
     # Every distinct architecture (training-setting sweeps share one parameter count; all sweeps if no architectural one ran).
     arch = [s for s in sweeps if s in ARCH_SWEEPS] or sweeps
-    prow = sw.architectures([(f"{s}={_show(v)}", settings_of(sweep_point(cfg, s, v))) for s in arch for v in sweep_values(cfg, s)])
-    result.tables.append(Table("params_vs_accuracy", prow, P.PARAMS_TABLE, ["config", "net", "params", "test_acc_mean"]))
+    prow = sw.architectures(
+        [(f"{s}={_show(v)}", settings_of(sweep_point(cfg, s, v))) for s in arch for v in sweep_values(cfg, s)]
+    )
+    result.tables.append(
+        Table("params_vs_accuracy", prow, P.PARAMS_TABLE, ["config", "net", "params", "test_acc_mean"])
+    )
     add_figure(result.figures, plot_params(prow), ctx.out_dir, "params_vs_accuracy", P.PARAMS_FIGURE)
-    rho = rank_correlation([r["params"] for r in prow], [r["test_acc_mean"] for r in prow]) if len(prow) >= 3 else None
+    rho = (
+        rank_correlation([r["params"] for r in prow], [r["test_acc_mean"] for r in prow])
+        if len(prow) >= 3
+        else None
+    )
     result.findings.append(P.params_finding(prow, rho))
     cpu = sum(r["cpu_seconds"] for r in sw.rows)
     result.notes += part.notes + P.notes(cfg, len(points), len(sw.rows), cpu, wall)
     base_point = sweep_point(cfg, "lr", cfg.lr)  # the base point itself
     base = sw.runs_of(settings_of(base_point)) if base_point in points else None
-    result.metrics = {"runs": len(sw.rows), "distinct_configs": len(points), "cpu_seconds": round(cpu, 1),
-                      "best": {s: max(summaries[s], key=lambda r: r["test_acc_mean"])["value"] for s in sweeps},
-                      "base_test_acc": None if base is None else round(sum(r["test_acc"] for r in base) / len(base) * 100, 3)}
+    result.metrics = {
+        "runs": len(sw.rows),
+        "distinct_configs": len(points),
+        "cpu_seconds": round(cpu, 1),
+        "best": {s: max(summaries[s], key=lambda r: r["test_acc_mean"])["value"] for s in sweeps},
+        "base_test_acc": None
+        if base is None
+        else round(sum(r["test_acc"] for r in base) / len(base) * 100, 3),
+    }
     result.headline = result.findings[0] if result.findings else ""
     return result
 

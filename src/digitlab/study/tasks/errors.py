@@ -35,6 +35,7 @@ REQUIRES = ("classify", "embed")
 # overconfident ones are left out on purpose)
 DEFAULT_TEST_MODELS = ["cnn", "numpy_mlp", "random_forest", "extra_trees", "hgb", "knn", "logreg"]
 
+
 @dataclass
 class Config:
     """Settings of the errors task; defaults are the standard profile."""
@@ -42,30 +43,46 @@ class Config:
     map_method: str = "umap"  # 2-D map of the test images: pca, tsne or umap
     map_points: int = 5000  # test images on the map (0 = all): the hard images (up to 10 %), then a stratified sample of the rest
     pca_dims: int = 50  # principal components of pixels/255 (fitted on the training images) for the map, class centres and k-NN
-    hard_fraction: float = 0.5  # an image is hard when at least this share of the models gets it wrong (0 < value <= 1)
+    hard_fraction: float = (
+        0.5  # an image is hard when at least this share of the models gets it wrong (0 < value <= 1)
+    )
     gallery_size: int = 24  # images in each gallery
     top_intersections: int = 15  # bars of the UpSet plot
-    list_per_model: int = 5  # most confident mistakes listed per model in the report (every mistake is in misclassified.csv)
+    list_per_model: int = (
+        5  # most confident mistakes listed per model in the report (every mistake is in misclassified.csv)
+    )
     n_train: int = 20000  # training images scanned for label issues (stratified subset; 0 = all)
     # k-NN is the default: with 1 % planted flips in 3,000 / 10,000 MNIST training images it put 57 % / 66 % planted
     # flips among its first candidates against 50 % / 63 % for logistic regression, in 3 s against 68-96 s (busy 2 cores)
-    cv_model: str = "knn"  # fast model for out-of-fold probabilities: knn or logreg, both on the PCA components
+    cv_model: str = (
+        "knn"  # fast model for out-of-fold probabilities: knn or logreg, both on the PCA components
+    )
     cv_folds: int = 5  # folds of the cross-validation
     cv_k: int = 10  # neighbours of the k-NN model (distance-weighted)
     # classify models whose probabilities are averaged for the test set; [] = the cv_model fitted on the training images
-    test_models: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_MODELS))  # names of classify models
-    planted_fraction: float = 0.01  # share of training labels flipped on purpose to measure the detector (0 = skip)
+    test_models: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TEST_MODELS)
+    )  # names of classify models
+    planted_fraction: float = (
+        0.01  # share of training labels flipped on purpose to measure the detector (0 = skip)
+    )
     top_candidates: int = 20  # label candidates shown (flagged first, then the lowest self-confidence)
-    reference_per_class: int = 500  # correctly classified test images per class measured for the trait comparison (0 = all)
+    reference_per_class: int = (
+        500  # correctly classified test images per class measured for the trait comparison (0 = all)
+    )
 
     def validate(self) -> None:
         def bad(key: str, fix: str) -> ConfigError:
             return ConfigError(f"config key errors.{key}: {getattr(self, key)!r} is out of range; {fix}")
 
         if self.map_method not in E.METHODS:
-            raise ConfigError(f"config key errors.map_method: {self.map_method!r} unknown; choose from {', '.join(E.METHODS)}")
+            raise ConfigError(
+                f"config key errors.map_method: {self.map_method!r} unknown; choose from {', '.join(E.METHODS)}"
+            )
         if self.cv_model not in CV_MODELS:
-            raise ConfigError(f"config key errors.cv_model: {self.cv_model!r} unknown; choose from {', '.join(CV_MODELS)}")
+            raise ConfigError(
+                f"config key errors.cv_model: {self.cv_model!r} unknown; choose from {', '.join(CV_MODELS)}"
+            )
         if self.test_models:
             check_models(self.test_models, "errors.test_models")
         for key in ("map_points", "n_train", "reference_per_class"):
@@ -89,7 +106,13 @@ class Config:
 # quick: ~20 s on MNIST on 2 cores (UMAP of 1,500 points after embed compiled numba; k-NN label scan of
 # 5,000 training images twice, once with planted flips); see the closing note of issue 8.
 PROFILES = {
-    "quick": {"map_points": 1500, "n_train": 5000, "gallery_size": 16, "top_intersections": 12, "reference_per_class": 200},
+    "quick": {
+        "map_points": 1500,
+        "n_train": 5000,
+        "gallery_size": 16,
+        "top_intersections": 12,
+        "reference_per_class": 200,
+    },
     "full": {"map_points": 0, "n_train": 0, "map_method": "tsne"},
 }
 
@@ -105,17 +128,38 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     ds, classes = ctx.dataset, list(ctx.dataset.classes)
     preds = load_predictions(ctx.upstream("classify").file("predictions.npz"))
     images = ds.x_test[preds["test_index"]]
-    ea = error_analysis(preds["y_true"], preds["pred"], preds["proba"], images=images, classes=classes,
-                        index=preds["test_index"], hard_fraction=cfg.hard_fraction,
-                        strokes=bool(ds.meta.get("ink_on_blank", False)) and ds.channels == 1,
-                        reference_per_class=cfg.reference_per_class, train=ds, n_train=cfg.n_train, pca_dims=cfg.pca_dims,
-                        cv_model=cfg.cv_model, cv_folds=cfg.cv_folds, cv_k=cfg.cv_k, test_models=cfg.test_models,
-                        planted_fraction=cfg.planted_fraction, top_candidates=cfg.top_candidates,
-                        map_method=cfg.map_method, map_size=cfg.map_points, seed=ctx.seed, n_jobs=ctx.n_jobs,
-                        progress=ctx.progress)
+    ea = error_analysis(
+        preds["y_true"],
+        preds["pred"],
+        preds["proba"],
+        images=images,
+        classes=classes,
+        index=preds["test_index"],
+        hard_fraction=cfg.hard_fraction,
+        strokes=bool(ds.meta.get("ink_on_blank", False)) and ds.channels == 1,
+        reference_per_class=cfg.reference_per_class,
+        train=ds,
+        n_train=cfg.n_train,
+        pca_dims=cfg.pca_dims,
+        cv_model=cfg.cv_model,
+        cv_folds=cfg.cv_folds,
+        cv_k=cfg.cv_k,
+        test_models=cfg.test_models,
+        planted_fraction=cfg.planted_fraction,
+        top_candidates=cfg.top_candidates,
+        map_method=cfg.map_method,
+        map_size=cfg.map_points,
+        seed=ctx.seed,
+        n_jobs=ctx.n_jobs,
+        progress=ctx.progress,
+    )
     # The map for the report's explorer: rows of classify's test order, 2-D positions, the images themselves.
-    np.savez_compressed(ctx.out_dir / "error_map.npz", pos=ea.map_pos, xy=np.asarray(ea.map_xy, np.float32),
-                        images=np.asarray(images[ea.map_pos], np.uint8))
+    np.savez_compressed(
+        ctx.out_dir / "error_map.npz",
+        pos=ea.map_pos,
+        xy=np.asarray(ea.map_xy, np.float32),
+        images=np.asarray(images[ea.map_pos], np.uint8),
+    )
     _write_csvs(ctx, ea)
     t0 = time.perf_counter()
     figures = _figures(ctx, cfg, ea)
@@ -123,10 +167,16 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     cv = P.cv_words(cfg.cv_model, cfg.cv_k, cfg.pca_dims)
     found = P.findings(ea, cv, cfg.planted_fraction)
     notes = [n for n in (clamp_note("training images", cfg.n_train, len(ds.y_train)),) if n]
-    return TaskResult(title=TITLE, summary=P.summary(ea, ds.name), headline=found[0], findings=found,
-                      tables=_tables(cfg, ea), figures=figures,
-                      notes=notes + P.notes(ea, cfg.map_method, cfg.pca_dims, cfg.cv_folds, cv),
-                      metrics=_metrics(ea, seconds))
+    return TaskResult(
+        title=TITLE,
+        summary=P.summary(ea, ds.name),
+        headline=found[0],
+        findings=found,
+        tables=_tables(cfg, ea),
+        figures=figures,
+        notes=notes + P.notes(ea, cfg.map_method, cfg.pca_dims, cfg.cv_folds, cv),
+        metrics=_metrics(ea, seconds),
+    )
 
 
 def _write_csvs(ctx: TaskContext, ea) -> None:
@@ -137,8 +187,15 @@ def _write_csvs(ctx: TaskContext, ea) -> None:
         w.writerow(["model", "index", "true", "predicted", "confidence"])
         for n in ea.models:
             for r in ea.mistake_rows[n]:
-                w.writerow([n, r["index"], classes[r["true"]], classes[r["predicted"]],
-                            "" if r["confidence"] is None else f"{r['confidence']:.4f}"])
+                w.writerow(
+                    [
+                        n,
+                        r["index"],
+                        classes[r["true"]],
+                        classes[r["predicted"]],
+                        "" if r["confidence"] is None else f"{r['confidence']:.4f}",
+                    ]
+                )
     for part in ("test", "train"):
         with open(ctx.out_dir / f"label_issues_{part}.csv", "w", newline="") as f:
             w = csv.writer(f)
@@ -153,38 +210,94 @@ def _r(x: Any, nd: int = 3) -> Any:
 
 def _tables(cfg: Config, ea) -> list[Table]:
     names, classes, y, lab = ea.models, ea.classes, ea.y, ea.label
-    model_rows = sorted(({"model": words(n), "errors": int(r["errors"]), "error %": _r(r["error_pct"], 2),
-                          "only this model": int(r["only_this_model"]), "hard images among them": int(r["hard_among_them"]),
-                          "confidence on mistakes": _r(r["confidence_on_mistakes"]),
-                          "confidence when right": _r(r["confidence_when_right"])} for n, r in ea.per_model.iterrows()),
-                        key=lambda r: r["errors"])
-    mistakes = [{"model": words(n), "index": r["index"], "true": classes[r["true"]], "predicted": classes[r["predicted"]],
-                 "confidence": _r(r["confidence"])} for n in names for r in ea.mistake_rows[n][:cfg.list_per_model]]
+    model_rows = sorted(
+        (
+            {
+                "model": words(n),
+                "errors": int(r["errors"]),
+                "error %": _r(r["error_pct"], 2),
+                "only this model": int(r["only_this_model"]),
+                "hard images among them": int(r["hard_among_them"]),
+                "confidence on mistakes": _r(r["confidence_on_mistakes"]),
+                "confidence when right": _r(r["confidence_when_right"]),
+            }
+            for n, r in ea.per_model.iterrows()
+        ),
+        key=lambda r: r["errors"],
+    )
+    mistakes = [
+        {
+            "model": words(n),
+            "index": r["index"],
+            "true": classes[r["true"]],
+            "predicted": classes[r["predicted"]],
+            "confidence": _r(r["confidence"]),
+        }
+        for n in names
+        for r in ea.mistake_rows[n][: cfg.list_per_model]
+    ]
     jac = ea.jaccard.to_numpy()
-    jac_rows = [{"model": words(a), **{words(b): _r(jac[i, j], 2) for j, b in enumerate(names)}} for i, a in enumerate(names)]
-    inter_rows = [{"models": ", ".join(words(n) for n in r["models"]), "number of models": r["degree"], "images": r["size"]}
-                  for r in ea.inter[:cfg.top_intersections]]
-    hard_rows = [{"index": int(ea.index[i]), "given": classes[y[i]], "models wrong": int(ea.wrong[i]),
-                  "votes": vote_text(ea.predictions, i, classes),
-                  **{P.TRAIT_COLUMNS[t]: _r(v[i]) for t, v in ea.trait_values.items()}}
-                 for i in ea.hard_positions[:cfg.gallery_size]]
-    trait_rows = [{"trait": P.TRAIT_COLUMNS[r["trait"]], "hard images": r["n_hard"], "hard mean": _r(r["hard_mean"]),
-                   "same-class correct mean": _r(r["reference_mean"]), "mean z": _r(r["mean_z"], 2),
-                   "mean |z|": _r(r["mean_abs_z"], 2), "mean |z| of the correct": _r(r["reference_abs_z"], 2),
-                   "mean percentile": _r(r["mean_percentile"], 1)} for r in ea.comparison]
+    jac_rows = [
+        {"model": words(a), **{words(b): _r(jac[i, j], 2) for j, b in enumerate(names)}}
+        for i, a in enumerate(names)
+    ]
+    inter_rows = [
+        {
+            "models": ", ".join(words(n) for n in r["models"]),
+            "number of models": r["degree"],
+            "images": r["size"],
+        }
+        for r in ea.inter[: cfg.top_intersections]
+    ]
+    hard_rows = [
+        {
+            "index": int(ea.index[i]),
+            "given": classes[y[i]],
+            "models wrong": int(ea.wrong[i]),
+            "votes": vote_text(ea.predictions, i, classes),
+            **{P.TRAIT_COLUMNS[t]: _r(v[i]) for t, v in ea.trait_values.items()},
+        }
+        for i in ea.hard_positions[: cfg.gallery_size]
+    ]
+    trait_rows = [
+        {
+            "trait": P.TRAIT_COLUMNS[r["trait"]],
+            "hard images": r["n_hard"],
+            "hard mean": _r(r["hard_mean"]),
+            "same-class correct mean": _r(r["reference_mean"]),
+            "mean z": _r(r["mean_z"], 2),
+            "mean |z|": _r(r["mean_abs_z"], 2),
+            "mean |z| of the correct": _r(r["reference_abs_z"], 2),
+            "mean percentile": _r(r["mean_percentile"], 1),
+        }
+        for r in ea.comparison
+    ]
     cands = {}
     for part in ("test", "train"):
         cands[part] = []
-        for k, r in enumerate(lab.top[part][:cfg.top_candidates]):
-            row = {"rank": k + 1, "index": r["index"], "given": classes[r["given"]], "suggested": classes[r["suggested"]],
-                   "self-confidence": _r(r["score"], 4), "flagged": "yes" if r["flagged"] else "no"}
+        for k, r in enumerate(lab.top[part][: cfg.top_candidates]):
+            row = {
+                "rank": k + 1,
+                "index": r["index"],
+                "given": classes[r["given"]],
+                "suggested": classes[r["suggested"]],
+                "self-confidence": _r(r["score"], 4),
+                "flagged": "yes" if r["flagged"] else "no",
+            }
             if part == "test":
                 row["models predicting the suggestion"] = r["models_suggesting"]
             cands[part].append(row)
     cap = P.table_captions(ea, cfg.list_per_model, cfg.top_candidates)
-    rows = {"models": model_rows, "confident_mistakes": mistakes, "jaccard": jac_rows, "intersections": inter_rows,
-            "hard_images": hard_rows, "traits": trait_rows, "label_issues_test": cands["test"],
-            "label_issues_train": cands["train"]}
+    rows = {
+        "models": model_rows,
+        "confident_mistakes": mistakes,
+        "jaccard": jac_rows,
+        "intersections": inter_rows,
+        "hard_images": hard_rows,
+        "traits": trait_rows,
+        "label_issues_test": cands["test"],
+        "label_issues_train": cands["train"],
+    }
     return [Table(name, rows[name], cap[name]) for name in rows]
 
 
@@ -193,17 +306,22 @@ def _figures(ctx: TaskContext, cfg: Config, ea) -> list:
     labels = {n: words(n) for n in ea.models}
     add_figure(figs, ea.plot_error_map(labels), out, "error_map", P.map_caption(ea, cfg.map_method))
     add_figure(figs, ea.plot_jaccard(labels=labels), out, "jaccard", P.JACCARD_CAPTION)
-    k = len(ea.inter[:cfg.top_intersections])
+    k = len(ea.inter[: cfg.top_intersections])
     if k:
         add_figure(figs, ea.plot_upset(cfg.top_intersections, labels), out, "upset", P.upset_caption(k))
-    k = len(ea.hard_positions[:cfg.gallery_size])
+    k = len(ea.hard_positions[: cfg.gallery_size])
     if k:
         add_figure(figs, ea.plot_hard(cfg.gallery_size), out, "hard_gallery", P.hard_caption(ea, k))
     for part in ("test", "train"):
         k = len(ea.label.top[part])
         if k:
-            add_figure(figs, ea.label.plot(cfg.top_candidates, part=part), out, f"label_issues_{part}",
-                       P.label_caption(part, k, cfg.top_candidates))
+            add_figure(
+                figs,
+                ea.label.plot(cfg.top_candidates, part=part),
+                out,
+                f"label_issues_{part}",
+                P.label_caption(part, k, cfg.top_candidates),
+            )
     return figs
 
 
@@ -211,16 +329,31 @@ def _metrics(ea, seconds: dict) -> dict[str, Any]:
     names, m, lab = ea.models, len(ea.models), ea.label
     iu = np.triu_indices(m, 1)
     jac = ea.jaccard.to_numpy()
-    return {"n_test": int(len(ea.y)), "n_train": int(lab.n_train), "models": names,
-            "errors": {n: int(e) for n, e in zip(names, ea.errors.sum(1))},
-            "missed_by_any": int((ea.wrong > 0).sum()), "missed_by_all": int((ea.wrong == m).sum()),
-            "n_hard": int(len(ea.hard_positions)), "hard_min_models": ea.hard_min,
-            "jaccard_median": round(float(np.median(jac[iu])), 4) if m > 1 else None,
-            "jaccard": {f"{a}|{b}": round(float(jac[i, j]), 4) for i, j in zip(*iu) for a, b in [(names[i], names[j])]},
-            "label_issues_test": len(lab.flagged["test"]), "label_issues_train": len(lab.flagged["train"]),
-            "label_issues_test_top": [r["index"] for r in lab.top["test"]],
-            "test_proba_models": lab.test_models, "cv_oof_accuracy": round(lab.oof_accuracy, 4),
-            "planted": lab.planted, "map_points": int(len(ea.map_pos)), "map_seconds": round(ea.map_seconds, 2),
-            "step_seconds": seconds,
-            "files": {"label_issues_test": "label_issues_test.csv", "label_issues_train": "label_issues_train.csv",
-                      "misclassified": "misclassified.csv"}}
+    return {
+        "n_test": int(len(ea.y)),
+        "n_train": int(lab.n_train),
+        "models": names,
+        "errors": {n: int(e) for n, e in zip(names, ea.errors.sum(1))},
+        "missed_by_any": int((ea.wrong > 0).sum()),
+        "missed_by_all": int((ea.wrong == m).sum()),
+        "n_hard": int(len(ea.hard_positions)),
+        "hard_min_models": ea.hard_min,
+        "jaccard_median": round(float(np.median(jac[iu])), 4) if m > 1 else None,
+        "jaccard": {
+            f"{a}|{b}": round(float(jac[i, j]), 4) for i, j in zip(*iu) for a, b in [(names[i], names[j])]
+        },
+        "label_issues_test": len(lab.flagged["test"]),
+        "label_issues_train": len(lab.flagged["train"]),
+        "label_issues_test_top": [r["index"] for r in lab.top["test"]],
+        "test_proba_models": lab.test_models,
+        "cv_oof_accuracy": round(lab.oof_accuracy, 4),
+        "planted": lab.planted,
+        "map_points": int(len(ea.map_pos)),
+        "map_seconds": round(ea.map_seconds, 2),
+        "step_seconds": seconds,
+        "files": {
+            "label_issues_test": "label_issues_test.csv",
+            "label_issues_train": "label_issues_train.csv",
+            "misclassified": "misclassified.csv",
+        },
+    }

@@ -27,8 +27,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiments.regularisation import (LOGREG_PENALTIES, NET_WORDS, PENALTY_NETS, PLACE_WORDS, PLACES, REMEDY_WORDS,
-                                                 RUNG_WORDS, RUNGS, Regularisation, best_on_val, regularisation)
+from digitlab.experiments.regularisation import (
+    LOGREG_PENALTIES,
+    NET_WORDS,
+    PENALTY_NETS,
+    PLACE_WORDS,
+    PLACES,
+    REMEDY_WORDS,
+    RUNG_WORDS,
+    RUNGS,
+    Regularisation,
+    best_on_val,
+    regularisation,
+)
 from digitlab.study.common import add_figure, split
 from digitlab.study.prose import overfit as P
 from digitlab.study.task import Table, TaskContext, TaskResult
@@ -47,7 +58,9 @@ class Config:
     """Settings of the over-fitting study; defaults are the standard profile."""
 
     n_train: int = 2000  # training images (stratified subset of the official training set)
-    n_val: int = 1000  # validation images, drawn from the other official training images (choose settings here)
+    n_val: int = (
+        1000  # validation images, drawn from the other official training images (choose settings here)
+    )
     n_test: int = 0  # test images (stratified subset; 0 = the whole official test set)
     n_seeds: int = 1  # seeds per point (weights, batches, the train/validation draw)
     # -- the training budget of every network (AdamW, one-cycle, weight_decay 0)
@@ -58,15 +71,23 @@ class Config:
     # -- the networks
     cnn_blocks: int = 3  # conv blocks of the small CNN (each: conv 3x3, ReLU, 2x2 max-pool)
     cnn_width: int = 16  # channels of the first block (doubling per block)
-    cnn_hidden: int = 128  # units of the dense hidden layer in the CNN's head (dropout "in the head" acts on it)
+    cnn_hidden: int = (
+        128  # units of the dense hidden layer in the CNN's head (dropout "in the head" acts on it)
+    )
     cnn_batch_norm: bool = False  # off: with BatchNorm a kernel's scale does not matter, so L1/L2 on it only changes the step size
     deeper_cnn_convs: int = 2  # convs per block of the ladder's deeper CNN (the small CNN has 1)
-    mlp_hidden: list[int] = field(default_factory=lambda: [256])  # the one-hidden-layer MLP (penalties and ladder)
+    mlp_hidden: list[int] = field(
+        default_factory=lambda: [256]
+    )  # the one-hidden-layer MLP (penalties and ladder)
     deep_mlp_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])  # the ladder's deep MLP
     # -- penalties (0, the unregularised point, is always included)
     penalty_nets: list[str] = field(default_factory=lambda: ["cnn", "mlp"])  # networks of the L1/L2 study
-    l2_values: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # L2 strengths (coefficient of sum w^2)
-    l1_values: list[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3])  # L1 strengths (coefficient of sum |w|)
+    l2_values: list[float] = field(
+        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1]
+    )  # L2 strengths (coefficient of sum w^2)
+    l1_values: list[float] = field(
+        default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3]
+    )  # L1 strengths (coefficient of sum |w|)
     # -- logistic regression (scikit-learn; strength = 1/C; a no-penalty fit is the strength-0 point)
     logreg_C: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # inverse strengths
     logreg_penalties: list[str] = field(default_factory=lambda: ["l1", "l2"])  # l1 (saga) and/or l2 (lbfgs)
@@ -77,16 +98,31 @@ class Config:
     # -- complexity ladder and remedies
     ladder: list[str] = field(default_factory=lambda: list(RUNGS))  # rungs, simplest first
     augment: str = "shift"  # augmentation of the remedies ("shift", "affine", or one of digitlab.augment's)
-    patience: int = 3  # epochs without validation improvement at which patience-based early stopping would stop
-    threads_per_job: int = 1  # torch/BLAS threads per training job (1: two threads on a busy 2-core box mostly wait)
+    patience: int = (
+        3  # epochs without validation improvement at which patience-based early stopping would stop
+    )
+    threads_per_job: int = (
+        1  # torch/BLAS threads per training job (1: two threads on a busy 2-core box mostly wait)
+    )
 
     def validate(self) -> None:
         """Raise a one-line :class:`ConfigError` on a bad value."""
+
         def bad(key: str, problem: str, fix: str) -> ConfigError:
             return ConfigError(f"config key overfit.{key}: {problem}; {fix}")
 
-        for key in ("n_train", "n_val", "n_seeds", "epochs", "batch_size", "cnn_blocks", "cnn_width", "deeper_cnn_convs",
-                    "logreg_max_iter", "patience"):  # fmt: skip
+        for key in (
+            "n_train",
+            "n_val",
+            "n_seeds",
+            "epochs",
+            "batch_size",
+            "cnn_blocks",
+            "cnn_width",
+            "deeper_cnn_convs",
+            "logreg_max_iter",
+            "patience",
+        ):
             if getattr(self, key) < 1:
                 raise bad(key, f"{getattr(self, key)} must be at least 1", "e.g. the default")
         for key in ("n_test", "min_steps", "cnn_hidden", "threads_per_job"):
@@ -102,14 +138,26 @@ class Config:
         for key in ("l2_values", "l1_values", "logreg_C"):
             vals = getattr(self, key)
             if not vals or any(not v > 0 for v in vals):
-                raise bad(key, f"{vals} must be a non-empty list of positive numbers", "e.g. [1e-4, 1e-3]; 0 is always added")
-        for key, allowed in (("penalty_nets", PENALTY_NETS), ("logreg_penalties", LOGREG_PENALTIES),
-                             ("dropout_places", PLACES), ("ladder", RUNGS)):  # fmt: skip
+                raise bad(
+                    key,
+                    f"{vals} must be a non-empty list of positive numbers",
+                    "e.g. [1e-4, 1e-3]; 0 is always added",
+                )
+        for key, allowed in (
+            ("penalty_nets", PENALTY_NETS),
+            ("logreg_penalties", LOGREG_PENALTIES),
+            ("dropout_places", PLACES),
+            ("ladder", RUNGS),
+        ):
             vals = getattr(self, key)
             if not vals or any(v not in allowed for v in vals):
                 raise bad(key, f"{vals} has unknown or no entries", f"use some of {list(allowed)}")
         if not self.dropout_rates or any(not 0.0 < r < 1.0 for r in self.dropout_rates):
-            raise bad("dropout_rates", f"{self.dropout_rates} must be rates in (0, 1)", "e.g. [0.25, 0.5, 0.7]; 0 is always added")
+            raise bad(
+                "dropout_rates",
+                f"{self.dropout_rates} must be rates in (0, 1)",
+                "e.g. [0.25, 0.5, 0.7]; 0 is always added",
+            )
         from digitlab.train import resolve_augment
 
         try:
@@ -120,23 +168,66 @@ class Config:
 
 PROFILES: dict[str, dict] = {
     # Quick: 500 training images, a narrower CNN, one strength / rate per sweep (still every part).
-    "quick": {"n_train": 500, "n_val": 250, "n_test": 1000, "epochs": 10, "min_steps": 100, "batch_size": 64, "cnn_width": 8,
-              "cnn_hidden": 64, "mlp_hidden": [128], "deep_mlp_hidden": [128, 128, 128], "l2_values": [1e-2], "l1_values": [1e-4],
-              "logreg_C": [1.0], "logreg_max_iter": 30, "dropout_rates": [0.5]},
-    "full": {"n_seeds": 3, "epochs": 30, "l2_values": [1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
-             "l1_values": [1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3], "logreg_C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
-             "logreg_max_iter": 200, "dropout_rates": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]},
-}  # fmt: skip
+    "quick": {
+        "n_train": 500,
+        "n_val": 250,
+        "n_test": 1000,
+        "epochs": 10,
+        "min_steps": 100,
+        "batch_size": 64,
+        "cnn_width": 8,
+        "cnn_hidden": 64,
+        "mlp_hidden": [128],
+        "deep_mlp_hidden": [128, 128, 128],
+        "l2_values": [1e-2],
+        "l1_values": [1e-4],
+        "logreg_C": [1.0],
+        "logreg_max_iter": 30,
+        "dropout_rates": [0.5],
+    },
+    "full": {
+        "n_seeds": 3,
+        "epochs": 30,
+        "l2_values": [1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+        "l1_values": [1e-7, 1e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+        "logreg_C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
+        "logreg_max_iter": 200,
+        "dropout_rates": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+    },
+}
 
 
 # =============================================================================================
 # Task entry point: the experiment's result -> tables, figures, sentences
 # =============================================================================================
 
-EXPERIMENT_KEYS = ("n_train", "n_val", "n_seeds", "epochs", "min_steps", "batch_size", "lr", "cnn_blocks", "cnn_width", "cnn_hidden",
-                   "cnn_batch_norm", "deeper_cnn_convs", "mlp_hidden", "deep_mlp_hidden", "penalty_nets", "l2_values", "l1_values",
-                   "logreg_C", "logreg_penalties", "logreg_max_iter", "dropout_rates", "dropout_places", "ladder", "augment",
-                   "threads_per_job")  # fmt: skip
+EXPERIMENT_KEYS = (
+    "n_train",
+    "n_val",
+    "n_seeds",
+    "epochs",
+    "min_steps",
+    "batch_size",
+    "lr",
+    "cnn_blocks",
+    "cnn_width",
+    "cnn_hidden",
+    "cnn_batch_norm",
+    "deeper_cnn_convs",
+    "mlp_hidden",
+    "deep_mlp_hidden",
+    "penalty_nets",
+    "l2_values",
+    "l1_values",
+    "logreg_C",
+    "logreg_penalties",
+    "logreg_max_iter",
+    "dropout_rates",
+    "dropout_places",
+    "ladder",
+    "augment",
+    "threads_per_job",
+)
 
 
 def _row(label: dict, m: dict, extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -153,9 +244,17 @@ def _row(label: dict, m: dict, extra: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def curve_rows(history: list[dict]) -> list[dict]:
     """Per-epoch rows of a training history, accuracies in %."""
-    return [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 4), "train_acc": round(100 * h["train_acc"], 2),
-             "val_loss": round(h["val_loss"], 4), "val_acc": round(100 * h["val_acc"], 2), "lr": float(f"{h['lr']:.3g}")}
-            for h in history]  # fmt: skip
+    return [
+        {
+            "epoch": h["epoch"],
+            "train_loss": round(h["train_loss"], 4),
+            "train_acc": round(100 * h["train_acc"], 2),
+            "val_loss": round(h["val_loss"], 4),
+            "val_acc": round(100 * h["val_acc"], 2),
+            "lr": float(f"{h['lr']:.3g}"),
+        }
+        for h in history
+    ]
 
 
 def run(ctx: TaskContext, cfg: Config) -> TaskResult:
@@ -165,14 +264,28 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     # task's cache key (this config section, seed, device, data fingerprint, code) + the point + seed + a hash of
     # the arrays, validation fraction, classes and device.
     res: Regularisation = regularisation(
-        (part.x_train, part.y_train, part.x_test, part.y_test), **{k: getattr(cfg, k) for k in EXPERIMENT_KEYS}, n_test=0,
-        seed=ctx.seed, n_jobs=ctx.n_jobs, backend=ctx.backend, device=ctx.device, progress=ctx.progress, cache_dir=ctx.points_dir)
+        (part.x_train, part.y_train, part.x_test, part.y_test),
+        **{k: getattr(cfg, k) for k in EXPERIMENT_KEYS},
+        n_test=0,
+        seed=ctx.seed,
+        n_jobs=ctx.n_jobs,
+        backend=ctx.backend,
+        device=ctx.device,
+        progress=ctx.progress,
+        cache_dir=ctx.points_dir,
+    )
     result = TaskResult(title=TITLE)
     figs, n_train = result.figures, res.n_train
 
     res_pen = res.penalty_results()
-    pen_rows = [_row({"net": NET_WORDS[r["net"]], "penalty": r["penalty"].upper(), "strength": r["strength"]}, r,
-                     ("l2_sum", "l1_sum", "small_frac", "params")) for r in res.penalties.to_dict("records")]  # fmt: skip
+    pen_rows = [
+        _row(
+            {"net": NET_WORDS[r["net"]], "penalty": r["penalty"].upper(), "strength": r["strength"]},
+            r,
+            ("l2_sum", "l1_sum", "small_frac", "params"),
+        )
+        for r in res.penalties.to_dict("records")
+    ]
     for name, by_kind in res_pen.items():
         for kind, r in by_kind.items():
             result.findings += P.penalty_findings(name, kind, r)
@@ -184,15 +297,31 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
     lr_res, none = res.logreg_results()
     result.findings += P.logreg_findings(lr_res, none)
     add_figure(figs, res.plot_logreg(), ctx.out_dir, "logreg", P.CAPTIONS["logreg"])
-    result.tables.append(Table("logreg", [_row({"penalty": r["penalty"].upper(), "C": r["C"] if r["penalty"] != "none" else "∞"}, r,
-                                               ("nonzero_frac", "n_iter")) for r in res.logreg.to_dict("records")],
-                               P.TABLE_CAPTIONS["logreg"]))  # fmt: skip
+    result.tables.append(
+        Table(
+            "logreg",
+            [
+                _row(
+                    {"penalty": r["penalty"].upper(), "C": r["C"] if r["penalty"] != "none" else "∞"},
+                    r,
+                    ("nonzero_frac", "n_iter"),
+                )
+                for r in res.logreg.to_dict("records")
+            ],
+            P.TABLE_CAPTIONS["logreg"],
+        )
+    )
 
     res_drop = res.dropout_results()
     result.findings += P.dropout_findings(res_drop)
     add_figure(figs, res.plot_dropout(), ctx.out_dir, "dropout", P.CAPTIONS["dropout"])
-    result.tables.append(Table("dropout", [_row({"placement": PLACE_WORDS[pl], "rate": r}, v) for (pl, r), v in res_drop.items()],
-                               P.TABLE_CAPTIONS["dropout"]))
+    result.tables.append(
+        Table(
+            "dropout",
+            [_row({"placement": PLACE_WORDS[pl], "rate": r}, v) for (pl, r), v in res_drop.items()],
+            P.TABLE_CAPTIONS["dropout"],
+        )
+    )
 
     res_lad = res.ladder_results()
     lad_rows = [_row({"model": RUNG_WORDS[r], "params": int(v["params"])}, v) for r, v in res_lad.items()]
@@ -202,36 +331,81 @@ def run(ctx: TaskContext, cfg: Config) -> TaskResult:
 
     rem_rows = []
     for v in res.remedies.to_dict("records"):
-        row = _row({"remedy": REMEDY_WORDS[v["remedy"]], "setting": P.remedy_setting(v["remedy"], res.l2_best, res.dropout_best,
-                                                                                     cfg.augment)}, v)  # fmt: skip
-        row.update(d_test=round(100 * v["d_test"], 2), d_gap=round(100 * v["d_gap"], 2), n_train=n_train,
-                   epochs=round(v["epochs_run"], 1), steps=round(v["steps"]))
+        row = _row(
+            {
+                "remedy": REMEDY_WORDS[v["remedy"]],
+                "setting": P.remedy_setting(v["remedy"], res.l2_best, res.dropout_best, cfg.augment),
+            },
+            v,
+        )
+        row.update(
+            d_test=round(100 * v["d_test"], 2),
+            d_gap=round(100 * v["d_gap"], 2),
+            n_train=n_train,
+            epochs=round(v["epochs_run"], 1),
+            steps=round(v["steps"]),
+        )
         rem_rows.append(row)
     history = res.history()
     rem_text, result.headline = P.remedies_findings(rem_rows)
     result.headline += P.ladder_headline(res_lad)
     result.findings += rem_text + [P.curve_finding(history, res.kept, cfg.patience)]
     add_figure(figs, res.plot_remedies(), ctx.out_dir, "remedies", P.CAPTIONS["remedies"])
-    result.tables.append(Table("remedies", rem_rows, P.TABLE_CAPTIONS["remedies"],
-                               ["remedy", "setting", "train_acc", "val_acc", "test_acc", "test_loss", "gap", "d_test", "d_gap",
-                                "epochs", "steps"]))  # fmt: skip
-    result.tables.append(Table("curves", curve_rows(history), P.TABLE_CAPTIONS["curves"],
-                               ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]))
+    result.tables.append(
+        Table(
+            "remedies",
+            rem_rows,
+            P.TABLE_CAPTIONS["remedies"],
+            [
+                "remedy",
+                "setting",
+                "train_acc",
+                "val_acc",
+                "test_acc",
+                "test_loss",
+                "gap",
+                "d_test",
+                "d_gap",
+                "epochs",
+                "steps",
+            ],
+        )
+    )
+    result.tables.append(
+        Table(
+            "curves",
+            curve_rows(history),
+            P.TABLE_CAPTIONS["curves"],
+            ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"],
+        )
+    )
 
     result.summary = P.summary(n_train, res.n_val, part.n_test, ctx.dataset.name)
     cpu, wall = res.cpu_seconds, res.wall_seconds
     result.notes += part.notes + P.method_notes(cfg, res.steps, res.n_networks, res.n_logreg, cpu, wall)
     d_best = res.dropout_best
     result.metrics = {
-        "n_train": n_train, "n_val": res.n_val, "n_test": part.n_test, "runs": len(res.runs) + res.n_logreg * cfg.n_seeds,
+        "n_train": n_train,
+        "n_val": res.n_val,
+        "n_test": part.n_test,
+        "runs": len(res.runs) + res.n_logreg * cfg.n_seeds,
         "baseline": {k: rem_rows[0][k] for k in ("train_acc", "test_acc", "gap")},
-        "remedies": {r["remedy"]: {"test_acc": r["test_acc"], "gap": r["gap"], "d_test": r["d_test"]} for r in rem_rows},
+        "remedies": {
+            r["remedy"]: {"test_acc": r["test_acc"], "gap": r["gap"], "d_test": r["d_test"]} for r in rem_rows
+        },
         "best_strength": {f"{n}_{k}": best_on_val(r) for n, by in res_pen.items() for k, r in by.items()},
         "best_dropout": {"placement": d_best[0], "rate": d_best[1]},
-        "ladder": {r: {"params": int(v["params"]), "test_acc": round(100 * v["test_acc"], 2), "gap": round(100 * v["gap"], 2)}
-                   for r, v in res_lad.items()},
-        "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
-    }  # fmt: skip
+        "ladder": {
+            r: {
+                "params": int(v["params"]),
+                "test_acc": round(100 * v["test_acc"], 2),
+                "gap": round(100 * v["gap"], 2),
+            }
+            for r, v in res_lad.items()
+        },
+        "cpu_seconds": round(cpu, 1),
+        "wall_seconds": round(wall, 1),
+    }
     return result
 
 
