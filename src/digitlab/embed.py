@@ -476,9 +476,8 @@ def plot_embeddings(
     return fig
 
 
-THUMB_MAX_SIDE = (
-    48  # colour thumbnails are shrunk to at most this many pixels a side (~1.3 kB each in base64)
-)
+# colour thumbnails are shrunk to at most this many pixels a side (~1.3 kB each in base64)
+THUMB_MAX_SIDE = 48
 
 
 def png_thumbnails(images: np.ndarray) -> list[str]:

@@ -45,9 +45,8 @@ REL_THRESHOLDS = (0.10, 0.20, 0.35)  # relative darkness/brightness against the 
 BLOB_THRESHOLD = 0.20  # threshold of the masks whose connected components are counted
 LBP_MARGIN = 4  # grey levels a neighbour must exceed the centre by to count as brighter
 MASK_THRESHOLD = 12  # a pixel whose brightest channel exceeds this (0-255) belongs to the fundus
-MASK_RADIUS = (
-    0.94  # ... and lies within this fraction of the inscribed circle's radius (Graham's grey border too)
-)
+# ... and lies within this fraction of the inscribed circle's radius (Graham's grey border too)
+MASK_RADIUS = 0.94
 
 
 def feature_names() -> list[str]:

@@ -38,9 +38,8 @@ MIN_CONTRAST = 24  # grey levels between background and ink below which an image
 MODEL_TASKS = ("classify",)  # tasks whose saved models predict looks at first (then any results/*/models)
 
 
-MAX_MODEL_SIDE = (
-    4096  # a saved model's declared image side above this is refused before anything is allocated
-)
+# a saved model's declared image side above this is refused before anything is allocated
+MAX_MODEL_SIDE = 4096
 
 
 class PredictError(DigitlabError):

@@ -62,9 +62,8 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-PRECISION_ENV = (
-    "DIGITLAB_PRECISION"  # "fp32" or "bf16": what "auto" means in this process and the workers it starts
-)
+# "fp32" or "bf16": what "auto" means in this process and the workers it starts
+PRECISION_ENV = "DIGITLAB_PRECISION"
 
 
 def resolve_precision(precision: str, device: str) -> str:

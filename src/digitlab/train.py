@@ -77,23 +77,19 @@ class TrainConfig:
     """
 
     epochs: int = 2  # passes over the training split
-    min_steps: int = (
-        0  # optimiser-step budget: more epochs when epochs x steps-per-epoch falls short (0 = off)
-    )
+    # optimiser-step budget: more epochs when epochs x steps-per-epoch falls short (0 = off)
+    min_steps: int = 0
     batch_size: int = 256  # images per optimiser step
     lr: float = 0.02  # base learning rate (one-cycle: the peak)
     optimizer: str = "adamw"  # "sgd" | "momentum" (SGD with momentum) | "adam" | "adamw"
     momentum: float = 0.9  # for "momentum" (and SGD-based one-cycle cycling)
     nesterov: bool = False  # Nesterov momentum for "momentum"
-    weight_decay: float = (
-        5e-4  # the optimiser's decay: coupled L2 in sgd/momentum/adam, DECOUPLED decay in adamw
-    )
-    l1: float = (
-        0.0  # coefficient of the L1 penalty l1 * sum |w| over weight matrices/kernels, added to the loss
-    )
-    l2: float = (
-        0.0  # coefficient of the L2 penalty l2 * sum w^2 over weight matrices/kernels, added to the loss
-    )
+    # the optimiser's decay: coupled L2 in sgd/momentum/adam, DECOUPLED decay in adamw
+    weight_decay: float = 5e-4
+    # coefficient of the L1 penalty l1 * sum |w| over weight matrices/kernels, added to the loss
+    l1: float = 0.0
+    # coefficient of the L2 penalty l2 * sum w^2 over weight matrices/kernels, added to the loss
+    l2: float = 0.0
     scheduler: str = "onecycle"  # one of SCHEDULERS; onecycle and cosine step per batch, the others per epoch
     step_size: int = 1  # "step": epochs between decays
     gamma: float = 0.5  # "step"/"multistep"/"exponential": decay factor; "plateau": factor

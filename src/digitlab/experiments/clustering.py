@@ -53,9 +53,8 @@ MERGES = (
     "flatten",
 )  # gap: mean over the map of each channel -> (n, C); flatten: every unit -> (n, C*H*W)
 MERGE_LABELS = {"gap": "global average pooling", "flatten": "flattened"}
-HDBSCAN_BRUTE_MAX_POINTS = (
-    10_000  # HDBSCAN: all pairwise distances (n^2 floats: 0.8 GB at 10,000) above 16 dims up to this size
-)
+# HDBSCAN: all pairwise distances (n^2 floats: 0.8 GB at 10,000) above 16 dims up to this size
+HDBSCAN_BRUTE_MAX_POINTS = 10_000
 GMM_FULL_MAX_DIMS = 10  # "auto" covariance: full up to this many dimensions (the 2-D maps), diagonal above (PCA-50 full: 16x slower, worse ARI on MNIST)
 
 

@@ -36,9 +36,8 @@ from digitlab.experiments.base import StudyResult
 from digitlab.plots import fit_width, single
 
 CV_MODELS = ("knn", "logreg")  # fast models for out-of-fold probabilities (see out_of_fold_proba)
-MAP_HARD_SHARE = (
-    0.1  # at most this share of a subsampled map is taken by the hard images (more would bridge the clusters)
-)
+# at most this share of a subsampled map is taken by the hard images (more would bridge the clusters)
+MAP_HARD_SHARE = 0.1
 
 
 # =============================================================================================

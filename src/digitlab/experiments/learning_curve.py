@@ -56,6 +56,22 @@ B_BOUNDS = (
 # =============================================================================================
 
 
+# the columns of one trained (model, size, seed) run, as the runs table and growth.csv list them
+RUN_COLUMNS = (
+    "model",
+    "n_train",
+    "seed",
+    "source",
+    "accuracy",
+    "fit_s",
+    "predict_s",
+    "epochs",
+    "steps",
+    "iterations",
+    "wall_seconds",
+)
+
+
 def power_law(n: np.ndarray | float, a: float, b: float, c: float, n_ref: float = 1000.0) -> np.ndarray:
     """``a * (n / n_ref) ** -b + c``, element-wise."""
     return a * (np.asarray(n, dtype=float) / n_ref) ** -b + c
@@ -1245,19 +1261,7 @@ def learning_curve(
 
     growth, fit_rows = _growth_rows(rows, summary), _fit_rows(fits, adequate, available)
     milestone_rows = _milestone_rows(rows, d.y_test, table_sizes, list(d.classes), d.n_classes)
-    keys = [
-        "model",
-        "n_train",
-        "seed",
-        "source",
-        "accuracy",
-        "fit_s",
-        "predict_s",
-        "epochs",
-        "steps",
-        "iterations",
-        "wall_seconds",
-    ]
+    keys = list(RUN_COLUMNS)
     runs = pd.DataFrame(
         [
             {

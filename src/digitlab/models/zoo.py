@@ -54,9 +54,8 @@ class ZooSettings:
     svm_pca: int = 50  # PCA components in front of the RBF SVM (0 = raw pixels)
     mlp_epochs: int = 15  # epochs of the NumPy MLP
     cnn_recipe: str = "strong"  # "fast", "strong" or "wide" (digitlab.train's recipes)
-    cnn_augment: str = (
-        ""  # the CNN's training augmentation ("" = the recipe's; "shift+hflip" adds mirror images)
-    )
+    # the CNN's training augmentation ("" = the recipe's; "shift+hflip" adds mirror images)
+    cnn_augment: str = ""
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
 
@@ -82,31 +81,23 @@ class ModelSpec:
 
     name: str  # identifier in configs, tables and file names ("random_forest")
     words: str  # short name in words for prose, table cells and headings ("random forest")
-    description: (
-        str | Callable[[dict], str]
-    )  # long: one line for tables, a template filled with the settings, or values -> str
-    build: Callable[
-        ..., Any
-    ]  # build(random_state, n_jobs, **params) -> unfitted estimator; a network also gets device=
-    family: str = (
-        "other"  # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural", ...
-    )
+    # long: one line for tables, a template filled with the settings, or values -> str
+    description: str | Callable[[dict], str]
+    # build(random_state, n_jobs, **params) -> unfitted estimator; a network also gets device=
+    build: Callable[..., Any]
+    # "linear", "kernel", "neighbours", "tree", "ensemble", "probabilistic", "neural", ...
+    family: str = "other"
     params: Mapping[str, Any] = field(default_factory=dict)  # default parameters passed to build
-    settings: Callable[[ZooSettings], dict] = (
-        _no_settings  # the ZooSettings that apply: settings -> build parameters
-    )
+    settings: Callable[[ZooSettings], dict] = _no_settings  # the ZooSettings that apply -> build parameters
     studies: tuple[str, ...] = STUDIES  # the studies whose default model lists include it
     network: bool = False  # a torch network (trained on the device; listed after the classic models)
     words_zh: str = ""  # the short name in Chinese (the report's --lang zh); "" = the English words
-    in_prose: bool = (
-        True  # replace the identifier inside sentences (False where it is an ordinary word, e.g. "tree")
-    )
-    defaults: Callable[[], dict] | None = (
-        None  # the builder's settings for the description (None: its keyword defaults)
-    )
-    train_cap: Callable[[ZooSettings], int] = lambda s: (
-        0
-    )  # fit on a stratified subset of at most this many images (0 = all)
+    # replace the identifier inside sentences (False where it is an ordinary word, e.g. "tree")
+    in_prose: bool = True
+    # the builder's settings for the description (None: its defaults)
+    defaults: Callable[[], dict] | None = None
+    # fit on a stratified subset of at most this many images (0 = all)
+    train_cap: Callable[[ZooSettings], int] = lambda s: 0
 
     def values(self, **params: Any) -> dict[str, Any]:
         """The builder's settings with ``params`` applied (what the description is filled with)."""

@@ -58,13 +58,11 @@ class StudyConfig:
     name: str = ""  # run name; defaults to "<dataset>-<profile>"
     dataset: str = "mnist"  # a registry name: mnist, fashion-mnist, digits
     data_dir: str = ""  # folder with the dataset's files (for datasets not bundled)
-    image_size: int = (
-        0  # image-folder datasets (ddr, folder): side in pixels after resizing (0 = the dataset's default)
-    )
+    # image-folder datasets (ddr, folder): side in pixels after resizing (0 = the dataset's default)
+    image_size: int = 0
     graham: bool = False  # ddr: Graham's local-average colour subtraction
-    skip_bad_files: bool = (
-        False  # image-folder datasets: skip (log and count) unreadable images instead of stopping
-    )
+    # image-folder datasets: skip (log and count) unreadable images instead of stopping
+    skip_bad_files: bool = False
     profile: str = "standard"  # quick | standard | full
     seed: int = 0  # every task derives its randomness from this
     tasks: list[str] = field(default_factory=lambda: list(TASK_ORDER))
@@ -73,12 +71,10 @@ class StudyConfig:
     n_jobs: int = (
         -1
     )  # parallel jobs (joblib / scikit-learn); -1 = all cores (the default), -2 = all but one, 1 = serial
-    backend: str = (
-        "loky"  # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
-    )
-    scheduler: str = (
-        ""  # dask: scheduler address (tcp://host:8786), ray: cluster address (auto); "" = a local cluster
-    )
+    # joblib backend of the experiment engine: loky | threading | multiprocessing | dask | ray
+    backend: str = "loky"
+    # dask: scheduler address (tcp://host:8786), ray: cluster address (auto); "" = a local cluster
+    scheduler: str = ""
     output_dir: str = "runs"  # run folders land in <output_dir>/<timestamp>-<name>/
     cache_dir: str = ".digitlab-cache"  # content-addressed task results
     use_cache: bool = True

@@ -43,9 +43,8 @@ class Config:
     n_test_corrupt: int = 1000  # stratified test subset for the corruption suite (0 = all)
     train_p: float = 0.5  # probability that a training image is augmented (the same for every augmentation)
     net: str = "cnn"  # network family (digitlab.models.nets)
-    width: int = (
-        8  # channels of the first block ("cnn"/"resnet"): a small, fast net (~97.5% after 2 epochs on 10k)
-    )
+    # channels of the first block ("cnn"/"resnet"): a small, fast net (~97.5% after 2 epochs on 10k)
+    width: int = 8
     n_blocks: int = 3  # conv blocks ("cnn" only)
     epochs: int = 2  # passes over the training subset per run
     batch_size: int = 128  # images per step
@@ -53,12 +52,10 @@ class Config:
     n_seeds: int = 2  # training seeds per augmentation (study seed, +1, ...)
     max_seconds: float = 0.0  # wall-time cap per training run (0 = none)
     shift_n: int = 1000  # images per distribution-shift measurement (half clean, half augmented)
-    embed_n: int = (
-        200  # images in the shared-embedding figure (each shown clean and under every augmentation)
-    )
-    embed_method: str = (
-        "tsne"  # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
-    )
+    # images in the shared-embedding figure (each shown clean and under every augmentation)
+    embed_n: int = 200
+    # "pca" | "tsne" | "umap": the shared 2-D embedding (t-SNE: ~15 s for 3,600 points)
+    embed_method: str = "tsne"
     gallery_n: int = 8  # images per gallery row
 
     def validate(self) -> None:

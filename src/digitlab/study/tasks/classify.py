@@ -50,9 +50,8 @@ class Config:
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     hgb_pca: int = 50  # PCA components in front of boosting (0 = raw pixels: ~40x slower)
     mlp_epochs: int = 15  # epochs of the NumPy MLP (learning rate halves every 5)
-    cnn_recipe: str = (
-        "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
-    )
+    # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    cnn_recipe: str = "strong"
     cnn_augment: str = ""  # the CNN's training augmentation: "" = the recipe's; catalogue names joined by "+", e.g. "shift+hflip"
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)

@@ -41,17 +41,14 @@ class Config:
         default_factory=lambda: ["pixels", "pca", "umap"]
     )  # pixels, pca (PCA to pca_dims), umap, tsne (embed's 2-D maps)
     n_points: int = 5000  # images clustered: a stratified subset of the embed task's points; 0 = all of them
-    pca_dims: int = (
-        50  # dimensions of the "pca" space (and of the layer features before clustering, see layer_pca_dims)
-    )
+    # dimensions of the "pca" space (and of the layer features before clustering, see layer_pca_dims)
+    pca_dims: int = 50
     n_clusters: int = 0  # clusters asked of every method but HDBSCAN; 0 = the number of classes
-    kmeans_n_init: int = (
-        4  # k-means restarts, the best kept (the Gaussian mixture starts once, from k-means++ centres)
-    )
+    # k-means restarts, the best kept (the Gaussian mixture starts once, from k-means++ centres)
+    kmeans_n_init: int = 4
     gmm_covariance: str = "auto"  # Gaussian mixture covariance: auto (full on 2-D maps, diagonal above 10 dims), full, diag, tied, spherical
-    hdbscan_min_cluster_size: int = (
-        0  # HDBSCAN's smallest cluster in points; 0 = n / (4 x clusters), a quarter of an average class
-    )
+    # HDBSCAN's smallest cluster in points; 0 = n / (4 x clusters), a quarter of an average class
+    hdbscan_min_cluster_size: int = 0
     hdbscan_min_samples: int = 0  # HDBSCAN's density neighbourhood in points; 0 = 10 (larger = more noise)
     spectral_neighbors: int = 15  # spectral clustering: neighbours in the k-NN affinity graph
     draw_on: str = "umap"  # the embed map the cluster assignments are drawn on (umap, tsne or pca)
@@ -61,17 +58,15 @@ class Config:
     n_train: int = 10000  # training images of the CNN (stratified subset; 0 = all)
     n_test: int = 4000  # test images whose layer activations are clustered and probed (0 = all)
     epochs: int = 2  # training epochs (the fast recipe's 2)
-    min_steps: int = (
-        200  # optimiser-step budget: more epochs on small training sets (the fast recipe's 200; 0 = off)
-    )
+    # optimiser-step budget: more epochs on small training sets (the fast recipe's 200; 0 = off)
+    min_steps: int = 200
     merge: list[str] = field(
         default_factory=lambda: ["gap", "flatten"]
     )  # how a block's channels become a vector: gap = global average pooling (C values), flatten = every unit (C*H*W)
     layer_methods: list[str] = field(default_factory=lambda: ["kmeans", "ward"])  # methods run on each layer
     layer_pca_dims: int = 50  # layer features are projected on this many principal components before clustering (0 = cluster them as they are)
-    probe_test_fraction: float = (
-        0.5  # share of the n_test images the linear probe is scored on (it is fitted on the rest)
-    )
+    # share of the n_test images the linear probe is scored on (it is fitted on the rest)
+    probe_test_fraction: float = 0.5
     probe_c: float = 1.0  # inverse L2 strength of the probe's logistic regression
     probe_max_iter: int = 100  # lbfgs iterations of the probe (capped: the same cap for every layer)
     feature_map_channels: int = 4  # channels drawn per network in each block's feature-map figure

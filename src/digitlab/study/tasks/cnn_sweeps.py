@@ -62,9 +62,8 @@ class Config:
     sweeps: list[str] = field(default_factory=lambda: list(SWEEPS))  # which sweeps to run, in order
     n_train: int = 10_000  # training images (stratified subset; 0 = all)
     n_test: int = 0  # test images scored (stratified subset; 0 = all)
-    n_seeds: int = (
-        3  # seeds per point (the spread in the error bars); standard: 3 since bf16 training left the time
-    )
+    # seeds per point (the spread in the error bars); standard: 3 since bf16 training left the time
+    n_seeds: int = 3
     # The base point (defaults: the fast recipe), changed one setting at a time by the sweeps.
     epochs: int = 2
     batch_size: int = _CFG.batch_size

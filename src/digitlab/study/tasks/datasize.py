@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiments.learning_curve import FIT_COLUMNS, first_look, learning_curve, planned_cnn_budget
+from digitlab.experiments.learning_curve import (
+    FIT_COLUMNS,
+    RUN_COLUMNS,
+    first_look,
+    learning_curve,
+    planned_cnn_budget,
+)
 from digitlab.models.zoo import CNN, ZooSettings, check_models, describe_model, model_names, recipe
 from digitlab.study.common import add_figure, split
 from digitlab.study.prose import datasize as P
@@ -67,30 +73,26 @@ class Config:
     sizes: list[int] = field(
         default_factory=lambda: [1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 0]
     )  # training images; 0 = all
-    log_sizes: int = (
-        0  # > 0: that many log-spaced sizes from the smallest to the largest of `sizes`, instead of the list
-    )
+    # > 0: that many log-spaced sizes from the smallest to the largest of `sizes`, instead of the list
+    log_sizes: int = 0
     n_test: int = 0  # test images of the growth (stratified subset); 0 = the full official test set
     n_seeds: int = 3  # seeds per size (subset and model randomness) for models not in slow_models
     slow_models: list[str] = field(
         default_factory=lambda: ["rbf_svm", "cnn"]
     )  # models trained with slow_n_seeds seeds
-    slow_n_seeds: int = (
-        2  # seeds per size of the slow models (2: the CNN and RBF SVM curves get a spread too)
-    )
+    # seeds per size of the slow models (2: the CNN and RBF SVM curves get a spread too)
+    slow_n_seeds: int = 2
     full_n_seeds: int = 1  # seeds on the whole training set (only the model's own randomness varies there; seed 0 = classify's run)
     table_sizes: list[int] = field(
         default_factory=lambda: [1000, 10000, 0]
     )  # sizes of the milestone table; 0 = all
-    min_gain: float = (
-        0.001  # adequate size: where gain_per more images buy less than this accuracy (0.001 = 0.1 points)
-    )
+    # adequate size: where gain_per more images buy less than this accuracy (0.001 = 0.1 points)
+    min_gain: float = 0.001
     gain_per: int = 1000  # images the gain is counted per
     n_draws: int = 2000  # parameter draws (from the fit's covariance) for the adequate size's 95 % interval
     reuse_classify: bool = True  # read points classify already trained instead of retraining them
-    threads_per_job: int = (
-        1  # BLAS/torch threads per job (0 = cores / jobs); 1: parallelism comes from jobs (study.n_jobs)
-    )
+    # BLAS/torch threads per job (0 = cores / jobs); 1: parallelism comes from jobs (study.n_jobs)
+    threads_per_job: int = 1
     # -- model settings: the same names and defaults as classify's (so its runs can be reused)
     svm_n_train: int = 0  # cap on the RBF SVM's training images; 0 = no cap
     svm_search_size: int = 4000  # images per C/gamma candidate in the SVM's validation search
@@ -101,15 +103,13 @@ class Config:
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping usually stops sooner)
     hgb_pca: int = 50  # PCA components in front of boosting (0 = raw pixels)
     mlp_epochs: int = 15  # epochs of the NumPy MLP
-    cnn_recipe: str = (
-        "strong"  # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
-    )
+    # "strong" (digitlab.train.STRONG_RECIPE), "fast" (FAST_RECIPE) or "wide" (WIDE_RECIPE)
+    cnn_recipe: str = "strong"
     cnn_augment: str = ""  # the CNN's training augmentation: "" = the recipe's; catalogue names joined by "+", e.g. "shift+hflip"
     cnn_epochs: int = 0  # override the recipe's epochs (0 = keep)
     cnn_max_seconds: float = 0.0  # wall-time cap of CNN training (0 = none)
-    cnn_min_steps: int = (
-        0  # CNN optimiser-step budget (more epochs on small sets); 0 = the recipe's own (200)
-    )
+    # CNN optimiser-step budget (more epochs on small sets); 0 = the recipe's own (200)
+    cnn_min_steps: int = 0
 
     def validate(self) -> None:
         def bad(key: str, problem: str, fix: str) -> ConfigError:
@@ -317,19 +317,7 @@ def grow(ctx: TaskContext, cfg: Config, sizes: list[int], reused: dict):
 
 def save_rows(rows: list[dict], classes: list[str], out_dir) -> str:
     """Write ``growth.csv``: one row per trained (model, size, seed) with accuracy, times, budget, recall per class."""
-    keys = [
-        "model",
-        "n_train",
-        "seed",
-        "source",
-        "accuracy",
-        "fit_s",
-        "predict_s",
-        "epochs",
-        "steps",
-        "iterations",
-        "wall_seconds",
-    ]
+    keys = list(RUN_COLUMNS)
     with open(out_dir / "growth.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(keys + [f"recall_{c}" for c in classes])

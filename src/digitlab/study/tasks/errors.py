@@ -43,33 +43,28 @@ class Config:
     map_method: str = "umap"  # 2-D map of the test images: pca, tsne or umap
     map_points: int = 5000  # test images on the map (0 = all): the hard images (up to 10 %), then a stratified sample of the rest
     pca_dims: int = 50  # principal components of pixels/255 (fitted on the training images) for the map, class centres and k-NN
-    hard_fraction: float = (
-        0.5  # an image is hard when at least this share of the models gets it wrong (0 < value <= 1)
-    )
+    # an image is hard when at least this share of the models gets it wrong (0 < value <= 1)
+    hard_fraction: float = 0.5
     gallery_size: int = 24  # images in each gallery
     top_intersections: int = 15  # bars of the UpSet plot
-    list_per_model: int = (
-        5  # most confident mistakes listed per model in the report (every mistake is in misclassified.csv)
-    )
+    # most confident mistakes listed per model in the report (every mistake is in misclassified.csv)
+    list_per_model: int = 5
     n_train: int = 20000  # training images scanned for label issues (stratified subset; 0 = all)
     # k-NN is the default: with 1 % planted flips in 3,000 / 10,000 MNIST training images it put 57 % / 66 % planted
     # flips among its first candidates against 50 % / 63 % for logistic regression, in 3 s against 68-96 s (busy 2 cores)
-    cv_model: str = (
-        "knn"  # fast model for out-of-fold probabilities: knn or logreg, both on the PCA components
-    )
+    # fast model for out-of-fold probabilities: knn or logreg, both on the PCA components
+    cv_model: str = "knn"
     cv_folds: int = 5  # folds of the cross-validation
     cv_k: int = 10  # neighbours of the k-NN model (distance-weighted)
     # classify models whose probabilities are averaged for the test set; [] = the cv_model fitted on the training images
     test_models: list[str] = field(
         default_factory=lambda: list(DEFAULT_TEST_MODELS)
     )  # names of classify models
-    planted_fraction: float = (
-        0.01  # share of training labels flipped on purpose to measure the detector (0 = skip)
-    )
+    # share of training labels flipped on purpose to measure the detector (0 = skip)
+    planted_fraction: float = 0.01
     top_candidates: int = 20  # label candidates shown (flagged first, then the lowest self-confidence)
-    reference_per_class: int = (
-        500  # correctly classified test images per class measured for the trait comparison (0 = all)
-    )
+    # correctly classified test images per class measured for the trait comparison (0 = all)
+    reference_per_class: int = 500
 
     def validate(self) -> None:
         def bad(key: str, fix: str) -> ConfigError:

@@ -25,13 +25,11 @@ TITLE = "What is in an image: statistical features and which ones tell the class
 
 @dataclass
 class Config:
-    n_train: int = (
-        20000  # training images (stratified subset) for scores, plots and classifier fitting; 0 = all
-    )
+    # training images (stratified subset) for scores, plots and classifier fitting; 0 = all
+    n_train: int = 20000
     n_test: int = 10000  # test images (stratified subset) for classifier accuracy; 0 = all
-    extract_all: bool = (
-        True  # extract (and time) features of every train and test image, not only the subsets
-    )
+    # extract (and time) features of every train and test image, not only the subsets
+    extract_all: bool = True
     threshold: int = 128  # fixed binarisation threshold: a pixel is ink when >= threshold (0-255)
     zoning: int = 4  # zoning grid: zoning x zoning cells of mean intensity
     top_k: int = 8  # features given to the "top-k" classifiers

@@ -65,17 +65,15 @@ class Config:
     inputs: list[str] = field(
         default_factory=lambda: list(INPUTS)
     )  # classic-model inputs: "pixels" (downsampled), "features"
-    pixel_size: int = (
-        32  # side in pixels of the downsampled images the classic models see (x3 colour channels)
-    )
+    # side in pixels of the downsampled images the classic models see (x3 colour channels)
+    pixel_size: int = 32
     n_estimators: int = 200  # trees of the random forest / extra trees
     hgb_max_iter: int = 200  # boosting rounds cap (early stopping)
     nets: list[str] = field(
         default_factory=lambda: list(NET_FAMILIES)
     )  # network families trained (cnn, resnet, convmixer)
-    net_size: int = (
-        0  # side in pixels the networks see (0 = as loaded: the dataset's image_size, 128 by default)
-    )
+    # side in pixels the networks see (0 = as loaded: the dataset's image_size, 128 by default)
+    net_size: int = 0
     width: int = 16  # channels of the first block of the CNN; ResNet gets half, ConvMixer's width is 4x this
     steps: int = 400  # optimiser steps per network (the budget: epochs follow from the training-set size)
     batch_size: int = 32  # images per step
@@ -88,9 +86,8 @@ class Config:
         default_factory=lambda: ["none", "hflip", "rotate_large", "colour_jitter", "elastic"]
     )  # compared on the base CNN ("none" first)
     n_seeds: int = 1  # seeds per network (mean over seeds in the tables)
-    threads: int = (
-        1  # torch/BLAS threads while the networks train (0 = leave torch's setting); see the note below
-    )
+    # torch/BLAS threads while the networks train (0 = leave torch's setting); see the note below
+    threads: int = 1
     compare_run: str = ""  # run folder of an MNIST study whose results/augment/result.json goes beside the fundus results ("" = explain from metadata)
     gallery_n: int = 6  # test images in the augmentation gallery
 

@@ -58,9 +58,8 @@ class Config:
     """Settings of the over-fitting study; defaults are the standard profile."""
 
     n_train: int = 2000  # training images (stratified subset of the official training set)
-    n_val: int = (
-        1000  # validation images, drawn from the other official training images (choose settings here)
-    )
+    # validation images, drawn from the other official training images (choose settings here)
+    n_val: int = 1000
     n_test: int = 0  # test images (stratified subset; 0 = the whole official test set)
     n_seeds: int = 1  # seeds per point (weights, batches, the train/validation draw)
     # -- the training budget of every network (AdamW, one-cycle, weight_decay 0)
@@ -71,9 +70,8 @@ class Config:
     # -- the networks
     cnn_blocks: int = 3  # conv blocks of the small CNN (each: conv 3x3, ReLU, 2x2 max-pool)
     cnn_width: int = 16  # channels of the first block (doubling per block)
-    cnn_hidden: int = (
-        128  # units of the dense hidden layer in the CNN's head (dropout "in the head" acts on it)
-    )
+    # units of the dense hidden layer in the CNN's head (dropout "in the head" acts on it)
+    cnn_hidden: int = 128
     cnn_batch_norm: bool = False  # off: with BatchNorm a kernel's scale does not matter, so L1/L2 on it only changes the step size
     deeper_cnn_convs: int = 2  # convs per block of the ladder's deeper CNN (the small CNN has 1)
     mlp_hidden: list[int] = field(
@@ -98,12 +96,10 @@ class Config:
     # -- complexity ladder and remedies
     ladder: list[str] = field(default_factory=lambda: list(RUNGS))  # rungs, simplest first
     augment: str = "shift"  # augmentation of the remedies ("shift", "affine", or one of digitlab.augment's)
-    patience: int = (
-        3  # epochs without validation improvement at which patience-based early stopping would stop
-    )
-    threads_per_job: int = (
-        1  # torch/BLAS threads per training job (1: two threads on a busy 2-core box mostly wait)
-    )
+    # epochs without validation improvement at which patience-based early stopping would stop
+    patience: int = 3
+    # torch/BLAS threads per training job (1: two threads on a busy 2-core box mostly wait)
+    threads_per_job: int = 1
 
     def validate(self) -> None:
         """Raise a one-line :class:`ConfigError` on a bad value."""
