@@ -314,13 +314,20 @@ def test_from_recipe_overrides_augment_and_merges_net_params():
 # =============================================================================================
 
 
-def test_confusion_figure_is_named_for_its_model(tmp_path):
-    from digitlab.study.tasks.classify import fig_confusion
+def test_confusion_figure_is_named_for_its_model():
+    # the classify task draws the best model's pair of confusion matrices; each panel names its model
+    from sklearn.datasets import load_digits
 
-    cm = np.array([[5, 1], [2, 7]])
-    assert fig_confusion(cm, ["a", "b"], "knn", tmp_path) == "confusion_knn.png"
-    assert fig_confusion(cm, ["a", "b"], "cnn", tmp_path) == "confusion_cnn.png"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_cnn.png", "confusion_knn.png"]
+    from digitlab.experiments import compare_models
+
+    d = load_digits()
+    x, y = (d.images * 15).astype(np.uint8), d.target
+    cmp = compare_models((x[:300], y[:300], x[300:500], y[300:500]), ["gnb", "knn"], n_boot=50)
+    for model in ("gnb", "knn"):
+        fig = cmp.plot_confusion_pair(model)
+        assert [a.get_title().split(":")[0] for a in fig.axes[:2]] == [model, model]
+        plt.close(fig)
+    assert cmp.plot_confusion_pair().axes[0].get_title().startswith(cmp.best)
 
 
 def test_save_and_load_embedding_share_one_order(tmp_path):

@@ -1,14 +1,18 @@
 """The over-fitting study: dropout placement, the MLP family, penalties acting on the weights, the
 validation split shared by curves and scores, config checks, and the task end to end on tiny data."""
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
 
 from digitlab.exceptions import ConfigError
-from digitlab.experiments import regularisation as R
 from digitlab.models.nets import build_net, count_parameters
 from digitlab.study.tasks import overfit as O
+
+# the module (digitlab.experiments.regularisation is also the name of its function, exported by the package)
+R = importlib.import_module("digitlab.experiments.regularisation")
 
 
 def _dropouts(module: nn.Module) -> list[float]:

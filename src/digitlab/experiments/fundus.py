@@ -706,3 +706,12 @@ __all__ = [
     "INPUTS",
     "BALANCE",
 ]
+
+
+def augment_accuracy_changes(result) -> dict[str, float]:
+    """Per training augmentation, its clean-accuracy change against 'none' from an augment task result."""
+    tables = {
+        t["name"] if isinstance(t, dict) else t.name: (t["rows"] if isinstance(t, dict) else t.rows)
+        for t in (result["tables"] if isinstance(result, dict) else result.tables)
+    }
+    return {r["train_augmentation"]: float(r["delta_clean_vs_none"]) for r in tables.get("effectiveness", [])}

@@ -1356,3 +1356,35 @@ __all__ = [
     "LearningCurve",
     "fit_time_exponent",
 ]
+
+
+def reused_run(model: str, n_train: int, seed: int, y_pred: np.ndarray, fit_s: float) -> dict:
+    """A growth run made elsewhere (the classify task's predictions of the same point), as a run row."""
+    return {
+        "model": model,
+        "n_train": n_train,
+        "seed": seed,
+        "y_pred": np.asarray(y_pred).astype(np.int16),
+        "fit_s": fit_s,
+        "predict_s": math.nan,
+        "source": "classify",
+        "epochs": None,
+        "steps": None,
+        "iterations": None,
+        "wall_seconds": 0.0,
+        "cpu_seconds": 0.0,
+    }
+
+
+def write_runs_csv(rows: list[dict], classes: list[str], out_dir) -> str:
+    """Write ``growth.csv``: one row per trained (model, size, seed) with accuracy, times, budget, recall per class."""
+    import csv
+    from pathlib import Path
+
+    keys = list(RUN_COLUMNS)
+    with open(Path(out_dir) / "growth.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys + [f"recall_{c}" for c in classes])
+        for r in rows:
+            w.writerow([r.get(k) for k in keys] + [round(float(v), 5) for v in r["recall"]])
+    return "growth.csv"

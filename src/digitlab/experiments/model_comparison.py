@@ -239,6 +239,23 @@ class ModelComparison(StudyResult):
         fig.tight_layout()
         return fig
 
+    def cnn_budget(self, configured_epochs: int = 0) -> dict | None:
+        """The CNN's training budget as run: epochs, optimiser steps, batch size, and whether a
+        minimum of steps stretched the configured epochs (None without a trained CNN)."""
+        model = getattr(self.runs.get("cnn"), "model", None)
+        tr = getattr(model, "train_result_", None)
+        if tr is None or not getattr(tr, "steps", None):
+            return None
+        min_steps = getattr(model, "min_steps", 0)
+        return {
+            "epochs_run": tr.epochs_run,
+            "steps": tr.steps,
+            "batch_size": model.batch_size,
+            "min_steps": min_steps,
+            "configured_epochs": configured_epochs or tr.epochs_planned,
+            "stretched": bool(min_steps and tr.epochs_run > (configured_epochs or 0) > 0),
+        }
+
     def search_results(self, model: str) -> list[dict]:
         """The validation search's settings and accuracies of ``model`` (empty when it ran none)."""
         return list(getattr(self.runs[model].model, "search_results_", None) or [])
