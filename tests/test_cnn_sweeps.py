@@ -10,6 +10,7 @@ from digitlab.data import stratified_subset
 from digitlab.exceptions import ConfigError
 from digitlab.experiments.cnn_sweep import cnn_sweep
 from digitlab.study.prose.cnn_sweeps import sweep_finding
+from digitlab.study.settings.cnn_sweeps import SWEEPS
 from digitlab.study.task import TaskContext
 from digitlab.study.tasks import cnn_sweeps
 from digitlab.study.tasks.cnn_sweeps import PROFILES, Config, base_point, settings_of, sweep_point
@@ -81,7 +82,7 @@ def test_unknown_sweep_or_value_is_a_config_error():
         replace(Config(), sweeps=["depthh"]).validate()
     with pytest.raises(ConfigError, match="lbfgs"):
         replace(Config(), optimizer_values=["lbfgs"]).validate()
-    assert np.all([s in cnn_sweeps.SWEEPS for s in Config().sweeps])
+    assert np.all([s in SWEEPS for s in Config().sweeps])
 
 
 def test_explicit_points_train_once_and_compare_by_seed(small_ds):

@@ -2,24 +2,14 @@
 
 import json
 
+from test_runner import _cfg as runner_cfg  # the one overview-on-digits study config of the runner tests
+
 from digitlab.study import cache as C
 from digitlab.study import runner
-from digitlab.study.config import resolve
 
 
 def _cfg(tmp_path):
-    return resolve(
-        {
-            "study": {
-                "tasks": ["overview"],
-                "dataset": "digits",
-                "output_dir": str(tmp_path / "runs"),
-                "cache_dir": str(tmp_path / "cache"),
-                "pdf": False,
-                "n_jobs": 1,
-            }
-        }
-    )
+    return runner_cfg(tmp_path, n_jobs=1)
 
 
 def test_every_result_library_is_part_of_the_key(monkeypatch):
